@@ -1,0 +1,1 @@
+"""rl2fpga.quantize."""

@@ -1,0 +1,138 @@
+"""The ``rl2fpga`` command line.
+
+    rl2fpga run [CONFIG | RUN_DIR] [--from STEP] [--to STEP] [--set key=value ...]
+    rl2fpga train [CONFIG] [--set ...]
+    rl2fpga prune|quantize|analyze|hls|rtl|cosim|board|report RUN_DIR [step flags] [--set ...]
+    rl2fpga config            every config key with its default and meaning
+
+Every failure the user can fix prints one line ``error: ...`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rl2fpga import __version__
+from rl2fpga.errors import Rl2fpgaError
+
+# step flags that are shortcuts for config overrides: flag -> (config key, type)
+STEP_FLAGS: dict[str, dict[str, tuple[str, type]]] = {
+    "train": {"--steps": ("train.total_steps", int), "--seed": ("seed", int), "--env": ("env.id", str)},
+    "prune": {"--rounds": ("prune.rounds", int), "--method": ("prune.method", str)},
+    "quantize": {"--bits": ("quantize.weight_bits", int), "--method": ("quantize.method", str)},
+    "analyze": {"--episodes": ("analyze.episodes", int)},
+    "hls": {"--backend": ("hls.backend", str), "--board": ("hls.board", str), "--frames": ("hls.csim_frames", int)},
+    "rtl": {"--lanes": ("rtl.lanes", int)},
+    "cosim": {"--frames": ("cosim.frames", int)},
+    "board": {"--target": ("board.target", str), "--episodes": ("board.episodes", int)},
+    "report": {},
+}
+
+
+def _quiet_tf() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rl2fpga", description="RL policy -> sparse delta-update FPGA firmware, verified bit for bit.")
+    p.add_argument("--version", action="version", version=f"rl2fpga {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run the pipeline (the embedded CartPole default without CONFIG)")
+    r.add_argument("config", nargs="?", help="YAML config, or an existing run directory to resume")
+    r.add_argument("--name", help="run name (default: the config's name)")
+    r.add_argument("--runs-dir", default="runs", help="where run directories go")
+    r.add_argument("--from", dest="start", help="first step to run (earlier ones are kept)")
+    r.add_argument("--to", dest="stop", help="last step to run")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+
+    t = sub.add_parser("train", help="create a run directory and train the agent")
+    t.add_argument("config", nargs="?", help="YAML config (default: the embedded CartPole config)")
+    t.add_argument("--name", help="run name")
+    t.add_argument("--runs-dir", default="runs", help="where run directories go")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    for flag, (key, typ) in STEP_FLAGS["train"].items():
+        t.add_argument(flag, type=typ, dest=key.replace(".", "__"), help=f"sets {key}")
+
+    for step in ("prune", "quantize", "analyze", "hls", "rtl", "cosim", "board", "report"):
+        s = sub.add_parser(step, help=f"run the {step} step on an existing run directory")
+        s.add_argument("run_dir", help="run directory (runs/<name>)")
+        s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        for flag, (key, typ) in STEP_FLAGS[step].items():
+            s.add_argument(flag, type=typ, dest=key.replace(".", "__"), help=f"sets {key}")
+
+    c = sub.add_parser("config", help="print every config key with its default and meaning")
+    c.add_argument("--yaml", action="store_true", help="print the default config as YAML")
+    return p
+
+
+def _flag_overrides(args: argparse.Namespace, step: str) -> list[str]:
+    out = []
+    for _flag, (key, _typ) in STEP_FLAGS.get(step, {}).items():
+        v = getattr(args, key.replace(".", "__"), None)
+        if v is not None:
+            out.append(f"{key}={v}")
+    return out
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _build_parser().parse_args(argv)
+    from rl2fpga.config import apply_overrides, describe, dump_yaml, load_config
+
+    if args.cmd == "config":
+        from rl2fpga.config import RunConfig
+
+        if args.yaml:
+            print(dump_yaml(RunConfig()), end="")
+        else:
+            for key, default, doc in describe():
+                print(f"{key:34s} {default:18s} {doc}")
+        return 0
+
+    _quiet_tf()
+    from rl2fpga.run import Run, run_pipeline
+
+    if args.cmd in ("run", "train"):
+        src = args.config
+        if src is not None and Path(src).is_dir():
+            run = Run.open(src)
+            cfg = apply_overrides(run.config(), args.set)
+            run = Run.create(cfg, path=run.path)
+        else:
+            cfg = load_config(src)
+            sets = list(args.set) + (_flag_overrides(args, "train") if args.cmd == "train" else [])
+            if args.name:
+                sets.append(f"name={args.name}")
+            cfg = apply_overrides(cfg, sets)
+            run = Run.create(cfg, runs_dir=args.runs_dir)
+        if args.cmd == "train":
+            times = run_pipeline(run, cfg, start="train", stop="train")
+        else:
+            times = run_pipeline(run, cfg, start=args.start, stop=args.stop)
+        print(f"run directory: {run.path}  ({sum(times.values()):.1f} s)")
+        return 0
+
+    run = Run.open(args.run_dir)
+    cfg = apply_overrides(run.config(), list(args.set) + _flag_overrides(args, args.cmd))
+    run = Run.create(cfg, path=run.path)
+    run_pipeline(run, cfg, start=args.cmd, stop=args.cmd)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except Rl2fpgaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; finished steps are kept, resume with --from", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

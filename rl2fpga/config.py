@@ -1,0 +1,398 @@
+"""Typed pipeline configuration: dataclasses <-> YAML.
+
+Every field has a docstring (the string literal under it); ``rl2fpga config`` prints them, and
+``--set section.field=value`` overrides any of them on the command line. Unknown keys and values
+of the wrong type are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from rl2fpga.errors import Rl2fpgaError
+
+
+@dataclass
+class DQNConfig:
+    learning_rate: float = 2.3e-3
+    """Adam learning rate."""
+    buffer_size: int = 100_000
+    """Replay capacity in transitions (Atari frames are stored once, as uint8)."""
+    batch_size: int = 64
+    """Minibatch size per gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    learning_starts: int = 1000
+    """Environment steps of random play before learning starts."""
+    train_freq: int = 256
+    """Environment steps between bursts of gradient steps."""
+    gradient_steps: int = 128
+    """Gradient steps per burst."""
+    target_update_interval: int = 256
+    """Environment steps between target-network copies."""
+    exploration_initial_eps: float = 1.0
+    """Epsilon at the start."""
+    exploration_final_eps: float = 0.04
+    """Epsilon after the decay."""
+    exploration_steps: int = 8000
+    """Environment steps over which epsilon decays linearly."""
+    double_dqn: bool = False
+    """Use Double DQN targets (online net picks, target net evaluates)."""
+    huber: bool = True
+    """Huber loss instead of squared error."""
+    max_grad_norm: float = 10.0
+    """Gradient clipping by global norm."""
+    num_envs: int = 1
+    """Parallel environments (Atari uses ale-py's vector env when > 1)."""
+
+
+@dataclass
+class SACConfig:
+    learning_rate: float = 3e-4
+    """Adam learning rate for actor, critics and temperature."""
+    buffer_size: int = 300_000
+    """Replay capacity in transitions."""
+    batch_size: int = 256
+    """Minibatch size."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak averaging rate for the target critics."""
+    learning_starts: int = 5000
+    """Environment steps of uniform random actions before learning starts."""
+    train_freq: int = 1
+    """Environment steps between gradient steps."""
+    gradient_steps: int = 1
+    """Gradient steps per update."""
+    init_alpha: float = 1.0
+    """Initial entropy temperature (learned; target entropy = -action_dim)."""
+    critic_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden widths of each Q network."""
+
+
+@dataclass
+class EnvConfig:
+    id: str = "CartPole-v1"
+    """Gymnasium id: CartPole-v1, Acrobot-v1, LunarLander-v3, Pendulum-v1, ALE/Breakout-v5,
+    Hopper-v5, ..."""
+    max_episode_steps: int | None = None
+    """Override the environment's time limit (None keeps it)."""
+    frame_skip: int = 4
+    """Atari: agent step = this many emulator frames (max-pooled over the last two)."""
+    noop_max: int = 30
+    """Atari: up to this many no-ops at reset."""
+    sticky_actions: float = 0.25
+    """Atari: repeat_action_probability (v5 default 0.25)."""
+
+
+@dataclass
+class TrainConfig:
+    algo: Literal["dqn", "sac"] = "dqn"
+    """dqn for discrete actions, sac for continuous ones."""
+    network: Literal["mlp", "atari", "nature"] = "mlp"
+    """mlp; atari = the 2023 paper's CNN; nature = the Nature DQN CNN."""
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden widths of an MLP policy."""
+    total_steps: int = 50_000
+    """Environment steps of training."""
+    eval_episodes: int = 20
+    """Seeded episodes of greedy / deterministic evaluation."""
+    eval_every: int = 10_000
+    """Environment steps between evaluations during training (0: only at the end)."""
+    early_stop_return: float | None = 500.0
+    """Stop once a periodic evaluation reaches this mean return (None: never)."""
+    checkpoint_every: int = 0
+    """Environment steps between checkpoints (0: only the final model)."""
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+    """DQN hyperparameters."""
+    sac: SACConfig = field(default_factory=SACConfig)
+    """SAC hyperparameters."""
+
+
+@dataclass
+class PruneConfig:
+    method: Literal["imp", "gradual", "none"] = "imp"
+    """imp = iterative magnitude pruning with rewinding; gradual = cubic schedule (tfmot)."""
+    scope: Literal["layer", "global"] = "layer"
+    """Rank weights per layer or over the whole network."""
+    rate: float = 0.2
+    """IMP: fraction of the remaining weights pruned each round."""
+    rounds: int = 10
+    """IMP: rounds M (sparsity 1 - (1-rate)^i)."""
+    rewind: Literal["init", "checkpoint"] = "init"
+    """Rewind to the initial weights or to an early checkpoint."""
+    retrain_steps: int = 30_000
+    """Environment steps of retraining per round (IMP) or in all (gradual)."""
+    final_sparsity: float = 0.9
+    """Gradual: final sparsity s_f of the cubic schedule."""
+    keep_return_fraction: float = 0.95
+    """Select the sparsest level whose return keeps this fraction of the dense agent's."""
+    prune_output_layer: bool = True
+    """Also prune the last (output) layer."""
+
+
+@dataclass
+class QuantizeConfig:
+    method: Literal["qat", "ptq"] = "qat"
+    """qat = quantization-aware fine-tuning (distillation); ptq = post-training."""
+    weight_bits: int = 8
+    """Bits of every weight (signed)."""
+    act_bits: int = 8
+    """Bits of every hidden activation (unsigned after ReLU)."""
+    input_bits: int = 8
+    """Bits of the network input (Atari pixels are p * 2^-8)."""
+    bias_bits: int = 16
+    """Bits of the biases."""
+    output_bits: int = 16
+    """Bits of the Q-values / actor means."""
+    qat_steps: int = 2000
+    """Distillation steps of quantization-aware fine-tuning."""
+    threshold: float = 0.01
+    """Delta threshold T in input units; T_int = floor(T / LSB) with the strict comparison."""
+    delta_episodes: int = 10
+    """Seeded episodes to evaluate the selected level with and without delta updates."""
+
+
+@dataclass
+class AnalyzeConfig:
+    thresholds: list[float] = field(default_factory=lambda: [0.0, 0.001, 0.005, 0.01, 0.05])
+    """Delta thresholds T (input units) swept in the analysis."""
+    episodes: int = 2
+    """Real episodes recorded for the analysis."""
+    max_steps: int = 500
+    """Cap on agent steps per analysed episode."""
+
+
+@dataclass
+class HlsConfig:
+    backend: Literal["Vitis", "Vivado", "VivadoAccelerator"] = "Vitis"
+    """hls4ml backend."""
+    board: str = "pynq-z2"
+    """Board for VivadoAccelerator."""
+    part: str = "xc7z020clg400-1"
+    """FPGA part."""
+    clock_period_ns: float = 10.0
+    """Target clock period."""
+    strategy: Literal["Latency", "Resource"] = "Latency"
+    """hls4ml strategy."""
+    reuse_factor: int | None = None
+    """Reuse factor for every layer (None: chosen per layer size)."""
+    csim_frames: int = 500
+    """Consecutive real frames compared against the golden model in C simulation."""
+    build: bool = True
+    """Run the vendor build when the tool is on PATH."""
+
+
+@dataclass
+class RtlConfig:
+    lanes: int = 4
+    """Parallel MAC lanes of the sparse delta engine."""
+    input_bytes_per_beat: int = 8
+    """Width of the AXI4-Stream input in bytes."""
+    clock_mhz: float = 100.0
+    """Clock used to turn cycles into microseconds."""
+    synth: bool = True
+    """Run yosys synth_xilinx for the resource estimate."""
+
+
+@dataclass
+class CosimConfig:
+    frames: int = 200
+    """Consecutive real frames through the whole-network co-simulation."""
+    backpressure: float = 0.3
+    """Probability of a stall cycle on each stream."""
+
+
+@dataclass
+class BoardConfig:
+    target: Literal["reference", "hls-csim", "emulator", "pynq"] = "emulator"
+    """Back end choosing the actions."""
+    episodes: int = 3
+    """Seeded episodes played in closed loop."""
+    max_steps: int = 500
+    """Cap on steps per episode."""
+
+
+@dataclass
+class RunConfig:
+    name: str = "cartpole"
+    """Run name; the run directory is runs/<name>."""
+    seed: int = 0
+    """Seed for weights, environments and actions."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """Environment."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Training."""
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    """Pruning."""
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    """Quantization and the golden model."""
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    """Significant-multiplication analysis."""
+    hls: HlsConfig = field(default_factory=HlsConfig)
+    """hls4ml back end."""
+    rtl: RtlConfig = field(default_factory=RtlConfig)
+    """Sparse delta engine."""
+    cosim: CosimConfig = field(default_factory=CosimConfig)
+    """Co-simulation."""
+    board: BoardConfig = field(default_factory=BoardConfig)
+    """Closed-loop board run."""
+
+
+# ---------------------------------------------------------------- docs, (de)serialisation
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field docstrings (the string literal after each annotated field) of a dataclass."""
+    try:
+        src = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    body = ast.parse(src).body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for a, b in zip(body, body[1:], strict=False):
+        if (
+            isinstance(a, ast.AnnAssign)
+            and isinstance(a.target, ast.Name)
+            and isinstance(b, ast.Expr)
+            and isinstance(b.value, ast.Constant)
+            and isinstance(b.value.value, str)
+        ):
+            docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
+
+
+def describe(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, doc) for every leaf field."""
+    out: list[tuple[str, str, str]] = []
+    docs = field_docs(cls)
+    inst = cls()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            out.extend(describe(t, key + "."))
+        else:
+            out.append((key, repr(getattr(inst, f.name)), docs.get(f.name, "")))
+    return out
+
+
+def _coerce(value: Any, t: Any, key: str) -> Any:
+    origin = typing.get_origin(t)
+    args = typing.get_args(t)
+    if dataclasses.is_dataclass(t):
+        if not isinstance(value, dict):
+            raise Rl2fpgaError(f"config key '{key}' must be a mapping, got {value!r}")
+        return from_dict(t, value, key + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errs = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except Rl2fpgaError as e:
+                errs.append(str(e))
+        raise Rl2fpgaError(errs[0] if errs else f"config key '{key}': bad value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(map(str, args))
+            raise Rl2fpgaError(f"config key '{key}' must be one of {choices}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise Rl2fpgaError(f"config key '{key}' must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if t is bool:
+        if not isinstance(value, bool):
+            raise Rl2fpgaError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if t is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise Rl2fpgaError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if t is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Rl2fpgaError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if t is str:
+        if not isinstance(value, str):
+            raise Rl2fpgaError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, d: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise Rl2fpgaError(
+            f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in d.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """The embedded default when ``path`` is None, else the YAML file (validated)."""
+    if path is None:
+        return RunConfig()
+    path = Path(path)
+    if path.is_dir() and (path / "config.yaml").exists():
+        path = path / "config.yaml"
+    if not path.exists():
+        raise Rl2fpgaError(f"config file {path} not found; pass an existing YAML file or none for the default")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise Rl2fpgaError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise Rl2fpgaError(f"config file {path} must be a YAML mapping of sections, got {type(data).__name__}")
+    return from_dict(RunConfig, data)
+
+
+def apply_overrides(cfg: RunConfig, sets: list[str]) -> RunConfig:
+    """Apply ``section.field=value`` overrides (values parsed as YAML scalars)."""
+    d = to_dict(cfg)
+    for s in sets:
+        if "=" not in s:
+            raise Rl2fpgaError(f"override '{s}' must look like section.field=value")
+        key, raw = s.split("=", 1)
+        parts = key.strip().split(".")
+        node = d
+        for p in parts[:-1]:
+            if not isinstance(node, dict) or p not in node:
+                raise Rl2fpgaError(f"unknown config key '{key}'; see `rl2fpga config` for the keys")
+            node = node[p]
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise Rl2fpgaError(f"unknown config key '{key}'; see `rl2fpga config` for the keys")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return from_dict(RunConfig, d)
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

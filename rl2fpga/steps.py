@@ -1,0 +1,65 @@
+"""The table of pipeline steps, in order. Each entry names ``module:function``; the module is
+imported only when the step runs, so the CLI starts fast and a step that is not built yet is
+simply absent."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from rl2fpga.errors import Rl2fpgaError
+
+if TYPE_CHECKING:
+    from rl2fpga.config import RunConfig
+    from rl2fpga.run import Run
+
+StepFn = Callable[["Run", "RunConfig"], None]
+
+STEP_ORDER: list[str] = ["train", "prune", "quantize", "analyze", "hls", "rtl", "cosim", "board", "report"]
+
+STEPS: dict[str, str] = {
+    "train": "rl2fpga.train.steps:train_step",
+    "prune": "rl2fpga.quantize.steps:prune_step",
+    "quantize": "rl2fpga.quantize.steps:quantize_step",
+    "analyze": "rl2fpga.quantize.steps:analyze_step",
+    "hls": "rl2fpga.hls.steps:hls_step",
+    "rtl": "rl2fpga.hls.steps:rtl_step",
+    "cosim": "rl2fpga.rtl_tests.steps:cosim_step",
+    "board": "rl2fpga.board.steps:board_step",
+    "report": "rl2fpga.report:report_step",
+}
+
+
+def _resolve(name: str) -> StepFn | None:
+    target = STEPS[name]
+    mod_name, fn_name = target.split(":")
+    try:
+        if importlib.util.find_spec(mod_name) is None:
+            return None
+    except ModuleNotFoundError:
+        return None
+    mod = importlib.import_module(mod_name)
+    return getattr(mod, fn_name, None)
+
+
+def available_steps() -> list[str]:
+    """Steps whose module exists (imported only when the step runs)."""
+    out = []
+    for n in STEP_ORDER:
+        try:
+            if importlib.util.find_spec(STEPS[n].split(":")[0]) is not None:
+                out.append(n)
+        except ModuleNotFoundError:
+            pass
+    return out
+
+
+def get_step(name: str) -> StepFn:
+    if name not in STEPS:
+        raise Rl2fpgaError(f"unknown step '{name}'; steps are: {', '.join(STEP_ORDER)}")
+    fn = _resolve(name)
+    if fn is None:
+        raise Rl2fpgaError(f"step '{name}' is not implemented in this version")
+    return fn

@@ -1,0 +1,1 @@
+"""rl2fpga.rtl_tests."""

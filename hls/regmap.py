@@ -10,6 +10,13 @@ of the network input (h, w, c for images), each element in ``elem_bytes`` bytes 
 packed densely across beats; TLAST on the frame's last beat; unused bytes of the last beat are
 zero. Output stream (32-bit beats): the n_out output integers sign-extended, then the greedy
 action; TLAST on the action beat.
+
+Top-level ports of the engine (``rl2fpga_engine_top``, generated per model), Xilinx naming so
+Vivado infers the interfaces: ``clk``, ``rst_n`` (active-low, synchronous);
+AXI4-Lite slave ``s_axil_{awaddr,awvalid,awready,wdata,wstrb,wvalid,wready,bresp,bvalid,bready,
+araddr,arvalid,arready,rdata,rresp,rvalid,rready}`` (ADDR_WIDTH-bit addresses, 32-bit data);
+AXI4-Stream slave ``s_axis_{tdata,tvalid,tready,tlast}``; AXI4-Stream master
+``m_axis_{tdata,tvalid,tready,tlast}`` (32-bit).
 """
 
 from __future__ import annotations

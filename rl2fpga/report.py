@@ -1,0 +1,357 @@
+"""The last pipeline step: ``summary.json`` (every headline figure) and ``report.html`` (the
+same for people, one self-contained file with embedded plots).
+
+It only reads what the earlier steps wrote (each step's ``summary.json`` and a few data files);
+a step that did not run shows as "not run", never as a made-up number.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl2fpga import GENERATED_HEADER, __version__
+from rl2fpga.config import RunConfig
+from rl2fpga.fsutil import atomic_write_json, atomic_write_text
+from rl2fpga.run import Run
+
+PYNQ_Z2 = {"lut": 53_200, "ff": 106_400, "dsp": 220, "bram36": 140}
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _load(path: Path) -> Any:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def pick(d: Any, *paths: str, default: Any = None) -> Any:
+    """The first dotted path present in ``d`` (e.g. ``pick(s, "rtl.lut", "resources.lut")``)."""
+    for p in paths:
+        node = d
+        ok = True
+        for part in p.split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                ok = False
+                break
+        if ok and node is not None:
+            return node
+    return default
+
+
+def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
+    p = run.path
+    train = _load(p / "train" / "summary.json") or {}
+    levels_raw = _load(p / "prune" / "levels.json")
+    if isinstance(levels_raw, dict):
+        levels_raw = levels_raw.get("levels")
+    quant = _load(p / "quantize" / "summary.json") or {}
+    ana = _load(p / "analyze" / "summary.json") or {}
+    hls = _load(p / "hls" / "summary.json") or {}
+    rtl = _load(p / "rtl" / "summary.json") or {}
+    cos = _load(p / "cosim" / "summary.json") or {}
+    brd = _load(p / "board" / "summary.json") or {}
+
+    levels = []
+    for lv in levels_raw or []:
+        levels.append(
+            {
+                "sparsity": pick(lv, "sparsity"),
+                "eval_return_mean": pick(lv, "eval_return_mean", "return_mean"),
+                **{k: v for k, v in lv.items() if k not in ("sparsity", "eval_return_mean")},
+            }
+        )
+    sel = pick(quant, "selected", default={}) or {}
+    selected = {
+        "sparsity": pick(sel, "sparsity", default=pick(quant, "sparsity")),
+        "weight_bits": pick(sel, "weight_bits", default=pick(quant, "weight_bits")),
+        "threshold_int": pick(sel, "threshold_int", default=pick(quant, "threshold_int")),
+        "eval_return_mean": pick(sel, "eval_return_mean", default=pick(quant, "eval_return_mean")),
+        "eval_return_mean_delta": pick(sel, "eval_return_mean_delta", default=pick(quant, "eval_return_mean_delta")),
+    }
+    comp = pick(quant, "compression", default={}) or {}
+    mult = pick(ana, "multiplications", default={}) or {}
+    summary: dict[str, Any] = {
+        "name": cfg.name,
+        "env": cfg.env.id,
+        "algo": cfg.train.algo,
+        "seed": cfg.seed,
+        "train": {
+            "eval_return_mean": pick(train, "eval_return_mean"),
+            "eval_return_std": pick(train, "eval_return_std"),
+            "steps": pick(train, "steps"),
+        },
+        "levels": levels,
+        "selected": selected,
+        "compression": {
+            "dense_bits": pick(comp, "dense_bits"),
+            "stored_bits": pick(comp, "stored_bits"),
+            "ratio": pick(comp, "ratio"),
+        },
+        "multiplications": {
+            "dense": pick(mult, "dense"),
+            "significant_mean": pick(mult, "significant_mean"),
+            "reduction": pick(mult, "reduction"),
+        },
+        "hls": {
+            "backend": pick(hls, "backend"),
+            "csim_frames": pick(hls, "csim_frames"),
+            "csim_mismatches": pick(hls, "csim_mismatches"),
+        },
+        "rtl": {
+            "lanes": pick(rtl, "lanes", default=pick(cos, "lanes")),
+            "cosim_frames": pick(cos, "cosim_frames", "frames"),
+            "cosim_mismatches": pick(cos, "cosim_mismatches", "mismatches"),
+            "mac_mismatches": pick(cos, "mac_mismatches"),
+            "cycles_median": pick(cos, "cycles_median", "cycles.median"),
+            "cycles_p99": pick(cos, "cycles_p99", "cycles.p99"),
+            "cycles_dense": pick(cos, "cycles_dense", "dense_cycles"),
+            "cycles_bound_median": pick(cos, "cycles_bound_median", "bound_median"),
+            "clock_mhz": pick(cos, "clock_mhz", default=cfg.rtl.clock_mhz),
+            "lut": pick(rtl, "lut", "resources.lut"),
+            "ff": pick(rtl, "ff", "resources.ff"),
+            "dsp": pick(rtl, "dsp", "resources.dsp"),
+            "bram36": pick(rtl, "bram36", "resources.bram36"),
+        },
+        "board": {
+            "target": pick(brd, "target"),
+            "episodes": pick(brd, "episodes"),
+            "action_mismatches": pick(brd, "action_mismatches"),
+            "return_mean": pick(brd, "return_mean"),
+        },
+        "timings_s": {k: v for k, v in run.timings().items() if k != "report"},
+    }
+    return summary
+
+
+# ---------------------------------------------------------------------------- plots
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _fig(w: float = 5.6, h: float = 3.4) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(w, h))
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def plot_reward_vs_sparsity(s: dict[str, Any], ana: dict[str, Any]) -> str | None:
+    lv = [x for x in s["levels"] if x.get("sparsity") is not None and x.get("eval_return_mean") is not None]
+    if not lv:
+        return None
+    fig, ax = _fig()
+    sp = [100 * x["sparsity"] for x in lv]
+    ax.plot(sp, [x["eval_return_mean"] for x in lv], "o-", label="pruned")
+    delta = [(100 * x["sparsity"], x["return_delta"]) for x in pick(ana, "levels", default=[]) or [] if x.get("return_delta") is not None and x.get("sparsity") is not None]
+    if delta:
+        ax.plot(*zip(*delta, strict=True), "s--", label="pruned + delta")
+    dense = s["train"]["eval_return_mean"]
+    if dense is not None:
+        ax.axhline(dense, color="k", lw=1, ls=":", label="dense")
+    sel = s["selected"]
+    if sel.get("sparsity") is not None and sel.get("eval_return_mean_delta") is not None:
+        ax.plot([100 * sel["sparsity"]], [sel["eval_return_mean_delta"]], "r*", ms=14, label="selected (8-bit, delta)")
+    ax.set_xlabel("weight sparsity (%)")
+    ax.set_ylabel("mean return")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def plot_fraction_vs_sparsity(ana: dict[str, Any]) -> str | None:
+    rows = [x for x in pick(ana, "levels", default=[]) or [] if x.get("fraction") is not None]
+    if not rows:
+        return None
+    fig, ax = _fig()
+    ax.plot([100 * x["sparsity"] for x in rows], [x["fraction"] for x in rows], "o-", label="golden integer, delta")
+    if any(x.get("fraction_float") is not None for x in rows):
+        ax.plot([100 * x["sparsity"] for x in rows], [x.get("fraction_float") for x in rows], "s--", label="float DeltaNetwork")
+    ax.set_yscale("log")
+    ax.set_xlabel("weight sparsity (%)")
+    ax.set_ylabel("significant / dense multiplications")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def plot_threshold_sweep(ana: dict[str, Any]) -> str | None:
+    rows = [x for x in pick(ana, "threshold_sweep", default=[]) or [] if x.get("fraction") is not None]
+    if not rows:
+        return None
+    fig, ax = _fig()
+    ts = [x["T"] for x in rows]
+    ax.plot(range(len(ts)), [x["fraction"] for x in rows], "o-", label="significant fraction")
+    ax.set_xticks(range(len(ts)), [str(t) for t in ts])
+    ax.set_yscale("log")
+    ax.set_xlabel("delta threshold T (input units)")
+    ax.set_ylabel("significant / dense multiplications")
+    if any(x.get("return_mean") is not None for x in rows):
+        ax2 = ax.twinx()
+        ax2.plot(range(len(ts)), [x.get("return_mean") for x in rows], "s--", color="tab:orange", label="return")
+        ax2.set_ylabel("mean return", color="tab:orange")
+    return _png(fig)
+
+
+def plot_cycles(s: dict[str, Any], lat: dict[str, Any] | None) -> str | None:
+    cycles = pick(lat or {}, "cycles", default=None)
+    if not cycles:
+        return None
+    fig, ax = _fig()
+    ax.hist(cycles, bins=40, color="tab:blue", alpha=0.8, label="engine (measured)")
+    r = s["rtl"]
+    if r.get("cycles_bound_median"):
+        ax.axvline(r["cycles_bound_median"], color="tab:green", ls="--", label="lower bound (sig. MACs / lanes)")
+    if r.get("cycles_dense"):
+        ax.axvline(r["cycles_dense"], color="tab:red", ls="--", label="dense-equivalent")
+        ax.set_xscale("log")
+    ax.set_xlabel("cycles per frame")
+    ax.set_ylabel("frames")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def plot_resources(s: dict[str, Any]) -> str | None:
+    r = s["rtl"]
+    keys = [k for k in PYNQ_Z2 if r.get(k) is not None]
+    if not keys:
+        return None
+    fig, ax = _fig(5.6, 2.6)
+    used = [100.0 * r[k] / PYNQ_Z2[k] for k in keys]
+    bars = ax.barh([k.upper() for k in keys], used, color=["tab:red" if u > 100 else "tab:blue" for u in used])
+    for b, k in zip(bars, keys, strict=True):
+        ax.text(b.get_width() + 1, b.get_y() + b.get_height() / 2, f"{r[k]:,} / {PYNQ_Z2[k]:,}", va="center", fontsize=8)
+    ax.axvline(100, color="k", lw=1)
+    ax.set_xlim(0, max(110, max(used) * 1.3))
+    ax.set_xlabel("% of xc7z020 (PYNQ-Z2)")
+    return _png(fig)
+
+
+def plot_compression(quant: dict[str, Any]) -> str | None:
+    layers = pick(quant, "compression.layers", default=None)
+    if not layers:
+        return None
+    fig, ax = _fig()
+    names = [x.get("name", str(i)) for i, x in enumerate(layers)]
+    dense = np.array([x.get("dense_bits", 0) for x in layers], dtype=float)
+    stored = np.array([x.get("stored_bits", 0) for x in layers], dtype=float)
+    xs = np.arange(len(names))
+    ax.bar(xs - 0.2, dense / 8192, 0.4, label="fp32 dense")
+    ax.bar(xs + 0.2, stored / 8192, 0.4, label="stored (sparse, quantized)")
+    ax.set_xticks(xs, names)
+    ax.set_yscale("log")
+    ax.set_ylabel("KiB")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------- html
+
+
+def _fmt(v: Any, spec: str = "{:,.4g}") -> str:
+    if v is None:
+        return "not run"
+    if isinstance(v, float):
+        return spec.format(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _verdict(frames: Any, mism: Any) -> tuple[str, str]:
+    if frames is None or mism is None:
+        return "not run", "na"
+    return ("bit-exact", "ok") if mism == 0 else (f"{mism} mismatches", "bad")
+
+
+def render_html(s: dict[str, Any], run: Run) -> str:
+    import jinja2
+
+    p = run.path
+    ana = _load(p / "analyze" / "summary.json") or {}
+    quant = _load(p / "quantize" / "summary.json") or {}
+    lat = _load(p / "cosim" / "latency.json")
+    r, m, c, sel = s["rtl"], s["multiplications"], s["compression"], s["selected"]
+    cards = [
+        {"k": "trained return", "v": _fmt(s["train"]["eval_return_mean"], "{:.1f}"), "d": f"{s['algo'].upper()} greedy eval", "cls": ""},
+        {"k": "selected sparsity", "v": _fmt(None if sel["sparsity"] is None else 100 * sel["sparsity"], "{:.1f} %"), "d": f"{_fmt(sel['weight_bits'])}-bit weights, T_int {_fmt(sel['threshold_int'])}", "cls": ""},
+        {"k": "return with delta", "v": _fmt(sel["eval_return_mean_delta"], "{:.1f}"), "d": "golden integer model, delta updates", "cls": ""},
+        {"k": "fewer multiplications", "v": _fmt(m["reduction"], "{:.1f}x"), "d": "significant vs dense", "cls": ""},
+        {"k": "smaller network", "v": _fmt(c["ratio"], "{:.1f}x"), "d": "fp32 dense bits / stored bits", "cls": ""},
+        {"k": "median latency", "v": _fmt(r["cycles_median"], "{:,.0f}") + (" cyc" if r["cycles_median"] is not None else ""),
+         "d": (f"{r['cycles_median'] / r['clock_mhz']:.1f} us at {r['clock_mhz']:.0f} MHz, {r['lanes']} lanes" if r["cycles_median"] else ""), "cls": ""},
+    ]
+    verification = []
+    for form, frames, mism in (
+        ("hls4ml C simulation", s["hls"]["csim_frames"], s["hls"]["csim_mismatches"]),
+        ("RTL co-simulation (Verilator)", r["cosim_frames"], r["cosim_mismatches"]),
+        ("RTL MAC counter vs golden count", r["cosim_frames"], r.get("mac_mismatches")),
+        (f"closed loop ({s['board']['target'] or 'board'})", s["board"]["episodes"], s["board"]["action_mismatches"]),
+    ):
+        verdict, cls = _verdict(frames, mism)
+        verification.append({"form": form, "frames": _fmt(frames), "mismatches": _fmt(mism), "verdict": verdict, "cls": cls})
+    plots = [
+        {"title": "Reward vs sparsity (cf. 2023 paper, Fig. 6)", "png": plot_reward_vs_sparsity(s, ana), "missing": "prune step not run"},
+        {"title": "Significant multiplications vs sparsity (cf. Fig. 8)", "png": plot_fraction_vs_sparsity(ana), "missing": "analyze step not run"},
+        {"title": "Delta threshold sweep", "png": plot_threshold_sweep(ana), "missing": "analyze step not run"},
+        {"title": "Cycles per frame over real episodes", "png": plot_cycles(s, lat), "missing": "cosim step not run"},
+        {"title": "Resources vs PYNQ-Z2 capacity (yosys estimate)", "png": plot_resources(s), "missing": "rtl step not run"},
+        {"title": "Size: dense fp32 vs stored", "png": plot_compression(quant), "missing": "quantize step not run"},
+    ]
+    layer_rows = []
+    layer_header = ["layer", "dense mults", "nonzero weights", "significant mean", "fraction"]
+    for row in pick(ana, "layers", default=[]) or []:
+        layer_rows.append([
+            row.get("name", "?"),
+            _fmt(row.get("dense")),
+            _fmt(row.get("nnz")),
+            _fmt(row.get("significant_mean"), "{:,.1f}"),
+            _fmt(row.get("fraction"), "{:.4f}"),
+        ])
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+    )
+    return env.get_template("report.html.j2").render(
+        s=s,
+        header=GENERATED_HEADER,
+        version=__version__,
+        generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        cards=cards,
+        verification=verification,
+        plots=plots,
+        layer_rows=layer_rows,
+        layer_header=layer_header,
+    )
+
+
+def report_step(run: Run, cfg: RunConfig) -> None:
+    run.dir("report")
+    s = build_summary(run, cfg)
+    html = render_html(s, run)
+    atomic_write_json(run.path / "summary.json", s)
+    atomic_write_text(run.path / "report.html", html)
+    atomic_write_json(run.path / "report" / "summary.json", {"report": str(run.path / "report.html")})

@@ -1,0 +1,79 @@
+"""summary.json keys and the self-contained report, from hand-written step outputs."""
+
+import json
+import re
+
+from rl2fpga.config import RunConfig
+from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.report import report_step
+from rl2fpga.run import Run
+
+REQUIRED = {
+    "": ["env", "algo", "train", "levels", "selected", "compression", "multiplications", "hls", "rtl", "board", "timings_s"],
+    "train": ["eval_return_mean"],
+    "selected": ["sparsity", "weight_bits", "threshold_int", "eval_return_mean", "eval_return_mean_delta"],
+    "compression": ["dense_bits", "stored_bits", "ratio"],
+    "multiplications": ["dense", "significant_mean", "reduction"],
+    "hls": ["backend", "csim_frames", "csim_mismatches"],
+    "rtl": ["lanes", "cosim_frames", "cosim_mismatches", "cycles_median", "cycles_p99", "cycles_dense",
+            "cycles_bound_median", "lut", "ff", "dsp", "bram36"],
+    "board": ["target", "episodes", "action_mismatches", "return_mean"],
+}
+
+
+def _fake_run(tmp_path):
+    run = Run.create(RunConfig(name="fake"), runs_dir=tmp_path)
+    w = lambda step, name, obj: atomic_write_json(run.dir(step) / name, obj)  # noqa: E731
+    w("train", "summary.json", {"eval_return_mean": 498.5, "steps": 1000})
+    w("prune", "levels.json", [{"round": i, "sparsity": 1 - 0.8**i, "eval_return_mean": 500 - i} for i in range(4)])
+    w("quantize", "summary.json", {
+        "selected": {"sparsity": 0.488, "weight_bits": 8, "threshold_int": 3, "eval_return_mean": 497.0, "eval_return_mean_delta": 495.0},
+        "compression": {"dense_bits": 32000, "stored_bits": 1000, "ratio": 32.0,
+                        "layers": [{"name": "fc1", "dense_bits": 16000, "stored_bits": 400}, {"name": "out", "dense_bits": 16000, "stored_bits": 600}]},
+    })
+    w("analyze", "summary.json", {
+        "multiplications": {"dense": 4352, "significant_mean": 217.6, "reduction": 20.0},
+        "levels": [{"sparsity": 0.2, "fraction": 0.1, "return_delta": 490}, {"sparsity": 0.5, "fraction": 0.05, "return_delta": 480}],
+        "threshold_sweep": [{"T": 0.0, "fraction": 0.3}, {"T": 0.01, "fraction": 0.05, "return_mean": 470}],
+        "layers": [{"name": "fc1", "dense": 256, "nnz": 30, "significant_mean": 20.5, "fraction": 0.08}],
+    })
+    w("hls", "summary.json", {"backend": "Vitis", "csim_frames": 500, "csim_mismatches": 0})
+    w("rtl", "summary.json", {"lanes": 4, "resources": {"lut": 1234, "ff": 2345, "dsp": 4, "bram36": 2}})
+    w("cosim", "summary.json", {"frames": 200, "mismatches": 0, "mac_mismatches": 0, "cycles_median": 80, "cycles_p99": 120,
+                                "cycles_dense": 1088, "cycles_bound_median": 60})
+    w("cosim", "latency.json", {"cycles": [70, 80, 90, 120]})
+    w("board", "summary.json", {"target": "emulator", "episodes": 3, "action_mismatches": 0, "return_mean": 500.0})
+    for step in ("train", "prune", "quantize"):
+        run.mark_done(step, 1.0)
+    return run
+
+
+def test_summary_has_every_key_with_the_step_values(tmp_path):
+    run = _fake_run(tmp_path)
+    report_step(run, run.config())
+    s = json.loads((run.path / "summary.json").read_text())
+    for section, keys in REQUIRED.items():
+        node = s if section == "" else s[section]
+        for k in keys:
+            assert k in node, f"{section}.{k}"
+    assert s["rtl"]["lut"] == 1234 and s["rtl"]["cosim_frames"] == 200 and s["rtl"]["cycles_bound_median"] == 60
+    assert s["selected"]["threshold_int"] == 3 and s["compression"]["ratio"] == 32.0
+    assert [round(x["sparsity"], 3) for x in s["levels"]] == [0.0, 0.2, 0.36, 0.488]
+    assert s["timings_s"] == {"prune": 1.0, "quantize": 1.0, "train": 1.0}
+
+
+def test_report_is_self_contained_with_plots(tmp_path):
+    run = _fake_run(tmp_path)
+    report_step(run, run.config())
+    html = (run.path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 6
+    assert not re.search(r'(src|href)="(http|//|/)', html)
+    assert "bit-exact" in html and "not run" not in html
+
+
+def test_missing_steps_show_not_run(tmp_path):
+    run = Run.create(RunConfig(name="empty"), runs_dir=tmp_path)
+    report_step(run, run.config())
+    s = json.loads((run.path / "summary.json").read_text())
+    assert s["rtl"]["cycles_median"] is None and s["levels"] == []
+    assert "not run" in (run.path / "report.html").read_text()

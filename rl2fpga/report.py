@@ -220,8 +220,12 @@ def plot_cycles(s: dict[str, Any], lat: dict[str, Any] | None) -> str | None:
     if not cycles:
         return None
     fig, ax = _fig()
-    ax.hist(cycles, bins=40, color="tab:blue", alpha=0.8, label="engine (measured)")
     r = s["rtl"]
+    cyc = np.asarray(cycles, dtype=float)
+    lo = min([cyc.min(), *(v for v in (r.get("cycles_bound_median"),) if v)])
+    hi = max([cyc.max(), *(v for v in (r.get("cycles_dense"),) if v)])
+    bins = np.geomspace(max(lo, 1) * 0.9, hi * 1.1, 60) if r.get("cycles_dense") else 40
+    ax.hist(cyc, bins=bins, color="tab:blue", alpha=0.8, label="engine (measured)")
     if r.get("cycles_bound_median"):
         ax.axvline(r["cycles_bound_median"], color="tab:green", ls="--", label="lower bound (sig. MACs / lanes)")
     if r.get("cycles_dense"):

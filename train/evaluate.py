@@ -1,0 +1,117 @@
+"""Evaluation and episode recording on the real (training=False) environment.
+
+A *policy* is a plain function ``obs -> action`` on one unbatched observation. Episode ``i`` of an
+evaluation with ``seed`` resets the environment with ``seed + i``, so evaluations are repeatable
+and comparable across models (dense, pruned, quantized, hardware).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from rl2fpga.config import EnvConfig
+from rl2fpga.train.envs import EnvSpec, make_env
+from rl2fpga.train.networks import PIXEL_SCALE
+
+Policy = Callable[[np.ndarray], "int | np.ndarray"]
+
+
+@dataclass
+class EvalResult:
+    returns: list[float]
+    mean: float
+    std: float
+    lengths: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"returns": self.returns, "mean": self.mean, "std": self.std, "lengths": self.lengths}
+
+
+@dataclass
+class Episode:
+    observations: np.ndarray  # (T, *obs_shape): the observation each action was chosen from
+    actions: np.ndarray  # (T,) or (T, action_dim)
+    rewards: np.ndarray  # (T,) float64, unclipped
+    total_return: float
+
+
+def network_input(obs: np.ndarray) -> tf.Tensor:
+    """Network input from observations, inside TF: uint8 pixels p -> p * 2^-8 (exact), else float32."""
+    if obs.dtype == tf.uint8:
+        return tf.cast(obs, tf.float32) * PIXEL_SCALE
+    return tf.cast(obs, tf.float32)
+
+
+def greedy_policy(model: tf.keras.Model) -> Policy:
+    """argmax_a Q(obs, a), one observation at a time through a tf.function (never model.predict)."""
+
+    @tf.function(reduce_retracing=True)
+    def act(obs: tf.Tensor) -> tf.Tensor:
+        q = model(network_input(obs)[None], training=False)
+        return tf.argmax(q[0], output_type=tf.int32)
+
+    def policy(obs: np.ndarray) -> int:
+        return int(act(tf.convert_to_tensor(obs)))
+
+    return policy
+
+
+def deterministic_actor(model: tf.keras.Model, spec: EnvSpec) -> Policy:
+    """SAC's deployed actor: tanh(mean(obs)) * scale + offset."""
+    low = np.asarray(spec.action_low, np.float32)
+    high = np.asarray(spec.action_high, np.float32)
+    scale, offset = tf.constant((high - low) / 2), tf.constant((high + low) / 2)
+
+    @tf.function(reduce_retracing=True)
+    def act(obs: tf.Tensor) -> tf.Tensor:
+        mean = model(network_input(obs)[None], training=False)[0]
+        return tf.tanh(mean) * scale + offset
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return act(tf.convert_to_tensor(obs)).numpy()
+
+    return policy
+
+
+def run_episode(policy_fn: Policy, env, seed: int, max_steps: int | None, record: bool) -> Episode:
+    obs, _ = env.reset(seed=seed)
+    observations, actions, rewards = [], [], []
+    steps = 0
+    while max_steps is None or steps < max_steps:
+        action = policy_fn(obs)
+        if record:
+            observations.append(obs)
+            actions.append(action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        rewards.append(float(reward))
+        steps += 1
+        if terminated or truncated:
+            break
+    rew = np.asarray(rewards, np.float64)
+    if record:
+        return Episode(np.stack(observations), np.asarray(actions), rew, float(rew.sum()))
+    return Episode(np.empty(0), np.empty(0), rew, float(rew.sum()))
+
+
+def evaluate(policy_fn: Policy, env_cfg: EnvConfig, seed: int, episodes: int, max_steps: int | None = None) -> EvalResult:
+    """Undiscounted returns of ``episodes`` seeded episodes (episode i uses seed + i)."""
+    env = make_env(env_cfg, seed, training=False)
+    try:
+        eps = [run_episode(policy_fn, env, seed + i, max_steps, record=False) for i in range(episodes)]
+    finally:
+        env.close()
+    returns = [e.total_return for e in eps]
+    return EvalResult(returns, float(np.mean(returns)), float(np.std(returns)), [len(e.rewards) for e in eps])
+
+
+def record_episode(policy_fn: Policy, env_cfg: EnvConfig, seed: int, max_steps: int | None = None) -> Episode:
+    """One seeded episode with every observation, action and reward (real frames for Atari)."""
+    env = make_env(env_cfg, seed, training=False)
+    try:
+        return run_episode(policy_fn, env, seed, max_steps, record=True)
+    finally:
+        env.close()

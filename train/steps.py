@@ -1,0 +1,56 @@
+"""The ``train`` pipeline step: train the agent the config names and write ``runs/<name>/train/``.
+
+Artifacts: ``model.keras`` (the deployable chain model: DQN Q-network or SAC actor mean),
+``init_model.keras`` (initial weights, for rewinding), ``checkpoints/`` (an early one at 10 % of
+training plus every ``train.checkpoint_every`` steps), ``agent/`` (SAC: the whole agent),
+``metrics.json``, ``tb/`` (TensorBoard), ``eval.json``, ``env.json`` (the EnvSpec) and
+``summary.json`` (eval_return_mean, eval_return_std, steps, seconds).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.run import Run
+from rl2fpga.train.common import TrainResult
+from rl2fpga.train.envs import EnvSpec, check_algo, env_spec
+
+
+def train(cfg: RunConfig, out_dir: Path | None, progress: bool = True) -> TrainResult:
+    """Train with the algorithm the config names (checks the action space first)."""
+    spec = env_spec(cfg.env)
+    check_algo(cfg.train.algo, spec)
+    if out_dir is not None:
+        atomic_write_json(out_dir / "env.json", spec.to_dict())
+    if cfg.train.algo == "dqn":
+        from rl2fpga.train.dqn import train_dqn
+
+        return train_dqn(cfg, out_dir, progress=progress)
+    from rl2fpga.train.sac import train_sac
+
+    return train_sac(cfg, out_dir, progress=progress)
+
+
+def train_step(run: Run, cfg: RunConfig) -> None:
+    out = run.reset_step("train")
+    res = train(cfg, out)
+    print(
+        f"train: {cfg.env.id} {cfg.train.algo} {res.steps} steps in {res.seconds:.0f} s, "
+        f"eval return {res.eval.mean:.1f} +- {res.eval.std:.1f} over {len(res.eval.returns)} episodes"
+    )
+
+
+def load_trained(run_or_dir: Run | Path) -> tuple[tf.keras.Model, EnvSpec]:
+    """The trained deployable model and its EnvSpec from a run (or a train/ folder)."""
+    d = run_or_dir.path / "train" if isinstance(run_or_dir, Run) else Path(run_or_dir)
+    model_path, spec_path = d / "model.keras", d / "env.json"
+    if not model_path.exists() or not spec_path.exists():
+        raise Rl2fpgaError(f"{d} has no trained model; run `rl2fpga train` (or the train step) first")
+    model = tf.keras.models.load_model(model_path, compile=False)
+    return model, EnvSpec.from_dict(json.loads(spec_path.read_text()))

@@ -87,3 +87,13 @@ def test_run_create_and_require(tmp_path):
     run.dir("train")
     run.mark_done("train", 1.5)
     assert run.require("train").name == "train" and run.timings() == {"train": 1.5}
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    files = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
+    assert len(files) >= 2
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.name and cfg.env.id

@@ -14,9 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-
-from rl2fpga.config import RunConfig
-from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.train.common import (
     Logger,
     Selector,
@@ -34,6 +31,9 @@ from rl2fpga.train.envs import FRAME_STACK, check_algo, env_spec, make_env
 from rl2fpga.train.evaluate import greedy_policy, network_input
 from rl2fpga.train.networks import build_network
 from rl2fpga.train.replay import ReplayBuffer
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:

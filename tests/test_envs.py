@@ -1,0 +1,105 @@
+"""Environment wrappers: Atari observations, episodic life only in training, specs, bad ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rl2fpga.train.envs import check_algo, env_spec, make_env
+
+from rl2fpga.config import EnvConfig
+from rl2fpga.errors import Rl2fpgaError
+
+BREAKOUT = EnvConfig(id="ALE/Breakout-v5")
+
+
+def test_atari_obs_is_uint8_channels_last_stack():
+    env = make_env(BREAKOUT, seed=0, training=False)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (84, 84, 4) and obs.dtype == np.uint8
+    # at reset the four stacked frames are the same frame
+    for c in range(1, 4):
+        assert np.array_equal(obs[..., c], obs[..., 0])
+    prev = obs
+    for _ in range(8):
+        obs, *_ = env.step(env.action_space.sample())
+        # channels-last stack: the new obs is the old one shifted by one frame
+        assert np.array_equal(obs[..., :3], prev[..., 1:])
+        prev = obs
+    assert obs.max() > 0  # real pixels, not a blank screen
+    env.close()
+
+
+def _lives_lost_before_done(training: bool, max_steps: int = 3000) -> tuple[int, bool]:
+    """Play random actions; return (lives when the episode ended, whether it ended)."""
+    env = make_env(BREAKOUT, seed=1, training=training)
+    env.reset(seed=1)
+    rng = np.random.default_rng(1)
+    for _ in range(max_steps):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(4)))
+        if terminated or truncated:
+            lives = env.unwrapped.ale.lives()
+            env.close()
+            return lives, True
+    env.close()
+    return -1, False
+
+
+def test_episodic_life_only_in_training():
+    lives, ended = _lives_lost_before_done(training=True)
+    assert ended and lives == 4  # the first lost life ends the training episode
+    lives, ended = _lives_lost_before_done(training=False)
+    assert ended and lives == 0  # evaluation plays the whole game
+
+
+def test_reward_clipping_only_in_training():
+    rewards = {}
+    for training in (True, False):
+        env = make_env(EnvConfig(id="ALE/Pong-v5"), seed=0, training=training)
+        env.reset(seed=0)
+        seen = set()
+        for _ in range(400):
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            seen.add(float(r))
+            if term or trunc:
+                env.reset()
+        rewards[training] = seen
+        env.close()
+    assert rewards[True] <= {-1.0, 0.0, 1.0}
+    assert -1.0 in rewards[False]  # Pong's opponent scores quickly against random play
+
+
+def test_env_specs():
+    s = env_spec(EnvConfig(id="CartPole-v1"))
+    assert s.discrete and s.n_actions == 2 and s.obs_shape == (4,) and not s.is_atari
+    s = env_spec(EnvConfig(id="Pendulum-v1"))
+    assert not s.discrete and s.n_actions == 1 and s.action_low == [-2.0] and s.action_high == [2.0]
+    s = env_spec(BREAKOUT)
+    assert s.is_atari and s.obs_shape == (84, 84, 4) and s.obs_dtype == "uint8" and s.n_actions == 4
+    s = env_spec(EnvConfig(id="Hopper-v5"))
+    assert not s.discrete and s.n_actions == 3 and s.obs_shape == (11,)
+
+
+def test_max_episode_steps_override():
+    env = make_env(EnvConfig(id="CartPole-v1", max_episode_steps=7), seed=0, training=False)
+    env.reset(seed=0)
+    n = 0
+    while True:
+        n += 1
+        _, _, term, trunc, _ = env.step(n % 2)
+        if term or trunc:
+            break
+    assert n <= 7 and (trunc or term)
+
+
+def test_unknown_env_is_one_line_error():
+    with pytest.raises(Rl2fpgaError) as e:
+        make_env(EnvConfig(id="Nope-v0"), seed=0, training=False)
+    msg = str(e.value)
+    assert "unknown environment id 'Nope-v0'" in msg and "\n" not in msg
+
+
+def test_algo_action_space_mismatch():
+    with pytest.raises(Rl2fpgaError, match="DQN needs discrete actions"):
+        check_algo("dqn", env_spec(EnvConfig(id="Pendulum-v1")))
+    with pytest.raises(Rl2fpgaError, match="SAC needs continuous actions"):
+        check_algo("sac", env_spec(EnvConfig(id="CartPole-v1")))

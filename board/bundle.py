@@ -1,0 +1,116 @@
+"""The deploy bundle: everything the PYNQ-Z2 needs to run the policy, in one folder.
+
+    runs/<name>/board/bundle/
+      rl2fpga.bit        bitstream slot (copied from the Vivado build when it exists)
+      rl2fpga.hwh        hardware handoff (same)
+      driver.py          board/driver.py, verbatim
+      regmap.py          hls/regmap.py, verbatim
+      run_policy.py      plays episodes on the board (rendered from a template)
+      manifest.json      model shape + formats + weights digest + engine parameters
+      golden/            formats.json + weights.npz (for action agreement on the board)
+      README.md          what goes where
+
+The manifest is how a bundle from another model is detected: :func:`check_bundle` compares
+it with the run's golden model and names the first difference.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rl2fpga.board import design
+from rl2fpga.board.driver import MANIFEST_VERSION, check_same_model, load_manifest, weights_digest
+from rl2fpga.hls import regmap
+from rl2fpga.quantize.golden import GoldenModel
+
+from rl2fpga import GENERATED_HEADER, __version__
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.fsutil import atomic_dir, atomic_write_json, atomic_write_text
+
+BITSTREAM = "rl2fpga.bit"
+HWH = "rl2fpga.hwh"
+BUNDLE_FILES = ["driver.py", "regmap.py", "run_policy.py", "manifest.json", "golden/formats.json", "golden/weights.npz", "README.md"]
+
+
+def model_description(model: GoldenModel) -> dict[str, Any]:
+    """The model part of a manifest: layers (shapes, formats), thresholds, weights digest."""
+    spec = model.to_json()
+    arrays: dict[str, np.ndarray] = {}
+    for layer in model.layers:
+        arrays[f"{layer.name}.w"] = layer.w
+        arrays[f"{layer.name}.b"] = layer.b
+    last = model.layers[-1]
+    return {
+        "layers": spec["layers"],
+        "in_shape": list(model.in_shape),
+        "in_fmt": model.in_fmt.to_json(),
+        "out_fmt": last.out_fmt.to_json(),
+        "n_out": int(np.prod(last.out_shape)),
+        "thresholds": model.thresholds,
+        "weights_sha256": weights_digest(arrays),
+    }
+
+
+def make_manifest(model: GoldenModel, lanes: int, input_bytes_per_beat: int, clock_mhz: float, env_id: str) -> dict[str, Any]:
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "generated_by": GENERATED_HEADER,
+        "rl2fpga_version": __version__,
+        "env_id": env_id,
+        "bitstream": BITSTREAM,
+        "hwh": HWH,
+        "model": model_description(model),
+        "engine": {
+            "lanes": lanes,
+            "input_bytes_per_beat": input_bytes_per_beat,
+            "elem_bytes": regmap.elem_bytes(model.in_fmt.bits),
+            "clock_mhz": clock_mhz,
+            "vlnv": design.ENGINE_VLNV,
+        },
+    }
+
+
+def check_bundle(bundle: Path, model: GoldenModel) -> dict[str, Any]:
+    """Load a bundle's manifest and check it was built for ``model``; returns the manifest."""
+    manifest = load_manifest(bundle / "manifest.json")
+    check_same_model(manifest, model_description(model), str(bundle))
+    return manifest
+
+
+def write_bundle(
+    bundle: Path,
+    model: GoldenModel,
+    lanes: int,
+    input_bytes_per_beat: int,
+    clock_mhz: float,
+    env_id: str,
+    bitstream: Path | None = None,
+) -> Path:
+    """Write the bundle folder atomically; copy the bitstream and .hwh when they exist."""
+    board_dir = Path(__file__).parent
+    with atomic_dir(bundle) as tmp:
+        shutil.copyfile(board_dir / "driver.py", tmp / "driver.py")
+        shutil.copyfile(Path(regmap.__file__), tmp / "regmap.py")
+        model.save(tmp / "golden")
+        manifest = make_manifest(model, lanes, input_bytes_per_beat, clock_mhz, env_id)
+        atomic_write_json(tmp / "manifest.json", manifest)
+        atomic_write_text(tmp / "run_policy.py", design.render("run_policy.py.j2", env_id=env_id))
+        has_bit = bitstream is not None and bitstream.exists() and bitstream.with_suffix(".hwh").exists()
+        if has_bit:
+            assert bitstream is not None
+            shutil.copyfile(bitstream, tmp / BITSTREAM)
+            shutil.copyfile(bitstream.with_suffix(".hwh"), tmp / HWH)
+        atomic_write_text(tmp / "README.md", design.render("bundle_README.md.j2", has_bitstream=has_bit, bitstream=BITSTREAM, hwh=HWH))
+    return bundle
+
+
+def require_bitstream(bundle: Path) -> Path:
+    bit = bundle / BITSTREAM
+    if not bit.exists():
+        raise Rl2fpgaError(
+            f"bitstream {bit} is missing; build it with `rl2fpga board RUN_DIR --set board.action=build` (needs Vivado) and copy {BITSTREAM} + {HWH} into {bundle}"
+        )
+    return bit

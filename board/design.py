@@ -1,0 +1,99 @@
+"""The PYNQ-Z2 block design, described once: instance names, VLNVs, addresses and AXI DMA
+parameters shared by the Vivado project template, the simulated device's .hwh and the tests.
+Template rendering (Jinja2, StrictUndefined) lives here too."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from rl2fpga import GENERATED_HEADER
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+PART = "xc7z020clg400-1"
+BOARD_PART = "tul.com.tw:pynq-z2:part0:1.0"
+DESIGN = "rl2fpga"
+ENGINE_INSTANCE = "rl2fpga_engine_0"
+DMA_INSTANCE = "axi_dma_0"
+ENGINE_VLNV = "rl2fpga.org:rl2fpga:rl2fpga_engine_top:1.0"
+DMA_BASE = 0x40400000
+ENGINE_BASE = 0x43C00000
+RANGE_BYTES = 0x10000
+SG_LENGTH_WIDTH = 26  # 64 MiB per transfer: an 84x84x4 frame (28,224 B) exceeds the 14-bit default
+
+
+@dataclass(frozen=True)
+class DesignParams:
+    """What changes from model to model in the block design."""
+
+    lanes: int
+    input_bytes_per_beat: int
+    fclk_mhz: float = 100.0
+
+    @property
+    def mm2s_width_bits(self) -> int:
+        """MM2S memory-map and stream width: one engine input beat, at least 32 bits."""
+        return max(32, 8 * self.input_bytes_per_beat)
+
+    def dma_params(self) -> list[tuple[str, str]]:
+        return [
+            ("C_INCLUDE_SG", "0"),
+            ("C_MICRO_DMA", "0"),
+            ("C_SG_LENGTH_WIDTH", str(SG_LENGTH_WIDTH)),
+            ("C_INCLUDE_MM2S", "1"),
+            ("C_INCLUDE_MM2S_DRE", "0"),
+            ("C_M_AXI_MM2S_DATA_WIDTH", str(self.mm2s_width_bits)),
+            ("C_M_AXIS_MM2S_TDATA_WIDTH", str(8 * self.input_bytes_per_beat)),
+            ("C_INCLUDE_S2MM", "1"),
+            ("C_INCLUDE_S2MM_DRE", "0"),
+            ("C_M_AXI_S2MM_DATA_WIDTH", "32"),
+            ("C_S_AXIS_S2MM_TDATA_WIDTH", "32"),
+        ]
+
+    def fclk_divisors(self) -> tuple[int, int]:
+        """FCLK0 divisors from the 1000 MHz IO PLL (the closest product)."""
+        want = 1000.0 / self.fclk_mhz
+        best = min(((a, b) for a in range(1, 64) for b in range(1, 64)), key=lambda d: abs(d[0] * d[1] - want))
+        return best
+
+
+def render(template: str, **ctx: Any) -> str:
+    """Render ``board/templates/<template>`` (StrictUndefined; the generated header is given)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env.get_template(template).render(header=GENERATED_HEADER, **ctx)
+
+
+def sim_hwh(params: DesignParams, timestamp: str = "Mon Nov 30 00:00:00 2026") -> str:
+    """The .hwh the simulated device loads: the design Vivado builds from our Tcl."""
+    d0, d1 = params.fclk_divisors()
+    return render(
+        "sim_system.hwh.j2",
+        timestamp=timestamp,
+        design=DESIGN,
+        dma=DMA_INSTANCE,
+        engine=ENGINE_INSTANCE,
+        engine_vlnv=ENGINE_VLNV,
+        dma_params=params.dma_params(),
+        dma_base=DMA_BASE,
+        engine_base=ENGINE_BASE,
+        range_bytes=RANGE_BYTES,
+        lanes=params.lanes,
+        input_bytes_per_beat=params.input_bytes_per_beat,
+        fclk_div0=d0,
+        fclk_div1=d1,
+        fclk_mhz=round(1000.0 / (d0 * d1), 6),
+    )
+
+
+def ceil_div(a: int, b: int) -> int:
+    return math.ceil(a / b)

@@ -1,0 +1,558 @@
+"""Float Keras policy -> QKeras chain -> golden integer model, bit for bit.
+
+The QKeras model keeps the float model's layer names (``conv1``.., ``fc1``.., ``out``) and is a
+plain chain: ``QConv2D``/``QDense`` with ``quantized_bits(bits, integer, alpha=1)`` weights and
+biases, ``QActivation(quantized_relu(bits, integer))`` after each hidden layer (named
+``<layer>_relu``) and ``QActivation(quantized_bits(output_bits, integer, alpha=1))`` after the
+last one (``out_quant``), ``Flatten`` where the float model has one. Its input is fed on the
+input grid (``x_int * 2^-frac``); it has no input quantizer.
+
+Formats (golden :class:`Fmt` terms, ``integer`` includes the sign bit):
+
+* QKeras ``quantized_bits(b, i)`` (signed) is ``Fmt(b, i + 1, True)``;
+  ``quantized_relu(b, i)`` is ``Fmt(b, i, False)``. QKeras 0.9 needs ``i >= 0``.
+* Because ``i >= 0``, small weights would waste bits (Atari fc1 weights are ~0.04). ReLU is
+  positively homogeneous, so every hidden layer ``k`` is rescaled by a power of two ``c_k``
+  (``W_k <- W_k c_k / c_{k-1}``, ``b_k <- b_k c_k``, ``c_0 = c_L = 1``) chosen so that the
+  largest weight lies in [0.5, 1) and the largest calibrated activation in [1, 2) or above.
+  The float function is unchanged exactly (powers of two); the scales are kept in the golden
+  model's ``meta["act_scale"]`` so thresholds given in float units convert correctly.
+* Weights are stored *on the grid* (:func:`snap_to_grid`): QKeras' quantizer is then the
+  identity on them, so its float32 straight-through arithmetic ``x + (xq - x)`` is exact.
+
+Why golden == QKeras exactly (proof, not hope): inputs, weights and biases are dyadic numbers
+``int * 2^-f``; every product and partial sum of a layer is an integer multiple of
+``2^-acc_frac`` whose magnitude is at most ``S = sum_i |w_i||x_i| + |b|`` LSBs, in any
+summation order, blocking or FMA use. float32 holds every integer multiple of ``2^-acc_frac``
+below ``2^24`` of them exactly, so when ``S < 2^24`` the float32 accumulator equals the exact
+integer accumulator. The quantizers then multiply by powers of two (exact), ``tf.round``
+(half to even, like :func:`golden.round_shift`), clip (= saturation) and ``x + (xq - x)``
+with ``|x - xq|`` a small multiple of the accumulator LSB (exact). :func:`float32_bounds`
+computes ``S`` per layer statically (worst case over the input format) or for given states.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel
+
+from rl2fpga.config import QuantizeConfig
+from rl2fpga.errors import Rl2fpgaError
+
+FLOAT32_EXACT = 1 << 24  # float32 significand: integers below this are exact
+
+# ----------------------------------------------------------------------------- formats
+
+
+def qkeras_signed(fmt: Fmt) -> tuple[int, int]:
+    """(bits, integer) of ``quantized_bits`` for a signed Fmt (QKeras' integer excludes the sign)."""
+    return fmt.bits, fmt.integer - 1
+
+
+def signed_fmt_for(max_abs: float, bits: int, min_int: int = 1) -> Fmt:
+    """Smallest-integer signed format whose range holds ``max_abs`` (``integer >= min_int``)."""
+    integer = min_int
+    while integer < bits + 24 and max_abs > (2.0 ** (integer - 1)):
+        integer += 1
+    return Fmt(bits, integer, True)
+
+
+def unsigned_fmt_for(max_val: float, bits: int) -> Fmt:
+    """Unsigned format (integer >= 0) whose range ``[0, 2^integer)`` holds ``max_val``."""
+    integer = 0
+    while integer < bits + 24 and max_val >= 2.0**integer:
+        integer += 1
+    return Fmt(bits, integer, False)
+
+
+def input_format(spec_or_samples: Any, bits: int = 8) -> Fmt:
+    """The input grid: uint8 pixels -> ``Fmt(8, 0, unsigned)`` (p * 2^-8); float observations ->
+    the signed ``bits``-bit format covering the observed range (``samples`` ndarray) or, for an
+    EnvSpec, nothing to measure: pass observation samples instead."""
+    if isinstance(spec_or_samples, np.ndarray):
+        x = spec_or_samples
+        if x.dtype == np.uint8:
+            return Fmt(8, 0, False)
+        if x.size == 0 or not np.isfinite(x).all():
+            raise Rl2fpgaError("observation samples are empty or not finite; record real episodes before choosing the input format")
+        return signed_fmt_for(float(np.abs(x).max()), bits)
+    dtype = getattr(spec_or_samples, "obs_dtype", None)
+    if dtype == "uint8" or getattr(spec_or_samples, "is_atari", False):
+        return Fmt(8, 0, False)
+    raise Rl2fpgaError("a float observation space needs observation samples to choose the input format; pass an array of observations")
+
+
+def to_grid(obs: np.ndarray, fmt: Fmt) -> np.ndarray:
+    """Observations onto ``fmt``'s grid as integers (uint8 pixels p -> p)."""
+    from rl2fpga.quantize.golden import quantize_float
+
+    obs = np.asarray(obs)
+    if obs.dtype == np.uint8 and fmt == Fmt(8, 0, False):
+        return obs.astype(np.int64)
+    return quantize_float(obs, fmt)
+
+
+def grid_float(x_int: np.ndarray, fmt: Fmt) -> np.ndarray:
+    """Integers on ``fmt``'s grid -> the float32 values the QKeras model takes (exact)."""
+    return (np.asarray(x_int, dtype=np.float64) * fmt.lsb).astype(np.float32)
+
+
+def quantize_exact(w: np.ndarray, fmt: Fmt) -> np.ndarray:
+    """Round half to even and saturate onto ``fmt``, as integers (float64, exact for our sizes)."""
+    q = np.round(np.asarray(w, dtype=np.float64) * 2.0**fmt.frac)
+    return np.clip(q, fmt.qmin, fmt.qmax).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- float model walk
+
+
+def _activation_name(layer: tf.keras.layers.Layer) -> str:
+    act = layer.get_config().get("activation", "linear")
+    if isinstance(act, dict):
+        act = act.get("config", {}).get("name", act.get("class_name", "linear"))
+    return str(act)
+
+
+def _chain(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    """The float model's layers as a chain (InputLayer dropped); only Dense, Conv2D, Flatten,
+    ReLU/linear activations are accepted."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            continue
+        if isinstance(layer, tf.keras.layers.Dense | tf.keras.layers.Conv2D):
+            if isinstance(layer, tf.keras.layers.Conv2D) and layer.padding != "valid":
+                raise Rl2fpgaError(f"layer {layer.name}: padding '{layer.padding}' unsupported; use padding='valid'")
+            if _activation_name(layer) not in ("relu", "linear"):
+                raise Rl2fpgaError(f"layer {layer.name}: activation '{_activation_name(layer)}' unsupported; use relu or linear")
+            if not layer.use_bias:
+                raise Rl2fpgaError(f"layer {layer.name}: layers without bias are unsupported; build it with use_bias=True")
+        elif not isinstance(layer, tf.keras.layers.Flatten):
+            raise Rl2fpgaError(f"layer {layer.name} ({type(layer).__name__}) unsupported; policies may use Dense, Conv2D (valid) and Flatten only")
+        out.append(layer)
+    return out
+
+
+def _weight_layers(chain: list[tf.keras.layers.Layer]) -> list[tf.keras.layers.Layer]:
+    return [la for la in chain if not isinstance(la, tf.keras.layers.Flatten)]
+
+
+def float_activations(model: tf.keras.Model, x: np.ndarray) -> list[np.ndarray]:
+    """Outputs of every weight layer (after its activation) on the batch ``x``."""
+    wl = _weight_layers(_chain(model))
+    probe = tf.keras.Model(model.inputs, [la.output for la in wl])
+    outs = probe(np.asarray(x, dtype=np.float32), training=False)
+    return [np.asarray(o) for o in (outs if isinstance(outs, list | tuple) else [outs])]
+
+
+def _lost_bits(log2_max: float, top: int) -> int:
+    """Bits a format with integer >= ``top`` wastes on values whose maximum is 2^log2_max."""
+    return max(0, top - 1 - math.floor(log2_max)) if math.isfinite(log2_max) else 0
+
+
+def rescale_powers(model: tf.keras.Model, samples: np.ndarray | None, span: int = 24) -> list[float]:
+    """Power-of-two scales ``c_k = 2^e_k`` of each weight layer's output (``c_L = 1``).
+
+    QKeras needs ``integer >= 0``: weights use ``[-1, 1)`` or wider, ReLU outputs ``[0, 1)`` or
+    wider. A layer whose largest weight is below 0.5, or whose largest activation is below 1,
+    wastes bits. The scales telescope (``W_k`` gains ``e_k - e_{k-1}``), so a dynamic program
+    over the chain picks the ``e_k`` that waste the fewest bits in total (ties: smallest
+    ``|e|``)."""
+    wl = _weight_layers(_chain(model))
+    acts = float_activations(model, samples) if samples is not None else None
+    lw = [math.log2(r) if (r := float(np.abs(la.get_weights()[0]).max())) > 0 else -math.inf for la in wl]
+    la_ = [math.log2(m) if acts is not None and (m := float(acts[k].max())) > 0 else math.inf for k in range(len(wl))]
+    choices = list(range(-span, span + 1))
+    n_hidden = len(wl) - 1
+    # best[e] = (cost, |e| sum, path) for layers 0..k with e_k = e
+    best: dict[int, tuple[int, int, list[int]]] = {0: (0, 0, [])}
+    for k in range(n_hidden + 1):
+        nxt: dict[int, tuple[int, int, list[int]]] = {}
+        for e in ([0] if k == n_hidden else choices):
+            for e_prev, (cost, mag, path) in best.items():
+                c = cost + _lost_bits(lw[k] + e - e_prev, 0)  # weights: integer >= 1 incl. sign
+                if k < n_hidden:
+                    c += _lost_bits(la_[k] + e, 0)  # relu: integer >= 0 -> [0, 1)
+                cand = (c, mag + abs(e), [*path, e])
+                if e not in nxt or cand[:2] < nxt[e][:2]:
+                    nxt[e] = cand
+        best = nxt
+    return [2.0**e for e in best[0][2]]
+
+
+# ----------------------------------------------------------------------------- QKeras model
+
+
+def _qlayers():
+    from qkeras import QActivation, QConv2D, QDense, quantized_bits, quantized_relu
+
+    return QActivation, QConv2D, QDense, quantized_bits, quantized_relu
+
+
+def quantize_model(
+    model: tf.keras.Model,
+    qcfg: QuantizeConfig,
+    masks: dict[str, np.ndarray] | None,
+    input_fmt: Fmt,
+    samples: np.ndarray | None = None,
+) -> tf.keras.Model:
+    """The QKeras chain of ``model`` (same layer names), weights rescaled (powers of two),
+    masked and snapped to their grids.
+
+    ``samples``: a batch of float network inputs (on the grid) used to calibrate activation
+    and output ranges; without it, uniform random inputs over ``input_fmt`` are used.
+    The scales ``c_k`` and formats are attached as ``qmodel.rl2fpga_meta`` (saved by
+    :func:`save_qmodel`).
+    """
+    QActivation, QConv2D, QDense, quantized_bits, quantized_relu = _qlayers()
+    chain = _chain(model)
+    wl = _weight_layers(chain)
+    masks = dict(masks or {})
+    for name in masks:
+        if name not in {la.name for la in wl}:
+            raise Rl2fpgaError(f"mask for unknown layer '{name}'; masks must be keyed by the model's layer names")
+    if samples is None:
+        rng = np.random.default_rng(0)
+        shape = (256, *model.input_shape[1:])
+        samples = grid_float(rng.integers(input_fmt.qmin, input_fmt.qmax + 1, size=shape), input_fmt)
+    samples = np.asarray(samples, dtype=np.float32)
+
+    # masked float weights first (pruned weights are zero before anything else happens)
+    float_w: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for layer in wl:
+        w, b = layer.get_weights()
+        if layer.name in masks:
+            m = np.asarray(masks[layer.name])
+            if m.shape != w.shape:
+                raise Rl2fpgaError(f"mask of layer {layer.name} has shape {m.shape}, weights {w.shape}; use the masks saved with this model")
+            w = w * m
+        float_w[layer.name] = (w, b)
+
+    masked = tf.keras.models.clone_model(model)
+    masked.set_weights([a for la in wl for a in float_w[la.name]])
+    scales = rescale_powers(masked, samples)
+    acts = float_activations(masked, samples)
+
+    inp = tf.keras.Input(shape=model.input_shape[1:], name="obs")
+    x = inp
+    prev_scale = 1.0
+    in_fmt = input_fmt
+    formats: dict[str, dict[str, Any]] = {}
+    weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    k = 0
+    for layer in chain:
+        if isinstance(layer, tf.keras.layers.Flatten):
+            x = tf.keras.layers.Flatten(name=layer.name)(x)
+            continue
+        last = k == len(wl) - 1
+        c = scales[k]
+        w, b = float_w[layer.name]
+        w = w * (c / prev_scale)
+        b = b * c
+        w_fmt = signed_fmt_for(float(np.abs(w).max()), qcfg.weight_bits)
+        acc_frac = in_fmt.frac + w_fmt.frac
+        b_fmt = signed_fmt_for(float(np.abs(b).max()), qcfg.bias_bits)
+        if b_fmt.frac > acc_frac:  # bias LSB must be a whole number of accumulator LSBs
+            b_fmt = Fmt(qcfg.bias_bits, qcfg.bias_bits - acc_frac, True)
+        w_q = quantize_exact(w, w_fmt) * w_fmt.lsb
+        b_q = quantize_exact(b, b_fmt) * b_fmt.lsb
+        wb, wi = qkeras_signed(w_fmt)
+        bb, bi = qkeras_signed(b_fmt)
+        kw = dict(
+            kernel_quantizer=quantized_bits(wb, wi, alpha=1),
+            bias_quantizer=quantized_bits(bb, bi, alpha=1),
+            name=layer.name,
+        )
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            x = QConv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding="valid", **kw)(x)
+        else:
+            x = QDense(layer.units, **kw)(x)
+        a = acts[k] * c
+        if last:
+            if _activation_name(layer) != "linear":
+                raise Rl2fpgaError(f"last layer {layer.name} must be linear; build the policy with a linear output layer")
+            o_fmt = signed_fmt_for(2.0 * float(np.abs(a).max()), qcfg.output_bits)
+            if o_fmt.frac > acc_frac:
+                o_fmt = Fmt(qcfg.output_bits, qcfg.output_bits - acc_frac, True)
+            ob, oi = qkeras_signed(o_fmt)
+            x = QActivation(quantized_bits(ob, oi, alpha=1), name="out_quant")(x)
+            act = "linear"
+        else:
+            if _activation_name(layer) != "relu":
+                raise Rl2fpgaError(f"hidden layer {layer.name} must use relu; only the last layer may be linear")
+            o_fmt = unsigned_fmt_for(float(a.max()), qcfg.act_bits)
+            if o_fmt.frac > acc_frac:
+                o_fmt = Fmt(qcfg.act_bits, qcfg.act_bits - acc_frac, False)
+            x = QActivation(quantized_relu(o_fmt.bits, o_fmt.integer), name=f"{layer.name}_relu")(x)
+            act = "relu"
+        formats[layer.name] = {"w_fmt": w_fmt.to_json(), "b_fmt": b_fmt.to_json(), "in_fmt": in_fmt.to_json(),
+                               "out_fmt": o_fmt.to_json(), "activation": act, "act_scale": c}
+        weights[layer.name] = (w_q, b_q)
+        in_fmt = o_fmt
+        prev_scale = c
+        k += 1
+    qmodel = tf.keras.Model(inp, x, name=f"{model.name}_q")
+    for layer in _weight_layers_q(qmodel):
+        w_q, b_q = weights[layer.name]
+        layer.set_weights([w_q.astype(np.float32), b_q.astype(np.float32)])
+    qmodel.rl2fpga_meta = {"input_fmt": input_fmt.to_json(), "act_scale": scales, "layers": formats}
+    qmodel.rl2fpga_masks = {name: np.asarray(m, dtype=bool) for name, m in masks.items()}
+    return qmodel
+
+
+def _weight_layers_q(qmodel: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    return [la for la in qmodel.layers if hasattr(la, "kernel_quantizer_internal")]
+
+
+def snap_to_grid(qmodel: tf.keras.Model, masks: dict[str, np.ndarray] | None = None) -> None:
+    """Set every kernel and bias to its own quantized value (exact float64 rounding), masked
+    weights to exactly zero. Afterwards QKeras' quantizers are the identity on them."""
+    masks = masks if masks is not None else getattr(qmodel, "rl2fpga_masks", {})
+    for layer in _weight_layers_q(qmodel):
+        w, b = layer.get_weights()
+        if layer.name in masks:
+            w = w * masks[layer.name]
+        wf = _quantizer_fmt(layer.kernel_quantizer_internal, layer.name)
+        bf = _quantizer_fmt(layer.bias_quantizer_internal, layer.name)
+        layer.set_weights([(quantize_exact(w, wf) * wf.lsb).astype(np.float32),
+                           (quantize_exact(b, bf) * bf.lsb).astype(np.float32)])
+
+
+def apply_masks(qmodel: tf.keras.Model, masks: dict[str, np.ndarray]) -> None:
+    """Zero the masked kernel entries in place (after every optimiser step in QAT)."""
+    for layer in _weight_layers_q(qmodel):
+        if layer.name in masks:
+            layer.kernel.assign(layer.kernel * tf.constant(masks[layer.name], dtype=layer.kernel.dtype))
+
+
+# ----------------------------------------------------------------------------- golden extraction
+
+
+def _quantizer_fmt(q: Any, where: str) -> Fmt:
+    from qkeras import quantized_bits, quantized_relu
+
+    if isinstance(q, quantized_bits):
+        if q.alpha not in (1, 1.0) or q.use_stochastic_rounding or not q.keep_negative or q.symmetric:
+            raise Rl2fpgaError(f"{where}: quantizer {q} unsupported; use quantized_bits(bits, integer, alpha=1)")
+        return Fmt(int(q.bits), int(q.integer) + 1, True)
+    if isinstance(q, quantized_relu):
+        if q.use_sigmoid or q.negative_slope or q.use_stochastic_rounding or not q.is_quantized_clip:
+            raise Rl2fpgaError(f"{where}: quantizer {q} unsupported; use quantized_relu(bits, integer)")
+        return Fmt(int(q.bits), int(q.integer), False)
+    raise Rl2fpgaError(f"{where}: quantizer {q!r} unsupported; use quantized_bits or quantized_relu")
+
+
+def _on_grid(values: np.ndarray, fmt: Fmt, what: str) -> np.ndarray:
+    scaled = np.asarray(values, dtype=np.float64) * 2.0**fmt.frac
+    ints = np.round(scaled)
+    if not np.array_equal(ints, scaled) or ints.min(initial=0) < fmt.qmin or ints.max(initial=0) > fmt.qmax:
+        raise Rl2fpgaError(f"{what} is not on its {fmt} grid; call quantize.qkeras_model.snap_to_grid(qmodel) first")
+    return ints.astype(np.int64)
+
+
+def golden_from_qkeras(qmodel: tf.keras.Model, input_fmt: Fmt, threshold: int | list[int] = 0) -> GoldenModel:
+    """Integer weights/biases and formats exactly matching what the QKeras chain computes.
+
+    Weights are read through the layer's own quantizer (float32, as QKeras runs it) and must
+    come out as integers on the grid. The output format of the last layer is its
+    ``quantized_bits`` output quantizer when present, else the accumulator itself.
+    """
+    QActivation = _qlayers()[0]
+    layers: list[GoldenLayer] = []
+    pending: dict[str, Any] | None = None
+    shape = tuple(int(s) for s in qmodel.input_shape[1:])
+    in_fmt = input_fmt
+
+    def close(out_fmt: Fmt | None, activation: str) -> None:
+        nonlocal pending, in_fmt, shape
+        assert pending is not None
+        p = pending
+        acc_frac = in_fmt.frac + p["w_fmt"].frac
+        if p["b_fmt"].frac > acc_frac:
+            raise Rl2fpgaError(f"layer {p['name']}: bias has {p['b_fmt'].frac} fractional bits, more than the accumulator's {acc_frac}; use fewer bias fractional bits")
+        b_acc = p["b_int"] << (acc_frac - p["b_fmt"].frac)
+        if out_fmt is None:  # linear, no output quantizer: the accumulator is the output
+            probe = GoldenLayer(p["name"], p["kind"], p["w"], b_acc, p["w_fmt"], in_fmt,
+                                Fmt(64, 64 - acc_frac, True), "linear", p["in_shape"], p["stride"])
+            bits = probe.acc_bits()
+            out_fmt = Fmt(bits, bits - acc_frac, True)
+        layer = GoldenLayer(p["name"], p["kind"], p["w"], b_acc, p["w_fmt"], in_fmt, out_fmt, activation,
+                            p["in_shape"], p["stride"])
+        layers.append(layer)
+        shape = layer.out_shape
+        in_fmt = out_fmt
+        pending = None
+
+    for layer in qmodel.layers:
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            continue
+        if isinstance(layer, tf.keras.layers.Flatten):
+            if pending is not None:
+                close(None, "linear")
+            shape = (int(np.prod(shape)),)
+            continue
+        if hasattr(layer, "kernel_quantizer_internal"):
+            if pending is not None:
+                close(None, "linear")
+            act = layer.get_config().get("activation")
+            if act not in (None, "linear") and not (isinstance(act, dict) and act.get("class_name") == "linear"):
+                raise Rl2fpgaError(f"layer {layer.name}: put the activation in a separate QActivation layer")
+            w_fmt = _quantizer_fmt(layer.kernel_quantizer_internal, layer.name)
+            b_fmt = _quantizer_fmt(layer.bias_quantizer_internal, layer.name)
+            w_q = layer.kernel_quantizer_internal(layer.kernel).numpy()
+            b_q = layer.bias_quantizer_internal(layer.bias).numpy()
+            conv = isinstance(layer, tf.keras.layers.Conv2D)
+            if conv and layer.padding != "valid":
+                raise Rl2fpgaError(f"layer {layer.name}: padding '{layer.padding}' unsupported; use padding='valid'")
+            pending = {
+                "name": layer.name,
+                "kind": "conv2d" if conv else "dense",
+                "w": _on_grid(w_q, w_fmt, f"layer {layer.name} kernel"),
+                "b_int": _on_grid(b_q, b_fmt, f"layer {layer.name} bias"),
+                "w_fmt": w_fmt,
+                "b_fmt": b_fmt,
+                "in_shape": shape if conv else (int(np.prod(shape)),),
+                "stride": tuple(layer.strides) if conv else (1, 1),
+            }
+            continue
+        if isinstance(layer, QActivation):
+            if pending is None:
+                raise Rl2fpgaError(f"QActivation {layer.name} does not follow a weight layer; only QDense/QConv2D -> QActivation chains are supported")
+            q = layer.quantizer
+            fmt = _quantizer_fmt(q, layer.name)
+            close(fmt, "relu" if not fmt.signed else "linear")
+            continue
+        raise Rl2fpgaError(f"layer {layer.name} ({type(layer).__name__}) unsupported in the golden model; use QDense, QConv2D, QActivation, Flatten")
+    if pending is not None:
+        close(None, "linear")
+    meta = dict(getattr(qmodel, "rl2fpga_meta", {}) or {})
+    gm = GoldenModel(layers, meta)
+    gm.set_thresholds(threshold)
+    return gm
+
+
+def float32_bounds(gm: GoldenModel, states: np.ndarray | None = None) -> list[int]:
+    """Per layer, the largest ``S = sum_i |w_i| |x_i| + |b|`` (accumulator LSBs): over every
+    input of the format (``states=None``, a static proof) or over the given integer input
+    states (each run through the golden model). float32 is exact when ``S < 2^24``."""
+    out = []
+    if states is None:
+        for layer in gm.layers:
+            xmax = max(abs(layer.in_fmt.qmin), abs(layer.in_fmt.qmax))
+            aw = np.abs(layer.w)
+            axes = 0 if layer.kind == "dense" else (0, 1, 2)
+            s = aw.sum(axis=axes) * xmax + np.abs(layer.b)
+            out.append(int(s.max()))
+        return out
+    worst = [0] * len(gm.layers)
+    for x in np.asarray(states, dtype=np.int64):
+        x = x.reshape(gm.in_shape)
+        for k, layer in enumerate(gm.layers):
+            s = GoldenLayer.matvec(_abs_layer(layer), np.abs(x)) + np.abs(layer.b)
+            worst[k] = max(worst[k], int(np.max(s)))
+            x = layer.requantize(layer.matvec(x) + layer.b)
+    return worst
+
+
+def _abs_layer(layer: GoldenLayer) -> GoldenLayer:
+    import dataclasses
+
+    return dataclasses.replace(layer, w=np.abs(layer.w), b=np.zeros_like(layer.b))
+
+
+def qkeras_int_outputs(qmodel: tf.keras.Model, gm: GoldenModel, x_int: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The QKeras model on grid inputs, its outputs scaled by 2^out_frac (checked integral)."""
+    out_fmt = gm.layers[-1].out_fmt
+    ys = []
+    for i in range(0, len(x_int), batch):
+        xf = grid_float(x_int[i : i + batch], gm.in_fmt).reshape(-1, *qmodel.input_shape[1:])
+        ys.append(np.asarray(qmodel(xf, training=False), dtype=np.float64) * 2.0**out_fmt.frac)
+    y = np.concatenate(ys)
+    if not np.array_equal(y, np.round(y)):
+        raise Rl2fpgaError("QKeras outputs are off the output grid; the model is not a supported QKeras chain")
+    return y.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- thresholds
+
+
+def threshold_ints(gm: GoldenModel, t: float) -> list[int]:
+    """T (float units of each layer's *original* input, i.e. before the power-of-two rescaling)
+    -> T_int = floor(T * c_{k-1} / LSB_in) per layer, strict comparison ``|d| > T_int``.
+
+    A requested ``T > 0`` that maps below one LSB of the *network input* is an error; hidden
+    layers whose LSB is coarser than T get T_int 0 (their delta stage is then exact)."""
+    if t < 0:
+        raise Rl2fpgaError(f"delta threshold T={t} is negative; use T >= 0")
+    scales = [1.0] + list(gm.meta.get("act_scale", [1.0] * len(gm.layers)))[: len(gm.layers) - 1]
+    out = []
+    for layer, c in zip(gm.layers, scales, strict=True):
+        out.append(int(math.floor(t * c / layer.in_fmt.lsb + 1e-9)))
+    if t > 0 and out[0] == 0:
+        lsb = gm.layers[0].in_fmt.lsb
+        raise Rl2fpgaError(
+            f"delta threshold T={t} is below one LSB ({lsb:g}) of layer {gm.layers[0].name}'s input {gm.layers[0].in_fmt}; use T >= {lsb:g}, more input fractional bits, or T=0"
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def custom_objects() -> dict[str, Any]:
+    from qkeras.utils import _add_supported_quantized_objects
+
+    co: dict[str, Any] = {}
+    _add_supported_quantized_objects(co)
+    return co
+
+
+def save_qmodel(qmodel: tf.keras.Model, path: str | Path) -> None:
+    """HDF5 ``path`` (``.h5``: QKeras 0.9's QActivation cannot round-trip the ``.keras``
+    format) plus ``<stem>.meta.json`` (scales, formats), both atomic."""
+    import os
+    import tempfile
+
+    from rl2fpga.fsutil import atomic_write_json
+
+    path = Path(path)
+    if path.suffix != ".h5":
+        raise Rl2fpgaError(f"QKeras models are saved as HDF5; name the file {path.with_suffix('.h5').name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".h5", dir=path.parent)
+    os.close(fd)
+    try:
+        qmodel.save(tmp, save_format="h5")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    meta = dict(getattr(qmodel, "rl2fpga_meta", {}) or {})
+    atomic_write_json(path.with_suffix(".meta.json"), meta)
+
+
+def load_qmodel(path: str | Path) -> tf.keras.Model:
+    """Load a QKeras model saved by :func:`save_qmodel` (its meta reattached)."""
+    path = Path(path)
+    if not path.exists():
+        raise Rl2fpgaError(f"QKeras model {path} is missing; run `rl2fpga quantize` first")
+    try:
+        qmodel = tf.keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise Rl2fpgaError(f"QKeras model {path} is corrupt ({first}); rerun `rl2fpga quantize`") from None
+    meta_path = path.with_suffix(".meta.json")
+    if meta_path.exists():
+        try:
+            qmodel.rl2fpga_meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError:
+            raise Rl2fpgaError(f"{meta_path} is corrupt; rerun `rl2fpga quantize`") from None
+    else:
+        qmodel.rl2fpga_meta = {}
+    return qmodel

@@ -191,6 +191,16 @@ class HlsConfig:
     """Consecutive real frames compared against the golden model in C simulation."""
     build: bool = True
     """Run the vendor build when the tool is on PATH."""
+    cosim: bool = False
+    """Also run C/RTL co-simulation in the vendor build (slow)."""
+    compression: bool = False
+    """hls4ml Compression (zero weights not stored); only with strategy Resource, which crashes
+    with it in hls4ml 1.3.0, so it is refused."""
+    max_accum_bits: int = 48
+    """Widest accumulator allowed (DSP48 P register); a layer needing more is an error."""
+    max_mults_per_layer: int = 4096
+    """Latency strategy: multipliers per layer (per output pixel for a convolution) before the
+    reuse factor grows."""
 
 
 @dataclass
@@ -221,6 +231,12 @@ class BoardConfig:
     """Seeded episodes played in closed loop."""
     max_steps: int = 500
     """Cap on steps per episode."""
+    action: Literal["run", "build"] = "run"
+    """run: play episodes on the target; build: write the deploy bundle and the Vivado project
+    (and run Vivado when it is on PATH)."""
+    emulator_engine: Literal["auto", "golden", "verilator"] = "auto"
+    """Engine model behind the emulator: verilator (the generated RTL), golden (the Python
+    reference), auto (verilator when runs/<name>/rtl and verilator exist, else golden)."""
 
 
 @dataclass

@@ -1,0 +1,216 @@
+"""The delta-update input stage, as a Keras layer and as an hls4ml extension layer.
+
+Semantics (quantize/golden.py): every element keeps the value it last transmitted, ``x_hat``,
+and takes the new value only when ``|x - x_hat| > T`` (strict); the layer outputs ``x_hat``.
+``x_hat`` starts at 0 and is reset at every episode start. ``T = T_int * 2^-frac`` where
+``T_int`` is the golden threshold in LSBs of the layer's input format; ``T_int = 0`` makes the
+stage a passthrough (every change is transmitted).
+
+Pieces of the hls4ml extension (hls4ml's "extension API"):
+
+* :class:`DeltaStage` - the Keras layer (stateful over the batch axis read as time);
+* :class:`Rl2fpgaDelta` - the hls4ml layer, registered with ``register_layer``;
+* :func:`parse_delta_stage` - the Keras-to-hls4ml parser;
+* :class:`DeltaConfigTemplate`, :class:`DeltaFunctionTemplate` - config and function-call
+  templates (Jinja2 files in ``templates/hls4ml``) registered on the Vivado, Vitis and
+  VivadoAccelerator backends, with the C++ header ``rl2fpga_delta.h`` (static state, exported
+  C-simulation reset / threshold hooks) registered as custom source.
+
+Call :func:`register_delta_extension` once before converting (it is idempotent).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import tensorflow as tf
+
+from rl2fpga import GENERATED_HEADER
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "hls4ml"
+HEADER = TEMPLATE_DIR / "rl2fpga_delta.h"
+BACKENDS = ("Vivado", "Vitis", "VivadoAccelerator")
+
+_JINJA = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+# ------------------------------------------------------------------------------ Keras layer
+
+
+@tf.keras.utils.register_keras_serializable(package="rl2fpga")
+class DeltaStage(tf.keras.layers.Layer):
+    """Delta-update stage: ``x_hat <- x where |x - x_hat| > T``; outputs ``x_hat``.
+
+    The batch axis is time: a batch of frames in episode order is processed one frame after the
+    other and the state carries over to the next call. :meth:`reset_state` starts an episode.
+    """
+
+    def __init__(self, threshold_int: int = 0, frac: int = 0, stage: int = 0, **kwargs: Any):
+        super().__init__(**kwargs)
+        if threshold_int < 0:
+            raise ValueError(f"negative delta threshold {threshold_int}")
+        self.threshold_int = int(threshold_int)
+        self.frac = int(frac)
+        self.stage = int(stage)
+
+    @property
+    def threshold(self) -> float:
+        return self.threshold_int * 2.0 ** (-self.frac)
+
+    def build(self, input_shape: tf.TensorShape) -> None:
+        self.x_hat = self.add_weight(
+            name="x_hat", shape=tuple(input_shape[1:]), initializer="zeros", trainable=False
+        )
+        super().build(input_shape)
+
+    def reset_state(self) -> None:
+        self.x_hat.assign(tf.zeros_like(self.x_hat))
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        t = tf.constant(self.threshold, dtype=inputs.dtype)
+
+        def step(x_hat: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+            return tf.where(tf.abs(x - x_hat) > t, x, x_hat)
+
+        out = tf.scan(step, inputs, initializer=tf.cast(self.x_hat, inputs.dtype))
+        self.x_hat.assign(tf.cast(out[-1], self.x_hat.dtype))
+        return out
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "threshold_int": self.threshold_int, "frac": self.frac, "stage": self.stage}
+
+
+def reset_delta_states(model: tf.keras.Model) -> None:
+    """Episode start for every :class:`DeltaStage` of a Keras model."""
+    for layer in model.layers:
+        if isinstance(layer, DeltaStage):
+            layer.reset_state()
+
+
+# ------------------------------------------------------------------------------ hls4ml pieces
+
+
+def _hls4ml_classes() -> dict[str, Any]:
+    """Build the hls4ml classes lazily (importing hls4ml costs a few seconds)."""
+    from hls4ml.backends.template import FunctionCallTemplate, LayerConfigTemplate
+    from hls4ml.model.attributes import Attribute
+    from hls4ml.model.layers import Layer
+
+    class Rl2fpgaDelta(Layer):
+        """hls4ml layer of the delta stage: same shape and precision out as in."""
+
+        _expected_attributes = [
+            Attribute("n_in"),
+            Attribute("threshold"),
+            Attribute("stage"),
+            Attribute("frac"),
+        ]
+
+        def initialize(self) -> None:
+            inp = self.get_input_variable()
+            self.set_attr("n_in", inp.size())
+            self.add_output_variable(inp.shape, precision=inp.type.precision)
+
+    class DeltaConfigTemplate(LayerConfigTemplate):
+        def __init__(self) -> None:
+            super().__init__(Rl2fpgaDelta)
+            self.template = _JINJA.get_template("delta_config.h.j2")
+
+        def format(self, node: Any) -> str:
+            prec = node.get_input_variable().type.precision
+            width, signed = int(prec.width), bool(prec.signed)
+            frac = int(prec.width - prec.integer)
+            if frac != node.get_attr("frac"):
+                raise _precision_mismatch(node.name, frac, node.get_attr("frac"))
+            raw = f"ap_int<{width}>" if signed else f"ap_uint<{width}>"
+            return self.template.render(
+                header=GENERATED_HEADER,
+                index=node.index,
+                stage=node.get_attr("stage"),
+                before=node.name.removesuffix("_delta"),
+                n_in=node.get_attr("n_in"),
+                threshold=node.get_attr("threshold"),
+                raw_t=raw,
+                diff_t=f"ap_int<{width + 2}>",
+            )
+
+    class DeltaFunctionTemplate(FunctionCallTemplate):
+        def __init__(self) -> None:
+            super().__init__(Rl2fpgaDelta, include_header=[f"nnet_utils/{HEADER.name}"])
+            self.template = _JINJA.get_template("delta_function.cpp.j2")
+
+        def format(self, node: Any) -> str:
+            params = self._default_function_params(node)
+            io = node.model.config.get_config_value("IOType")
+            return self.template.render(
+                function="delta_stream" if io == "io_stream" else "delta",
+                input_t=params["input_t"],
+                output_t=params["output_t"],
+                config=params["config"],
+                input=params["input"],
+                output=params["output"],
+                stage=node.get_attr("stage"),
+                threshold=node.get_attr("threshold"),
+            ).strip()
+
+    return {
+        "Rl2fpgaDelta": Rl2fpgaDelta,
+        "DeltaConfigTemplate": DeltaConfigTemplate,
+        "DeltaFunctionTemplate": DeltaFunctionTemplate,
+    }
+
+
+def _precision_mismatch(name: str, got: int, want: int) -> Exception:
+    from rl2fpga.errors import Rl2fpgaError
+
+    return Rl2fpgaError(
+        f"delta stage {name}: hls4ml input precision has {got} fractional bits but the golden "
+        f"threshold is in LSBs of {want}; generate the precisions from the golden formats"
+    )
+
+
+def parse_delta_stage(
+    keras_layer: dict[str, Any], input_names: list[str], input_shapes: list[list[int]], data_reader: Any
+) -> tuple[dict[str, Any], list[int]]:
+    """Keras -> hls4ml layer dict (the converter's handler for ``DeltaStage``)."""
+    cfg = keras_layer["config"]
+    layer = {
+        "name": cfg["name"],
+        "class_name": "Rl2fpgaDelta",
+        "inputs": input_names,
+        "threshold": int(cfg["threshold_int"]),
+        "stage": int(cfg["stage"]),
+        "frac": int(cfg["frac"]),
+    }
+    return layer, list(input_shapes[0])
+
+
+_REGISTERED: dict[str, Any] = {}
+
+
+def register_delta_extension() -> dict[str, Any]:
+    """Register the delta stage with hls4ml (parser, layer, templates, header); idempotent."""
+    if _REGISTERED:
+        return _REGISTERED
+    import hls4ml
+    from hls4ml.backends import get_backend
+    from hls4ml.converters.keras_v2_to_hls import layer_handlers, register_keras_v2_layer_handler
+
+    classes = _hls4ml_classes()
+    for keras_name in ("DeltaStage", "rl2fpga>DeltaStage"):
+        if keras_name not in layer_handlers:
+            register_keras_v2_layer_handler(keras_name, parse_delta_stage)
+    hls4ml.model.layers.register_layer("Rl2fpgaDelta", classes["Rl2fpgaDelta"])
+    for name in BACKENDS:
+        backend = get_backend(name)
+        backend.register_template(classes["DeltaConfigTemplate"])
+        backend.register_template(classes["DeltaFunctionTemplate"])
+        backend.register_source(HEADER)
+    _REGISTERED.update(classes)
+    return _REGISTERED

@@ -18,7 +18,7 @@ from rl2fpga.train.envs import EnvSpec, check_algo, env_spec
 
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.fsutil import atomic_dir, atomic_write_json
 from rl2fpga.run import Run
 
 
@@ -38,8 +38,11 @@ def train(cfg: RunConfig, out_dir: Path | None, progress: bool = True) -> TrainR
 
 
 def train_step(run: Run, cfg: RunConfig) -> None:
-    out = run.reset_step("train")
-    res = train(cfg, out)
+    """Train into a fresh temp folder that replaces ``train/`` only on success (a failed or
+    interrupted training leaves an earlier ``train/`` intact)."""
+    check_algo(cfg.train.algo, env_spec(cfg.env))  # bad input fails before anything is touched
+    with atomic_dir(run.path / "train") as out:
+        res = train(cfg, out)
     print(
         f"train: {cfg.env.id} {cfg.train.algo} {res.steps} steps in {res.seconds:.0f} s, "
         f"eval return {res.eval.mean:.1f} +- {res.eval.std:.1f} over {len(res.eval.returns)} episodes"

@@ -1,0 +1,305 @@
+"""Magnitude pruning: masks, iterative magnitude pruning with rewinding, gradual (cubic) pruning.
+
+* :func:`magnitude_masks` prunes the smallest ``rate`` of the weights that are still alive,
+  per layer or ranked over the whole network; pruned weights never come back.
+* :func:`imp` (lottery ticket with rewinding, the 2023 paper): train (level 0 = the dense
+  agent), prune 20 % of the remaining weights, rewind the survivors to the initial weights (or
+  an early checkpoint), retrain in the environment with the mask frozen; M rounds give
+  sparsity ``1 - 0.8^i``.
+* :func:`gradual` (the 2025 paper): sparsity follows ``s_t = s_f - s_f (1 - t/n)^3``
+  (tfmot ``PolynomialDecay(power=3)``); the masks come from tfmot's ``prune_low_magnitude``
+  (``ConstantSparsity`` at each step's target, then ``strip_pruning``), and the agent retrains
+  in the environment between steps.
+
+Every level is written to ``prune/level_XX/{model.keras, masks.npz, eval.json}`` and listed in
+``prune/levels.json``; ``prune/selected.json`` names the sparsest level keeping
+``keep_return_fraction`` of the dense return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.fsutil import atomic_save_npz, atomic_write_json, read_json
+
+# ----------------------------------------------------------------------------- masks
+
+
+def prunable_layers(model: tf.keras.Model, include_output: bool = True) -> list[tf.keras.layers.Layer]:
+    """Dense and Conv2D layers in order (the last one only with ``include_output``)."""
+    layers = [la for la in model.layers if isinstance(la, tf.keras.layers.Dense | tf.keras.layers.Conv2D)]
+    return layers if include_output else layers[:-1]
+
+
+def magnitude_masks(
+    model: tf.keras.Model,
+    rate: float,
+    masks: dict[str, np.ndarray] | None = None,
+    scope: str = "layer",
+    include_output: bool = True,
+) -> dict[str, np.ndarray]:
+    """Prune the smallest ``rate`` fraction of the still-alive weights (ties broken by index).
+
+    ``scope="layer"`` ranks within each layer, ``"global"`` over every prunable weight."""
+    if not 0.0 <= rate < 1.0:
+        raise Rl2fpgaError(f"pruning rate {rate} must be in [0, 1); set prune.rate")
+    layers = prunable_layers(model, include_output)
+    masks = dict(masks or {})
+    kernels = {la.name: np.asarray(la.get_weights()[0]) for la in layers}
+    alive = {n: np.asarray(masks.get(n, np.ones(w.shape, bool)), bool) for n, w in kernels.items()}
+    new = {n: a.copy() for n, a in alive.items()}
+    if scope == "layer":
+        for n, w in kernels.items():
+            idx = np.flatnonzero(alive[n])
+            k = int(round(rate * idx.size))
+            if k:
+                order = np.argsort(np.abs(w.reshape(-1)[idx]), kind="stable")
+                new[n].reshape(-1)[idx[order[:k]]] = False
+    elif scope == "global":
+        names = list(kernels)
+        mags = np.concatenate([np.abs(kernels[n]).reshape(-1)[alive[n].reshape(-1)] for n in names])
+        owner = np.concatenate([np.full(int(alive[n].sum()), i) for i, n in enumerate(names)])
+        pos = np.concatenate([np.flatnonzero(alive[n]) for n in names])
+        k = int(round(rate * mags.size))
+        for j in np.argsort(mags, kind="stable")[:k]:
+            new[names[owner[j]]].reshape(-1)[pos[j]] = False
+    else:
+        raise Rl2fpgaError(f"unknown pruning scope '{scope}'; use layer or global")
+    return new
+
+
+def apply_masks(model: tf.keras.Model, masks: dict[str, np.ndarray]) -> None:
+    for name, m in masks.items():
+        layer = model.get_layer(name)
+        w = layer.get_weights()
+        layer.set_weights([w[0] * m.astype(w[0].dtype), *w[1:]])
+
+
+def measured_sparsity(model: tf.keras.Model) -> tuple[float, dict[str, float]]:
+    """Fraction of exactly-zero kernel weights: over every Dense/Conv2D kernel, and per layer."""
+    per, zeros, total = {}, 0, 0
+    for la in prunable_layers(model):
+        w = la.get_weights()[0]
+        z = int((w == 0).sum())
+        per[la.name] = z / w.size
+        zeros += z
+        total += w.size
+    return zeros / max(total, 1), per
+
+
+def cubic_sparsity(t: int, n: int, final: float) -> float:
+    """The 2025 paper's schedule ``s_t = s_f - s_f (1 - t/n)^3`` through tfmot's PolynomialDecay."""
+    import tensorflow_model_optimization as tfmot
+
+    sched = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=final, begin_step=0,
+                                                 end_step=n, power=3, frequency=1)
+    return float(sched(tf.constant(min(t, n), tf.int64))[1])
+
+
+def tfmot_masks(model: tf.keras.Model, sparsity: float, include_output: bool = True) -> dict[str, np.ndarray]:
+    """Per-layer magnitude masks at ``sparsity`` computed by tfmot: ``prune_low_magnitude`` with
+    ``ConstantSparsity``, one mask update, ``strip_pruning``; the zeros of the stripped model."""
+    import tensorflow_model_optimization as tfmot
+
+    sk = tfmot.sparsity.keras
+    names = {la.name for la in prunable_layers(model, include_output)}
+    clone = tf.keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+
+    def wrap(layer: tf.keras.layers.Layer) -> tf.keras.layers.Layer:
+        if layer.name in names:
+            return sk.prune_low_magnitude(layer, pruning_schedule=sk.ConstantSparsity(sparsity, begin_step=0, frequency=1))
+        return layer
+
+    wrapped = tf.keras.models.clone_model(clone, clone_function=wrap)
+    _copy_into_wrapped(clone, wrapped)
+    for la in wrapped.layers:
+        if hasattr(la, "pruning_step"):
+            la.pruning_step.assign(0)
+    x = np.zeros((1, *model.input_shape[1:]), np.float32)
+    wrapped(x, training=True)  # one conditional mask update at step 0
+    stripped = sk.strip_pruning(wrapped)
+    return {la.name: np.asarray(la.get_weights()[0]) != 0 for la in prunable_layers(stripped, include_output)}
+
+
+def _copy_into_wrapped(src: tf.keras.Model, wrapped: tf.keras.Model) -> None:
+    for la in wrapped.layers:
+        inner = getattr(la, "layer", la)
+        try:
+            s = src.get_layer(inner.name)
+        except ValueError:
+            continue
+        if s.get_weights():
+            inner.set_weights(s.get_weights())
+
+
+# ----------------------------------------------------------------------------- levels
+
+
+@dataclass
+class Level:
+    index: int
+    round: int
+    sparsity: float
+    layer_sparsity: dict[str, float]
+    eval_return_mean: float
+    eval_return_std: float
+    target_sparsity: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.index, "round": self.round, "sparsity": self.sparsity,
+                "target_sparsity": self.target_sparsity, "layer_sparsity": self.layer_sparsity,
+                "eval_return_mean": self.eval_return_mean, "eval_return_std": self.eval_return_std,
+                "dir": level_name(self.index)}
+
+
+def level_name(i: int) -> str:
+    return f"level_{i:02d}"
+
+
+def save_level(prune_dir: Path, index: int, rnd: int, target: float, model: tf.keras.Model,
+               masks: dict[str, np.ndarray], ev: dict[str, Any]) -> Level:
+    from rl2fpga.train.common import save_keras
+
+    d = prune_dir / level_name(index)
+    d.mkdir(parents=True, exist_ok=True)
+    save_keras(model, d / "model.keras")
+    atomic_save_npz(d / "masks.npz", **{k: np.asarray(v, bool) for k, v in masks.items()})
+    atomic_write_json(d / "eval.json", ev)
+    s, per = measured_sparsity(model)
+    return Level(index, rnd, s, per, float(ev["mean"]), float(ev["std"]), target)
+
+
+def select_level(levels: list[Level], keep: float) -> Level:
+    """The sparsest level whose mean return keeps ``keep`` of the dense (level 0) return."""
+    dense = levels[0].eval_return_mean
+    ok = [lv for lv in levels if lv.eval_return_mean >= keep * dense - 1e-9] if dense > 0 else \
+         [lv for lv in levels if lv.eval_return_mean >= dense + (1 - keep) * dense - 1e-9]
+    return max(ok or levels[:1], key=lambda lv: lv.sparsity)
+
+
+def load_level(run_path: Path, index: int | None = None) -> tuple[tf.keras.Model, dict[str, np.ndarray], dict[str, Any]]:
+    """(model, masks, level record) of a prune level; ``None`` = the selected one."""
+    pdir = Path(run_path) / "prune"
+    levels = read_json(pdir / "levels.json")["levels"]
+    if index is None:
+        index = int(read_json(pdir / "selected.json")["level"])
+    rec = next((lv for lv in levels if lv["level"] == index), None)
+    if rec is None:
+        raise Rl2fpgaError(f"prune level {index} is not in {pdir / 'levels.json'}; pick one of {[lv['level'] for lv in levels]}")
+    d = pdir / rec["dir"]
+    try:
+        model = tf.keras.models.load_model(d / "model.keras", compile=False)
+        masks = dict(np.load(d / "masks.npz"))
+    except (OSError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise Rl2fpgaError(f"prune level {d} is missing or corrupt ({first}); rerun `rl2fpga prune`") from None
+    return model, {k: v.astype(bool) for k, v in masks.items()}, rec
+
+
+# ----------------------------------------------------------------------------- algorithms
+
+Retrain = Callable[[tf.keras.Model, dict[str, np.ndarray], int], tuple[tf.keras.Model, dict[str, Any]]]
+
+
+def retrainer(cfg: RunConfig, algo: str, progress: bool = True) -> Retrain:
+    """``(model, masks, steps) -> (retrained model, eval dict)`` through train_dqn/train_sac."""
+
+    def retrain(model: tf.keras.Model, masks: dict[str, np.ndarray], steps: int) -> tuple[tf.keras.Model, dict[str, Any]]:
+        if algo == "dqn":
+            from rl2fpga.train.dqn import train_dqn
+
+            res = train_dqn(cfg, None, model=model, masks=masks, total_steps=steps, progress=progress)
+        else:
+            from rl2fpga.train.sac import train_sac
+
+            res = train_sac(cfg, None, model=model, masks=masks, total_steps=steps, progress=progress)
+        return res.model, {**res.eval.to_dict(), "steps": res.steps, "seconds": res.seconds}
+
+    return retrain
+
+
+def rewind_weights(trained: tf.keras.Model, rewind_to: tf.keras.Model, masks: dict[str, np.ndarray]) -> tf.keras.Model:
+    """The surviving weights reset to ``rewind_to`` (initial or early checkpoint), pruned ones 0."""
+    m = tf.keras.models.clone_model(trained)
+    m.set_weights(rewind_to.get_weights())
+    apply_masks(m, masks)
+    return m
+
+
+def imp(
+    dense: tf.keras.Model,
+    dense_eval: dict[str, Any],
+    rewind_to: tf.keras.Model,
+    retrain: Retrain,
+    cfg: RunConfig,
+    prune_dir: Path,
+    log: Callable[[str], None] = print,
+) -> list[Level]:
+    """Iterative magnitude pruning with rewinding; returns the levels (0 = dense)."""
+    pc = cfg.prune
+    masks = {la.name: np.ones(la.get_weights()[0].shape, bool) for la in prunable_layers(dense, pc.prune_output_layer)}
+    levels = [save_level(prune_dir, 0, 0, 0.0, dense, masks, dense_eval)]
+    current = dense
+    for rnd in range(1, pc.rounds + 1):
+        masks = magnitude_masks(current, pc.rate, masks, pc.scope, pc.prune_output_layer)
+        target = 1.0 - (1.0 - pc.rate) ** rnd
+        start = rewind_weights(current, rewind_to, masks)
+        current, ev = retrain(start, masks, pc.retrain_steps)
+        lv = save_level(prune_dir, rnd, rnd, target, current, masks, ev)
+        levels.append(lv)
+        log(f"prune round {rnd}/{pc.rounds}: sparsity {lv.sparsity:.3f} (target {target:.3f}), return {lv.eval_return_mean:.1f}")
+    return levels
+
+
+def gradual(
+    dense: tf.keras.Model,
+    dense_eval: dict[str, Any],
+    retrain: Retrain,
+    cfg: RunConfig,
+    prune_dir: Path,
+    log: Callable[[str], None] = print,
+) -> list[Level]:
+    """Gradual magnitude pruning on the cubic schedule: ``rounds`` pruning steps spread over
+    ``retrain_steps`` environment steps; each step's model is a level."""
+    pc = cfg.prune
+    n = max(1, pc.rounds)
+    masks = {la.name: np.ones(la.get_weights()[0].shape, bool) for la in prunable_layers(dense, pc.prune_output_layer)}
+    levels = [save_level(prune_dir, 0, 0, 0.0, dense, masks, dense_eval)]
+    current = dense
+    steps = max(1, pc.retrain_steps // n)
+    for t in range(1, n + 1):
+        target = cubic_sparsity(t, n, pc.final_sparsity)
+        new = tfmot_masks(current, target, pc.prune_output_layer)
+        masks = {k: masks[k] & new[k] for k in masks}  # pruned weights never come back
+        start = tf.keras.models.clone_model(current)
+        start.set_weights(current.get_weights())
+        apply_masks(start, masks)
+        current, ev = retrain(start, masks, steps)
+        lv = save_level(prune_dir, t, t, target, current, masks, ev)
+        levels.append(lv)
+        log(f"gradual step {t}/{n}: sparsity {lv.sparsity:.3f} (target {target:.3f}), return {lv.eval_return_mean:.1f}")
+    return levels
+
+
+def write_levels(prune_dir: Path, levels: list[Level], keep: float, method: str) -> Level:
+    sel = select_level(levels, keep)
+    atomic_write_json(prune_dir / "levels.json", {"method": method, "levels": [lv.to_json() for lv in levels]})
+    atomic_write_json(prune_dir / "selected.json", {**sel.to_json(), "keep_return_fraction": keep,
+                                                    "dense_return_mean": levels[0].eval_return_mean})
+    return sel
+
+
+def read_eval(path: Path) -> dict[str, Any]:
+    ev = read_json(path)
+    if "mean" not in ev:
+        raise Rl2fpgaError(f"{path} has no 'mean'; rerun `rl2fpga train`")
+    return {"mean": float(ev["mean"]), "std": float(ev.get("std", 0.0)), "returns": ev.get("returns", [])}

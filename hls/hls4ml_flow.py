@@ -291,7 +291,7 @@ def convert(golden: GoldenModel, hcfg: HlsConfig, out_dir: str | Path, backend: 
     io_type = io_type_for(golden)
     kwargs: dict[str, Any] = {"part": hcfg.part}
     if backend == "VivadoAccelerator":
-        kwargs = {"board": hcfg.board, "interface": "axi_stream", "driver": "python"}
+        kwargs = {"board": hcfg.board, "part": None, "interface": "axi_stream", "driver": "python"}
     out_dir = Path(out_dir)
     hls_model = hls4ml.converters.convert_from_keras_model(
         keras_model,
@@ -442,7 +442,7 @@ def collect_frames(env_cfg: Any, golden: GoldenModel, n: int, seed: int, eps: fl
     start = True
     try:
         while len(frames) < n:
-            x = golden.quantize_input(obs)
+            x = golden.quantize_input(obs).astype(np.int32)
             frames.append(x)
             starts.append(start)
             if start:

@@ -1,0 +1,305 @@
+"""The ``board`` step: closed-loop episodes on a chosen back end, or the deploy build.
+
+    rl2fpga board RUN_DIR --target reference|hls-csim|emulator|pynq --episodes N
+    rl2fpga board RUN_DIR --set board.action=build
+
+``run`` plays seeded episodes with actions from the back end while the golden model steps in
+lockstep on the same states (action agreement, output and MAC-counter agreement), then plays
+the same seeded episodes with the golden policy alone (its returns). Writes
+``board/summary.json`` (and ``board/summary_<target>.json``). ``build`` writes the deploy
+bundle and the Vivado project (:mod:`rl2fpga.board.build`).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from rl2fpga.quantize.golden import GoldenModel
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.fsutil import atomic_write_json, atomic_write_text
+from rl2fpga.run import Run
+
+
+class Backend(Protocol):
+    """What chooses the actions: the driver interface."""
+
+    def reset_state(self) -> None: ...
+    def set_thresholds(self, thresholds: list[int]) -> None: ...
+    def infer(self, frame: np.ndarray) -> tuple[np.ndarray, int]: ...
+    def counters(self) -> dict[str, Any]: ...
+
+
+# ------------------------------------------------------------------------------ back ends
+
+
+class GoldenBackend:
+    """target=reference: the golden integer model itself."""
+
+    def __init__(self, model: GoldenModel):
+        self.model = model.copy()
+        self.stats: Any = None
+
+    def reset_state(self) -> None:
+        self.model.reset()
+
+    def set_thresholds(self, thresholds: list[int]) -> None:
+        self.model.set_thresholds(thresholds)
+
+    def infer(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
+        y, self.stats = self.model.step(frame)
+        y = y.reshape(-1)
+        return y, GoldenModel.action(y)
+
+    def counters(self) -> dict[str, Any]:
+        return {"cycles": None, "events": list(self.stats.events), "macs": list(self.stats.macs)}
+
+
+class CSimBackend:
+    """target=hls-csim: the hls4ml C simulation (rl2fpga.hls.hls4ml_flow.CSim)."""
+
+    def __init__(self, csim: Any):
+        self.csim = csim
+
+    def reset_state(self) -> None:
+        self.csim.reset()
+
+    def set_thresholds(self, thresholds: list[int]) -> None:
+        self.csim.set_thresholds(thresholds)
+
+    def infer(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
+        y = np.asarray(self.csim.step(frame)).reshape(-1)
+        return y, int(np.argmax(y))
+
+    def counters(self) -> dict[str, Any]:
+        return {"cycles": None, "events": [], "macs": []}
+
+
+def _hls_csim_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> CSimBackend:
+    try:
+        from rl2fpga.hls import hls4ml_flow
+    except ImportError as e:
+        raise Rl2fpgaError(f"target hls-csim is unavailable (the hls4ml flow does not import: {e}); use --target emulator or reference") from None
+    if not hasattr(hls4ml_flow, "CSim") or not hasattr(hls4ml_flow, "convert"):
+        raise Rl2fpgaError("target hls-csim is unavailable in this version (no hls4ml C simulation API); use --target emulator or reference")
+    from rich.console import Console
+
+    Console(stderr=True).print("compiling the hls4ml C simulation (6-25 s) ...")
+    backend = "Vivado" if cfg.hls.backend == "VivadoAccelerator" else cfg.hls.backend
+    project = hls4ml_flow.convert(model, cfg.hls, run.dir("board") / "hls_csim", backend=backend)
+    return CSimBackend(hls4ml_flow.CSim(project, model))
+
+
+def _pynq_backend(run: Run) -> Backend:
+    try:
+        import pynq
+    except ImportError:
+        raise Rl2fpgaError("target pynq needs the pynq package; run this on the PYNQ board (or use --target emulator)") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        devices = pynq.Device.devices
+    if not devices:
+        raise Rl2fpgaError("no PYNQ board found (pynq sees no device on this machine); run on the board or use --target emulator")
+    from rl2fpga.board.bundle import require_bitstream
+    from rl2fpga.board.driver import EngineDriver
+
+    bundle = run.path / "board" / "bundle"
+    return EngineDriver(require_bitstream(bundle), bundle / "manifest.json")
+
+
+def _emulator_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Backend, str]:
+    """The driver against the simulated PYNQ-Z2 (Verilator or golden engine behind it)."""
+    from rl2fpga.board import design
+    from rl2fpga.board.bundle import make_manifest
+    from rl2fpga.board.driver import EngineDriver
+    from rl2fpga.board.engine import GoldenEngine
+    from rl2fpga.board.simdevice import SimDevice
+
+    lanes, bpb = cfg.rtl.lanes, cfg.rtl.input_bytes_per_beat
+    kind = cfg.board.emulator_engine
+    rtl_dir = run.path / "rtl"
+    if kind == "auto":
+        from rl2fpga.board.verilator_engine import verilator_available
+
+        kind = "verilator" if verilator_available(rtl_dir) else "golden"
+    if kind == "verilator":
+        from rl2fpga.board.verilator_engine import VerilatorEngine
+
+        engine: Any = VerilatorEngine(rtl_dir, run.path / "board" / "verilator", model, lanes, bpb)
+    else:
+        engine = GoldenEngine(model, lanes, bpb)
+    sim_dir = run.dir("board") / "emulator"
+    atomic_write_text(sim_dir / "rl2fpga.bit", "simulated bitstream slot (board/simdevice.py)\n")
+    atomic_write_text(sim_dir / "rl2fpga.hwh", design.sim_hwh(design.DesignParams(lanes, bpb, cfg.rtl.clock_mhz)))
+    manifest = make_manifest(model, lanes, bpb, cfg.rtl.clock_mhz, cfg.env.id)
+    atomic_write_json(sim_dir / "manifest.json", manifest)
+    return EngineDriver(sim_dir / "rl2fpga.bit", sim_dir / "manifest.json", device=SimDevice(engine)), kind
+
+
+def make_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Backend, str]:
+    target = cfg.board.target
+    if target == "reference":
+        return GoldenBackend(model), "golden"
+    if target == "emulator":
+        return _emulator_backend(run, cfg, model)
+    if target == "pynq":
+        return _pynq_backend(run), "pynq"
+    if target == "hls-csim":
+        return _hls_csim_backend(run, cfg, model), "hls4ml-csim"
+    raise Rl2fpgaError(f"unknown board target '{target}'; use reference, hls-csim, emulator or pynq")
+
+
+# ------------------------------------------------------------------------------ episodes
+
+
+@dataclass
+class EpisodeLog:
+    returns: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    action_mismatches: int = 0
+    output_mismatches: int = 0
+    mac_mismatches: int = 0
+    first_mismatch: dict[str, Any] | None = None
+    latency_us: list[float] = field(default_factory=list)
+    cycles: list[int] = field(default_factory=list)
+
+
+def _make_env(cfg: RunConfig) -> Any:
+    from rl2fpga.train.envs import make_env
+
+    return make_env(cfg.env, cfg.seed, training=False)
+
+
+def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: Any = None) -> EpisodeLog:
+    """Seeded episodes; actions from ``backend`` (None: the golden policy alone) while a copy
+    of the golden model steps in lockstep on the same states."""
+    golden = model.copy()
+    if backend is not None:
+        backend.set_thresholds(golden.thresholds)
+    env = _make_env(cfg)
+    log = EpisodeLog()
+    try:
+        for ep in range(cfg.board.episodes):
+            obs, _ = env.reset(seed=cfg.seed) if ep == 0 else env.reset()
+            golden.reset()
+            if backend is not None:
+                backend.reset_state()
+            total, steps, done = 0.0, 0, False
+            while not done and steps < cfg.board.max_steps:
+                x = golden.quantize_input(obs)
+                y_ref, stats = golden.step(x)
+                ref_action = GoldenModel.action(y_ref)
+                action = ref_action
+                if backend is not None:
+                    t0 = time.perf_counter()
+                    y, action = backend.infer(x)
+                    log.latency_us.append((time.perf_counter() - t0) * 1e6)
+                    c = backend.counters()
+                    if c.get("cycles") is not None:
+                        log.cycles.append(int(c["cycles"]))
+                    _compare(log, ep, steps, y, action, y_ref.reshape(-1), ref_action, c.get("macs"), stats.macs)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                steps += 1
+                done = terminated or truncated
+                if progress is not None:
+                    progress()
+            log.returns.append(total)
+            log.steps.append(steps)
+    finally:
+        env.close()
+    return log
+
+
+def _compare(log: EpisodeLog, ep: int, step: int, y: np.ndarray, action: int, y_ref: np.ndarray,
+             ref_action: int, macs: list[int] | None, ref_macs: list[int]) -> None:
+    bad_action = action != ref_action
+    bad_out = not np.array_equal(np.asarray(y, dtype=np.int64), y_ref)
+    bad_macs = bool(macs) and list(macs) != list(ref_macs)
+    log.action_mismatches += int(bad_action)
+    log.output_mismatches += int(bad_out)
+    log.mac_mismatches += int(bad_macs)
+    if (bad_action or bad_out or bad_macs) and log.first_mismatch is None:
+        log.first_mismatch = {"episode": ep, "step": step, "action": int(action), "golden_action": int(ref_action),
+                              "outputs": [int(v) for v in y], "golden_outputs": [int(v) for v in y_ref],
+                              "macs": list(macs or []), "golden_macs": list(ref_macs)}
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+            "min": float(a.min()), "max": float(a.max())}
+
+
+def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    backend, engine = make_backend(run, cfg, model)
+    target = cfg.board.target
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        cap = cfg.board.episodes * cfg.board.max_steps
+        t1 = bar.add_task(f"{target} ({engine})", total=cap)
+        log = play(cfg, model, backend, lambda: bar.advance(t1))
+        t2 = bar.add_task("golden policy", total=cap)
+        ref = play(cfg, model, None, lambda: bar.advance(t2))
+    cycles = _stats([float(c) for c in log.cycles])
+    summary: dict[str, Any] = {
+        "target": target,
+        "engine": engine,
+        "env_id": cfg.env.id,
+        "seed": cfg.seed,
+        "episodes": cfg.board.episodes,
+        "max_steps": cfg.board.max_steps,
+        "steps": int(sum(log.steps)),
+        "returns": log.returns,
+        "return_mean": float(np.mean(log.returns)),
+        "golden_returns": ref.returns,
+        "golden_return_mean": float(np.mean(ref.returns)),
+        "returns_equal": log.returns == ref.returns,
+        "action_mismatches": log.action_mismatches,
+        "output_mismatches": log.output_mismatches,
+        "mac_mismatches": log.mac_mismatches,
+        "first_mismatch": log.first_mismatch,
+        "latency_us": _stats(log.latency_us),
+        "cycles_per_step": cycles,
+        "clock_mhz": cfg.rtl.clock_mhz,
+        "device_us_per_step": None if cycles is None else cycles["mean"] / cfg.rtl.clock_mhz,
+    }
+    return summary
+
+
+# ------------------------------------------------------------------------------ the step
+
+
+def board_step(run: Run, cfg: RunConfig) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    model = GoldenModel.load(run.path / "quantize" / "golden")
+    if cfg.board.action == "build":
+        from rl2fpga.board.build import build
+
+        build(run, cfg, model, console)
+        return
+    summary = run_episodes(run, cfg, model)
+    out = run.dir("board")
+    atomic_write_json(out / f"summary_{cfg.board.target}.json", summary)
+    atomic_write_json(out / "summary.json", summary)
+    lat = summary["latency_us"]
+    cyc = summary["cycles_per_step"]
+    console.print(
+        f"{summary['target']} ({summary['engine']}): {summary['episodes']} episodes, {summary['steps']} steps, "
+        f"return {summary['return_mean']:.1f} (golden {summary['golden_return_mean']:.1f}), "
+        f"action mismatches {summary['action_mismatches']}, output mismatches {summary['output_mismatches']}"
+        + (f", host latency {lat['mean']:.0f} us/step" if lat else "")
+        + (f", {cyc['mean']:.0f} cycles/step" if cyc else "")
+    )
+

@@ -1,0 +1,148 @@
+"""The generated RTL as an :class:`~rl2fpga.board.engine.EngineModel`: Verilator builds
+``rl2fpga_engine_top`` plus a small C++ shim (``templates/engine_shim.cpp.j2``) into a shared
+library, loaded with ctypes; every AXI4-Lite transaction and stream packet is clocked cycle by
+cycle inside C++.
+
+Why ctypes + a C++ shim rather than cocotb: the closed loop runs thousands of frames of tens
+of thousands of cycles each; a cocotb coroutine per cycle costs ~10-50 us of Python per clock,
+the shim's loop costs nanoseconds. cocotb stays the tool for the testbenches (random
+back-pressure, mid-run resets); here the DMA drives the streams at full rate, as on the board.
+
+The build goes to a git-ignored folder (the run's ``board/verilator`` or ``build/``), keyed by
+a hash of the sources, and uses ccache when it is on PATH (``OBJCACHE``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from rl2fpga.board import design
+from rl2fpga.board.engine import EngineModel, frame_bytes
+from rl2fpga.quantize.golden import GoldenModel
+
+from rl2fpga.errors import Rl2fpgaError, ToolMissing
+from rl2fpga.fsutil import atomic_write_text
+
+TOP = "rl2fpga_engine_top"
+RTL_SUFFIXES = (".sv", ".v")
+AXIL_TIMEOUT = 1000
+
+
+def _sources(rtl_dir: Path) -> list[Path]:
+    files = sorted(p for p in rtl_dir.rglob("*") if p.suffix in RTL_SUFFIXES) if rtl_dir.exists() else []
+    # packages first: Verilator needs them before their users
+    return sorted(files, key=lambda p: (0 if re.search(r"^\s*package\b", p.read_text(errors="replace"), re.M) else 1, p.name))
+
+
+def verilator_available(rtl_dir: Path) -> bool:
+    """Verilator on PATH and a generated top level in ``rtl_dir``."""
+    if shutil.which("verilator") is None:
+        return False
+    return any(re.search(rf"\bmodule\s+{TOP}\b", p.read_text(errors="replace")) for p in _sources(rtl_dir))
+
+
+def build_library(rtl_dir: Path, build_dir: Path, input_bytes_per_beat: int) -> Path:
+    """Verilate + compile the engine and the shim into ``lib<top>.so`` (cached by content)."""
+    if shutil.which("verilator") is None:
+        raise ToolMissing("verilator is not on PATH; install it (apt install verilator) or use board.emulator_engine=golden")
+    sources = _sources(rtl_dir)
+    if not any(re.search(rf"\bmodule\s+{TOP}\b", p.read_text(errors="replace")) for p in sources):
+        raise Rl2fpgaError(f"no module {TOP} in {rtl_dir}; run `rl2fpga rtl RUN_DIR` first")
+    tdata_bytes = input_bytes_per_beat
+    shim = design.render("engine_shim.cpp.j2", top=TOP, tdata_bits=8 * tdata_bytes, tdata_bytes=tdata_bytes)
+    h = hashlib.sha256(shim.encode())
+    for p in sources:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    key = h.hexdigest()[:16]
+    out = build_dir / key
+    lib = out / f"lib{TOP}.so"
+    if lib.exists():
+        return lib
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "shim.cpp", shim)
+    env = dict(os.environ)
+    if shutil.which("ccache"):
+        env["OBJCACHE"] = "ccache"
+    cmd = [
+        "verilator", "--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+        "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", TOP, "-Mdir", str(out / "obj"),
+        "-I" + str(rtl_dir), "-CFLAGS", "-fPIC -O2", "-LDFLAGS", "-shared", "-o", str(lib),
+        *[str(p) for p in sources], str(out / "shim.cpp"),
+    ]
+    proc = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True)
+    if proc.returncode != 0 or not lib.exists():
+        atomic_write_text(out / "build.log", proc.stdout + proc.stderr)
+        first = next((ln for ln in (proc.stderr or proc.stdout).splitlines() if "%Error" in ln or "error" in ln), "see the log")
+        raise Rl2fpgaError(f"verilator build of {rtl_dir} failed ({first.strip()[:200]}); full log: {out / 'build.log'}")
+    return lib
+
+
+class VerilatorEngine(EngineModel):
+    """The generated engine, clocked by Verilator behind the simulated DMA."""
+
+    def __init__(self, rtl_dir: Path, build_dir: Path, model: GoldenModel, lanes: int, input_bytes_per_beat: int,
+                 max_cycles_per_frame: int | None = None):
+        self.lanes = lanes
+        self.input_bytes_per_beat = input_bytes_per_beat
+        self.frame_len = frame_bytes(model, input_bytes_per_beat)
+        dense = sum(model.dense_mults())
+        self.max_cycles = max_cycles_per_frame or (dense + 16 * self.frame_len + 100_000)
+        self.lib = ctypes.CDLL(str(build_library(Path(rtl_dir), Path(build_dir), input_bytes_per_beat)))
+        L = self.lib
+        L.eng_new.restype = ctypes.c_void_p
+        L.eng_free.argtypes = [ctypes.c_void_p]
+        L.eng_cycles.argtypes = [ctypes.c_void_p]
+        L.eng_cycles.restype = ctypes.c_uint64
+        L.eng_reset.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        L.eng_axil_write.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int]
+        L.eng_axil_read.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32), ctypes.c_int]
+        L.eng_send.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int64]
+        L.eng_send.restype = ctypes.c_int64
+        L.eng_recv.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32), ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        self.handle = ctypes.c_void_p(L.eng_new())
+        self.last_send_cycles = 0
+        self.hw_reset()
+
+    def __del__(self) -> None:
+        handle = getattr(self, "handle", None)
+        if handle:
+            self.lib.eng_free(handle)
+            self.handle = None
+
+    def hw_reset(self) -> None:
+        self.lib.eng_reset(self.handle, 8)
+
+    def axil_write(self, addr: int, value: int) -> None:
+        if self.lib.eng_axil_write(self.handle, addr, value & 0xFFFFFFFF, AXIL_TIMEOUT) != 0:
+            raise Rl2fpgaError(f"engine RTL did not complete an AXI4-Lite write to {addr:#x} in {AXIL_TIMEOUT} cycles; the RTL's s_axil handshake is broken")
+
+    def axil_read(self, addr: int) -> int:
+        v = ctypes.c_uint32(0)
+        if self.lib.eng_axil_read(self.handle, addr, ctypes.byref(v), AXIL_TIMEOUT) != 0:
+            raise Rl2fpgaError(f"engine RTL did not answer an AXI4-Lite read of {addr:#x} in {AXIL_TIMEOUT} cycles; the RTL's s_axil handshake is broken")
+        return int(v.value)
+
+    def send(self, data: bytes) -> None:
+        # a timeout (-1) leaves the output incomplete; the DMA model then stays busy and the
+        # driver reports it (with the engine's STATUS) as on the board
+        self.last_send_cycles = int(self.lib.eng_send(self.handle, data, len(data), self.max_cycles))
+
+    def recv(self, max_bytes: int) -> tuple[bytes, bool]:
+        n = max_bytes // 4
+        if n == 0:
+            return b"", False
+        buf = (ctypes.c_uint32 * n)()
+        last = ctypes.c_int(0)
+        got = self.lib.eng_recv(self.handle, buf, n, ctypes.byref(last))
+        return bytes(memoryview(buf).cast("B")[: 4 * got]), bool(last.value)
+
+    @property
+    def sim_cycles(self) -> int:
+        return int(self.lib.eng_cycles(self.handle))

@@ -1,0 +1,289 @@
+"""board/: the PYNQ driver against the simulated PYNQ-Z2 (golden-backed engine), the deploy
+bundle, the Vivado project, closed-loop CartPole episodes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rl2fpga.board import design
+from rl2fpga.board.bundle import BUNDLE_FILES, check_bundle, write_bundle
+from rl2fpga.board.driver import EngineDriver
+from rl2fpga.board.engine import GoldenEngine
+from rl2fpga.board.simdevice import SimDevice
+from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
+
+from rl2fpga.cli import main
+from rl2fpga.config import RunConfig, apply_overrides
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.run import Run
+
+BOARD_DIR = Path(__file__).resolve().parents[1] / "board"
+
+
+def mlp(seed: int = 0, threshold: int = 1) -> GoldenModel:
+    """A small pruned quantized MLP for CartPole's 4 observations (signed input, 1/32 LSB)."""
+    return random_model(np.random.default_rng(seed), (4,), [("dense", 16), ("dense", 2)], sparsity=0.5,
+                        in_fmt=Fmt(8, 3, True), threshold=threshold)
+
+
+def cnn(seed: int = 1) -> GoldenModel:
+    """A small CNN with uint8 pixel input (the Atari input format)."""
+    return random_model(np.random.default_rng(seed), (12, 12, 2), [("conv2d", 4, 4, 2), ("dense", 8), ("dense", 3)],
+                        sparsity=0.5, threshold=2)
+
+
+def sim_bundle(tmp: Path, model: GoldenModel, lanes: int = 4, bpb: int = 8, hw_lanes: int | None = None) -> tuple[Path, SimDevice]:
+    """A bundle whose bitstream slot holds a placeholder and whose .hwh is the simulated design."""
+    bundle = write_bundle(tmp / "bundle", model, lanes, bpb, 100.0, "CartPole-v1")
+    (bundle / "rl2fpga.bit").write_text("simulated\n")
+    (bundle / "rl2fpga.hwh").write_text(design.sim_hwh(design.DesignParams(lanes, bpb)))
+    return bundle, SimDevice(GoldenEngine(model, hw_lanes or lanes, bpb))
+
+
+def open_driver(tmp: Path, model: GoldenModel, **kw) -> tuple[EngineDriver, SimDevice]:
+    bundle, dev = sim_bundle(tmp, model, **kw)
+    return EngineDriver(bundle / "rl2fpga.bit", bundle / "manifest.json", device=dev), dev
+
+
+# ------------------------------------------------------------------------------ driver
+
+
+@pytest.mark.parametrize("make, bpb", [(mlp, 8), (cnn, 8), (cnn, 3)])
+def test_driver_matches_golden_through_dma(tmp_path, make, bpb):
+    model = make()
+    drv, dev = open_driver(tmp_path, model, bpb=bpb)
+    assert type(drv.dma).__name__ == "DMA"  # pynq's own AXI DMA driver bound from the .hwh
+    ref = model.copy()
+    rng = np.random.default_rng(3)
+    fmt = model.in_fmt
+    x = rng.integers(fmt.qmin, fmt.qmax + 1, model.in_shape)
+    for t in range(30):
+        if t == 15:
+            drv.reset_state()
+            ref.reset()
+        x = np.where(rng.random(x.shape) < 0.2, rng.integers(fmt.qmin, fmt.qmax + 1, x.shape), x)
+        values, action = drv.infer(x)
+        y, stats = ref.step(x)
+        assert values.tolist() == y.reshape(-1).tolist()
+        assert action == int(np.argmax(y))
+        c = drv.counters()
+        assert c["macs"] == stats.macs and c["events"] == stats.events
+    assert drv.counters()["frames"] == 30
+    assert dev.register_accesses > 0
+
+
+def test_driver_thresholds_reach_the_engine(tmp_path):
+    model = mlp(threshold=0)
+    drv, _ = open_driver(tmp_path, model)
+    drv.set_thresholds([5, 3])
+    ref = model.copy()
+    ref.set_thresholds([5, 3])
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        x = rng.integers(-128, 128, 4)
+        assert drv.infer(x)[0].tolist() == ref.step(x)[0].tolist()
+    with pytest.raises(Rl2fpgaError, match="thresholds given for 2 layers"):
+        drv.set_thresholds([1])
+
+
+def test_the_bundle_driver_is_this_driver(tmp_path):
+    bundle, _ = sim_bundle(tmp_path, mlp())
+    assert (bundle / "driver.py").read_bytes() == (BOARD_DIR / "driver.py").read_bytes()
+    for f in BUNDLE_FILES:
+        assert (bundle / f).exists(), f
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["model"]["in_shape"] == [4] and manifest["model"]["n_out"] == 2
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def _one_line(e: pytest.ExceptionInfo) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+@pytest.mark.parametrize("bits, channel, name", [(0x20, "mm2s", "DMASlvErr"), (0x40, "s2mm", "DMADecErr"), (0x10, "s2mm", "DMAIntErr")])
+def test_dma_error_status_is_one_line_and_recovers(tmp_path, bits, channel, name):
+    model = mlp()
+    drv, dev = open_driver(tmp_path, model)
+    x = np.arange(4) - 2
+    dev.inject_dma_error(channel, bits)
+    with pytest.raises(Rl2fpgaError) as e:
+        drv.infer(x)
+    msg = _one_line(e)
+    assert channel.upper() in msg and name in msg and "DMASR" in msg
+    ref = model.copy()  # the failed frame never reached the engine (MM2S) or was lost (S2MM)
+    if channel == "s2mm":
+        ref.step(x)
+    values, _ = drv.infer(x)  # the driver reset the DMA: the next step works
+    assert values.tolist() == ref.step(x)[0].reshape(-1).tolist()
+
+
+def test_missing_bitstream_is_one_line(tmp_path):
+    bundle, dev = sim_bundle(tmp_path, mlp())
+    (bundle / "rl2fpga.bit").unlink()
+    with pytest.raises(Rl2fpgaError, match="bitstream .* is missing") as e:
+        EngineDriver(bundle / "rl2fpga.bit", bundle / "manifest.json", device=dev)
+    _one_line(e)
+
+
+def test_missing_hwh_is_one_line(tmp_path):
+    bundle, dev = sim_bundle(tmp_path, mlp())
+    (bundle / "rl2fpga.hwh").unlink()
+    with pytest.raises(Rl2fpgaError, match="hardware handoff") as e:
+        EngineDriver(bundle / "rl2fpga.bit", bundle / "manifest.json", device=dev)
+    _one_line(e)
+
+
+def test_bitstream_for_other_engine_parameters_is_refused(tmp_path):
+    with pytest.raises(Rl2fpgaError, match="lanes=2 but the manifest says 4") as e:
+        open_driver(tmp_path, mlp(), lanes=4, hw_lanes=2)
+    _one_line(e)
+
+
+def test_bundle_from_another_model_shape(tmp_path):
+    bundle, _ = sim_bundle(tmp_path, mlp())
+    other = random_model(np.random.default_rng(0), (4,), [("dense", 8), ("dense", 2)], in_fmt=Fmt(8, 3, True))
+    with pytest.raises(Rl2fpgaError, match=r"built for another model \(layer l0: out_shape \[16\] != \[8\]\)") as e:
+        check_bundle(bundle, other)
+    _one_line(e)
+
+
+def test_bundle_from_another_model_format(tmp_path):
+    bundle, _ = sim_bundle(tmp_path, mlp())
+    other = random_model(np.random.default_rng(0), (4,), [("dense", 16), ("dense", 2)], sparsity=0.5,
+                         in_fmt=Fmt(8, 2, True), threshold=1)
+    with pytest.raises(Rl2fpgaError, match="in_fmt") as e:
+        check_bundle(bundle, other)
+    _one_line(e)
+
+
+def test_bundle_with_other_weights(tmp_path):
+    bundle, _ = sim_bundle(tmp_path, mlp(seed=0))
+    check_bundle(bundle, mlp(seed=0))  # same model: accepted
+    with pytest.raises(Rl2fpgaError, match="other weights"):
+        check_bundle(bundle, mlp(seed=5))
+
+
+def test_frame_outside_format_is_one_line(tmp_path):
+    drv, _ = open_driver(tmp_path, mlp())
+    with pytest.raises(Rl2fpgaError, match="outside the input format"):
+        drv.infer(np.array([0, 0, 0, 500]))
+    with pytest.raises(Rl2fpgaError, match="frame has 3 elements"):
+        drv.infer(np.array([0, 0, 0]))
+
+
+# ------------------------------------------------------------------------------ Vivado project
+
+
+def fake_rtl(rtl: Path) -> None:
+    rtl.mkdir(parents=True)
+    (rtl / "rl2fpga_pkg.sv").write_text("package rl2fpga_pkg; endpackage\n")
+    (rtl / "rl2fpga_engine_top.sv").write_text("module rl2fpga_engine_top(input logic clk); endmodule\n")
+    (rtl / "mem").mkdir()
+    (rtl / "mem" / "l0_w.mem").write_text("00\n")
+
+
+def make_run(tmp: Path, model: GoldenModel, sets: list[str] = ()) -> Run:
+    cfg = apply_overrides(RunConfig(), ["env.id=CartPole-v1", "seed=3", *sets])
+    run = Run.create(cfg, path=tmp / "run")
+    model.save(run.path / "quantize" / "golden")
+    return run
+
+
+def test_vivado_project_and_bundle_reference_existing_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no vivado
+    run = make_run(tmp_path, mlp())
+    fake_rtl(run.path / "rtl")
+    assert main(["board", str(run.path), "--set", "board.action=build"]) == 0
+    vivado = run.path / "board" / "vivado"
+    tcl = (vivado / "build.tcl").read_text()
+    assert tcl.startswith("# generated by rl2fpga")
+    inputs = re.findall(r"\[file join \$here (src/[^\]\s]+)\]", tcl)
+    assert sorted(inputs) == ["src/mem/l0_w.mem", "src/rl2fpga_engine_top.sv", "src/rl2fpga_pkg.sv"]
+    for f in inputs:
+        assert (vivado / f).exists(), f
+    # everything else the script names is what Vivado itself creates
+    made = {f.split()[0] for f in re.findall(r"\[file join \$here ([^\]]+)\]", tcl) if not f.startswith("src/")}
+    assert made <= {"engine_ip", "ip_repo", "rl2fpga", "out"}, made
+    for vlnv in ("xilinx.com:ip:processing_system7:5.5", "xilinx.com:ip:axi_dma:7.1", design.ENGINE_VLNV):
+        assert vlnv in tcl
+    assert "c_sg_length_width {26}" in tcl and design.PART in tcl
+    build = json.loads((run.path / "board" / "build.json").read_text())
+    assert build["bitstream"] is None and "vivado -mode batch -source build.tcl" in build["commands"][-1]
+    bundle = run.path / "board" / "bundle"
+    for f in BUNDLE_FILES:
+        assert (bundle / f).exists(), f
+    readme = (bundle / "README.md").read_text()
+    assert "missing" in readme
+    run_policy = (bundle / "run_policy.py").read_text()
+    compile(run_policy, "run_policy.py", "exec")
+    assert '"CartPole-v1"' in run_policy
+
+
+def test_build_without_rtl_is_one_line(tmp_path, capsys):
+    run = make_run(tmp_path, mlp())
+    assert main(["board", str(run.path), "--set", "board.action=build"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: no generated RTL") and "\n" not in err
+
+
+# ------------------------------------------------------------------------------ closed loop
+
+
+def test_cartpole_emulator_episodes_equal_golden(tmp_path):
+    run = make_run(tmp_path, mlp(), ["board.emulator_engine=golden", "board.max_steps=200"])
+    assert main(["board", str(run.path), "--target", "emulator", "--episodes", "3"]) == 0
+    s = json.loads((run.path / "board" / "summary.json").read_text())
+    assert s["target"] == "emulator" and s["engine"] == "golden" and s["episodes"] == 3
+    assert s["action_mismatches"] == 0 and s["output_mismatches"] == 0 and s["mac_mismatches"] == 0
+    assert len(s["returns"]) == 3 and s["returns"] == s["golden_returns"]
+    assert s["steps"] == sum(s["returns"])  # CartPole pays 1 per step
+    assert s["latency_us"]["p50"] > 0 and s["cycles_per_step"]["mean"] > 0
+
+
+def test_closed_loop_detects_a_wrong_engine(tmp_path, monkeypatch):
+    """The agreement check can fail: an engine with one weight changed disagrees."""
+    model = mlp()
+    run = make_run(tmp_path, model, ["board.emulator_engine=golden", "board.max_steps=100"])
+    broken = model.copy()
+    broken.layers[1].w = broken.layers[1].w.copy()
+    broken.layers[1].w[:, 0] = 0
+    broken.layers[1].b = broken.layers[1].b + 5000
+
+    import rl2fpga.board.engine as engine_mod
+
+    real = engine_mod.GoldenEngine
+    monkeypatch.setattr(engine_mod, "GoldenEngine", lambda m, lanes, bpb: real(broken, lanes, bpb))
+    assert main(["board", str(run.path), "--target", "emulator", "--episodes", "1"]) == 0
+    s = json.loads((run.path / "board" / "summary.json").read_text())
+    assert s["output_mismatches"] > 0 and s["first_mismatch"]["step"] == 0
+
+
+def test_reference_target(tmp_path):
+    run = make_run(tmp_path, mlp(), ["board.max_steps=50"])
+    assert main(["board", str(run.path), "--target", "reference", "--episodes", "2"]) == 0
+    s = json.loads((run.path / "board" / "summary.json").read_text())
+    assert s["engine"] == "golden" and s["action_mismatches"] == 0 and s["returns"] == s["golden_returns"]
+    assert s["cycles_per_step"] is None
+
+
+def test_pynq_target_without_board_is_one_line(tmp_path, capsys):
+    run = make_run(tmp_path, mlp())
+    assert main(["board", str(run.path), "--target", "pynq", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: no PYNQ board found") and "\n" not in err
+
+
+def test_missing_golden_model_is_one_line(tmp_path, capsys):
+    run = make_run(tmp_path, mlp())
+    shutil.rmtree(run.path / "quantize")
+    assert main(["board", str(run.path), "--target", "emulator"]) == 2
+    assert "rl2fpga quantize" in capsys.readouterr().err

@@ -120,7 +120,10 @@ def _frac_scale(bits: int) -> float:
 
 
 def build_keras(golden: GoldenModel, stages: list[int] | None = None) -> Any:
-    """A Keras model computing the golden model's function with float weights ``w * 2^-frac``."""
+    """The golden model's layers as Keras layers with float weights exactly ``w * 2^-frac`` and
+    biases ``b * 2^-acc_frac``, a :class:`DeltaStage` before each layer in ``stages``. The
+    requantization (rounding, saturation) is not in this float model: it lives in the hls4ml
+    precisions that :func:`hls_config` generates."""
     import tensorflow as tf
     from rl2fpga.hls.delta_layer import DeltaStage
 
@@ -431,7 +434,8 @@ def compare_with_golden(
 
 def collect_frames(env_cfg: Any, golden: GoldenModel, n: int, seed: int, eps: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """``n`` consecutive real observations on the golden input grid, episode order, and the
-    episode-start flags. Actions: the golden greedy action, epsilon-random (seeded)."""
+    episode-start flags. Actions: the golden greedy action, epsilon-random (seeded; ``eps=1``
+    plays uniformly at random)."""
     from rl2fpga.train.envs import make_env
 
     env = make_env(env_cfg, seed=seed, training=False)

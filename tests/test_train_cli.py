@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rl2fpga.cli import main
 
 
+@pytest.mark.slow  # starts a fresh interpreter with TF (~10 s)
 def test_unknown_env_exits_2_through_console(tmp_path: Path):
     exe = Path(sys.executable).with_name("rl2fpga")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "rl2fpga.cli"]

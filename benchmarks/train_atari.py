@@ -1,0 +1,71 @@
+"""Breakout DQN with the papers' CNN: agent steps/s including learning, replay bytes for 1M
+transitions (target <= 8 GB) and the random-policy baseline return."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "breakout.yaml"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--config", default=str(CONFIG))
+    ap.add_argument("--steps", type=int, default=2000, help="agent steps timed while learning")
+    ap.add_argument("--random-episodes", type=int, default=10)
+    args = ap.parse_args()
+
+    import numpy as np
+
+    from rl2fpga.config import load_config
+    from rl2fpga.train.envs import env_spec, make_env
+    from rl2fpga.train.evaluate import evaluate
+    from rl2fpga.train.replay import ReplayBuffer, atari_bytes_per_transition
+
+    from benchmarks._train_util import learning_rate_steps_per_s
+
+    cfg = load_config(args.config)
+
+    # -- replay memory: measured on real buffers, extrapolated to 1M transitions ------------------
+    per = atari_bytes_per_transition()
+    small, large = (ReplayBuffer(n, (84, 84, 4), np.uint8, (), np.int32, stack=4) for n in (1000, 2000))
+    assert large.nbytes() - small.nbytes() == 1000 * per
+    print(f"replay: {per} bytes per transition -> {per * 1e6 / 1e9:.3f} GB for 1M transitions "
+          f"({'PASS' if per * 1e6 <= 8e9 else 'FAIL'} <= 8 GB); frames stored 4x would need "
+          f"{(2 * 4 * 84 * 84) * 1e6 / 1e9:.1f} GB")
+
+    # -- random-policy baseline on the evaluation env --------------------------------------------
+    n_actions = env_spec(cfg.env).n_actions
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    res = evaluate(lambda obs: int(rng.integers(n_actions)), cfg.env, seed=10_000, episodes=args.random_episodes)
+    print(f"random policy: return {res.mean:.2f} +- {res.std:.2f} over {len(res.returns)} episodes "
+          f"(seeds 10000.., {sum(res.lengths) / (time.perf_counter() - t0):.0f} env steps/s)")
+
+    # -- env alone -------------------------------------------------------------------------------
+    env = make_env(cfg.env, 0, training=True)
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    for _ in range(2000):
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            env.reset()
+    print(f"env alone (training wrappers): {2000 / (time.perf_counter() - t0):.0f} agent steps/s")
+    env.close()
+
+    # -- full DQN loop ---------------------------------------------------------------------------
+    dc = cfg.train.dqn
+    learning, overall = learning_rate_steps_per_s(cfg, warmup=1000, steps=args.steps)
+    print(f"dqn while learning (train_freq {dc.train_freq}, batch {dc.batch_size}, {cfg.train.network} CNN): "
+          f"{learning:.0f} agent steps/s; 200k agent steps ~ {200_000 / learning / 60:.0f} min "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,9 +18,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000, help="agent steps timed while learning")
     args = ap.parse_args()
 
-    from rl2fpga.config import load_config
-
     from benchmarks._train_util import learning_rate_steps_per_s
+    from rl2fpga.config import load_config
 
     cfg = load_config(args.config)
     learning, _ = learning_rate_steps_per_s(cfg, warmup=1000, steps=args.steps)

@@ -21,8 +21,9 @@ def main() -> None:
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()
 
-    from rl2fpga.config import apply_overrides, load_config
     from rl2fpga.train.steps import train
+
+    from rl2fpga.config import apply_overrides, load_config
 
     ok = True
     for seed in args.seeds:

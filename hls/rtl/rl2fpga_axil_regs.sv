@@ -1,0 +1,119 @@
+// AXI4-Lite register file of the engine (addresses: hls/regmap.py). One outstanding write and
+// one outstanding read; writes take address and data together. Reads of unmapped addresses
+// return 0; writes to read-only registers are ignored.
+module rl2fpga_axil_regs #(
+    parameter int                     N_LAYERS    = 1,
+    parameter int                     ADDR_WIDTH  = 8,
+    parameter logic [31:0]            INFO        = 32'h0,
+    parameter logic [N_LAYERS*32-1:0] THRESH_INIT = '0
+) (
+    input  logic                  clk,
+    input  logic                  rst_n,
+    // AXI4-Lite slave
+    input  logic [ADDR_WIDTH-1:0] s_axil_awaddr,
+    input  logic                  s_axil_awvalid,
+    output logic                  s_axil_awready,
+    input  logic [31:0]           s_axil_wdata,
+    input  logic [3:0]            s_axil_wstrb,
+    input  logic                  s_axil_wvalid,
+    output logic                  s_axil_wready,
+    output logic [1:0]            s_axil_bresp,
+    output logic                  s_axil_bvalid,
+    input  logic                  s_axil_bready,
+    input  logic [ADDR_WIDTH-1:0] s_axil_araddr,
+    input  logic                  s_axil_arvalid,
+    output logic                  s_axil_arready,
+    output logic [31:0]           s_axil_rdata,
+    output logic [1:0]            s_axil_rresp,
+    output logic                  s_axil_rvalid,
+    input  logic                  s_axil_rready,
+    // control out
+    output logic                  req_reset_state,
+    output logic                  req_reset_counters,
+    output logic [31:0]           threshold[N_LAYERS],
+    output logic [N_LAYERS-1:0]   threshold_written,
+    // status and counters in
+    input  logic                  busy,
+    input  logic                  frame_done,
+    input  logic                  stream_error,
+    input  logic [31:0]           frames,
+    input  logic [31:0]           last_cycles,
+    input  logic [63:0]           total_cycles,
+    input  logic [31:0]           action,
+    input  logic [31:0]           events[N_LAYERS],
+    input  logic [31:0]           macs[N_LAYERS]
+);
+  localparam logic [31:0] ENGINE_ID = 32'h524C3246;  // "RL2F"
+  localparam int CTRL = 'h00, STATUS = 'h04, ID = 'h08, INFO_A = 'h0C, FRAMES = 'h10,
+                 CYCLES = 'h14, TOTAL_LO = 'h18, TOTAL_HI = 'h1C, ACTION = 'h20,
+                 THRESHOLD_BASE = 'h40, EVENTS_BASE = 'h80, MACS_BASE = 'h84;
+
+  logic done_flag, error_flag;
+  logic wr, rd;
+
+  assign wr = s_axil_awvalid && s_axil_wvalid && !s_axil_bvalid;
+  assign s_axil_awready = wr;
+  assign s_axil_wready  = wr;
+  assign s_axil_bresp   = 2'b00;
+  assign rd = s_axil_arvalid && !s_axil_rvalid;
+  assign s_axil_arready = rd;
+  assign s_axil_rresp   = 2'b00;
+
+  function automatic logic [31:0] read_reg(input int a);
+    if (a == STATUS) return {29'd0, error_flag, done_flag, busy};
+    if (a == ID) return ENGINE_ID;
+    if (a == INFO_A) return INFO;
+    if (a == FRAMES) return frames;
+    if (a == CYCLES) return last_cycles;
+    if (a == TOTAL_LO) return total_cycles[31:0];
+    if (a == TOTAL_HI) return total_cycles[63:32];
+    if (a == ACTION) return action;
+    for (int k = 0; k < N_LAYERS; k++) begin
+      if (a == THRESHOLD_BASE + 4 * k) return threshold[k];
+      if (a == EVENTS_BASE + 8 * k) return events[k];
+      if (a == MACS_BASE + 8 * k) return macs[k];
+    end
+    return 32'd0;
+  endfunction
+
+  always_ff @(posedge clk) begin
+    req_reset_state    <= 1'b0;
+    req_reset_counters <= 1'b0;
+    threshold_written  <= '0;
+    if (!rst_n) begin
+      s_axil_bvalid <= 1'b0;
+      s_axil_rvalid <= 1'b0;
+      s_axil_rdata  <= '0;
+      done_flag     <= 1'b0;
+      error_flag    <= 1'b0;
+      for (int k = 0; k < N_LAYERS; k++) threshold[k] <= THRESH_INIT[k*32 +: 32];
+    end else begin
+      if (frame_done) done_flag <= 1'b1;
+      if (stream_error) error_flag <= 1'b1;
+      if (s_axil_bvalid && s_axil_bready) s_axil_bvalid <= 1'b0;
+      if (s_axil_rvalid && s_axil_rready) s_axil_rvalid <= 1'b0;
+      if (wr) begin
+        s_axil_bvalid <= 1'b1;
+        if (int'(s_axil_awaddr) == CTRL && s_axil_wstrb[0]) begin
+          req_reset_state    <= s_axil_wdata[0];
+          req_reset_counters <= s_axil_wdata[1];
+        end
+        for (int k = 0; k < N_LAYERS; k++) begin
+          if (int'(s_axil_awaddr) == THRESHOLD_BASE + 4 * k) begin
+            for (int b = 0; b < 4; b++)
+              if (s_axil_wstrb[b]) threshold[k][8*b +: 8] <= s_axil_wdata[8*b +: 8];
+            threshold_written[k] <= 1'b1;
+          end
+        end
+      end
+      if (rd) begin
+        s_axil_rvalid <= 1'b1;
+        s_axil_rdata  <= read_reg(int'(s_axil_araddr));
+        if (int'(s_axil_araddr) == STATUS) begin
+          done_flag  <= frame_done;
+          error_flag <= stream_error;
+        end
+      end
+    end
+  end
+endmodule

@@ -1,0 +1,591 @@
+// Event-driven layer of the sparse delta engine (dense or valid-padding conv2d).
+//
+// MAC phase: every incoming event (y, x, c, delta) is turned into its nonzero fan-out and
+// accumulated into accumulators kept between frames:
+//   tap generator  one event -> the taps (i, j) whose output position (oy, ox) covers the input
+//                  (conv: ceil(KH/SH) x ceil(KW/SW) candidates, stride and borders checked;
+//                  dense: one), each looked up in the table {nwords, ptr} of its compressed list;
+//   word iterator  walks the list: one weight word per cycle, LANES (fb, w) pairs per word;
+//                  lane l only holds outputs f = fb * LANES + l, so the LANES accumulator banks
+//                  never conflict (the generator pads short lanes with w = 0, not counted);
+//   MAC pipeline   read accumulator -> acc + w * delta -> write back; a read that races the
+//                  previous cycle's write of the same address takes the forwarded value.
+// Each accumulator word also holds its dirty bit and x_hat of the next layer's input; the first
+// touch of a frame appends the accumulator to its bank's dirty list.
+//
+// Requantize phase (after the end-of-frame marker has drained): walk the dirty lists (or, after
+// a state reset or threshold write, every accumulator), requantize (round half even, saturate,
+// ReLU), compare with x_hat and the next layer's threshold, and send the changed outputs as
+// events (the last layer sends every output value instead), then the marker.
+//
+// State reset: accumulators <- bias, x_hat <- 0, dirty lists empty, next frame all dirty.
+module rl2fpga_layer
+  import rl2fpga_pkg::*;
+#(
+    parameter int    KIND       = 0,   // 0 dense, 1 conv2d
+    parameter int    IN_W       = 1,   // input (h, w, c) width and channels; a vector is (1, 1, n)
+    parameter int    IN_C       = 4,
+    parameter int    KH         = 1,
+    parameter int    KW         = 1,
+    parameter int    SH         = 1,
+    parameter int    SW         = 1,
+    parameter int    OUT_H      = 1,
+    parameter int    OUT_W      = 1,
+    parameter int    N_OUT      = 8,   // output channels / rows
+    parameter int    LANES      = 4,
+    parameter int    W_BITS     = 8,
+    parameter int    ACC_BITS   = 24,
+    parameter int    OUT_BITS   = 8,
+    parameter bit    OUT_SIGNED = 0,
+    parameter int    SHIFT      = 5,
+    parameter bit    RELU       = 1,
+    parameter bit    LAST       = 0,   // last layer: send every output value, no threshold
+    parameter int    TAB_DEPTH  = 4,
+    parameter int    PTR_BITS   = 8,
+    parameter int    LEN_BITS   = 4,
+    parameter int    WMEM_DEPTH = 16,
+    parameter string WMEM_FILE  = "",
+    parameter string TAB_FILE   = "",
+    parameter string BIAS_FILE  = ""
+) (
+    input  logic          clk,
+    input  logic          rst_n,
+    input  logic          state_reset,     // pulse (between frames): acc <- bias, x_hat <- 0
+    input  logic          force_all_dirty, // pulse: the next layer's threshold changed
+    input  logic [31:0]   threshold,       // T_int of the next layer's input
+    output logic          busy,            // sweeping or processing
+    // events in
+    input  logic          in_valid,
+    output logic          in_ready,
+    input  logic          in_last,
+    input  logic [EW-1:0] in_payload,
+    // events out (to the next layer, or output values when LAST)
+    output logic          out_valid,
+    input  logic          out_ready,
+    output logic          out_last,
+    output logic [EW-1:0] out_payload,
+    // counters of the last finished frame
+    output logic [31:0]   last_events,
+    output logic [31:0]   last_macs,
+    output logic [31:0]   last_pad
+);
+  localparam int FB    = (N_OUT + LANES - 1) / LANES;       // accumulator words per position
+  localparam int FBW   = FB > 1 ? $clog2(FB) : 1;
+  localparam int DEPTH = OUT_H * OUT_W * FB;                 // words per bank
+  localparam int AW    = DEPTH > 1 ? $clog2(DEPTH) : 1;
+  localparam int OYW   = OUT_H > 1 ? $clog2(OUT_H) : 1;
+  localparam int OXW   = OUT_W > 1 ? $clog2(OUT_W) : 1;
+  localparam int LW    = FBW + W_BITS;                       // one lane of a weight word
+  localparam int TABW  = TAB_DEPTH > 1 ? $clog2(TAB_DEPTH) : 1;
+  localparam int WAW   = WMEM_DEPTH > 1 ? $clog2(WMEM_DEPTH) : 1;
+  localparam int MH    = KIND == 1 ? (KH + SH - 1) / SH : 1;  // candidate taps per event
+  localparam int MW    = KIND == 1 ? (KW + SW - 1) / SW : 1;
+  localparam int MHW   = MH > 1 ? $clog2(MH) : 1;
+  localparam int MWW   = MW > 1 ? $clog2(MW) : 1;
+  localparam int XB    = LAST ? 1 : OUT_BITS;                // x_hat bits kept per accumulator
+  localparam int AWW   = 1 + XB + ACC_BITS;                  // {dirty, x_hat, acc}
+  localparam int DLW   = OYW + OXW + FBW;                    // dirty list entry {oy, ox, fb}
+  localparam longint QMIN = OUT_SIGNED ? -(64'sd1 <<< (OUT_BITS - 1)) : 64'sd0;
+  localparam longint QMAX = OUT_SIGNED ? (64'sd1 <<< (OUT_BITS - 1)) - 1 : (64'sd1 <<< OUT_BITS) - 1;
+
+  typedef enum logic [1:0] {S_MAC, S_RQ, S_SWEEP} phase_t;
+  phase_t phase;
+  logic   all_dirty;
+
+  // ================================================================ read-only memories
+  logic [LANES*LW-1:0]         wmem[WMEM_DEPTH];
+  logic [LEN_BITS+PTR_BITS-1:0] tab[TAB_DEPTH];
+  logic [LANES*ACC_BITS-1:0]   bias_rom[FB];
+  initial begin
+    $readmemh(WMEM_FILE, wmem);
+    $readmemh(TAB_FILE, tab);
+    $readmemh(BIAS_FILE, bias_rom);
+  end
+
+  // ================================================================ tap generator
+  logic              ev_busy;             // an event is held while its taps issue
+  logic [EW-1:0]     ev_hold;
+  logic [MHW-1:0]    tap_m;
+  logic [MWW-1:0]    tap_n;
+  logic [EW-1:0]     src;                 // the event whose tap issues now
+  logic              src_valid, src_marker, tap_last, tap_issue, fifo_space;
+
+  // nothing new is accepted while the marker of this frame is still in the MAC pipeline
+  logic marker_inflight;
+
+  assign src        = ev_busy ? ev_hold : in_payload;
+  assign src_valid  = ev_busy || (in_valid && phase == S_MAC && !marker_inflight);
+  assign src_marker = !ev_busy && in_last;
+  assign tap_last   = src_marker || (int'(tap_m) == MH - 1 && int'(tap_n) == MW - 1);
+  assign tap_issue  = src_valid && fifo_space;
+  assign in_ready   = !ev_busy && phase == S_MAC && !marker_inflight && fifo_space;
+
+  // tap address generation (combinational from src and the tap counters)
+  logic              tap_ok;
+  logic [TABW-1:0]   tab_addr;
+  logic [OYW-1:0]    tap_oy;
+  logic [OXW-1:0]    tap_ox;
+  always_comb begin
+    int y, x, c, i, j, oy, ox;
+    y  = int'(src[EW-1 -: YW]);
+    x  = int'(src[EW-YW-1 -: XW]);
+    c  = int'(src[VW+CW-1 -: CW]);
+    if (KIND == 1) begin
+      i  = y % SH + SH * int'(tap_m);
+      j  = x % SW + SW * int'(tap_n);
+      oy = y / SH - int'(tap_m);
+      ox = x / SW - int'(tap_n);
+      tap_ok   = i < KH && j < KW && oy >= 0 && oy < OUT_H && ox >= 0 && ox < OUT_W;
+      tab_addr = TABW'((i * KW + j) * IN_C + c);
+    end else begin
+      oy = 0;
+      ox = 0;
+      tap_ok   = 1'b1;
+      tab_addr = TABW'((y * IN_W + x) * IN_C + c);
+    end
+    tap_oy = OYW'(oy);
+    tap_ox = OXW'(ox);
+  end
+
+  // T1: table word arrives
+  logic                          t1_valid, t1_ok, t1_marker;
+  logic [OYW-1:0]                t1_oy;
+  logic [OXW-1:0]                t1_ox;
+  logic [VW-1:0]                 t1_value;
+  logic [LEN_BITS+PTR_BITS-1:0]  tab_rd;
+  logic [LEN_BITS-1:0]           t1_len;
+  assign t1_len = tab_rd[LEN_BITS+PTR_BITS-1 -: LEN_BITS];
+
+  always_ff @(posedge clk) begin
+    if (tap_issue && !src_marker) tab_rd <= tab[tab_addr];
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      ev_busy  <= 1'b0;
+      tap_m    <= '0;
+      tap_n    <= '0;
+      t1_valid <= 1'b0;
+    end else begin
+      t1_valid <= tap_issue;
+      if (tap_issue) begin
+        t1_ok     <= tap_ok;
+        t1_marker <= src_marker;
+        t1_oy     <= tap_oy;
+        t1_ox     <= tap_ox;
+        t1_value  <= src[VW-1:0];
+        if (tap_last) begin
+          ev_busy <= 1'b0;
+          tap_m   <= '0;
+          tap_n   <= '0;
+        end else begin
+          if (!ev_busy) begin
+            ev_busy <= 1'b1;
+            ev_hold <= in_payload;
+          end
+          if (int'(tap_n) == MW - 1) begin
+            tap_n <= '0;
+            tap_m <= tap_m + 1'b1;
+          end else begin
+            tap_n <= tap_n + 1'b1;
+          end
+        end
+      end
+    end
+  end
+
+  // ================================================================ tap FIFO
+  localparam int QD  = 4;
+  localparam int QIW = 1 + OYW + OXW + VW + PTR_BITS + LEN_BITS;  // {marker, oy, ox, value, ptr, len}
+  logic [QIW-1:0] q_mem[QD];
+  logic [1:0]     q_rp, q_wp;
+  logic [2:0]     q_count;
+  logic           q_push, q_pop;
+  logic [QIW-1:0] q_head;
+
+  assign q_push     = t1_valid && (t1_marker || (t1_ok && t1_len != '0));
+  assign q_head     = q_mem[q_rp];
+  assign fifo_space = int'(q_count) + (t1_valid ? 1 : 0) < QD;
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      q_rp    <= '0;
+      q_wp    <= '0;
+      q_count <= '0;
+    end else begin
+      if (q_push) begin
+        q_mem[q_wp] <= {t1_marker, t1_oy, t1_ox, t1_value, tab_rd[PTR_BITS-1:0],
+                        t1_marker ? LEN_BITS'(1) : t1_len};
+        q_wp <= q_wp + 1'b1;
+      end
+      if (q_pop) q_rp <= q_rp + 1'b1;
+      q_count <= q_count + (q_push ? 3'd1 : 3'd0) - (q_pop ? 3'd1 : 3'd0);
+    end
+  end
+
+  // ================================================================ word iterator
+  logic                cur_valid, cur_marker;
+  logic [PTR_BITS-1:0] cur_ptr;
+  logic [LEN_BITS-1:0] cur_left;
+  logic [OYW-1:0]      cur_oy;
+  logic [OXW-1:0]      cur_ox;
+  logic [VW-1:0]       cur_value;
+  logic [LANES*LW-1:0] w_rd;
+
+  assign q_pop = q_count != '0 && (!cur_valid || cur_left == LEN_BITS'(1));
+
+  always_ff @(posedge clk) begin
+    if (cur_valid && !cur_marker) w_rd <= wmem[WAW'(cur_ptr)];
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      cur_valid <= 1'b0;
+    end else if (q_pop) begin
+      cur_valid  <= 1'b1;
+      {cur_marker, cur_oy, cur_ox, cur_value, cur_ptr, cur_left} <= q_head;
+    end else if (cur_valid) begin
+      cur_ptr  <= cur_ptr + 1'b1;
+      cur_left <= cur_left - 1'b1;
+      if (cur_left == LEN_BITS'(1)) cur_valid <= 1'b0;
+    end
+  end
+
+  // ================================================================ accumulator banks
+  logic [AW-1:0]  acc_ra[LANES], acc_wa[LANES];
+  logic [AWW-1:0] acc_rd[LANES], acc_wd[LANES];
+  logic           acc_re[LANES], acc_we[LANES];
+
+  for (genvar l = 0; l < LANES; l++) begin : g_bank
+    logic [AWW-1:0] mem[DEPTH];
+    always_ff @(posedge clk) begin
+      if (acc_we[l]) mem[acc_wa[l]] <= acc_wd[l];
+      if (acc_re[l]) acc_rd[l] <= mem[acc_ra[l]];
+    end
+  end
+
+  // dirty lists: entry {oy, ox, fb}, one list per bank
+  logic [DLW-1:0] dl_wd[LANES], dl_rd[LANES];
+  logic [AW-1:0]  dl_wa[LANES], dl_ra;
+  logic           dl_we[LANES], dl_re;
+  logic [AW:0]    dcount[LANES];
+
+  for (genvar l = 0; l < LANES; l++) begin : g_dlist
+    logic [DLW-1:0] mem[DEPTH];
+    always_ff @(posedge clk) begin
+      if (dl_we[l]) mem[dl_wa[l]] <= dl_wd[l];
+      if (dl_re) dl_rd[l] <= mem[dl_ra];
+    end
+  end
+
+  function automatic logic [AW-1:0] acc_addr(input logic [OYW-1:0] oy, input logic [OXW-1:0] ox,
+                                             input logic [FBW-1:0] fb);
+    return AW'((int'(oy) * OUT_W + int'(ox)) * FB + int'(fb));
+  endfunction
+
+  // ================================================================ MAC pipeline
+  // M1: weight word available, accumulator reads issued
+  logic                    m1_valid, m1_marker;
+  logic [OYW-1:0]          m1_oy;
+  logic [OXW-1:0]          m1_ox;
+  logic [VW-1:0]           m1_value;
+  // M2: accumulator words available, multiply-add, write back
+  logic                    m2_valid, m2_marker;
+  logic [OYW-1:0]          m2_oy;
+  logic [OXW-1:0]          m2_ox;
+  logic [VW-1:0]           m2_value;
+  logic [FBW-1:0]          m2_fb[LANES];
+  logic [W_BITS-1:0]       m2_w[LANES];
+  logic [AW-1:0]           m2_addr[LANES];
+  // forwarding of the previous cycle's write
+  logic                    fwd_valid[LANES];
+  logic [AW-1:0]           fwd_addr[LANES];
+  logic [AWW-1:0]          fwd_data[LANES];
+
+  logic [FBW-1:0]          m1_fb[LANES];
+  logic [W_BITS-1:0]       m1_w[LANES];
+  always_comb begin
+    for (int l = 0; l < LANES; l++) begin
+      m1_w[l]  = w_rd[l*LW +: W_BITS];
+      m1_fb[l] = w_rd[l*LW + W_BITS +: FBW];
+    end
+  end
+
+  logic [AWW-1:0] mac_new[LANES];
+  logic           mac_we[LANES], mac_push[LANES];
+  always_comb begin
+    for (int l = 0; l < LANES; l++) begin
+      logic [AWW-1:0]               old;
+      logic signed [ACC_BITS-1:0]   acc;
+      // the product may be wider than the accumulator: the sum is kept modulo 2^ACC_BITS, exact
+      // because every reachable accumulator value fits ACC_BITS (proved by the generator)
+      // verilator lint_off UNUSEDSIGNAL
+      logic signed [W_BITS+VW-1:0]  prod;
+      // verilator lint_on UNUSEDSIGNAL
+      old  = (fwd_valid[l] && fwd_addr[l] == m2_addr[l]) ? fwd_data[l] : acc_rd[l];
+      acc  = $signed(old[ACC_BITS-1:0]);
+      prod = $signed(m2_w[l]) * $signed(m2_value);
+      acc  = acc + ACC_BITS'(prod);
+      mac_new[l]  = {1'b1, old[AWW-2 -: XB], acc};
+      mac_we[l]   = m2_valid && !m2_marker && m2_w[l] != '0;
+      mac_push[l] = mac_we[l] && !old[AWW-1];
+    end
+  end
+
+  logic [31:0] run_events, run_macs, run_pad;
+  logic [31:0] word_macs;
+  always_comb begin
+    word_macs = '0;
+    for (int l = 0; l < LANES; l++) word_macs = word_macs + (mac_we[l] ? 32'd1 : 32'd0);
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      m1_valid <= 1'b0;
+      m2_valid <= 1'b0;
+      marker_inflight <= 1'b0;
+      for (int l = 0; l < LANES; l++) fwd_valid[l] <= 1'b0;
+    end else begin
+      m1_valid  <= cur_valid;
+      m1_marker <= cur_marker;
+      m1_oy     <= cur_oy;
+      m1_ox     <= cur_ox;
+      m1_value  <= cur_value;
+      m2_valid  <= m1_valid;
+      m2_marker <= m1_marker;
+      m2_oy     <= m1_oy;
+      m2_ox     <= m1_ox;
+      m2_value  <= m1_value;
+      for (int l = 0; l < LANES; l++) begin
+        m2_w[l]    <= m1_marker ? '0 : m1_w[l];
+        m2_fb[l]   <= m1_fb[l];
+        m2_addr[l] <= acc_addr(m1_oy, m1_ox, m1_fb[l]);
+        fwd_valid[l] <= mac_we[l];
+        fwd_addr[l]  <= m2_addr[l];
+        fwd_data[l]  <= mac_new[l];
+      end
+      if (tap_issue && src_marker) marker_inflight <= 1'b1;
+      if (m2_valid && m2_marker) marker_inflight <= 1'b0;
+    end
+  end
+
+  // ================================================================ requantize phase
+  logic [AW:0]    rq_k, rq_total;
+  logic [OYW-1:0] sw_oy;   // sweep coordinates (all-dirty mode and state reset)
+  logic [OXW-1:0] sw_ox;
+  logic [FBW-1:0] sw_fb;
+  logic           sweep_mode;
+  logic           r1_valid, r2_valid;
+  logic [LANES-1:0] r1_lane, r2_lane;
+  logic [DLW-1:0] r1_sw, r2_entry[LANES];
+  logic           adv, rq_issue;
+  logic           ser_can_load, ser_valid;
+  logic [EW-1:0]  ser_payload;
+  logic [LANES-1:0]         rq_mask;
+  logic [LANES-1:0][EW-1:0] rq_payload;
+  logic [AWW-1:0] rq_new[LANES];
+
+  assign sweep_mode = all_dirty || LAST;
+  assign adv        = !r2_valid || ser_can_load;
+  assign rq_issue   = phase == S_RQ && rq_k < rq_total && adv;
+
+  function automatic longint requantize(input logic signed [ACC_BITS-1:0] acc);
+    longint a, q, rem, half, y;
+    a    = longint'(acc);
+    q    = a >>> SHIFT;
+    rem  = a - (q <<< SHIFT);
+    half = SHIFT > 0 ? (64'sd1 <<< (SHIFT - 1)) : 64'sd0;
+    y    = q + ((SHIFT > 0 && (rem > half || (rem == half && q[0]))) ? 64'sd1 : 64'sd0);
+    if (y > QMAX) y = QMAX;
+    if (y < QMIN) y = QMIN;
+    if (RELU && y < 0) y = 0;
+    return y;
+  endfunction
+
+  logic [DLW-1:0] r1_entry[LANES];
+  always_comb begin
+    for (int l = 0; l < LANES; l++) r1_entry[l] = sweep_mode ? r1_sw : dl_rd[l];
+  end
+
+  always_comb begin
+    for (int l = 0; l < LANES; l++) begin
+      logic [AWW-2:0] w;  // {x_hat, acc}; the dirty bit is not needed here
+      longint y, xh, d, mag;
+      int f;
+      logic [OYW-1:0] oy;
+      logic [OXW-1:0] ox;
+      logic [FBW-1:0] fb;
+      w  = acc_rd[l][AWW-2:0];
+      {oy, ox, fb} = r2_entry[l];
+      f  = int'(fb) * LANES + l;
+      y  = requantize($signed(w[ACC_BITS-1:0]));
+      xh = OUT_SIGNED ? longint'($signed(w[AWW-2 -: XB])) : longint'({1'b0, w[AWW-2 -: XB]});
+      d  = y - xh;
+      mag = d < 0 ? -d : d;
+      if (LAST) rq_mask[l] = r2_lane[l] && f < N_OUT;
+      else rq_mask[l] = r2_lane[l] && f < N_OUT && mag > longint'(threshold);
+      rq_payload[l] = {YW'(oy), XW'(ox), CW'(f), VW'(LAST ? y : d)};
+      rq_new[l] = {1'b0, (!LAST && rq_mask[l]) ? XB'(y) : w[AWW-2 -: XB], w[ACC_BITS-1:0]};
+    end
+  end
+
+  rl2fpga_serializer #(.N(LANES), .PW(EW)) u_ser (
+      .clk, .rst_n,
+      .can_load    (ser_can_load),
+      .load        (r2_valid),
+      .load_mask   (rq_mask),
+      .load_payload(rq_payload),
+      .out_valid   (ser_valid),
+      .out_ready   (out_ready),
+      .out_payload (ser_payload)
+  );
+
+  logic rq_done;
+  assign rq_done     = phase == S_RQ && rq_k == rq_total && !r1_valid && !r2_valid && !ser_valid;
+  assign out_valid   = ser_valid || rq_done;
+  assign out_last    = !ser_valid;
+  assign out_payload = ser_payload;
+
+  // ================================================================ memory port muxes
+  always_comb begin
+    dl_re = rq_issue && !sweep_mode;
+    dl_ra = AW'(rq_k);
+    for (int l = 0; l < LANES; l++) begin
+      dl_we[l] = phase == S_MAC && mac_push[l];
+      dl_wa[l] = AW'(dcount[l]);
+      dl_wd[l] = {m2_oy, m2_ox, m2_fb[l]};
+      case (phase)
+        S_MAC: begin
+          acc_re[l] = m1_valid && !m1_marker;
+          acc_ra[l] = acc_addr(m1_oy, m1_ox, m1_fb[l]);
+          acc_we[l] = mac_we[l];
+          acc_wa[l] = m2_addr[l];
+          acc_wd[l] = mac_new[l];
+        end
+        S_RQ: begin
+          acc_re[l] = adv;
+          acc_ra[l] = acc_addr(r1_entry[l][DLW-1 -: OYW], r1_entry[l][FBW+OXW-1 -: OXW],
+                               r1_entry[l][FBW-1:0]);
+          acc_we[l] = r2_valid && adv && r2_lane[l];
+          acc_wa[l] = acc_addr(r2_entry[l][DLW-1 -: OYW], r2_entry[l][FBW+OXW-1 -: OXW],
+                               r2_entry[l][FBW-1:0]);
+          acc_wd[l] = rq_new[l];
+        end
+        default: begin  // S_SWEEP
+          acc_re[l] = 1'b0;
+          acc_ra[l] = '0;
+          acc_we[l] = 1'b1;
+          acc_wa[l] = acc_addr(sw_oy, sw_ox, sw_fb);
+          acc_wd[l] = {1'b0, XB'(0), bias_rom[sw_fb][l*ACC_BITS +: ACC_BITS]};
+        end
+      endcase
+    end
+  end
+
+  // ================================================================ phase sequencing
+  logic [AW:0] dcount_max;
+  always_comb begin
+    dcount_max = '0;
+    for (int l = 0; l < LANES; l++) if (dcount[l] > dcount_max) dcount_max = dcount[l];
+  end
+
+  logic sweep_end;
+  assign sweep_end = int'(sw_oy) == OUT_H - 1 && int'(sw_ox) == OUT_W - 1 && int'(sw_fb) == FB - 1;
+  assign busy = phase != S_MAC || ev_busy || marker_inflight || q_count != '0 || cur_valid
+                || m1_valid || m2_valid;
+
+  task automatic sweep_step();
+    if (int'(sw_fb) == FB - 1) begin
+      sw_fb <= '0;
+      if (int'(sw_ox) == OUT_W - 1) begin
+        sw_ox <= '0;
+        sw_oy <= sw_oy + 1'b1;
+      end else begin
+        sw_ox <= sw_ox + 1'b1;
+      end
+    end else begin
+      sw_fb <= sw_fb + 1'b1;
+    end
+  endtask
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      phase       <= S_MAC;
+      all_dirty   <= 1'b1;
+      rq_k        <= '0;
+      rq_total    <= '0;
+      r1_valid    <= 1'b0;
+      r2_valid    <= 1'b0;
+      run_events  <= '0;
+      run_macs    <= '0;
+      run_pad     <= '0;
+      last_events <= '0;
+      last_macs   <= '0;
+      last_pad    <= '0;
+      sw_oy       <= '0;
+      sw_ox       <= '0;
+      sw_fb       <= '0;
+      for (int l = 0; l < LANES; l++) dcount[l] <= '0;
+    end else begin
+      if (force_all_dirty) all_dirty <= 1'b1;
+      case (phase)
+        S_MAC: begin
+          if (tap_issue && !src_marker && tap_last) run_events <= run_events + 1;
+          if (m2_valid && !m2_marker) begin
+            run_macs <= run_macs + word_macs;
+            run_pad  <= run_pad + (LANES - word_macs);
+          end
+          for (int l = 0; l < LANES; l++) if (mac_push[l]) dcount[l] <= dcount[l] + 1'b1;
+          if (m2_valid && m2_marker) begin
+            // the frame's MACs are done: start requantizing
+            last_events <= run_events;
+            last_macs   <= run_macs;
+            last_pad    <= run_pad;
+            run_events  <= '0;
+            run_macs    <= '0;
+            run_pad     <= '0;
+            phase       <= S_RQ;
+            rq_k        <= '0;
+            sw_oy       <= '0;
+            sw_ox       <= '0;
+            sw_fb       <= '0;
+            rq_total    <= (all_dirty || LAST) ? (AW + 1)'(DEPTH) : dcount_max;
+          end else if (state_reset && !busy) begin
+            phase <= S_SWEEP;
+            sw_oy <= '0;
+            sw_ox <= '0;
+            sw_fb <= '0;
+          end
+        end
+        S_RQ: begin
+          if (adv) begin
+            r1_valid <= rq_issue;
+            r1_sw    <= {sw_oy, sw_ox, sw_fb};
+            for (int l = 0; l < LANES; l++)
+              r1_lane[l] <= sweep_mode ? 1'b1 : rq_k < dcount[l];
+            r2_valid <= r1_valid;
+            r2_lane  <= r1_lane;
+            for (int l = 0; l < LANES; l++) r2_entry[l] <= r1_entry[l];
+          end
+          if (rq_issue) begin
+            rq_k <= rq_k + 1'b1;
+            sweep_step();
+          end
+          if (rq_done && out_ready) begin
+            phase     <= S_MAC;
+            all_dirty <= force_all_dirty;
+            for (int l = 0; l < LANES; l++) dcount[l] <= '0;
+          end
+        end
+        default: begin  // S_SWEEP
+          sweep_step();
+          if (sweep_end) begin
+            phase     <= S_MAC;
+            all_dirty <= 1'b1;
+            for (int l = 0; l < LANES; l++) dcount[l] <= '0;
+          end
+        end
+      endcase
+    end
+  end
+endmodule

@@ -1,0 +1,348 @@
+"""RTL generator of the sparse delta engine: golden model -> top level + memory images.
+
+The hand-written modules in ``hls/rtl/*.sv`` are parameterised; this module only decides the
+parameters and writes what depends on the weights:
+
+* per layer a *compressed fan-out list* for every input index (dense: the nonzero rows of
+  ``W[i, :]``; conv: the nonzero filters of ``W[i, j, c, :]`` per kernel tap and input channel),
+  packed into words of ``lanes`` (fb, w) slots. Lane ``l`` only holds output ``f = fb * lanes +
+  l``, so the lanes hit distinct accumulator banks; a lane with nothing left is padded with
+  ``w = 0`` (costs a cycle slot, never counted as a MAC);
+* the table ``{nwords, ptr}`` per list, the bias per accumulator word;
+* the generated top level ``rl2fpga_engine_top`` (Jinja2 template) wiring the encoder, the
+  layers and the output stage.
+
+Models the engine cannot map are refused here with one line naming the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl2fpga import GENERATED_HEADER, __version__
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.fsutil import atomic_write_json, atomic_write_text
+from rl2fpga.hls import regmap
+from rl2fpga.quantize.golden import ACC_LIMIT_BITS, GoldenLayer, GoldenModel
+
+RTL_SRC = Path(__file__).resolve().parent / "rtl"
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "rtl"
+# order matters for tools that want packages first
+SV_MODULES = [
+    "rl2fpga_pkg.sv",
+    "rl2fpga_serializer.sv",
+    "rl2fpga_delta_encoder.sv",
+    "rl2fpga_layer.sv",
+    "rl2fpga_output.sv",
+    "rl2fpga_frame_ctrl.sv",
+    "rl2fpga_axil_regs.sv",
+]
+TOP = "rl2fpga_engine_top"
+# xc7z020: 140 BRAM36 of 36 kbit
+BRAM36_BITS = 36 * 1024
+XC7Z020_BRAM36 = 140
+MAX_DIM = 255  # event y/x fields are 8 bits (rl2fpga_pkg::YW/XW)
+MAX_CHANNELS = 65535  # event c field is 16 bits
+
+
+@dataclass
+class LayerPlan:
+    """Everything the template and the memory images need for one layer."""
+
+    name: str
+    kind: str
+    kind_id: int
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    in_h: int
+    in_w: int
+    in_c: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    out_h: int
+    out_w: int
+    n_out: int
+    w_bits: int
+    acc_bits: int
+    out_bits: int
+    out_signed: int
+    shift: int
+    relu: int
+    last: int
+    nnz: int
+    words: int
+    tab_depth: int
+    ptr_bits: int
+    len_bits: int
+    wmem_depth: int
+    fb: int
+    wmem_file: str
+    tab_file: str
+    bias_file: str
+    mem_bits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def padding_slots(self) -> int:
+        return 0  # filled by pack(); kept for symmetry
+
+
+@dataclass
+class PackedLists:
+    """Compressed fan-out lists of one layer (one list per table entry)."""
+
+    words: np.ndarray  # (n_words, lanes) int64: lane fields fb << w_bits | (w & mask)
+    ptr: np.ndarray  # (n_lists,)
+    nwords: np.ndarray  # (n_lists,)
+    fbw: int
+
+
+@dataclass
+class RtlDesign:
+    """What :func:`generate` wrote."""
+
+    out_dir: Path
+    top: str
+    lanes: int
+    input_bytes_per_beat: int
+    sv_files: list[Path]
+    mem_files: list[Path]
+    layers: list[LayerPlan]
+    n_beats: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "top": self.top,
+            "lanes": self.lanes,
+            "input_bytes_per_beat": self.input_bytes_per_beat,
+            "input_beats": self.n_beats,
+            "sv_files": [p.name for p in self.sv_files],
+            "layers": [
+                {k: v for k, v in dataclasses.asdict(p).items() if k not in ("wmem_file", "tab_file", "bias_file")}
+                for p in self.layers
+            ],
+            "memory_bits": int(sum(sum(p.mem_bits.values()) for p in self.layers)),
+        }
+
+
+def _bits(n: int) -> int:
+    """Bits to hold 0..n (at least 1)."""
+    return max(1, int(n).bit_length())
+
+
+def _clog2(n: int) -> int:
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def pack_lists(w2: np.ndarray, lanes: int, w_bits: int) -> PackedLists:
+    """Pack the nonzeros of each row of ``w2`` (lists x outputs) into lane-banked words.
+
+    Output ``f`` goes to lane ``f % lanes`` with bank address ``fb = f // lanes``; a list takes
+    as many words as its fullest lane; empty slots are ``w = 0``.
+    """
+    n_lists, n_out = w2.shape
+    fb_count = -(-n_out // lanes)
+    fbw = _clog2(fb_count)
+    t, f = np.nonzero(w2)  # row-major: sorted by list, then output
+    lane = f % lanes
+    key = t * lanes + lane
+    counts = np.bincount(key, minlength=n_lists * lanes).reshape(n_lists, lanes)
+    nwords = counts.max(axis=1) if n_lists else np.zeros(0, dtype=np.int64)
+    ptr = np.concatenate([[0], np.cumsum(nwords)[:-1]]).astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.searchsorted(ks, ks, side="left")
+    rank = np.empty_like(key)
+    rank[order] = np.arange(len(ks)) - starts
+    words = np.zeros((int(nwords.sum()), lanes), dtype=np.int64)
+    wmask = (1 << w_bits) - 1
+    fields = ((f // lanes).astype(np.int64) << w_bits) | (w2[t, f].astype(np.int64) & wmask)
+    words[ptr[t] + rank, lane] = fields
+    return PackedLists(words=words, ptr=ptr, nwords=nwords.astype(np.int64), fbw=fbw)
+
+
+def _hex_lines(values: list[int], width_bits: int) -> str:
+    digits = max(1, -(-width_bits // 4))
+    return "".join(f"{v:0{digits}x}\n" for v in values)
+
+
+def _join_lanes(words: np.ndarray, lane_bits: int) -> list[int]:
+    out = []
+    for row in words.tolist():
+        v = 0
+        for lane_i, x in enumerate(row):
+            v |= (int(x) & ((1 << lane_bits) - 1)) << (lane_i * lane_bits)
+        out.append(v)
+    return out
+
+
+def check_mappable(golden: GoldenModel, lanes: int, input_bytes_per_beat: int) -> None:
+    """Refuse what the engine cannot map, with one line naming problem and fix."""
+    if not 1 <= lanes <= 64:
+        raise Rl2fpgaError(f"rtl lanes = {lanes} is out of range; use 1..64 (rtl.lanes)")
+    eb = regmap.elem_bytes(golden.in_fmt.bits) if golden.in_fmt.bits <= 16 else 0
+    if eb == 0:
+        raise Rl2fpgaError(f"network input of {golden.in_fmt.bits} bits is too wide for the engine; quantize the input to <= 16 bits")
+    if input_bytes_per_beat < eb or input_bytes_per_beat % eb or input_bytes_per_beat > 128:
+        raise Rl2fpgaError(
+            f"input_bytes_per_beat = {input_bytes_per_beat} must be a multiple of the {eb}-byte element and <= 128; set rtl.input_bytes_per_beat"
+        )
+    for k, layer in enumerate(golden.layers):
+        where = f"layer {layer.name}"
+        if layer.activation not in ("relu", "linear"):
+            raise Rl2fpgaError(f"{where}: activation '{layer.activation}' is not supported by the rtl engine; use relu or linear")
+        if layer.kind == "conv2d" and len(golden.layers[k - 1].out_shape if k else golden.in_shape) != 3:
+            raise Rl2fpgaError(f"{where}: conv2d after a dense layer is not supported by the rtl engine; put convolutions first")
+        if layer.kind == "conv2d" and len(layer.in_shape) != 3:
+            raise Rl2fpgaError(f"{where}: conv2d input must be (h, w, c); reshape the model input")
+        for fmt_name, fmt in (("input", layer.in_fmt), ("output", layer.out_fmt), ("weight", layer.w_fmt)):
+            if fmt.bits > 16:
+                raise Rl2fpgaError(f"{where}: {fmt_name} format has {fmt.bits} bits, the rtl engine takes <= 16; quantize to fewer bits")
+        dims = layer.in_shape if len(layer.in_shape) == 3 else (1, 1, layer.in_shape[0])
+        if max(dims[0], dims[1]) > MAX_DIM or (len(layer.out_shape) == 3 and max(layer.out_shape[:2]) > MAX_DIM):
+            raise Rl2fpgaError(f"{where}: feature map {dims[:2]} is larger than {MAX_DIM} rows/columns; downscale the input")
+        if dims[2] > MAX_CHANNELS or layer.n_out > MAX_CHANNELS:
+            raise Rl2fpgaError(f"{where}: more than {MAX_CHANNELS} channels/units; use a smaller layer")
+        need = layer.acc_bits()
+        if need > ACC_LIMIT_BITS:
+            raise Rl2fpgaError(f"{where}: accumulator needs {need} bits > {ACC_LIMIT_BITS}; use fewer weight or input bits")
+
+
+def _plan_layer(layer: GoldenLayer, k: int, n_layers: int, lanes: int) -> tuple[LayerPlan, PackedLists, np.ndarray]:
+    conv = layer.kind == "conv2d"
+    w2 = layer.w.reshape(-1, layer.n_out)
+    packed = pack_lists(w2, lanes, layer.w_fmt.bits)
+    in_h, in_w, in_c = layer.in_shape if len(layer.in_shape) == 3 else (1, 1, int(np.prod(layer.in_shape)))
+    kh, kw = layer.w.shape[:2] if conv else (1, 1)
+    out_h, out_w = layer.out_hw if conv else (1, 1)
+    fb = -(-layer.n_out // lanes)
+    n_words = int(packed.words.shape[0])
+    acc_bits = layer.acc_bits()
+    out_bits = layer.out_fmt.bits
+    last = k == n_layers - 1
+    plan = LayerPlan(
+        name=layer.name,
+        kind=layer.kind,
+        kind_id=1 if conv else 0,
+        in_shape=tuple(layer.in_shape),
+        out_shape=tuple(layer.out_shape),
+        in_h=in_h, in_w=in_w, in_c=in_c, kh=kh, kw=kw,
+        sh=layer.stride[0] if conv else 1, sw=layer.stride[1] if conv else 1,
+        out_h=out_h, out_w=out_w, n_out=layer.n_out,
+        w_bits=layer.w_fmt.bits, acc_bits=acc_bits, out_bits=out_bits,
+        out_signed=int(layer.out_fmt.signed), shift=layer.shift,
+        relu=int(layer.activation == "relu"), last=int(last),
+        nnz=layer.nnz(), words=n_words, tab_depth=w2.shape[0],
+        ptr_bits=_bits(max(n_words, 1)), len_bits=_bits(max(int(packed.nwords.max(initial=1)), 1)),
+        wmem_depth=max(n_words, 1), fb=fb,
+        wmem_file=f"{layer.name}_w.mem", tab_file=f"{layer.name}_tab.mem", bias_file=f"{layer.name}_b.mem",
+    )
+    depth = out_h * out_w * fb
+    xb = 1 if last else out_bits
+    plan.mem_bits = {
+        "weights": plan.wmem_depth * lanes * (packed.fbw + plan.w_bits),
+        "table": plan.tab_depth * (plan.ptr_bits + plan.len_bits),
+        "accumulators": lanes * depth * (1 + xb + acc_bits),
+        "dirty_lists": lanes * depth * (_clog2(out_h) + _clog2(out_w) + packed.fbw),
+    }
+    bias = np.zeros(fb * lanes, dtype=np.int64)
+    bias[: layer.n_out] = layer.b
+    return plan, packed, bias.reshape(fb, lanes)
+
+
+def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_bytes_per_beat: int = 8) -> RtlDesign:
+    """Write the engine for ``golden`` into ``out_dir``: the SystemVerilog sources (copied
+    modules + generated top), the ``$readmemh`` images and ``design.json``."""
+    import jinja2
+
+    check_mappable(golden, lanes, input_bytes_per_beat)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n = len(golden.layers)
+    if n > regmap.MAX_LAYERS:
+        raise Rl2fpgaError(f"{n} layers > {regmap.MAX_LAYERS} registers in the map; use fewer layers")
+    plans, mem_files = [], []
+    for k, layer in enumerate(golden.layers):
+        plan, packed, bias = _plan_layer(layer, k, n, lanes)
+        lane_bits = packed.fbw + plan.w_bits
+        words = _join_lanes(packed.words, lane_bits) or [0]
+        tab = [(int(nw) << plan.ptr_bits) | int(p) for nw, p in zip(packed.nwords, packed.ptr)]
+        bias_words = _join_lanes(bias, plan.acc_bits)
+        for name, vals, width in (
+            (plan.wmem_file, words, lanes * lane_bits),
+            (plan.tab_file, tab, plan.ptr_bits + plan.len_bits),
+            (plan.bias_file, bias_words, lanes * plan.acc_bits),
+        ):
+            atomic_write_text(out_dir / name, f"// {GENERATED_HEADER}\n" + _hex_lines(vals, width))
+            mem_files.append(out_dir / name)
+        plans.append(plan)
+    total_bits = sum(sum(p.mem_bits.values()) for p in plans)
+    in_bits = golden.in_fmt.bits
+    eb = regmap.elem_bytes(in_bits)
+    in_elems = int(np.prod(golden.in_shape))
+    total_bits += -(-in_elems // (input_bytes_per_beat // eb)) * (input_bytes_per_beat // eb) * in_bits
+    if total_bits > XC7Z020_BRAM36 * BRAM36_BITS:
+        raise Rl2fpgaError(
+            f"engine memories need {total_bits / 8 / 1024:.0f} KiB > the xc7z020's {XC7Z020_BRAM36 * BRAM36_BITS / 8 / 1024:.0f} KiB of BRAM; prune harder or use fewer lanes"
+        )
+    in_shape = golden.in_shape if len(golden.in_shape) == 3 else (1, 1, in_elems)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+    )
+    thresholds = golden.thresholds
+    thresh_init = "{" + ", ".join(f"32'd{t}" for t in reversed(thresholds)) + "}"
+    info = n | (lanes << 8) | (input_bytes_per_beat << 16)
+    top_text = env.get_template("rl2fpga_engine_top.sv.j2").render(
+        header=GENERATED_HEADER,
+        model_name=str(golden.meta.get("name", "model")),
+        layers=plans,
+        lanes=lanes,
+        bytes=input_bytes_per_beat,
+        addr_width=regmap.ADDR_WIDTH,
+        info=info,
+        thresh_init=thresh_init,
+        enc={"eb": eb, "in_bits": in_bits, "in_signed": int(golden.in_fmt.signed),
+             "h": in_shape[0], "w": in_shape[1], "c": in_shape[2]},
+    )
+    sv_files = []
+    for name in SV_MODULES:
+        dst = out_dir / name
+        atomic_write_text(dst, (RTL_SRC / name).read_text())
+        sv_files.append(dst)
+    top_path = out_dir / f"{TOP}.sv"
+    atomic_write_text(top_path, top_text)
+    sv_files.append(top_path)
+    design = RtlDesign(
+        out_dir=out_dir, top=TOP, lanes=lanes, input_bytes_per_beat=input_bytes_per_beat,
+        sv_files=sv_files, mem_files=mem_files, layers=plans,
+        n_beats=-(-in_elems // (input_bytes_per_beat // eb)),
+    )
+    atomic_write_json(out_dir / "design.json", {"generator": f"rl2fpga {__version__}", **design.summary()})
+    return design
+
+
+def lint(design: RtlDesign, log_path: Path | None = None) -> str:
+    """``verilator --lint-only -Wall`` on the design; returns the log, raises on any warning."""
+    import shutil
+    import subprocess
+
+    from rl2fpga.errors import ToolMissing
+
+    if shutil.which("verilator") is None:
+        raise ToolMissing("verilator is not on PATH; install it (apt install verilator) to lint the engine")
+    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", design.top, *[p.name for p in design.sv_files]]
+    res = subprocess.run(cmd, cwd=design.out_dir, capture_output=True, text=True)
+    log = " ".join(cmd) + "\n" + res.stdout + res.stderr
+    if log_path is not None:
+        atomic_write_text(log_path, log)
+    if res.returncode != 0:
+        first = next((ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("%")), "see the lint log")
+        raise Rl2fpgaError(f"verilator lint of the engine failed: {first}; see {log_path or 'the log'}")
+    return log

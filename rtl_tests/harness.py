@@ -1,0 +1,114 @@
+"""Build and run the engine co-simulation with cocotb's runner (Verilator).
+
+Used by the pytest runners in this folder, by ``rl2fpga cosim`` and by the benchmarks. Build
+folders live under the git-ignored ``build/``; ccache is used when present (``OBJCACHE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl2fpga.errors import Rl2fpgaError, ToolMissing
+from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.hls.rtlgen import RtlDesign
+from rl2fpga.quantize.golden import GoldenModel
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD_ROOT = REPO / "build"
+
+
+def have_verilator() -> bool:
+    return shutil.which("verilator") is not None
+
+
+def _sim_env() -> None:
+    if shutil.which("ccache") and "OBJCACHE" not in os.environ:
+        os.environ["OBJCACHE"] = "ccache"
+    os.environ.setdefault("MAKEFLAGS", "-j2")
+
+
+def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any, Path]:
+    """Verilate the design (incremental: an unchanged design is not rebuilt)."""
+    from cocotb.runner import get_runner
+
+    if not have_verilator():
+        raise ToolMissing("verilator is not on PATH; install it (apt install verilator) for co-simulation")
+    _sim_env()
+    digest = hashlib.sha1()
+    for p in sorted(design.sv_files + design.mem_files):
+        digest.update(p.name.encode() + p.read_bytes())
+    build_dir = build_dir or BUILD_ROOT / "sim" / f"engine_{digest.hexdigest()[:12]}"
+    runner = get_runner("verilator")
+    stamp = build_dir / ".built"
+    runner.build(
+        sources=[str(p) for p in design.sv_files],
+        hdl_toplevel=design.top,
+        build_dir=str(build_dir),
+        parameters={"MEM_DIR": f'"{design.out_dir.resolve()}/"'},
+        build_args=["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
+        always=not stamp.exists(),
+    )
+    stamp.write_text("ok\n")
+    return runner, build_dir
+
+
+def run_engine(
+    design: RtlDesign,
+    golden_dir: Path,
+    frames: np.ndarray,
+    work: Path,
+    seed: int = 0,
+    idle: float = 0.0,
+    stall: float = 0.0,
+    resets: list[int] | None = None,
+    threshold_writes: dict[int, list[tuple[int, int]]] | None = None,
+) -> dict[str, Any]:
+    """Run ``frames`` through the engine in order; returns the TB result (per-frame cycles,
+    counters, mismatches). Raises Rl2fpgaError when the simulation does not finish."""
+    runner, build_dir = build_engine(design)
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(work / "frames.npy", np.asarray(frames))
+    result = work / "tb_result.json"
+    if result.exists():
+        result.unlink()
+    cfg = {
+        "golden": str(Path(golden_dir).resolve()),
+        "frames": str((work / "frames.npy").resolve()),
+        "seed": seed,
+        "idle": idle,
+        "stall": stall,
+        "resets": list(resets or []),
+        "threshold_writes": {str(k): v for k, v in (threshold_writes or {}).items()},
+        "result": str(result.resolve()),
+    }
+    atomic_write_json(work / "tb_config.json", cfg)
+    env_before = os.environ.get("PYTEST_CURRENT_TEST")
+    try:
+        # the runner checks results itself only under pytest; we read the result file instead
+        os.environ.pop("PYTEST_CURRENT_TEST", None)
+        runner.test(
+            test_module="rl2fpga.rtl_tests.engine_tb",
+            hdl_toplevel=design.top,
+            build_dir=str(build_dir),
+            test_dir=str(work),
+            extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").resolve())},
+            results_xml="results.xml",
+        )
+    finally:
+        if env_before is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = env_before
+    if not result.exists():
+        raise Rl2fpgaError(f"co-simulation in {work} produced no result; see its log")
+    return json.loads(result.read_text())
+
+
+def save_golden(golden: GoldenModel, folder: Path) -> Path:
+    golden.save(folder)
+    return folder

@@ -376,6 +376,7 @@ class CSim:
 def compile_quietly(hls_model: Any) -> None:
     """``hls_model.compile()`` with hls4ml's chatter sent to the log, a clean error on failure."""
     log = Path(hls_model.config.get_output_dir()) / "compile.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     fd = os.dup(1)
     try:
         with open(log, "w") as f:

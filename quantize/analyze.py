@@ -1,0 +1,206 @@
+"""Significant multiplications over real episodes: per layer, per T, per sparsity level.
+
+For the selected (quantized) level, over ``analyze.episodes`` real episodes recorded with the
+float agent: (a) the float DeltaNetwork with T and (b) the golden integer model with
+``T_int = floor(T / LSB)`` count significant multiplications per layer per step; dense counts
+are Table 1 of the 2023 paper. Closed-loop returns under delta inference are measured for both.
+Over all sparsity levels the float DeltaNetwork gives the paper's Fig. 6 (reward vs sparsity:
+dense / pruned / pruned + delta) and Fig. 8 (fraction of significant multiplications vs sparsity
+per T). Results: ``analyze/summary.json``, ``layers.{json,md}``, ``fig6_reward_vs_sparsity.png``,
+``fig8_fraction_vs_sparsity.png``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rl2fpga.quantize.delta import FloatDeltaNetwork
+from rl2fpga.quantize.golden import GoldenModel
+
+from rl2fpga.config import RunConfig
+from rl2fpga.fsutil import atomic_write_json, atomic_write_text, read_json
+
+ANALYZE_SEED_OFFSET = 40_000
+
+
+def golden_thresholds(gm: GoldenModel, t: float) -> tuple[list[int], bool]:
+    """T_int per layer for a sweep value T (a T below one input LSB maps to 0 and is flagged
+    instead of refused: sweeps cover values finer than the grid)."""
+    from rl2fpga.quantize.qkeras_model import threshold_ints
+
+    from rl2fpga.errors import Rl2fpgaError
+
+    try:
+        return threshold_ints(gm, t), False
+    except Rl2fpgaError:
+        return threshold_ints(gm, 0.0), True
+
+
+def episode_counts(net: Any, observations: np.ndarray, to_input: Any) -> np.ndarray:
+    """(steps, layers) significant multiplications of a stateful network over one episode."""
+    net.reset()
+    rows = []
+    for obs in observations:
+        _, st = net.step(to_input(obs)) if not isinstance(net, GoldenModel) else net.step(to_input(obs), incremental=True)
+        rows.append(st.macs)
+    return np.asarray(rows, dtype=np.float64)
+
+
+class _DeltaPolicy:
+    """A stateful delta network as an agent (greedy / deterministic actor)."""
+
+    def __init__(self, net: Any, to_input: Any, to_output: Any, spec: Any):
+        self.net, self.to_input, self.to_output, self.spec = net, to_input, to_output, spec
+        if not spec.discrete:
+            lo, hi = np.asarray(spec.action_low), np.asarray(spec.action_high)
+            self.scale, self.offset = (hi - lo) / 2, (hi + lo) / 2
+
+    def reset(self) -> None:
+        self.net.reset()
+
+    def __call__(self, obs: np.ndarray) -> Any:
+        x = self.to_input(obs)
+        y = self.net.step(x, incremental=True)[0] if isinstance(self.net, GoldenModel) else self.net.step(x)[0]
+        y = self.to_output(y).reshape(-1)
+        if self.spec.discrete:
+            return int(np.argmax(y))
+        return (np.tanh(y) * self.scale + self.offset).astype(np.float32)
+
+
+def _float_input(obs: np.ndarray) -> np.ndarray:
+    obs = np.asarray(obs)
+    return obs.astype(np.float64) * 2.0**-8 if obs.dtype == np.uint8 else obs.astype(np.float64)
+
+
+def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, Any]:
+    import tensorflow as tf  # noqa: F401  (models load through it)
+    from rl2fpga.quantize.prune import load_level
+    from rl2fpga.quantize.quant import run_stateful
+    from rl2fpga.quantize.steps import _float_policy
+    from rl2fpga.train.common import EVAL_SEED_OFFSET
+
+    ac, qc = cfg.analyze, cfg.quantize
+    gm = GoldenModel.load(run_path / "quantize" / "golden")
+    qsum = read_json(run_path / "quantize" / "summary.json")
+    levels = read_json(run_path / "prune" / "levels.json")["levels"]
+    sel_model, _, sel_rec = load_level(run_path, qsum["prune_level"])
+    dense = np.asarray(gm.dense_mults(), dtype=np.float64)
+    rec_seed = cfg.seed + ANALYZE_SEED_OFFSET
+    eval_seed = cfg.seed + EVAL_SEED_OFFSET
+    thresholds = sorted(set([*ac.thresholds, qc.threshold]))
+
+    def record(model: Any) -> list[np.ndarray]:
+        from rl2fpga.train.evaluate import record_episode
+
+        pol = _float_policy(model, spec)
+        return [record_episode(pol, cfg.env, rec_seed + i, ac.max_steps).observations for i in range(ac.episodes)]
+
+    # -- the selected level: float vs golden, per T ------------------------------------------------
+    episodes = record(sel_model)
+    steps = sum(len(e) for e in episodes)
+    per_t: dict[str, Any] = {}
+    layer_rows: dict[str, Any] = {}
+    for t in thresholds:
+        fnet = FloatDeltaNetwork(sel_model, t)
+        f_counts = np.concatenate([episode_counts(fnet, e, _float_input) for e in episodes])
+        t_int, below = golden_thresholds(gm, t)
+        g = gm.copy()
+        g.set_thresholds(t_int)
+        g_counts = np.concatenate([episode_counts(g, e, g.quantize_input) for e in episodes])
+        g_ret = run_stateful(_DeltaPolicy(g, g.quantize_input, g.output_float, spec), cfg.env, eval_seed, ac.episodes, ac.max_steps)
+        f_ret = run_stateful(_DeltaPolicy(fnet, _float_input, lambda y: y, spec), cfg.env, eval_seed, ac.episodes, ac.max_steps)
+        per_t[f"{t:g}"] = {
+            "T": t, "T_int": t_int, "below_input_lsb": below,
+            "float_significant_mean": float(f_counts.sum(1).mean()),
+            "golden_significant_mean": float(g_counts.sum(1).mean()),
+            "float_fraction": float(f_counts.sum(1).mean() / dense.sum()),
+            "golden_fraction": float(g_counts.sum(1).mean() / dense.sum()),
+            "float_layer_mean": f_counts.mean(0).tolist(),
+            "golden_layer_mean": g_counts.mean(0).tolist(),
+            "golden_delta_return_mean": g_ret["mean"],
+            "float_delta_return_mean": f_ret["mean"],
+        }
+        if math.isclose(t, qc.threshold):
+            layer_rows = {la.name: {"dense": int(dense[k]), "nnz": la.nnz(), "float_significant_mean": float(f_counts[:, k].mean()),
+                                    "golden_significant_mean": float(g_counts[:, k].mean()),
+                                    "golden_fraction": float(g_counts[:, k].mean() / dense[k]),
+                                    "golden_significant_max": float(g_counts[:, k].max())}
+                          for k, la in enumerate(gm.layers)}
+
+    # -- the sparsity sweep (float DeltaNetwork, the papers' Fig. 6 and Fig. 8) --------------------
+    per_level = []
+    for rec in levels:
+        model, _, _ = load_level(run_path, rec["level"])
+        eps = record(model)
+        fr = {}
+        for t in thresholds:
+            fnet = FloatDeltaNetwork(model, t)
+            c = np.concatenate([episode_counts(fnet, e, _float_input) for e in eps])
+            fr[f"{t:g}"] = float(c.sum(1).mean() / dense.sum())
+        fnet = FloatDeltaNetwork(model, qc.threshold)
+        d_ret = run_stateful(_DeltaPolicy(fnet, _float_input, lambda y: y, spec), cfg.env, eval_seed, ac.episodes, ac.max_steps)
+        per_level.append({"level": rec["level"], "sparsity": rec["sparsity"], "return_mean": rec["eval_return_mean"],
+                          "delta_return_mean": d_ret["mean"], "fraction": fr})
+
+    key = f"{qc.threshold:g}"
+    sig = per_t[key]["golden_significant_mean"]
+    summary = {
+        "episodes": ac.episodes, "steps": steps, "threshold": qc.threshold, "threshold_int": per_t[key]["T_int"],
+        "prune_level": sel_rec["level"], "sparsity": sel_rec["sparsity"],
+        "dense_layer_mults": dense.astype(int).tolist(),
+        "multiplications": {"dense": float(dense.sum()), "significant_mean": sig, "reduction": float(dense.sum() / max(sig, 1e-9)),
+                            "float_significant_mean": per_t[key]["float_significant_mean"]},
+        "per_threshold": per_t,
+        "per_level": per_level,
+        "layers": layer_rows,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "layers.json", layer_rows)
+    atomic_write_text(out / "layers.md", _layers_md(layer_rows, qc.threshold))
+    _plots(out, per_level, thresholds, qc.threshold, levels[0]["eval_return_mean"], spec.id)
+    return summary
+
+
+def _layers_md(rows: dict[str, Any], t: float) -> str:
+    lines = [f"Significant multiplications per step at T={t:g} (mean over the analysed episodes)\n",
+             "| layer | dense (Table 1) | nonzero weights | float delta | golden delta | golden fraction |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['dense']} | {r['nnz']} | {r['float_significant_mean']:.1f} | "
+                     f"{r['golden_significant_mean']:.1f} | {r['golden_fraction']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plots(out: Path, per_level: list[dict[str, Any]], thresholds: list[float], t_sel: float, dense_return: float, env_id: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = [lv["sparsity"] for lv in per_level]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.axhline(dense_return, color="k", ls="--", label="dense")
+    ax.plot(s, [lv["return_mean"] for lv in per_level], "o-", label="pruned")
+    ax.plot(s, [lv["delta_return_mean"] for lv in per_level], "s-", label=f"pruned + delta (T={t_sel:g})")
+    ax.set_xlabel("sparsity")
+    ax.set_ylabel("return")
+    ax.set_title(f"{env_id}: reward vs sparsity")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "fig6_reward_vs_sparsity.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for t in thresholds:
+        ax.plot(s, [lv["fraction"][f"{t:g}"] for lv in per_level], "o:", label=f"T={t:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("sparsity")
+    ax.set_ylabel("fraction of significant multiplications")
+    ax.set_title(f"{env_id}: pruning + DeltaNetwork")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "fig8_fraction_vs_sparsity.png", dpi=100)
+    plt.close(fig)

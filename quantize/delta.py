@@ -1,0 +1,98 @@
+"""The float DeltaNetwork (2023 paper) on a Keras policy, counting significant multiplications.
+
+Every layer keeps the input values it last used, ``x_hat``; an input is transmitted again (and
+its column of weights used) only when ``|x - x_hat| > T`` (T in the float units of that
+layer's input: pixels in [0, 1), hidden activations as the float network computes them).
+``acc = W x_hat + b`` is recomputed in float64 (equal to the incremental sum up to rounding).
+The significant multiplications of a step are counted exactly as the golden model counts
+them (:meth:`GoldenLayer.significant` on the nonzero pattern of the weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from rl2fpga.quantize.golden import Fmt, GoldenLayer, StepStats
+
+from rl2fpga.errors import Rl2fpgaError
+
+_DUMMY = Fmt(32, 16, True)
+
+
+@dataclass
+class FloatLayer:
+    name: str
+    kind: str
+    w: np.ndarray  # float64, dense (n_in, n_out), conv (kh, kw, c_in, c_out)
+    b: np.ndarray
+    activation: str
+    in_shape: tuple[int, ...]
+    stride: tuple[int, int]
+    structure: GoldenLayer  # nonzero pattern as an integer layer (for counting)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64).reshape(self.in_shape)
+        if self.kind == "dense":
+            y = x.reshape(-1) @ self.w + self.b
+        else:
+            kh, kw, cin, cout = self.w.shape
+            oh, ow = self.structure.out_hw
+            sh, sw = self.stride
+            s = np.ascontiguousarray(x).strides
+            view = np.lib.stride_tricks.as_strided(np.ascontiguousarray(x), shape=(oh, ow, kh, kw, cin),
+                                                   strides=(s[0] * sh, s[1] * sw, s[0], s[1], s[2]), writeable=False)
+            y = view.reshape(oh * ow, -1) @ self.w.reshape(-1, cout) + self.b
+            y = y.reshape(oh, ow, cout)
+        return np.maximum(y, 0.0) if self.activation == "relu" else y
+
+
+def float_layers(model: tf.keras.Model) -> list[FloatLayer]:
+    """The Dense/Conv2D chain of a float Keras policy (Flatten is implicit, C order)."""
+    out: list[FloatLayer] = []
+    shape = tuple(int(s) for s in model.input_shape[1:])
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.InputLayer | tf.keras.layers.Flatten):
+            continue
+        if not isinstance(layer, tf.keras.layers.Dense | tf.keras.layers.Conv2D):
+            raise Rl2fpgaError(f"layer {layer.name} ({type(layer).__name__}) unsupported; use Dense, Conv2D and Flatten")
+        w, b = (np.asarray(a, np.float64) for a in layer.get_weights())
+        act = layer.get_config().get("activation", "linear")
+        conv = isinstance(layer, tf.keras.layers.Conv2D)
+        kind = "conv2d" if conv else "dense"
+        in_shape = shape if conv else (int(np.prod(shape)),)
+        stride = tuple(layer.strides) if conv else (1, 1)
+        structure = GoldenLayer(layer.name, kind, (w != 0).astype(np.int64), np.zeros(w.shape[-1], np.int64),
+                                _DUMMY, _DUMMY, _DUMMY, "linear", in_shape, stride)
+        out.append(FloatLayer(layer.name, kind, w, b, act, in_shape, stride, structure))
+        shape = structure.out_shape
+    return out
+
+
+class FloatDeltaNetwork:
+    """DeltaNetwork inference of a float policy with one threshold T for every layer."""
+
+    def __init__(self, model: tf.keras.Model, threshold: float):
+        if threshold < 0:
+            raise Rl2fpgaError(f"delta threshold T={threshold} is negative; use T >= 0")
+        self.layers = float_layers(model)
+        self.threshold = float(threshold)
+        self.reset()
+
+    def reset(self) -> None:
+        self.x_hat = [np.zeros(la.in_shape) for la in self.layers]
+
+    def step(self, x: np.ndarray) -> tuple[np.ndarray, StepStats]:
+        stats = StepStats()
+        for k, layer in enumerate(self.layers):
+            x = np.asarray(x, np.float64).reshape(layer.in_shape)
+            changed = np.abs(x - self.x_hat[k]) > self.threshold
+            self.x_hat[k] = np.where(changed, x, self.x_hat[k])
+            stats.events.append(int(changed.sum()))
+            stats.macs.append(layer.structure.significant(changed))
+            x = layer.forward(self.x_hat[k])
+        return x.reshape(-1), stats
+
+    def dense_mults(self) -> list[int]:
+        return [la.structure.dense_mults() for la in self.layers]

@@ -1,0 +1,141 @@
+"""Quantization of a (pruned) float policy: PTQ and QAT by distillation, and running the golden
+integer model as the agent.
+
+* PTQ: :func:`quantize_model` on calibration states (the states the float agent visits).
+* QAT: the same QKeras chain, then fine-tuned by distillation: minimise the squared error
+  between its outputs and the float agent's (Q-values or actor means) on visited states,
+  straight-through estimators in the quantizers, masks re-applied after every step, weights
+  snapped to their grids at the end (so golden == QKeras exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from rl2fpga.quantize.golden import Fmt, GoldenModel
+from rl2fpga.quantize.qkeras_model import (
+    apply_masks,
+    grid_float,
+    quantize_model,
+    snap_to_grid,
+    to_grid,
+)
+
+from rl2fpga.config import QuantizeConfig
+
+
+def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, masks: dict[str, np.ndarray],
+            steps: int, seed: int, lr: float = 3e-4, batch: int = 128,
+            progress: Callable[[int], None] | None = None) -> list[float]:
+    """QAT: ``steps`` Adam steps of MSE(qmodel(x), teacher(x)); masks kept; weights snapped."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, np.float32)
+    target = np.asarray(teacher(x, training=False), np.float32)
+    scale = float(np.mean(target**2)) + 1e-8  # normalised loss: comparable across agents
+    opt = tf.keras.optimizers.Adam(lr)
+    mask_t = {k: tf.constant(np.asarray(v, np.float32)) for k, v in masks.items()}
+
+    @tf.function
+    def train_step(xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(qmodel(xb, training=True) - yb)) / scale
+        grads = tape.gradient(loss, qmodel.trainable_variables)
+        opt.apply_gradients(zip(grads, qmodel.trainable_variables))
+        for layer in qmodel.layers:
+            if layer.name in mask_t:
+                layer.kernel.assign(layer.kernel * mask_t[layer.name])
+        return loss
+
+    losses = []
+    for i in range(steps):
+        idx = rng.integers(0, len(x), size=min(batch, len(x)))
+        losses.append(float(train_step(tf.constant(x[idx]), tf.constant(target[idx]))))
+        if progress is not None:
+            progress(i)
+    apply_masks(qmodel, masks)
+    snap_to_grid(qmodel, masks)
+    return losses
+
+
+def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: QuantizeConfig, input_fmt: Fmt,
+                    states: np.ndarray, seed: int, progress: Callable[[int], None] | None = None) -> tuple[tf.keras.Model, dict[str, Any]]:
+    """PTQ or QAT (``qcfg.method``) of a float policy on its visited ``states`` (raw observations)."""
+    x = grid_float(to_grid(states, input_fmt), input_fmt)
+    qmodel = quantize_model(model, qcfg, masks, input_fmt, samples=x)
+    info: dict[str, Any] = {"method": qcfg.method, "calibration_states": int(len(x))}
+    teacher = _masked(model, masks)
+    info["mse_ptq"] = _mse(qmodel, teacher, x)
+    if qcfg.method == "qat" and qcfg.qat_steps > 0:
+        losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed, progress=progress)
+        info["qat_loss_first"] = losses[0]
+        info["qat_loss_last"] = float(np.mean(losses[-20:]))
+        info["mse_qat"] = _mse(qmodel, teacher, x)
+    return qmodel, info
+
+
+def _masked(model: tf.keras.Model, masks: dict[str, np.ndarray]) -> tf.keras.Model:
+    m = tf.keras.models.clone_model(model)
+    m.set_weights(model.get_weights())
+    for name, mk in masks.items():
+        layer = m.get_layer(name)
+        w = layer.get_weights()
+        layer.set_weights([w[0] * mk, *w[1:]])
+    return m
+
+
+def _mse(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray) -> float:
+    return float(np.mean((np.asarray(qmodel(x)) - np.asarray(teacher(x))) ** 2))
+
+
+# ----------------------------------------------------------------------------- golden agent
+
+
+class GoldenPolicy:
+    """The golden integer model as an agent: observation -> grid -> ``step`` (delta state) ->
+    greedy action (DQN) or ``tanh(mean) * scale + offset`` (SAC). Call :meth:`reset` at every
+    episode start. Keeps the per-step statistics."""
+
+    def __init__(self, gm: GoldenModel, discrete: bool, low: list[float] | None = None, high: list[float] | None = None):
+        self.gm = gm
+        self.discrete = discrete
+        if not discrete:
+            lo, hi = np.asarray(low, np.float64), np.asarray(high, np.float64)
+            self.scale, self.offset = (hi - lo) / 2, (hi + lo) / 2
+        self.stats: list[Any] = []
+
+    def reset(self) -> None:
+        self.gm.reset()
+
+    def __call__(self, obs: np.ndarray) -> Any:
+        y, st = self.gm.step(self.gm.quantize_input(obs), incremental=True)
+        self.stats.append(st)
+        if self.discrete:
+            return GoldenModel.action(y)
+        return (np.tanh(self.gm.output_float(y).reshape(-1)) * self.scale + self.offset).astype(np.float32)
+
+
+def run_stateful(policy: Any, env_cfg: Any, seed: int, episodes: int, max_steps: int | None = None) -> dict[str, Any]:
+    """Episodes ``seed + i`` with a stateful policy (``reset()`` at every episode start)."""
+    from rl2fpga.train.envs import make_env
+
+    env = make_env(env_cfg, seed, training=False)
+    returns, lengths = [], []
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            policy.reset()
+            total, n = 0.0, 0
+            while max_steps is None or n < max_steps:
+                obs, r, term, trunc, _ = env.step(policy(obs))
+                total += float(r)
+                n += 1
+                if term or trunc:
+                    break
+            returns.append(total)
+            lengths.append(n)
+    finally:
+        env.close()
+    return {"returns": returns, "mean": float(np.mean(returns)), "std": float(np.std(returns)), "lengths": lengths}

@@ -1,0 +1,151 @@
+"""Delta emulation, Table-1 counts from Keras models, compression accounting, golden over real
+CartPole episodes (incremental == direct, significant == brute force)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+from rl2fpga.quantize.compression import compression, layer_compression
+from rl2fpga.quantize.delta import FloatDeltaNetwork, float_layers
+from rl2fpga.quantize.golden import GoldenLayer
+from rl2fpga.quantize.prune import apply_masks, magnitude_masks
+from rl2fpga.quantize.qkeras_model import (
+    golden_from_qkeras,
+    grid_float,
+    input_format,
+    quantize_model,
+    to_grid,
+)
+from rl2fpga.train.networks import cnn, mlp
+
+from rl2fpga.config import QuantizeConfig
+
+
+def test_table1_dense_mults_from_keras_atari_model():
+    model = cnn(6, "atari")
+    sizes = [84]
+    for k, s in ((8, 4), (4, 2), (3, 2)):
+        sizes.append((sizes[-1] - k) // s + 1)
+    expect = [sizes[1] ** 2 * 32 * 8 * 8 * 4, sizes[2] ** 2 * 32 * 4 * 4 * 32, sizes[3] ** 2 * 64 * 3 * 3 * 32,
+              sizes[3] ** 2 * 64 * 512, 512 * 6]
+    assert expect == [20 * 20 * 32 * 256, 9 * 9 * 32 * 512, 4 * 4 * 64 * 288, 1024 * 512, 3072]
+    assert [la.structure.dense_mults() for la in float_layers(model)] == expect
+
+
+def _brute(w: np.ndarray, changed: np.ndarray, stride: int) -> int:
+    kh, kw, cin, _ = w.shape
+    h, wd, _ = changed.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    n = 0
+    for y in range(oh):
+        for x in range(ow):
+            n += int((changed[y * stride : y * stride + kh, x * stride : x * stride + kw, :, None] & (w != 0)).sum())
+    return n
+
+
+def test_float_delta_t0_is_exact_and_counts_all_nonzero_inputs():
+    tf.keras.utils.set_random_seed(0)
+    model = cnn(3, "atari", dense=16, input_shape=(46, 43, 2))  # borders: 46-8, 43-8 not stride multiples
+    masks = magnitude_masks(model, 0.5)
+    apply_masks(model, masks)
+    rng = np.random.default_rng(0)
+    net = FloatDeltaNetwork(model, 0.0)
+    x = rng.random((46, 43, 2))
+    for t in range(4):
+        x = np.where(rng.random(x.shape) < 0.1, rng.random(x.shape), x)
+        y, st = net.step(x)
+        np.testing.assert_allclose(y, model(x[None].astype(np.float32)).numpy()[0], rtol=1e-4, atol=1e-5)
+        if t == 0:  # from x_hat = 0 every nonzero input is an event
+            assert st.events[0] == int((x != 0).sum())
+    # the first layer's count against a brute-force walk of the receptive fields
+    changed = rng.random((46, 43, 2)) < 0.2
+    layer = net.layers[0]
+    assert layer.structure.significant(changed) == _brute(layer.w, changed, 4)
+
+
+def test_float_delta_threshold_suppresses_small_changes():
+    tf.keras.utils.set_random_seed(1)
+    model = mlp(4, 2, [8])
+    net = FloatDeltaNetwork(model, 0.1)
+    x = np.array([0.5, -0.5, 0.2, 1.0])
+    net.step(x)
+    _, st = net.step(x + 0.05)  # below T everywhere: nothing is transmitted in layer 0
+    assert st.events[0] == 0 and st.macs[0] == 0
+    _, st = net.step(x + np.array([0.3, 0, 0, 0]))
+    assert st.events[0] == 1 and st.macs[0] == int(np.count_nonzero(model.get_layer("fc1").get_weights()[0][0]))
+
+
+def test_layer_compression_by_hand():
+    w = np.zeros((4, 3), np.int64)  # dense: 4 inputs, 3 outputs
+    w[0, 1], w[2, 0], w[2, 2] = 5, -3, 7
+    c = layer_compression(w, "dense", w_bits=8, b_bits=16)
+    # values 3*8, pointers (4+1)*ceil(log2(4)) = 10, output indices 3*ceil(log2 3)=6, biases 3*16
+    assert (c["value_bits"], c["pointer_bits"], c["index_bits"], c["bias_bits"]) == (24, 10, 6, 48)
+    assert c["stored_bits"] == 88 and c["dense_fp32_bits"] == (12 + 3) * 32
+    assert c["ratio"] == pytest.approx(480 / 88)
+
+
+def _cartpole_episode(n: int = 400, seed: int = 3) -> np.ndarray:
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    out = []
+    for _ in range(n):
+        out.append(obs)
+        obs, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            break
+    env.close()
+    return np.asarray(out, np.float32)
+
+
+def _brute_dense(layer: GoldenLayer, changed: np.ndarray) -> int:
+    return sum(int(np.count_nonzero(layer.w[i])) for i in np.flatnonzero(changed))
+
+
+@pytest.mark.parametrize("t_int", [0, 4])
+def test_golden_real_episode_incremental_direct_and_brute_force(t_int):
+    tf.keras.utils.set_random_seed(2)
+    model = mlp(4, 2, [32, 32])
+    masks = magnitude_masks(model, 0.6)
+    obs = np.concatenate([_cartpole_episode(seed=s) for s in (3, 4, 5)])
+    fmt = input_format(obs, 12)
+    q = quantize_model(model, QuantizeConfig(), masks, fmt, samples=grid_float(to_grid(obs, fmt), fmt))
+    g1 = golden_from_qkeras(q, fmt, t_int)
+    g2 = g1.copy()
+    total = 0
+    for ep in (_cartpole_episode(seed=s) for s in (7, 8)):
+        g1.reset()
+        g2.reset()
+        for o in ep:
+            x = g1.quantize_input(o)
+            prev = [h.copy() for h in g1.x_hat]
+            y1, s1 = g1.step(x)
+            y2, s2 = g2.step(x, incremental=True)
+            assert np.array_equal(y1, y2) and s1.macs == s2.macs and s1.events == s2.events
+            # brute force from the recorded state: which inputs moved by more than T_int
+            xs = [x]
+            for la in g1.layers[:-1]:
+                xs.append(la.requantize(la.matvec(g1.x_hat[len(xs) - 1]) + la.b))
+            for k, la in enumerate(g1.layers):
+                changed = np.abs(xs[k].reshape(-1) - prev[k].reshape(-1)) > t_int
+                assert s1.macs[k] == _brute_dense(la, changed)
+            total += s1.total_macs
+    assert total > 0
+    if t_int:  # a real threshold saves work on real episodes
+        dense = sum(g1.dense_mults())
+        assert total < dense * (len(_cartpole_episode(seed=7)) + len(_cartpole_episode(seed=8)))
+
+
+def test_compression_totals_from_golden():
+    tf.keras.utils.set_random_seed(4)
+    model = mlp(4, 2, [16])
+    masks = magnitude_masks(model, 0.75)
+    fmt = input_format(np.array([[1.0, -2.0, 0.1, 0.3]], np.float32), 12)
+    q = quantize_model(model, QuantizeConfig(), masks, fmt)
+    gm = golden_from_qkeras(q, fmt, 0)
+    comp = compression(gm)
+    assert comp["total"]["nnz"] == sum(la.nnz() for la in gm.layers)
+    assert comp["total"]["stored_bits"] == sum(v["stored_bits"] for v in comp["layers"].values())
+    # fp32 dense vs 8-bit, 25 % dense: more than 4x smaller but index overhead keeps it below 16x
+    assert 4 < comp["total"]["ratio"] < comp["total"]["ratio_values_only"]

@@ -1,0 +1,130 @@
+"""Pruning: magnitude masks, the cubic schedule, tfmot masks, IMP with rewinding, level files."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from rl2fpga.quantize import prune as P
+from rl2fpga.train.networks import mlp
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
+
+
+def _model(seed: int = 0) -> tf.keras.Model:
+    tf.keras.utils.set_random_seed(seed)
+    return mlp(4, 2, [32, 16])
+
+
+def test_layer_masks_prune_smallest_of_the_alive():
+    m = _model()
+    masks = None
+    for rnd in range(1, 11):
+        new = P.magnitude_masks(m, 0.2, masks, "layer")
+        for la in P.prunable_layers(m):
+            w = np.abs(la.get_weights()[0])
+            alive_before = masks[la.name] if masks else np.ones(w.shape, bool)
+            pruned_now = alive_before & ~new[la.name]
+            assert not (new[la.name] & ~alive_before).any()  # nothing comes back
+            assert pruned_now.sum() == round(0.2 * alive_before.sum())
+            if pruned_now.any() and new[la.name].any():
+                assert w[pruned_now].max() <= w[new[la.name]].min()
+        masks = new
+        # apply: the trained weights of the next round are the masked ones
+        P.apply_masks(m, masks)
+    total = sum(v.size for v in masks.values())
+    alive = sum(int(v.sum()) for v in masks.values())
+    assert abs((1 - alive / total) - (1 - 0.8**10)) < 0.01  # 89.3 %
+    assert P.measured_sparsity(m)[0] >= 0.89 - 0.01
+
+
+def test_global_masks_use_one_threshold():
+    m = _model(1)
+    masks = P.magnitude_masks(m, 0.5, None, "global")
+    kept = np.concatenate([np.abs(la.get_weights()[0])[masks[la.name]] for la in P.prunable_layers(m)])
+    gone = np.concatenate([np.abs(la.get_weights()[0])[~masks[la.name]] for la in P.prunable_layers(m)])
+    assert gone.max() <= kept.min()
+    assert abs(gone.size / (gone.size + kept.size) - 0.5) < 0.01
+    # per-layer sparsities differ (a global ranking is not a per-layer one)
+    per = [1 - masks[n].mean() for n in masks]
+    assert max(per) - min(per) > 0.05
+
+
+def test_output_layer_can_be_kept_dense():
+    m = _model()
+    masks = P.magnitude_masks(m, 0.5, None, "layer", include_output=False)
+    assert "out" not in masks and set(masks) == {"fc1", "fc2"}
+
+
+def test_bad_rate_and_scope():
+    m = _model()
+    with pytest.raises(Rl2fpgaError, match="rate"):
+        P.magnitude_masks(m, 1.0)
+    with pytest.raises(Rl2fpgaError, match="scope"):
+        P.magnitude_masks(m, 0.2, scope="nope")
+
+
+def test_cubic_schedule_matches_formula():
+    for n, sf in ((10, 0.9), (7, 0.95)):
+        for t in range(n + 1):
+            expect = sf - sf * (1 - t / n) ** 3
+            assert abs(P.cubic_sparsity(t, n, sf) - expect) < 1e-6
+
+
+def test_tfmot_masks_hit_the_target_per_layer():
+    m = _model(2)
+    masks = P.tfmot_masks(m, 0.7)
+    for la in P.prunable_layers(m):
+        w = np.abs(la.get_weights()[0])
+        mk = masks[la.name]
+        assert abs((1 - mk.mean()) - 0.7) < 1.5 / w.size + 1e-9
+        assert w[~mk].max() <= w[mk].min()
+
+
+def test_select_level_sparsest_that_keeps_return():
+    lv = [P.Level(i, i, s, {}, r, 0.0, s) for i, (s, r) in enumerate([(0, 500), (0.2, 480), (0.5, 476), (0.8, 300), (0.9, 490)])]
+    assert P.select_level(lv, 0.95).index == 4
+    lv[4].eval_return_mean = 100
+    assert P.select_level(lv, 0.95).index == 2
+
+
+def test_imp_rewinds_and_writes_levels(tmp_path):
+    cfg = RunConfig()
+    cfg.prune.rounds = 3
+    trained = _model(0)
+    init = _model(1)
+    calls = []
+
+    def fake_retrain(model, masks, steps):
+        calls.append((model.get_weights(), {k: v.copy() for k, v in masks.items()}, steps))
+        return model, {"mean": 100.0 - len(calls), "std": 0.0, "returns": [100.0]}
+
+    pdir = tmp_path / "prune"
+    pdir.mkdir()
+    levels = P.imp(trained, {"mean": 100.0, "std": 0.0}, init, fake_retrain, cfg, pdir, log=lambda s: None)
+    assert [lv.index for lv in levels] == [0, 1, 2, 3]
+    for rnd, (weights, masks, steps) in enumerate(calls, start=1):
+        assert steps == cfg.prune.retrain_steps
+        # rewound: survivors carry the initial weights, pruned ones are exactly zero
+        for la, w in zip(init.layers[1:], weights[::2]):
+            w0 = la.get_weights()[0]
+            mk = masks[la.name]
+            assert np.array_equal(w[mk], w0[mk]) and (w[~mk] == 0).all()
+        assert abs(levels[rnd].sparsity - (1 - 0.8**rnd)) < 0.01
+    sel = P.write_levels(pdir, levels, 0.95, "imp")
+    assert sel.index == 3  # 99, 98, 97 all keep >= 95 % of 100: the sparsest wins
+    data = json.loads((pdir / "levels.json").read_text())
+    assert [d["level"] for d in data["levels"]] == [0, 1, 2, 3]
+    model, masks, rec = P.load_level(tmp_path, 3)
+    assert rec["level"] == 3 and P.measured_sparsity(model)[0] == pytest.approx(levels[3].sparsity)
+    assert set(masks) == {"fc1", "fc2", "out"}
+
+
+def test_load_level_errors(tmp_path):
+    (tmp_path / "prune").mkdir()
+    with pytest.raises(Rl2fpgaError, match="missing"):
+        P.load_level(tmp_path)
+    (tmp_path / "prune" / "levels.json").write_text("{not json")
+    with pytest.raises(Rl2fpgaError, match="corrupt"):
+        P.load_level(tmp_path, 0)

@@ -161,6 +161,15 @@ class QuantizeConfig:
     """Delta threshold T in input units; T_int = floor(T / LSB) with the strict comparison."""
     delta_episodes: int = 10
     """Seeded episodes to evaluate the selected level with and without delta updates."""
+    float_input_bits: int = 12
+    """Bits of a float (classic-control, MuJoCo) observation: signed, covering the range the
+    agent visits; pixels always use 8 bits (p * 2^-8)."""
+    calib_episodes: int = 5
+    """Episodes of the float agent whose states calibrate the formats and drive distillation."""
+    calib_max_steps: int = 1000
+    """Cap on steps per calibration episode."""
+    check_states: int = 1000
+    """Visited states on which the step checks golden == QKeras on integers."""
 
 
 @dataclass

@@ -20,7 +20,7 @@ def _model(seed: int = 0) -> tf.keras.Model:
 def test_layer_masks_prune_smallest_of_the_alive():
     m = _model()
     masks = None
-    for rnd in range(1, 11):
+    for _ in range(1, 11):
         new = P.magnitude_masks(m, 0.2, masks, "layer")
         for la in P.prunable_layers(m):
             w = np.abs(la.get_weights()[0])

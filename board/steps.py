@@ -175,9 +175,11 @@ def _make_env(cfg: RunConfig) -> Any:
     return make_env(cfg.env, cfg.seed, training=False)
 
 
-def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: Any = None) -> EpisodeLog:
+def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: Any = None,
+         step_budget: int | None = None) -> EpisodeLog:
     """Seeded episodes; actions from ``backend`` (None: the golden policy alone) while a copy
-    of the golden model steps in lockstep on the same states."""
+    of the golden model steps in lockstep on the same states. ``step_budget`` stops after that
+    many agent steps in all (the last episode's return is then partial)."""
     golden = model.copy()
     if backend is not None:
         backend.set_thresholds(golden.thresholds)
@@ -185,12 +187,15 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
     log = EpisodeLog()
     try:
         for ep in range(cfg.board.episodes):
+            if step_budget is not None and sum(log.steps) >= step_budget:
+                break
             obs, _ = env.reset(seed=cfg.seed) if ep == 0 else env.reset()
             golden.reset()
             if backend is not None:
                 backend.reset_state()
             total, steps, done = 0.0, 0, False
-            while not done and steps < cfg.board.max_steps:
+            cap = cfg.board.max_steps if step_budget is None else min(cfg.board.max_steps, step_budget - sum(log.steps))
+            while not done and steps < cap:
                 x = golden.quantize_input(obs)
                 y_ref, stats = golden.step(x)
                 ref_action = GoldenModel.action(y_ref)

@@ -56,7 +56,8 @@ def build_library(rtl_dir: Path, build_dir: Path, input_bytes_per_beat: int) -> 
         raise Rl2fpgaError(f"no module {TOP} in {rtl_dir}; run `rl2fpga rtl RUN_DIR` first")
     tdata_bytes = input_bytes_per_beat
     shim = design.render("engine_shim.cpp.j2", top=TOP, tdata_bits=8 * tdata_bytes, tdata_bytes=tdata_bytes)
-    h = hashlib.sha256(shim.encode())
+    mem_dir = str(rtl_dir.resolve()) + "/"
+    h = hashlib.sha256(shim.encode() + mem_dir.encode())
     for p in sources:
         h.update(p.name.encode())
         h.update(p.read_bytes())
@@ -73,7 +74,7 @@ def build_library(rtl_dir: Path, build_dir: Path, input_bytes_per_beat: int) -> 
     cmd = [
         "verilator", "--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign", "fast", "--x-initial", "fast",
         "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", TOP, "-Mdir", str(out / "obj"),
-        "-I" + str(rtl_dir), "-CFLAGS", "-fPIC -O2", "-LDFLAGS", "-shared", "-o", str(lib),
+        "-I" + str(rtl_dir), f'-GMEM_DIR="{mem_dir}"', "-CFLAGS", "-fPIC -O2", "-LDFLAGS", "-shared", "-o", str(lib),
         *[str(p) for p in sources], str(out / "shim.cpp"),
     ]
     proc = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True)

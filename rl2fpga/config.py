@@ -24,7 +24,7 @@ from rl2fpga.errors import Rl2fpgaError
 
 @dataclass
 class DQNConfig:
-    learning_rate: float = 2.3e-3
+    learning_rate: float = 1e-3
     """Adam learning rate."""
     buffer_size: int = 100_000
     """Replay capacity in transitions (Atari frames are stored once, as uint8)."""
@@ -46,7 +46,7 @@ class DQNConfig:
     """Epsilon after the decay."""
     exploration_steps: int = 8000
     """Environment steps over which epsilon decays linearly."""
-    double_dqn: bool = False
+    double_dqn: bool = True
     """Use Double DQN targets (online net picks, target net evaluates)."""
     huber: bool = True
     """Huber loss instead of squared error."""
@@ -103,11 +103,11 @@ class TrainConfig:
     """mlp; atari = the 2023 paper's CNN; nature = the Nature DQN CNN."""
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden widths of an MLP policy."""
-    total_steps: int = 50_000
-    """Environment steps of training."""
+    total_steps: int = 100_000
+    """Environment steps of training (at most: early stopping usually ends CartPole sooner)."""
     eval_episodes: int = 20
     """Seeded episodes of greedy / deterministic evaluation."""
-    eval_every: int = 10_000
+    eval_every: int = 2_500
     """Environment steps between evaluations during training (0: only at the end)."""
     early_stop_return: float | None = 500.0
     """Stop once a periodic evaluation reaches this mean return (None: never)."""

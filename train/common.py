@@ -114,10 +114,11 @@ class Logger:
 
 
 class Selector:
-    """Periodic evaluation: keeps the weights of the best-scoring evaluation and says when to stop."""
+    """Periodic evaluation: keeps the weights of the best-scoring evaluation and says when to stop.
+    ``make_policy()`` is called at every evaluation (a policy on the model's current weights)."""
 
-    def __init__(self, cfg: RunConfig, model: tf.keras.Model, policy: Policy, logger: Logger):
-        self.cfg, self.model, self.policy, self.logger = cfg, model, policy, logger
+    def __init__(self, cfg: RunConfig, model: tf.keras.Model, make_policy: Callable[[], Policy], logger: Logger):
+        self.cfg, self.model, self.make_policy, self.logger = cfg, model, make_policy, logger
         self.best_mean = -np.inf
         self.best_weights: list[np.ndarray] | None = None
         self.best_step = 0
@@ -125,7 +126,7 @@ class Selector:
 
     def __call__(self, step: int) -> EvalResult:
         tc = self.cfg.train
-        res = evaluate(self.policy, self.cfg.env, self.cfg.seed + SELECT_SEED_OFFSET, tc.eval_episodes)
+        res = evaluate(self.make_policy(), self.cfg.env, self.cfg.seed + SELECT_SEED_OFFSET, tc.eval_episodes)
         self.logger.evals.append({"step": step, "mean": res.mean, "std": res.std})
         self.logger.scalar("eval/return_mean", res.mean, step)
         if res.mean > self.best_mean:

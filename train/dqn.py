@@ -28,7 +28,13 @@ from rl2fpga.train.common import (
     seed_everything,
 )
 from rl2fpga.train.envs import FRAME_STACK, check_algo, env_spec, make_env
-from rl2fpga.train.evaluate import greedy_policy, network_input
+from rl2fpga.train.evaluate import (
+    Policy,
+    dense_chain,
+    greedy_policy,
+    network_input,
+    numpy_greedy_policy,
+)
 from rl2fpga.train.networks import build_network
 from rl2fpga.train.replay import ReplayBuffer
 
@@ -81,9 +87,11 @@ def train_dqn(
         out_dir.mkdir(parents=True, exist_ok=True)
         save_keras(q_net, out_dir / "init_model.keras")
 
-    @tf.function
-    def act(obs: tf.Tensor) -> tf.Tensor:
-        return tf.argmax(q_net(network_input(obs)[None], training=False)[0], output_type=tf.int32)
+    tf_greedy = greedy_policy(q_net)  # tf.function on the live weights
+
+    def current_policy() -> Policy:
+        """Greedy policy on the current weights: NumPy for an MLP (weights change only in bursts)."""
+        return numpy_greedy_policy(q_net) if dense_chain(q_net) is not None else tf_greedy
 
     @tf.function
     def update(obs, actions, rewards, next_obs, terminated) -> tuple[tf.Tensor, tf.Tensor]:
@@ -112,13 +120,14 @@ def train_dqn(
     rb = ReplayBuffer(dc.buffer_size, spec.obs_shape, obs_dtype, (), np.int32, stack=stack, seed=cfg.seed)
     env = make_env(cfg.env, cfg.seed, training=True)
     logger = Logger(out_dir)
-    selector = Selector(cfg, q_net, greedy_policy(q_net), logger)
+    selector = Selector(cfg, q_net, current_policy, logger)
     ckpt_at = checkpoint_steps(cfg, total)
     bar = progress_bar(total, progress, f"dqn {spec.id}")
 
     obs, _ = env.reset(seed=cfg.seed)
     obs = obs.astype(obs_dtype, copy=False)
     rb.start_episode(obs)
+    act = current_policy()
     step = 0
     try:
         for step in range(1, total + 1):
@@ -127,7 +136,7 @@ def train_dqn(
             if step <= dc.learning_starts or rng.random() < eps:
                 action = int(rng.integers(spec.n_actions))
             else:
-                action = int(act(tf.convert_to_tensor(obs)))
+                action = act(obs)
             next_obs, reward, terminated, truncated, info = env.step(action)
             next_obs = next_obs.astype(obs_dtype, copy=False)
             rb.add(action, float(reward), bool(terminated), next_obs)
@@ -146,6 +155,7 @@ def train_dqn(
                 for _ in range(dc.gradient_steps):
                     b = rb.sample(dc.batch_size)
                     loss, q_mean = update(b.obs, b.actions, b.rewards, b.next_obs, b.terminated)
+                act = current_policy()
                 logger.losses.append((step, float(loss)))
                 logger.scalar("train/loss", float(loss), step)
                 logger.scalar("train/q_mean", float(q_mean), step)
@@ -167,4 +177,4 @@ def train_dqn(
         env.close()
     if not selector.stop and (tc.eval_every <= 0 or step % tc.eval_every != 0):
         selector(step)
-    return finish(cfg, out_dir, q_net, greedy_policy(q_net), selector, logger, step, t0, {"algo": "dqn"})
+    return finish(cfg, out_dir, q_net, tf_greedy, selector, logger, step, t0, {"algo": "dqn"})

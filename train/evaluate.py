@@ -60,6 +60,38 @@ def greedy_policy(model: tf.keras.Model) -> Policy:
     return policy
 
 
+def dense_chain(model: tf.keras.Model) -> list[tuple[np.ndarray, np.ndarray, bool]] | None:
+    """[(kernel, bias, relu)] of a plain Dense chain with relu/linear activations, else None."""
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            continue
+        act = getattr(layer, "activation", None)
+        if type(layer) is not tf.keras.layers.Dense or act not in (tf.keras.activations.relu, tf.keras.activations.linear):
+            return None
+        kernel, bias = layer.get_weights()
+        layers.append((kernel, bias, act is tf.keras.activations.relu))
+    return layers
+
+
+def numpy_greedy_policy(model: tf.keras.Model) -> Policy:
+    """greedy_policy for a Dense chain in NumPy on a snapshot of the weights (~10x faster per
+    step than a tf.function; float32 sums may round differently from TF in the last bit)."""
+    layers = dense_chain(model)
+    if layers is None:
+        raise ValueError(f"model {model.name} is not a plain Dense chain")
+
+    def policy(obs: np.ndarray) -> int:
+        h = np.asarray(obs, np.float32)
+        for kernel, bias, relu in layers:
+            h = h @ kernel + bias
+            if relu:
+                h = np.maximum(h, 0.0)
+        return int(np.argmax(h))
+
+    return policy
+
+
 def deterministic_actor(model: tf.keras.Model, spec: EnvSpec) -> Policy:
     """SAC's deployed actor: tanh(mean(obs)) * scale + offset."""
     low = np.asarray(spec.action_low, np.float32)

@@ -187,7 +187,8 @@ def train_sac(
     rb = ReplayBuffer(sc.buffer_size, (obs_dim,), np.float32, (act_dim,), np.float32, stack=1, seed=cfg.seed)
     env = make_env(cfg.env, cfg.seed, training=True)
     logger = Logger(out_dir)
-    selector = Selector(cfg, agent.deployed, deterministic_actor(agent.deployed, spec), logger)
+    eval_policy = deterministic_actor(agent.deployed, spec)
+    selector = Selector(cfg, agent.deployed, lambda: eval_policy, logger)
     ckpt_at = checkpoint_steps(cfg, total)
     bar = progress_bar(total, progress, f"sac {spec.id}")
 
@@ -242,7 +243,7 @@ def train_sac(
         selector(step)
     # agent/ holds the selected actor with the critics and temperature as trained to the end
     return finish(
-        cfg, out_dir, agent.deployed, deterministic_actor(agent.deployed, spec), selector, logger, step, t0,
+        cfg, out_dir, agent.deployed, eval_policy, selector, logger, step, t0,
         {"algo": "sac", "alpha": float(tf.exp(log_alpha).numpy())},
         save_extra=lambda d: agent.save(d / "agent"),
     )

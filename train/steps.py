@@ -5,6 +5,11 @@ Artifacts: ``model.keras`` (the deployable chain model: DQN Q-network or SAC act
 training plus every ``train.checkpoint_every`` steps), ``agent/`` (SAC: the whole agent),
 ``metrics.json``, ``tb/`` (TensorBoard), ``eval.json``, ``env.json`` (the EnvSpec) and
 ``summary.json`` (eval_return_mean, eval_return_std, steps, seconds).
+
+While training runs everything goes to a hidden temp folder beside ``train/``
+(``runs/<name>/.train.*.tmp/``, point TensorBoard there) that replaces ``train/`` on success.
+``model.keras`` is the model of the best periodic evaluation (``selected_step`` in
+summary.json); ``eval.json`` re-evaluates it on other seeds (seed + 10000 + i).
 """
 
 from __future__ import annotations

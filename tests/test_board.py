@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from board_models import balancer
 from rl2fpga.board import design
 from rl2fpga.board.bundle import BUNDLE_FILES, check_bundle, write_bundle
 from rl2fpga.board.driver import EngineDriver
@@ -53,7 +54,7 @@ def open_driver(tmp: Path, model: GoldenModel, **kw) -> tuple[EngineDriver, SimD
 # ------------------------------------------------------------------------------ driver
 
 
-@pytest.mark.parametrize("make, bpb", [(mlp, 8), (cnn, 8), (cnn, 3)])
+@pytest.mark.parametrize("make, bpb", [(mlp, 8), (balancer, 4), (cnn, 8), (cnn, 3)])
 def test_driver_matches_golden_through_dma(tmp_path, make, bpb):
     model = make()
     drv, dev = open_driver(tmp_path, model, bpb=bpb)
@@ -239,13 +240,14 @@ def test_build_without_rtl_is_one_line(tmp_path, capsys):
 
 
 def test_cartpole_emulator_episodes_equal_golden(tmp_path):
-    run = make_run(tmp_path, mlp(), ["board.emulator_engine=golden", "board.max_steps=200"])
+    run = make_run(tmp_path, balancer(), ["board.emulator_engine=golden", "board.max_steps=200"])
     assert main(["board", str(run.path), "--target", "emulator", "--episodes", "3"]) == 0
     s = json.loads((run.path / "board" / "summary.json").read_text())
     assert s["target"] == "emulator" and s["engine"] == "golden" and s["episodes"] == 3
     assert s["action_mismatches"] == 0 and s["output_mismatches"] == 0 and s["mac_mismatches"] == 0
     assert len(s["returns"]) == 3 and s["returns"] == s["golden_returns"]
     assert s["steps"] == sum(s["returns"])  # CartPole pays 1 per step
+    assert min(s["returns"]) >= 100  # whole episodes of a controller that balances
     assert s["latency_us"]["p50"] > 0 and s["cycles_per_step"]["mean"] > 0
 
 
@@ -287,3 +289,27 @@ def test_missing_golden_model_is_one_line(tmp_path, capsys):
     shutil.rmtree(run.path / "quantize")
     assert main(["board", str(run.path), "--target", "emulator"]) == 2
     assert "rl2fpga quantize" in capsys.readouterr().err
+
+
+def test_manifest_for_another_input_shape_times_out_with_tlast_error(tmp_path):
+    """A bundle whose manifest disagrees with the bitstream's input size: the engine flags the
+    misplaced TLAST and the driver says so in one line instead of hanging."""
+    model = cnn()
+    bundle, dev = sim_bundle(tmp_path, model)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["model"]["in_shape"] = [12, 12, 1]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    drv = EngineDriver(bundle / "rl2fpga.bit", bundle / "manifest.json", device=dev, timeout_s=0.05)
+    with pytest.raises(Rl2fpgaError, match="S2MM timed out .*misplaced TLAST") as e:
+        drv.infer(np.zeros((12, 12, 1), np.int64))
+    _one_line(e)
+
+
+@pytest.mark.slow
+def test_hls_csim_target_plays_like_golden(tmp_path):
+    pytest.importorskip("hls4ml")
+    run = make_run(tmp_path, balancer(), ["board.max_steps=60"])
+    assert main(["board", str(run.path), "--target", "hls-csim", "--episodes", "1"]) == 0
+    s = json.loads((run.path / "board" / "summary.json").read_text())
+    assert s["engine"] == "hls4ml-csim" and s["action_mismatches"] == 0 and s["output_mismatches"] == 0
+    assert s["returns"] == s["golden_returns"] == [60.0]

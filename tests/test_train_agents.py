@@ -106,6 +106,7 @@ def test_dqn_atari_path_runs_and_records_real_frames():
         "env.max_episode_steps": 60,
     })
     res = train_dqn(cfg, None, progress=False)
+    assert weights_equal(res.model, train_dqn(cfg, None, progress=False).model)  # CNN training is seeded too
     assert [layer.name for layer in weight_layers(res.model)] == ["conv1", "conv2", "conv3", "fc1", "out"]
     assert res.model.input_shape == (None, 84, 84, 4)
     policy = greedy_policy(res.model)

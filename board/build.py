@@ -1,4 +1,4 @@
-"""``rl2fpga board RUN_DIR --set board.action=build``: the Vivado project and the deploy bundle.
+"""``rl2fpga board RUN_DIR --action build``: the Vivado project and the deploy bundle.
 
 1. copy the generated RTL and memory images (``runs/<name>/rtl``) into ``board/vivado/src``;
 2. render ``board/vivado/build.tcl`` from ``templates/vivado_project.tcl.j2`` (engine packaged
@@ -118,4 +118,4 @@ def build(run: Run, cfg: RunConfig, model: GoldenModel, console: Any) -> None:
         console.print("Vivado is not on PATH; the project is written. Build the bitstream with:")
         for c in info["commands"]:
             console.print(f"    {c}", soft_wrap=True)
-        console.print(f"then rerun `rl2fpga board {run.path} --set board.action=build` to put it into {bundle}", soft_wrap=True)
+        console.print(f"then rerun `rl2fpga board {run.path} --action build` to put it into {bundle}", soft_wrap=True)

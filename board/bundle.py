@@ -111,6 +111,6 @@ def require_bitstream(bundle: Path) -> Path:
     bit = bundle / BITSTREAM
     if not bit.exists():
         raise Rl2fpgaError(
-            f"bitstream {bit} is missing; build it with `rl2fpga board RUN_DIR --set board.action=build` (needs Vivado) and copy {BITSTREAM} + {HWH} into {bundle}"
+            f"bitstream {bit} is missing; build it with `rl2fpga board RUN_DIR --action build` (needs Vivado) and copy {BITSTREAM} + {HWH} into {bundle}"
         )
     return bit

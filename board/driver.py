@@ -63,7 +63,7 @@ def load_manifest(path: str | Path | dict[str, Any]) -> dict[str, Any]:
         return path
     p = Path(path)
     if not p.exists():
-        raise Rl2fpgaError(f"manifest {p} is missing; rebuild the bundle with `rl2fpga board RUN_DIR --set board.action=build`")
+        raise Rl2fpgaError(f"manifest {p} is missing; rebuild the bundle with `rl2fpga board RUN_DIR --action build`")
     try:
         m = json.loads(p.read_text())
     except json.JSONDecodeError as e:
@@ -218,7 +218,7 @@ class EngineDriver:
         names = [n for n, ip in self.overlay.ip_dict.items() if str(ip["type"]).startswith(vlnv)]
         if len(names) != 1:
             raise Rl2fpgaError(
-                f"overlay {Path(self.overlay.bitfile_name).name} has {len(names)} IP of type {vlnv}, expected 1; use the bitstream built by `rl2fpga board --set board.action=build`"
+                f"overlay {Path(self.overlay.bitfile_name).name} has {len(names)} IP of type {vlnv}, expected 1; use the bitstream built by `rl2fpga board --action build`"
             )
         return getattr(self.overlay, names[0])
 

@@ -1,7 +1,7 @@
 """The ``board`` step: closed-loop episodes on a chosen back end, or the deploy build.
 
     rl2fpga board RUN_DIR --target reference|hls-csim|emulator|pynq --episodes N
-    rl2fpga board RUN_DIR --set board.action=build
+    rl2fpga board RUN_DIR --action build
 
 ``run`` plays seeded episodes with actions from the back end while the golden model steps in
 lockstep on the same states (action agreement, output and MAC-counter agreement), then plays

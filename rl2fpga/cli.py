@@ -27,7 +27,8 @@ STEP_FLAGS: dict[str, dict[str, tuple[str, type]]] = {
     "hls": {"--backend": ("hls.backend", str), "--board": ("hls.board", str), "--frames": ("hls.csim_frames", int)},
     "rtl": {"--lanes": ("rtl.lanes", int)},
     "cosim": {"--frames": ("cosim.frames", int)},
-    "board": {"--target": ("board.target", str), "--episodes": ("board.episodes", int)},
+    "board": {"--target": ("board.target", str), "--episodes": ("board.episodes", int),
+              "--action": ("board.action", str), "--engine": ("board.emulator_engine", str)},
     "report": {},
 }
 

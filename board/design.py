@@ -4,7 +4,6 @@ Template rendering (Jinja2, StrictUndefined) lives here too."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,17 +72,33 @@ def render(template: str, **ctx: Any) -> str:
     return env.get_template(template).render(header=GENERATED_HEADER, **ctx)
 
 
-def sim_hwh(params: DesignParams, timestamp: str = "Mon Nov 30 00:00:00 2026") -> str:
-    """The .hwh the simulated device loads: the design Vivado builds from our Tcl."""
+HLS_PROJECT = "rl2fpga_policy"  # hls4ml project name (rl2fpga.hls.hls4ml_flow.PROJECT_NAME)
+HLS_INSTANCE = f"{HLS_PROJECT}_axi_0"
+HLS_VLNV = f"xilinx.com:hls:{HLS_PROJECT}_axi:1.0"
+
+
+def sim_hwh(params: DesignParams, timestamp: str = "Mon Nov 30 00:00:00 2026", hls: bool = False) -> str:
+    """The .hwh the simulated device loads: the design Vivado builds from our Tcl, or with
+    ``hls=True`` the one hls4ml's VivadoAccelerator pynq-z2 script builds (``hier_0`` holding
+    ``axi_dma_0`` and ``<project>_axi_0``, 32-bit float streams, no AXI4-Lite on the IP)."""
     d0, d1 = params.fclk_divisors()
+    dma_params = params.dma_params()
+    if hls:
+        widths = {"C_M_AXI_MM2S_DATA_WIDTH": "32", "C_M_AXIS_MM2S_TDATA_WIDTH": "32"}
+        dma_params = [(k, widths.get(k, v)) for k, v in dma_params]
     return render(
         "sim_system.hwh.j2",
         timestamp=timestamp,
         design=DESIGN,
+        prefix="hier_0/" if hls else "",
         dma=DMA_INSTANCE,
-        engine=ENGINE_INSTANCE,
-        engine_vlnv=ENGINE_VLNV,
-        dma_params=params.dma_params(),
+        engine=HLS_INSTANCE if hls else ENGINE_INSTANCE,
+        engine_vlnv=HLS_VLNV if hls else ENGINE_VLNV,
+        engine_modtype=f"{HLS_PROJECT}_axi" if hls else "rl2fpga_engine_top",
+        engine_axil=not hls,
+        stream_in="in_r" if hls else "s_axis",
+        stream_out="out_r" if hls else "m_axis",
+        dma_params=dma_params,
         dma_base=DMA_BASE,
         engine_base=ENGINE_BASE,
         range_bytes=RANGE_BYTES,
@@ -94,6 +109,3 @@ def sim_hwh(params: DesignParams, timestamp: str = "Mon Nov 30 00:00:00 2026") -
         fclk_mhz=round(1000.0 / (d0 * d1), 6),
     )
 
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)

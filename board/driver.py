@@ -21,6 +21,7 @@ import json
 import math
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,76 @@ def _pl_clock_frequencies(hwh: Path) -> dict[int, float]:
     return out
 
 
+# -------------------------------------------------------------------------- the overlay
+
+
+def load_overlay(bitfile: str | Path, device: Any = None, download: bool = True) -> Overlay:
+    """``pynq.Overlay`` for ``bitfile`` (its .hwh beside it), with one-line errors."""
+    bitfile = Path(bitfile).resolve()
+    if not bitfile.exists():
+        raise Rl2fpgaError(f"bitstream {bitfile} is missing; build it with Vivado (see board/README.md) and copy it into the bundle")
+    hwh = bitfile.with_suffix(".hwh")
+    if not hwh.exists():
+        raise Rl2fpgaError(f"hardware handoff {hwh} is missing; copy the .hwh of the build next to the bitstream")
+    try:
+        ov = Overlay(str(bitfile), download=False, device=device)
+    except RuntimeError as e:
+        raise Rl2fpgaError(f"cannot load overlay {bitfile.name} ({str(e).splitlines()[0]}); check that a PYNQ board is present and the .hwh matches") from None
+    # pynqmetadata 0.2 reads Zynq-7000 PL clock rates under the ZynqMP parameter name and
+    # returns None, which Overlay.download cannot program; take them from the .hwh.
+    freqs = _pl_clock_frequencies(hwh)
+    for i, clk in ov.clock_dict.items():
+        if clk.get("frequency") is None:
+            clk["frequency"] = freqs.get(int(i), 100.0 if int(i) == 0 else 10.0)
+    if download:
+        ov.download()
+    return ov
+
+
+def find_ip(overlay: Overlay, vlnv_prefix: str) -> Any:
+    """The bound driver of the one IP whose VLNV starts with ``vlnv_prefix`` (hierarchies
+    included: ``hier_0/axi_dma_0`` is reached through its hierarchy)."""
+    names = [n for n, ip in overlay.ip_dict.items() if str(ip["type"]).startswith(vlnv_prefix)]
+    if len(names) != 1:
+        raise Rl2fpgaError(
+            f"overlay {Path(overlay.bitfile_name).name} has {len(names)} IP of type {vlnv_prefix}, expected 1; use the bitstream built for this bundle"
+        )
+    obj: Any = overlay
+    for part in names[0].split("/"):
+        obj = getattr(obj, part)
+    return obj
+
+
+def wait_dma(dma: Any, channel: Any, name: str, timeout_s: float, stalled: Callable[[], str]) -> None:
+    """Wait for one AXI DMA channel (``name`` MM2S or S2MM), turning DMASR error bits and a
+    stalled transfer into one-line errors; after an error the DMA is soft-reset and restarted."""
+    offset = 0x30 if name == "S2MM" else 0x00
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sr = dma.mmio.read(offset + 4)
+        errs = [label for bit, label in DMASR_ERRORS.items() if sr & bit]
+        if errs:
+            reset_dma(dma)
+            raise Rl2fpgaError(
+                f"AXI DMA {name} error (DMASR={sr:#06x}: {', '.join(errs)}); the DMA was reset, check the buffers and the bitstream's DMA configuration"
+            )
+        if sr & 0x2:  # Idle: transfer complete
+            channel.wait()
+            return
+        if time.monotonic() > deadline:
+            why = stalled()
+            reset_dma(dma)
+            raise Rl2fpgaError(f"AXI DMA {name} timed out after {timeout_s} s ({why}); check that the bitstream matches the manifest")
+
+
+def reset_dma(dma: Any) -> None:
+    """Soft-reset the AXI DMA (both channels) and start them again."""
+    dma.mmio.write(0x00, 0x4)
+    for ch in (dma.sendchannel, dma.recvchannel):
+        ch._active_buffer = None
+        ch.start()
+
+
 # -------------------------------------------------------------------------- the driver
 
 
@@ -165,14 +236,6 @@ class EngineDriver:
         timeout_s: float = 2.0,
     ):
         self.manifest = load_manifest(manifest)
-        bitfile = Path(bitfile).resolve()
-        if not bitfile.exists():
-            raise Rl2fpgaError(
-                f"bitstream {bitfile} is missing; build it with Vivado (see board/README.md) and copy it into the bundle"
-            )
-        hwh = bitfile.with_suffix(".hwh")
-        if not hwh.exists():
-            raise Rl2fpgaError(f"hardware handoff {hwh} is missing; export it with the bitstream (write_hw_platform / the .hwh from the build)")
         self.timeout_s = timeout_s
         model = self.manifest["model"]
         self.in_shape = tuple(int(s) for s in model["in_shape"])
@@ -184,9 +247,9 @@ class EngineDriver:
         self.lanes = int(eng["lanes"])
         self.clock_mhz = float(eng.get("clock_mhz", 100.0))
 
-        self.overlay = self._load_overlay(bitfile, hwh, device, download)
-        self.dma = self._bound(DMA_VLNV_PREFIX)
-        self.ip = self._bound(ENGINE_VLNV)
+        self.overlay = load_overlay(bitfile, device, download)
+        self.dma = find_ip(self.overlay, DMA_VLNV_PREFIX)
+        self.ip = find_ip(self.overlay, ENGINE_VLNV)
         self._check_hardware()
 
         n_in = int(np.prod(self.in_shape))
@@ -199,29 +262,6 @@ class EngineDriver:
         self.reset_state()
 
     # -- setup ----------------------------------------------------------------------------
-    def _load_overlay(self, bitfile: Path, hwh: Path, device: Any, download: bool) -> Overlay:
-        try:
-            ov = Overlay(str(bitfile), download=False, device=device)
-        except RuntimeError as e:
-            raise Rl2fpgaError(f"cannot load overlay {bitfile.name} ({str(e).splitlines()[0]}); check that a PYNQ board is present and the .hwh matches") from None
-        # pynqmetadata 0.2 reads Zynq-7000 PL clock rates under the ZynqMP parameter name and
-        # returns None, which Overlay.download cannot program; take them from the .hwh.
-        freqs = _pl_clock_frequencies(hwh)
-        for i, clk in ov.clock_dict.items():
-            if clk.get("frequency") is None:
-                clk["frequency"] = freqs.get(int(i), 100.0 if int(i) == 0 else 10.0)
-        if download:
-            ov.download()
-        return ov
-
-    def _bound(self, vlnv: str) -> Any:
-        names = [n for n, ip in self.overlay.ip_dict.items() if str(ip["type"]).startswith(vlnv)]
-        if len(names) != 1:
-            raise Rl2fpgaError(
-                f"overlay {Path(self.overlay.bitfile_name).name} has {len(names)} IP of type {vlnv}, expected 1; use the bitstream built by `rl2fpga board --action build`"
-            )
-        return getattr(self.overlay, names[0])
-
     def _check_hardware(self) -> None:
         ident = self.ip.read(regmap.ID)
         if ident != regmap.ENGINE_ID:
@@ -272,32 +312,11 @@ class EngineDriver:
         return out[: self.n_out], int(out[self.n_out])
 
     def _wait(self, channel: Any, name: str) -> None:
-        """Wait for a DMA channel, turning DMASR errors and hangs into one-line errors."""
-        offset = 0x30 if name == "S2MM" else 0x00
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            sr = self.dma.mmio.read(offset + 4)
-            errs = [label for bit, label in DMASR_ERRORS.items() if sr & bit]
-            if errs:
-                self._recover()
-                raise Rl2fpgaError(
-                    f"AXI DMA {name} error (DMASR={sr:#06x}: {', '.join(errs)}); the DMA was reset, check the buffers and the bitstream's DMA configuration"
-                )
-            if sr & 0x2:  # Idle: transfer complete
-                channel.wait()
-                return
-            if time.monotonic() > deadline:
-                status = self.ip.read(regmap.STATUS)
-                why = "the engine flagged a misplaced TLAST" if status & regmap.STATUS_ERROR else "the engine did not answer"
-                self._recover()
-                raise Rl2fpgaError(f"AXI DMA {name} timed out after {self.timeout_s} s ({why}); check that the bitstream matches the manifest")
+        def stalled() -> str:
+            status = self.ip.read(regmap.STATUS)
+            return "the engine flagged a misplaced TLAST" if status & regmap.STATUS_ERROR else "the engine did not answer"
 
-    def _recover(self) -> None:
-        """Soft-reset the DMA (both channels) and start them again."""
-        self.dma.mmio.write(0x00, 0x4)
-        for ch in (self.dma.sendchannel, self.dma.recvchannel):
-            ch._active_buffer = None
-            ch.start()
+        wait_dma(self.dma, channel, name, self.timeout_s, stalled)
 
     # -- counters -------------------------------------------------------------------------
     def counters(self) -> dict[str, Any]:
@@ -313,13 +332,44 @@ class EngineDriver:
         }
 
 
+class HlsStreamOverlay:
+    """An hls4ml VivadoAccelerator (pynq-z2, ``axi_stream``) design, speaking the protocol of
+    hls4ml's ``NeuralNetworkOverlay.predict``: float32 inputs through ``hier_0/axi_dma_0``,
+    float32 outputs back. Loaded with :func:`load_overlay` (pynq 4 clock fix, one-line errors,
+    DMA errors and timeouts reported like the engine's)."""
+
+    def __init__(self, bitfile: str | Path, n_in: int, n_out: int, device: Any = None, download: bool = True,
+                 timeout_s: float = 2.0):
+        self.overlay = load_overlay(bitfile, device, download)
+        self.dma = find_ip(self.overlay, DMA_VLNV_PREFIX)
+        self.timeout_s = timeout_s
+        self.input_buffer = self.overlay.device.allocate((n_in,), np.float32)
+        self.output_buffer = self.overlay.device.allocate((n_out,), np.float32)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.input_buffer[:] = np.asarray(x, dtype=np.float32).reshape(-1)
+        self.dma.sendchannel.transfer(self.input_buffer)
+        self.dma.recvchannel.transfer(self.output_buffer)
+        stalled = lambda: "the HLS IP did not answer"  # noqa: E731
+        wait_dma(self.dma, self.dma.sendchannel, "MM2S", self.timeout_s, stalled)
+        wait_dma(self.dma, self.dma.recvchannel, "S2MM", self.timeout_s, stalled)
+        return np.array(self.output_buffer)
+
+
 class HlsAcceleratorDriver:
     """hls4ml's VivadoAccelerator overlay behind the :class:`EngineDriver` interface.
 
-    ``overlay`` is hls4ml's ``NeuralNetworkOverlay`` (its ``predict`` streams float32 in and
-    out through ``hier_0/axi_dma_0``). Integers travel as exact float32 values on the grid.
+    ``overlay`` is anything with hls4ml's ``predict(X)``: :class:`HlsStreamOverlay` (what
+    :meth:`open` builds) or hls4ml's own ``NeuralNetworkOverlay`` (which downloads with pynq's
+    unpatched clock code). Integers travel as exact float32 values on the grid.
     The delta thresholds are compiled into the HLS design and its state has no reset port.
     """
+
+    @classmethod
+    def open(cls, bitfile: str | Path, manifest: str | Path | dict[str, Any], device: Any = None) -> HlsAcceleratorDriver:
+        m = load_manifest(manifest)
+        n_in = int(np.prod(m["model"]["in_shape"]))
+        return cls(HlsStreamOverlay(bitfile, n_in, int(m["model"]["n_out"]), device=device), m)
 
     def __init__(self, overlay: Any, manifest: str | Path | dict[str, Any]):
         self.nn = overlay

@@ -204,3 +204,45 @@ class GoldenEngine(EngineModel):
     @property
     def sim_cycles(self) -> int:
         return 0
+
+
+class HlsStreamEngine(EngineModel):
+    """hls4ml's VivadoAccelerator IP (``axi_stream`` interface, float32 I/O) on the golden
+    model: ``n_in`` float32 beats in (values on the input grid), ``n_out`` float32 beats out,
+    TLAST on the last. The delta state persists between frames (static in the HLS code); no
+    AXI4-Lite port (reads 0, writes ignored)."""
+
+    def __init__(self, model: GoldenModel):
+        self.model = model.copy()
+        self.lanes = 1
+        self.input_bytes_per_beat = 4
+        self.n_in = int(np.prod(self.model.in_shape))
+        self.out = _OutputQueue()
+
+    def hw_reset(self) -> None:
+        self.model.reset()
+        self.out = _OutputQueue()
+
+    def axil_write(self, addr: int, value: int) -> None:
+        pass
+
+    def axil_read(self, addr: int) -> int:
+        return 0
+
+    def send(self, data: bytes) -> None:
+        if len(data) != 4 * self.n_in:
+            return  # a misplaced TLAST: hls4ml's IP produces nothing
+        f = np.frombuffer(data, dtype="<f4").astype(np.float64)
+        x = np.round(f / self.model.in_fmt.lsb).astype(np.int64)
+        y, _ = self.model.step(x.reshape(self.model.in_shape))
+        out = (y.reshape(-1) * self.model.layers[-1].out_fmt.lsb).astype("<f4")
+        words = out.view("<u4")
+        for i, w in enumerate(words):
+            self.out.push(int(w), i == len(words) - 1)
+
+    def recv(self, max_bytes: int) -> tuple[bytes, bool]:
+        return self.out.pop(max_bytes)
+
+    @property
+    def sim_cycles(self) -> int:
+        return 0

@@ -313,3 +313,28 @@ def test_hls_csim_target_plays_like_golden(tmp_path):
     s = json.loads((run.path / "board" / "summary.json").read_text())
     assert s["engine"] == "hls4ml-csim" and s["action_mismatches"] == 0 and s["output_mismatches"] == 0
     assert s["returns"] == s["golden_returns"] == [60.0]
+
+
+def test_hls_accelerator_driver_through_simulated_dma(tmp_path):
+    """hls4ml's VivadoAccelerator design (hier_0/axi_dma_0, float32 streams) behind the same
+    interface: integers exact through float32, actions and outputs equal to golden."""
+    from rl2fpga.board.driver import HlsAcceleratorDriver
+    from rl2fpga.board.engine import HlsStreamEngine
+
+    model = balancer(threshold=2)
+    bundle = write_bundle(tmp_path / "bundle", model, 4, 8, 100.0, "CartPole-v1")
+    (bundle / "rl2fpga.bit").write_text("simulated\n")
+    (bundle / "rl2fpga.hwh").write_text(design.sim_hwh(design.DesignParams(1, 4), hls=True))
+    drv = HlsAcceleratorDriver.open(bundle / "rl2fpga.bit", bundle / "manifest.json", device=SimDevice(HlsStreamEngine(model)))
+    ref = model.copy()
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        obs = rng.normal(0, 0.5, 4)
+        x = drv.quantize(obs)
+        assert x.tolist() == model.quantize_input(obs).tolist()
+        values, action = drv.infer(x)
+        y, _ = ref.step(x)
+        assert values.tolist() == y.reshape(-1).tolist() and action == model.action(y)
+    drv.set_thresholds([2, 0])
+    with pytest.raises(Rl2fpgaError, match="compiled in"):
+        drv.set_thresholds([0, 0])

@@ -162,8 +162,9 @@ def rescale_powers(model: tf.keras.Model, samples: np.ndarray | None, span: int 
     QKeras needs ``integer >= 0``: weights use ``[-1, 1)`` or wider, ReLU outputs ``[0, 1)`` or
     wider. A layer whose largest weight is below 0.5, or whose largest activation is below 1,
     wastes bits. The scales telescope (``W_k`` gains ``e_k - e_{k-1}``), so a dynamic program
-    over the chain picks the ``e_k`` that waste the fewest bits in total (ties: smallest
-    ``|e|``)."""
+    over the chain picks the ``e_k`` minimising the sum of squared wasted bits per layer (an
+    unavoidable loss -- a network whose overall gain is tiny -- is spread instead of wiping
+    out one layer; ties: smallest ``|e|``)."""
     wl = _weight_layers(_chain(model))
     acts = float_activations(model, samples) if samples is not None else None
     lw = [math.log2(r) if (r := float(np.abs(la.get_weights()[0]).max())) > 0 else -math.inf for la in wl]
@@ -176,9 +177,9 @@ def rescale_powers(model: tf.keras.Model, samples: np.ndarray | None, span: int 
         nxt: dict[int, tuple[int, int, list[int]]] = {}
         for e in ([0] if k == n_hidden else choices):
             for e_prev, (cost, mag, path) in best.items():
-                c = cost + _lost_bits(lw[k] + e - e_prev, 0)  # weights: integer >= 1 incl. sign
+                c = cost + _lost_bits(lw[k] + e - e_prev, 0) ** 2  # weights: integer >= 1 incl. sign
                 if k < n_hidden:
-                    c += _lost_bits(la_[k] + e, 0)  # relu: integer >= 0 -> [0, 1)
+                    c += _lost_bits(la_[k] + e, 0) ** 2  # relu: integer >= 0 -> [0, 1)
                 cand = (c, mag + abs(e), [*path, e])
                 if e not in nxt or cand[:2] < nxt[e][:2]:
                     nxt[e] = cand

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,22 +24,6 @@ from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_dir, atomic_write_json, atomic_write_text
 from rl2fpga.run import Run
-
-TOP = "rl2fpga_engine_top"
-RTL_SUFFIXES = (".sv", ".svh", ".v", ".vh")
-MEM_SUFFIXES = (".mem", ".memh", ".hex")
-
-
-def rtl_sources(rtl_dir: Path) -> tuple[list[Path], list[Path]]:
-    """HDL sources and $readmemh images of the generated engine; the top must be among them."""
-    files = sorted(p for p in rtl_dir.rglob("*") if p.is_file()) if rtl_dir.exists() else []
-    hdl = [p for p in files if p.suffix in RTL_SUFFIXES]
-    mems = [p for p in files if p.suffix in MEM_SUFFIXES]
-    if not hdl:
-        raise Rl2fpgaError(f"no generated RTL in {rtl_dir}; run `rl2fpga rtl {rtl_dir.parent}` first")
-    if not any(re.search(rf"\bmodule\s+{TOP}\b", p.read_text(errors="replace")) for p in hdl if p.suffix in (".sv", ".v")):
-        raise Rl2fpgaError(f"no module {TOP} in {rtl_dir}; rerun `rl2fpga rtl {rtl_dir.parent}`")
-    return hdl, mems
 
 
 def render_tcl(params: design.DesignParams, rtl_files: list[str], mem_files: list[str], jobs: int = 2) -> str:
@@ -56,7 +39,7 @@ def render_tcl(params: design.DesignParams, rtl_files: list[str], mem_files: lis
         vendor=design.ENGINE_VLNV.split(":")[0],
         library=design.ENGINE_VLNV.split(":")[1],
         version=design.ENGINE_VLNV.split(":")[3],
-        top=TOP,
+        top=design.ENGINE_TOP,
         rtl_files=rtl_files,
         mem_files=mem_files,
         dma_config=dma_config,
@@ -68,9 +51,16 @@ def render_tcl(params: design.DesignParams, rtl_files: list[str], mem_files: lis
     )
 
 
+def design_params(src: design.RtlSources, cfg: RunConfig) -> design.DesignParams:
+    """The generated RTL's lanes and beat width (design.json) win over the config's."""
+    return design.DesignParams(src.lanes or cfg.rtl.lanes, src.input_bytes_per_beat or cfg.rtl.input_bytes_per_beat,
+                               cfg.rtl.clock_mhz)
+
+
 def write_project(run: Run, cfg: RunConfig) -> Path:
     """board/vivado/{src/, build.tcl}; a previous out/ (bitstream) is kept."""
-    hdl, mems = rtl_sources(run.path / "rtl")
+    src = design.rtl_sources(run.path / "rtl")
+    hdl, mems = src.hdl, src.mems
     vivado_dir = run.dir("board") / "vivado"
     rtl_root = run.path / "rtl"
     with atomic_dir(vivado_dir / "src") as tmp:
@@ -80,7 +70,7 @@ def write_project(run: Run, cfg: RunConfig) -> Path:
             shutil.copyfile(p, dst)
     rel = [str(Path("src") / p.relative_to(rtl_root)) for p in hdl]
     rel_mem = [str(Path("src") / p.relative_to(rtl_root)) for p in mems]
-    params = design.DesignParams(cfg.rtl.lanes, cfg.rtl.input_bytes_per_beat, cfg.rtl.clock_mhz)
+    params = design_params(src, cfg)
     atomic_write_text(vivado_dir / "build.tcl", render_tcl(params, rel, rel_mem, jobs=max(1, min(4, os.cpu_count() or 1))))
     return vivado_dir
 
@@ -101,8 +91,9 @@ def build(run: Run, cfg: RunConfig, model: GoldenModel, console: Any) -> None:
             raise Rl2fpgaError(f"Vivado failed (exit {proc.returncode}); see {vivado_dir / 'vivado.log'}")
         ran = True
     bit = vivado_dir / "out" / "rl2fpga.bit"
-    bundle = write_bundle(run.path / "board" / "bundle", model, cfg.rtl.lanes, cfg.rtl.input_bytes_per_beat,
-                          cfg.rtl.clock_mhz, cfg.env.id, bitstream=bit)
+    params = design_params(design.rtl_sources(run.path / "rtl"), cfg)
+    bundle = write_bundle(run.path / "board" / "bundle", model, params.lanes, params.input_bytes_per_beat,
+                          params.fclk_mhz, cfg.env.id, bitstream=bit)
     info = {
         "vivado": vivado,
         "ran_vivado": ran,

@@ -4,6 +4,8 @@ Template rendering (Jinja2, StrictUndefined) lives here too."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import jinja2
 
 from rl2fpga import GENERATED_HEADER
+from rl2fpga.errors import Rl2fpgaError
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -23,6 +26,9 @@ ENGINE_VLNV = "rl2fpga.org:rl2fpga:rl2fpga_engine_top:1.0"
 DMA_BASE = 0x40400000
 ENGINE_BASE = 0x43C00000
 RANGE_BYTES = 0x10000
+ENGINE_TOP = "rl2fpga_engine_top"
+HDL_SUFFIXES = (".sv", ".svh", ".v", ".vh")
+MEM_SUFFIXES = (".mem", ".memh", ".hex")
 SG_LENGTH_WIDTH = 26  # 64 MiB per transfer: an 84x84x4 frame (28,224 B) exceeds the 14-bit default
 
 
@@ -109,3 +115,36 @@ def sim_hwh(params: DesignParams, timestamp: str = "Mon Nov 30 00:00:00 2026", h
         fclk_mhz=round(1000.0 / (d0 * d1), 6),
     )
 
+
+
+@dataclass(frozen=True)
+class RtlSources:
+    """The generated engine in ``runs/<name>/rtl``: HDL in compile order, memory images and
+    the parameters it was generated with (None where design.json does not say)."""
+
+    hdl: list[Path]
+    mems: list[Path]
+    lanes: int | None
+    input_bytes_per_beat: int | None
+
+
+def rtl_sources(rtl_dir: Path) -> RtlSources:
+    """What the RTL generator wrote: ``design.json``'s ``sv_files`` (in its order) when it
+    exists, else every HDL file in the folder (packages first); ``$readmemh`` images beside
+    them. A folder without the top level is a one-line error."""
+    rtl_dir = Path(rtl_dir)
+    meta: dict = {}
+    if (rtl_dir / "design.json").exists():
+        meta = json.loads((rtl_dir / "design.json").read_text())
+    if meta.get("sv_files"):
+        hdl = [rtl_dir / name for name in meta["sv_files"]]
+    else:
+        found = sorted(p for p in rtl_dir.glob("*") if p.suffix in HDL_SUFFIXES) if rtl_dir.exists() else []
+        hdl = sorted(found, key=lambda p: (0 if re.search(r"^\s*package\b", p.read_text(errors="replace"), re.M) else 1, p.name))
+    hdl = [p for p in hdl if p.exists()]
+    if not hdl:
+        raise Rl2fpgaError(f"no generated RTL in {rtl_dir}; run `rl2fpga rtl {rtl_dir.parent}` first")
+    if not any(re.search(rf"\bmodule\s+{ENGINE_TOP}\b", p.read_text(errors="replace")) for p in hdl if p.suffix in (".sv", ".v")):
+        raise Rl2fpgaError(f"no module {ENGINE_TOP} in {rtl_dir}; rerun `rl2fpga rtl {rtl_dir.parent}`")
+    mems = sorted(p for p in rtl_dir.glob("*") if p.suffix in MEM_SUFFIXES)
+    return RtlSources(hdl, mems, meta.get("lanes"), meta.get("input_bytes_per_beat"))

@@ -130,6 +130,9 @@ def _emulator_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Bac
     if kind == "verilator":
         from rl2fpga.board.verilator_engine import VerilatorEngine
 
+        src = design.rtl_sources(rtl_dir)  # the generated hardware's own parameters win
+        lanes, bpb = src.lanes or lanes, src.input_bytes_per_beat or bpb
+
         engine: Any = VerilatorEngine(rtl_dir, run.path / "board" / "verilator", model, lanes, bpb)
     else:
         engine = GoldenEngine(model, lanes, bpb)

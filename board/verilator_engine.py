@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -29,31 +28,26 @@ from rl2fpga.quantize.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_text
 
-TOP = "rl2fpga_engine_top"
-RTL_SUFFIXES = (".sv", ".v")
+TOP = design.ENGINE_TOP
 AXIL_TIMEOUT = 1000
-
-
-def _sources(rtl_dir: Path) -> list[Path]:
-    files = sorted(p for p in rtl_dir.rglob("*") if p.suffix in RTL_SUFFIXES) if rtl_dir.exists() else []
-    # packages first: Verilator needs them before their users
-    return sorted(files, key=lambda p: (0 if re.search(r"^\s*package\b", p.read_text(errors="replace"), re.M) else 1, p.name))
 
 
 def verilator_available(rtl_dir: Path) -> bool:
     """Verilator on PATH and a generated top level in ``rtl_dir``."""
     if shutil.which("verilator") is None:
         return False
-    return any(re.search(rf"\bmodule\s+{TOP}\b", p.read_text(errors="replace")) for p in _sources(rtl_dir))
+    try:
+        design.rtl_sources(rtl_dir)
+    except Rl2fpgaError:
+        return False
+    return True
 
 
 def build_library(rtl_dir: Path, build_dir: Path, input_bytes_per_beat: int) -> Path:
     """Verilate + compile the engine and the shim into ``lib<top>.so`` (cached by content)."""
     if shutil.which("verilator") is None:
         raise ToolMissing("verilator is not on PATH; install it (apt install verilator) or use board.emulator_engine=golden")
-    sources = _sources(rtl_dir)
-    if not any(re.search(rf"\bmodule\s+{TOP}\b", p.read_text(errors="replace")) for p in sources):
-        raise Rl2fpgaError(f"no module {TOP} in {rtl_dir}; run `rl2fpga rtl RUN_DIR` first")
+    sources = [p for p in design.rtl_sources(rtl_dir).hdl if p.suffix in (".sv", ".v")]
     tdata_bytes = input_bytes_per_beat
     shim = design.render("engine_shim.cpp.j2", top=TOP, tdata_bits=8 * tdata_bytes, tdata_bytes=tdata_bytes)
     mem_dir = str(rtl_dir.resolve()) + "/"

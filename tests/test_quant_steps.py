@@ -1,0 +1,99 @@
+"""prune / quantize / analyze steps: one-line CLI errors for missing or corrupt inputs, and a
+small end-to-end pass (CartPole, no retraining: prune.method=none) through all three."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from rl2fpga.train.networks import mlp
+
+from rl2fpga.cli import main
+from rl2fpga.config import RunConfig
+from rl2fpga.run import Run
+
+
+def _fake_train(run: Run, seed: int = 0) -> None:
+    """A train/ folder as the train step writes it (untrained weights, made-up eval)."""
+    from rl2fpga.train.envs import EnvSpec
+
+    tf.keras.utils.set_random_seed(seed)
+    d = run.dir("train")
+    m = mlp(4, 2, [16, 16], name="q_network")
+    m.save(d / "model.keras")
+    mlp(4, 2, [16, 16], name="q_network").save(d / "init_model.keras")
+    spec = EnvSpec("CartPole-v1", (4,), "float32", True, 2, None, None, False)
+    (d / "env.json").write_text(json.dumps(spec.to_dict()))
+    (d / "eval.json").write_text(json.dumps({"mean": 20.0, "std": 1.0, "returns": [20.0]}))
+
+
+def _run(tmp_path, **sets) -> Run:
+    cfg = RunConfig()
+    cfg.name = "t"
+    for k, v in sets.items():
+        sec, field = k.split("__")
+        setattr(getattr(cfg, sec), field, v)
+    return Run.create(cfg, runs_dir=tmp_path)
+
+
+def _cli(args, capsys):
+    rc = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    return rc, [line for line in err if line.startswith("error:")]
+
+
+def test_steps_without_inputs_fail_on_one_line(tmp_path, capsys):
+    run = _run(tmp_path)
+    for step, missing in (("prune", "train"), ("quantize", "train"), ("analyze", "train")):
+        rc, errs = _cli([step, str(run.path)], capsys)
+        assert rc == 2 and len(errs) == 1 and "rl2fpga " + missing in errs[0], (step, errs)
+    _fake_train(run)
+    rc, errs = _cli(["quantize", str(run.path)], capsys)
+    assert rc == 2 and len(errs) == 1 and "prune" in errs[0] and "missing" in errs[0]
+    rc, errs = _cli(["analyze", str(run.path)], capsys)
+    assert rc == 2 and len(errs) == 1 and "prune" in errs[0]
+
+
+def test_corrupt_inputs_fail_on_one_line(tmp_path, capsys):
+    run = _run(tmp_path)
+    _fake_train(run)
+    (run.path / "train" / "model.keras").write_bytes(b"garbage")
+    rc, errs = _cli(["prune", str(run.path)], capsys)
+    assert rc == 2 and len(errs) == 1 and "corrupt" in errs[0]
+
+
+@pytest.mark.slow
+def test_prune_none_quantize_analyze_end_to_end(tmp_path, capsys):
+    run = _run(tmp_path, prune__method="none", quantize__qat_steps=50, quantize__calib_episodes=2,
+               quantize__delta_episodes=2, analyze__episodes=1, analyze__max_steps=50, quantize__check_states=40)
+    _fake_train(run)
+    for step in ("prune", "quantize", "analyze"):
+        rc, errs = _cli([step, str(run.path)], capsys)
+        assert rc == 0 and not errs, (step, errs)
+    q = json.loads((run.path / "quantize" / "summary.json").read_text())
+    assert q["golden_equals_qkeras_states"] > 0 and q["weight_bits"] == 8
+    assert q["threshold_int"][0] == int(np.floor(0.01 * 2 ** (q["input_fmt"]["bits"] - q["input_fmt"]["integer"])))
+    a = json.loads((run.path / "analyze" / "summary.json").read_text())
+    m = a["multiplications"]
+    assert m["dense"] == 4 * 16 + 16 * 16 + 16 * 2
+    assert 0 < m["significant_mean"] <= m["dense"] and m["reduction"] == pytest.approx(m["dense"] / m["significant_mean"])
+    assert (run.path / "analyze" / "fig6_reward_vs_sparsity.png").stat().st_size > 1000
+    assert (run.path / "analyze" / "fig8_fraction_vs_sparsity.png").stat().st_size > 1000
+    # the golden model the others consume loads back
+    from rl2fpga.quantize.golden import GoldenModel
+
+    gm = GoldenModel.load(run.path / "quantize" / "golden")
+    assert gm.thresholds == q["threshold_int"]
+    # corrupt golden -> one-line error on analyze
+    (run.path / "quantize" / "golden" / "formats.json").write_text("{")
+    rc, errs = _cli(["analyze", str(run.path)], capsys)
+    assert rc == 2 and len(errs) == 1 and "corrupt" in errs[0]
+
+
+def test_cli_subprocess_error_is_one_line(tmp_path):
+    run = _run(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "rl2fpga.cli", "quantize", str(run.path)], capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "tensorflow" not in ln.lower()]
+    assert r.returncode == 2 and lines[-1].startswith("error:") and "train" in lines[-1]

@@ -40,8 +40,8 @@ def _console() -> Any:
 def check_quantized_model(quantize_dir: Path, golden: GoldenModel) -> str | None:
     """The QKeras model of the quantize step, when there is one: only mappable layers, and it
     re-extracts to exactly the golden integers the flow converts. Returns its file name."""
-    models = sorted(quantize_dir.glob("*.h5"))
-    if not models:
+    models = [quantize_dir / "qmodel.h5"]
+    if not models[0].exists():
         return None
     from rl2fpga.quantize.qkeras_model import golden_from_qkeras, load_qmodel
 

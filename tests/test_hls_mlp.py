@@ -136,3 +136,51 @@ def test_rl2fpga_hls_command(golden, tmp_path: Path) -> None:
     assert summary["precisions"]["l2"]["result"].startswith("ap_fixed<16,8")
     assert summary["build"]["status"] in ("skipped", "built")
     assert (run.path / "hls" / "vivado" / "build_prj.tcl").is_file()
+
+
+def test_hls_step_on_quantize_step_output(tmp_path: Path) -> None:
+    """The pipeline's hand-over: quantize/qmodel.h5 (QKeras) + quantize/golden, thresholds from
+    the quantize config; the hls step re-extracts the golden model from the QKeras model, checks
+    it is the saved one, and its C simulation equals it."""
+    import tensorflow as tf
+    from rl2fpga.quantize.qkeras_model import (
+        golden_from_qkeras,
+        quantize_model,
+        save_qmodel,
+        threshold_ints,
+    )
+    from rl2fpga.train.networks import mlp
+
+    from rl2fpga.cli import main
+    from rl2fpga.config import QuantizeConfig
+    from rl2fpga.run import Run
+
+    tf.keras.utils.set_random_seed(0)
+    model = mlp(4, 2, [64, 64])
+    rng = np.random.default_rng(0)
+    masks = {la.name: (rng.random(la.get_weights()[0].shape) > 0.9).astype(np.float32)
+             for la in model.layers if la.get_weights()}
+    in_fmt = Fmt(8, 3, True)
+    qmodel = quantize_model(model, QuantizeConfig(), masks, in_fmt)
+    gm = golden_from_qkeras(qmodel, in_fmt, 0)
+    gm.set_thresholds(threshold_ints(gm, 0.1))
+    assert gm.thresholds[0] > 0
+    run = Run.create(RunConfig(name="q"), path=tmp_path / "run")
+    save_qmodel(qmodel, run.path / "quantize" / "qmodel.h5")
+    gm.save(run.path / "quantize" / "golden")
+    run.mark_done("quantize", 1.0)
+    assert main(["hls", str(run.path), "--set", "hls.build=false"]) == 0
+    summary = json.loads((run.path / "hls" / "summary.json").read_text())
+    assert summary["quantized_model"] == "qmodel.h5"
+    assert summary["csim_frames"] == N_FRAMES and summary["csim_mismatches"] == 0
+    assert summary["thresholds"] == gm.thresholds
+    assert summary["build"]["status"] == "disabled"
+    for layer in gm.layers:  # precisions follow the QKeras-derived golden formats
+        assert summary["precisions"][layer.name]["weight"] == f"ap_fixed<{layer.w_fmt.bits},{layer.w_fmt.integer}>"
+    # a QKeras model that disagrees with the golden model is refused in one line
+    other = gm.copy()
+    other.layers[1].w = other.layers[1].w.copy()
+    nz = np.flatnonzero(other.layers[1].w)
+    other.layers[1].w.flat[nz[0]] = 0
+    other.save(run.path / "quantize" / "golden")
+    assert main(["hls", str(run.path), "--set", "hls.build=false"]) == 2

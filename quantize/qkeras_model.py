@@ -46,6 +46,7 @@ from rl2fpga.config import QuantizeConfig
 from rl2fpga.errors import Rl2fpgaError
 
 FLOAT32_EXACT = 1 << 24  # float32 significand: integers below this are exact
+INPUT_HEADROOM = 2.0  # float observations: range covered = this x the largest sample
 
 # ----------------------------------------------------------------------------- formats
 
@@ -73,15 +74,16 @@ def unsigned_fmt_for(max_val: float, bits: int) -> Fmt:
 
 def input_format(spec_or_samples: Any, bits: int = 8) -> Fmt:
     """The input grid: uint8 pixels -> ``Fmt(8, 0, unsigned)`` (p * 2^-8); float observations ->
-    the signed ``bits``-bit format covering the observed range (``samples`` ndarray) or, for an
-    EnvSpec, nothing to measure: pass observation samples instead."""
+    the signed ``bits``-bit format covering ``INPUT_HEADROOM`` times the largest magnitude in
+    the samples (a quantized agent may visit states the float one did not; one spare bit keeps
+    them off saturation). An EnvSpec alone says nothing about float ranges: pass samples."""
     if isinstance(spec_or_samples, np.ndarray):
         x = spec_or_samples
         if x.dtype == np.uint8:
             return Fmt(8, 0, False)
         if x.size == 0 or not np.isfinite(x).all():
             raise Rl2fpgaError("observation samples are empty or not finite; record real episodes before choosing the input format")
-        return signed_fmt_for(float(np.abs(x).max()), bits)
+        return signed_fmt_for(INPUT_HEADROOM * float(np.abs(x).max()), bits)
     dtype = getattr(spec_or_samples, "obs_dtype", None)
     if dtype == "uint8" or getattr(spec_or_samples, "is_atari", False):
         return Fmt(8, 0, False)

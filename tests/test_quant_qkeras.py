@@ -61,8 +61,8 @@ def test_input_format_pixels_and_floats():
     assert input_format(np.zeros((2, 84, 84, 4), np.uint8)) == Fmt(8, 0, False)
     fmt = input_format(np.array([[-2.9, 0.1], [1.0, 0.2]], np.float32), 12)
     assert fmt.signed and fmt.bits == 12
-    # covers 2.9 but not with a bit to spare: 2^(integer-1) is the first power of two >= 2.9
-    assert 2.0 ** (fmt.integer - 1) == 4.0
+    # covers twice 2.9 (one bit of headroom): 2^(integer-1) is the first power of two >= 5.8
+    assert 2.0 ** (fmt.integer - 1) == 8.0
     with pytest.raises(Rl2fpgaError, match="samples"):
         input_format(np.zeros((0, 3), np.float32))
 

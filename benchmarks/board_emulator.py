@@ -3,7 +3,8 @@
     python -m benchmarks board_emulator [--env ALE/Breakout-v5] [--engine verilator|golden]
         [--steps 500] [--sparsity 0.9] [--lanes 4] [--bytes-per-beat 8]
 
-Builds a random-pruned golden model of the papers' Atari CNN (or a CartPole MLP), generates
+Builds a random-pruned golden model of the papers' Atari CNN (for CartPole: the balancing
+controller of tests/board_models.py), generates
 its RTL (rl2fpga.hls.rtlgen), builds it with Verilator (ccache), and plays seeded episodes
 until ``--steps`` agent steps have run, every action checked against the golden policy
 stepping in lockstep. Prints: Verilator build time, steps/s of the loop, host latency per step
@@ -14,6 +15,7 @@ own CYCLES counter) and the implied latency at the configured clock, and the mis
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
 from rl2fpga.config import RunConfig, apply_overrides
 from rl2fpga.run import Run
 
+REPO = Path(__file__).resolve().parents[1]
 ATARI_CNN = [("conv2d", 32, 8, 4), ("conv2d", 32, 4, 2), ("conv2d", 64, 3, 2), ("dense", 512)]
 
 
@@ -32,6 +35,11 @@ def golden_for(env_id: str, n_actions: int, sparsity: float, seed: int) -> Golde
     rng = np.random.default_rng(seed)
     if env_id.startswith("ALE/"):
         return random_model(rng, (84, 84, 4), [*ATARI_CNN, ("dense", n_actions)], sparsity=sparsity, threshold=2)
+    if env_id.startswith("CartPole"):  # a hand-written pruned controller that balances (tests/board_models.py)
+        sys.path.insert(0, str(REPO / "tests"))
+        from board_models import balancer
+
+        return balancer()
     return random_model(rng, (4,), [("dense", 16), ("dense", n_actions)], sparsity=0.5, in_fmt=Fmt(8, 3, True), threshold=1)
 
 
@@ -67,7 +75,10 @@ def main() -> None:
         wall = time.perf_counter() - t1
         ref = play(cfg, model, None, step_budget=args.steps)
     steps = sum(log.steps)
-    print(f"env {args.env}, engine {engine}, lanes {args.lanes}, {args.bytes_per_beat} B/beat, weight sparsity {args.sparsity}")
+    nnz = sum(layer.nnz() for layer in model.layers)
+    dense = sum(layer.w.size for layer in model.layers)
+    print(f"env {args.env}, engine {engine}, lanes {args.lanes}, {args.bytes_per_beat} B/beat, "
+          f"weights {nnz}/{dense} nonzero ({1 - nnz / dense:.1%} pruned)")
     print(f"setup (verilator build or cache hit, overlay, DMA bind): {t_setup:.1f} s")
     print(f"closed loop: {steps} steps in {len(log.steps)} episodes, {wall:.1f} s = {steps / wall:.1f} steps/s (golden in lockstep)")
     lat, cyc = _stats(log.latency_us), _stats([float(c) for c in log.cycles])
@@ -76,7 +87,7 @@ def main() -> None:
         mhz = cfg.rtl.clock_mhz
         print(f"engine cycles per frame: mean {cyc['mean']:.0f}, p50 {cyc['p50']:.0f}, p99 {cyc['p99']:.0f}, max {cyc['max']:.0f}"
               f" -> mean {cyc['mean'] / mhz:.1f} us at {mhz:.0f} MHz")
-    print(f"returns {log.returns} (golden alone {ref.returns})")
+    print(f"returns {log.returns[:10]}{' ...' if len(log.returns) > 10 else ''} (golden alone {ref.returns[:10]})")
     print(f"action mismatches {log.action_mismatches}, output mismatches {log.output_mismatches}, MAC mismatches {log.mac_mismatches}")
 
 

@@ -142,3 +142,16 @@ def test_threshold_ints(cartpole_q):
     assert threshold_ints(gm, 0.0) == [0] * len(gm.layers)
     with pytest.raises(Rl2fpgaError, match="below one LSB"):
         threshold_ints(gm, fmt.lsb / 2)
+
+
+@pytest.mark.parametrize("bits", [4, 6])
+def test_fewer_bits_golden_equals_qkeras(cartpole_q, bits):
+    model, _, fmt, masks, x_int = cartpole_q
+    qc = QuantizeConfig(weight_bits=bits, act_bits=bits)
+    q = quantize_model(model, qc, masks, fmt, samples=grid_float(x_int, fmt))
+    gm = golden_from_qkeras(q, fmt, 0)
+    assert all(la.w_fmt.bits == bits for la in gm.layers)
+    assert all(la.out_fmt.bits == bits for la in gm.layers[:-1])
+    assert all(la.w.min() >= -(1 << (bits - 1)) and la.w.max() < (1 << (bits - 1)) for la in gm.layers)
+    y_q = qkeras_int_outputs(q, gm, x_int)
+    assert np.array_equal(y_q, np.stack([gm.forward(x) for x in x_int]))

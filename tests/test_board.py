@@ -344,3 +344,25 @@ def test_hls_accelerator_driver_through_simulated_dma(tmp_path):
     drv.set_thresholds([2, 0])
     with pytest.raises(Rl2fpgaError, match="compiled in"):
         drv.set_thresholds([0, 0])
+
+
+def test_bundle_driver_imports_without_rl2fpga(tmp_path):
+    """On the board rl2fpga is not installed: driver.py falls back to the bundle's regmap.py."""
+    import subprocess
+    import sys
+
+    bundle, _ = sim_bundle(tmp_path, mlp())
+    (bundle / "rl2fpga.bit").unlink()
+    code = (
+        "import os, sys; sys.modules['rl2fpga'] = None; sys.path.insert(0, os.getcwd())\n"
+        "import driver\n"
+        "assert driver.regmap.__file__ == os.path.join(os.getcwd(), 'regmap.py'), driver.regmap.__file__\n"
+        "m = driver.load_manifest('manifest.json'); assert m['model']['n_out'] == 2\n"
+        "try:\n"
+        "    driver.EngineDriver('rl2fpga.bit', 'manifest.json')\n"
+        "except driver.Rl2fpgaError as e:\n"
+        "    print('ERR', type(e).__module__, e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=bundle, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ERR driver bitstream" in out.stdout and "is missing" in out.stdout

@@ -359,6 +359,14 @@ class CSim:
 
     def set_thresholds(self, thresholds: list[int] | None) -> None:
         """Per golden layer T_int for the delta stages (None: the compiled values)."""
+        if thresholds is not None:
+            lacking = [self.golden.layers[k].name for k, t in enumerate(thresholds)
+                       if t > 0 and k not in self.project.stages]
+            if lacking:
+                raise Rl2fpgaError(
+                    f"layer {lacking[0]} has no delta stage in this firmware (its compiled threshold "
+                    "is 0); convert with a threshold > 0 on that layer to simulate one"
+                )
         for stage, k in enumerate(self.project.stages):
             t = -1 if thresholds is None else int(thresholds[k])
             self.lib.rl2fpga_delta_set_threshold(stage, t)

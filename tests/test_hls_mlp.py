@@ -184,3 +184,16 @@ def test_hls_step_on_quantize_step_output(tmp_path: Path) -> None:
     other.layers[1].w.flat[nz[0]] = 0
     other.save(run.path / "quantize" / "golden")
     assert main(["hls", str(run.path), "--set", "hls.build=false"]) == 2
+
+
+def test_threshold_on_layer_without_delta_stage_is_refused(golden, compiled) -> None:
+    import dataclasses
+
+    from rl2fpga.errors import Rl2fpgaError
+
+    project, _ = compiled
+    only_input = flow.CSim(dataclasses.replace(project, stages=[0]), golden)
+    with pytest.raises(Rl2fpgaError) as e:
+        only_input.set_thresholds([1, 2, 0])
+    assert "l1" in str(e.value) and "\n" not in str(e.value)
+    only_input.set_thresholds([3, 0, 0])  # fine: layer 0 has its stage

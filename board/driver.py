@@ -256,6 +256,7 @@ class EngineDriver:
         elem = _elem_dtype(self.in_fmt)
         self.frame_bytes = math.ceil(n_in * elem.itemsize / self.bytes_per_beat) * self.bytes_per_beat
         self.in_buf = self.overlay.device.allocate((self.frame_bytes,), np.uint8)
+        self.in_buf[:] = 0  # the last beat's unused bytes stay zero (pynq.allocate does not clear)
         self.in_view = self.in_buf[: n_in * elem.itemsize].view(elem)
         self.out_buf = self.overlay.device.allocate((self.n_out + 1,), np.int32)
         self.set_thresholds([int(t) for t in self.manifest["model"]["thresholds"]])
@@ -298,6 +299,8 @@ class EngineDriver:
     def infer(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
         """One time step on an integer frame (``quantize(obs)``): outputs and greedy action."""
         x = np.asarray(frame)
+        if not np.issubdtype(x.dtype, np.integer):
+            raise Rl2fpgaError(f"frame has dtype {x.dtype}, the engine takes integers on the input grid; pass quantize(obs)")
         if x.size != self.in_view.size:
             raise Rl2fpgaError(f"frame has {x.size} elements, the engine takes {self.in_view.size} {self.in_shape}; pass quantize(obs)")
         lo, hi = _qrange(self.in_fmt)

@@ -179,6 +179,8 @@ def test_frame_outside_format_is_one_line(tmp_path):
         drv.infer(np.array([0, 0, 0, 500]))
     with pytest.raises(Rl2fpgaError, match="frame has 3 elements"):
         drv.infer(np.array([0, 0, 0]))
+    with pytest.raises(Rl2fpgaError, match="dtype float64"):
+        drv.infer(np.array([0.1, 0.0, 0.0, 0.0]))
 
 
 # ------------------------------------------------------------------------------ Vivado project

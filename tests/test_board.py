@@ -368,3 +368,22 @@ def test_bundle_driver_imports_without_rl2fpga(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=bundle, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "ERR driver bitstream" in out.stdout and "is missing" in out.stdout
+
+
+def test_run_policy_script_on_the_simulated_board(tmp_path, monkeypatch):
+    """The bundle's run_policy.py, with the simulated PYNQ-Z2 as pynq's active device."""
+    import runpy
+    import sys
+
+    import pynq
+
+    model = balancer()
+    bundle, dev = sim_bundle(tmp_path, model)
+    monkeypatch.setattr(pynq.Device, "_active_device", dev, raising=False)
+    monkeypatch.syspath_prepend(str(bundle))
+    monkeypatch.delitem(sys.modules, "driver", raising=False)
+    out = tmp_path / "results.json"
+    monkeypatch.setattr(sys, "argv", ["run_policy.py", "--episodes", "2", "--max-steps", "80", "--out", str(out)])
+    runpy.run_path(str(bundle / "run_policy.py"), run_name="__main__")
+    r = json.loads(out.read_text())
+    assert r["returns"] == [80.0, 80.0] and r["cycles_mean"] > 0 and r["latency_us"]["p50"] > 0

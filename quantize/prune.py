@@ -210,18 +210,35 @@ def load_level(run_path: Path, index: int | None = None) -> tuple[tf.keras.Model
 Retrain = Callable[[tf.keras.Model, dict[str, np.ndarray], int], tuple[tf.keras.Model, dict[str, Any]]]
 
 
-def retrainer(cfg: RunConfig, algo: str, progress: bool = True) -> Retrain:
-    """``(model, masks, steps) -> (retrained model, eval dict)`` through train_dqn/train_sac."""
+def finetune_config(cfg: RunConfig, steps: int) -> RunConfig:
+    """A copy of ``cfg`` for fine-tuning an already trained agent for ``steps`` steps: no
+    epsilon-random exploration phase and learning after a short warm-up (a replay buffer is
+    refilled on every call), so a short retraining call actually learns."""
+    import copy
+
+    c = copy.deepcopy(cfg)
+    d = c.train.dqn
+    d.learning_starts = min(d.learning_starts, max(steps // 10, d.batch_size))
+    d.exploration_initial_eps = d.exploration_final_eps
+    s = c.train.sac
+    s.learning_starts = min(s.learning_starts, max(steps // 10, s.batch_size))
+    return c
+
+
+def retrainer(cfg: RunConfig, algo: str, progress: bool = True, finetune: bool = False) -> Retrain:
+    """``(model, masks, steps) -> (retrained model, eval dict)`` through train_dqn/train_sac
+    (``finetune``: with :func:`finetune_config`, for gradual pruning of a trained agent)."""
 
     def retrain(model: tf.keras.Model, masks: dict[str, np.ndarray], steps: int) -> tuple[tf.keras.Model, dict[str, Any]]:
+        c = finetune_config(cfg, steps) if finetune else cfg
         if algo == "dqn":
             from rl2fpga.train.dqn import train_dqn
 
-            res = train_dqn(cfg, None, model=model, masks=masks, total_steps=steps, progress=progress)
+            res = train_dqn(c, None, model=model, masks=masks, total_steps=steps, progress=progress)
         else:
             from rl2fpga.train.sac import train_sac
 
-            res = train_sac(cfg, None, model=model, masks=masks, total_steps=steps, progress=progress)
+            res = train_sac(c, None, model=model, masks=masks, total_steps=steps, progress=progress)
         return res.model, {**res.eval.to_dict(), "steps": res.steps, "seconds": res.seconds}
 
     return retrain

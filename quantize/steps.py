@@ -26,6 +26,7 @@ from rl2fpga.run import Run
 
 CALIB_SEED_OFFSET = 30_000  # calibration / distillation episodes
 ANALYZE_SEED_OFFSET = 40_000  # analysed episodes
+MAX_CALIB_STATES = 3000
 
 
 def _require_files(paths: list[Path], step: str, run: Run) -> None:
@@ -76,7 +77,7 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
         _require_files([rewind_path], "train", run)
     t0 = time.perf_counter()
     with atomic_dir(run.path / "prune") as out:
-        retrain = P.retrainer(cfg, cfg.train.algo)
+        retrain = P.retrainer(cfg, cfg.train.algo, finetune=pc.method == "gradual")
         if pc.method == "imp":
             rewind_to = tf.keras.models.load_model(rewind_path, compile=False)
             levels = P.imp(dense, dense_eval, rewind_to, retrain, cfg, out)
@@ -131,6 +132,9 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     t0 = time.perf_counter()
     states = collect_states(_float_policy(model, spec), cfg, qc.calib_episodes, qc.calib_max_steps,
                             cfg.seed + CALIB_SEED_OFFSET)
+    if len(states) > MAX_CALIB_STATES:  # Atari frames: keep memory and distillation time bounded
+        keep = np.random.default_rng(cfg.seed).choice(len(states), MAX_CALIB_STATES, replace=False)
+        states = states[np.sort(keep)]
     in_fmt = input_format(states, qc.float_input_bits)
     qmodel, info = quantize_policy(model, masks, qc, in_fmt, states, cfg.seed)
     gm = golden_from_qkeras(qmodel, in_fmt, 0)

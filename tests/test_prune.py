@@ -128,3 +128,12 @@ def test_load_level_errors(tmp_path):
     (tmp_path / "prune" / "levels.json").write_text("{not json")
     with pytest.raises(Rl2fpgaError, match="corrupt"):
         P.load_level(tmp_path, 0)
+
+
+def test_finetune_config_learns_within_short_calls():
+    cfg = RunConfig()
+    cfg.train.dqn.learning_starts = 10_000
+    c = P.finetune_config(cfg, 5000)
+    assert c.train.dqn.learning_starts == 500 < 5000
+    assert c.train.dqn.exploration_initial_eps == cfg.train.dqn.exploration_final_eps
+    assert cfg.train.dqn.learning_starts == 10_000  # the run's config is untouched

@@ -387,3 +387,52 @@ def test_run_policy_script_on_the_simulated_board(tmp_path, monkeypatch):
     runpy.run_path(str(bundle / "run_policy.py"), run_name="__main__")
     r = json.loads(out.read_text())
     assert r["returns"] == [80.0, 80.0] and r["cycles_mean"] > 0 and r["latency_us"]["p50"] > 0
+
+
+STUB_VIVADO = r"""
+# Vivado's commands as stubs: log every call; add_files insists that its files exist.
+set ::calls {}
+proc unknown {cmd args} {
+    lappend ::calls [concat $cmd $args]
+    switch -glob -- $cmd {
+        add_files { foreach f [lindex $args end] { if {![file exists $f]} { error "add_files: missing $f" } } }
+        get_property { return "100%" }
+    }
+    return ""
+}
+set here [pwd]
+file mkdir [file join $here rl2fpga rl2fpga.runs impl_1]
+close [open [file join $here rl2fpga rl2fpga.runs impl_1 rl2fpga_wrapper.bit] w]
+file mkdir [file join $here rl2fpga rl2fpga.gen sources_1 bd rl2fpga hw_handoff]
+close [open [file join $here rl2fpga rl2fpga.gen sources_1 bd rl2fpga hw_handoff rl2fpga.hwh] w]
+source build.tcl
+set f [open calls.txt w]
+foreach c $::calls { puts $f $c }
+close $f
+"""
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh is not on PATH")
+def test_vivado_tcl_runs_under_a_stub_vivado(tmp_path, monkeypatch):
+    """The generated script is valid Tcl that adds only existing files and ends with the
+    bitstream and .hwh in out/ (Vivado's commands stubbed)."""
+    import subprocess
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    run = make_run(tmp_path, mlp())
+    fake_rtl(run.path / "rtl")
+    assert main(["board", str(run.path), "--action", "build"]) == 0
+    vivado = run.path / "board" / "vivado"
+    (vivado / "stub.tcl").write_text(STUB_VIVADO)
+    proc = subprocess.run(["tclsh", "stub.tcl"], cwd=vivado, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    calls = (vivado / "calls.txt").read_text().splitlines()
+    assert any(c.startswith("ipx::package_project") for c in calls)
+    assert any("create_bd_cell -type ip -vlnv xilinx.com:ip:axi_dma:7.1 axi_dma_0" in c for c in calls)
+    assert "get_bd_intf_pins rl2fpga_engine_0/s_axis" in calls and "get_bd_intf_pins axi_dma_0/M_AXIS_MM2S" in calls
+    assert any(c.startswith("assign_bd_address") and "0x43C00000" in c for c in calls)
+    assert (vivado / "out" / "rl2fpga.bit").exists() and (vivado / "out" / "rl2fpga.hwh").exists()
+    # a rebuild now finds the bitstream and puts it into the bundle
+    assert main(["board", str(run.path), "--action", "build"]) == 0
+    assert (run.path / "board" / "bundle" / "rl2fpga.bit").exists()
+    assert json.loads((run.path / "board" / "build.json").read_text())["bitstream"]

@@ -170,6 +170,7 @@ class EpisodeLog:
     first_mismatch: dict[str, Any] | None = None
     latency_us: list[float] = field(default_factory=list)
     cycles: list[int] = field(default_factory=list)
+    macs: list[list[int]] = field(default_factory=list)  # per step, per layer, as the back end counted them
 
 
 def _make_env(cfg: RunConfig) -> Any:
@@ -210,6 +211,8 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
                     c = backend.counters()
                     if c.get("cycles") is not None:
                         log.cycles.append(int(c["cycles"]))
+                    if c.get("macs"):
+                        log.macs.append([int(m) for m in c["macs"]])
                     _compare(log, ep, steps, y, action, y_ref.reshape(-1), ref_action, c.get("macs"), stats.macs)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
@@ -246,6 +249,16 @@ def _stats(values: list[float]) -> dict[str, float] | None:
             "min": float(a.min()), "max": float(a.max())}
 
 
+def _mac_summary(log: EpisodeLog, model: GoldenModel) -> dict[str, Any]:
+    """Multiply-accumulates per step as the back end counted them, against the dense count."""
+    dense = model.dense_mults()
+    if not log.macs:
+        return {"macs_per_step": None, "dense_macs": dense, "mac_fraction": None}
+    per_layer = np.asarray(log.macs, dtype=np.float64).mean(axis=0)
+    return {"macs_per_step": [float(v) for v in per_layer], "dense_macs": dense,
+            "mac_fraction": float(per_layer.sum() / sum(dense))}
+
+
 def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -280,6 +293,7 @@ def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> dict[str, Any]
         "cycles_per_step": cycles,
         "clock_mhz": cfg.rtl.clock_mhz,
         "device_us_per_step": None if cycles is None else cycles["mean"] / cfg.rtl.clock_mhz,
+        **_mac_summary(log, model),
     }
     return summary
 
@@ -309,5 +323,6 @@ def board_step(run: Run, cfg: RunConfig) -> None:
         f"action mismatches {summary['action_mismatches']}, output mismatches {summary['output_mismatches']}"
         + (f", host latency {lat['mean']:.0f} us/step" if lat else "")
         + (f", {cyc['mean']:.0f} cycles/step" if cyc else "")
+        + (f", MACs {summary['mac_fraction']:.4f} of dense" if summary["mac_fraction"] is not None else "")
     )
 

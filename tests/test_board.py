@@ -257,6 +257,7 @@ def test_cartpole_emulator_episodes_equal_golden(tmp_path):
     assert s["steps"] == sum(s["returns"])  # CartPole pays 1 per step
     assert min(s["returns"]) >= 100  # whole episodes of a controller that balances
     assert s["latency_us"]["p50"] > 0 and s["cycles_per_step"]["mean"] > 0
+    assert s["dense_macs"] == [4 * 4, 4 * 2] and 0 < s["mac_fraction"] < 1  # pruned + delta
 
 
 def test_closed_loop_detects_a_wrong_engine(tmp_path, monkeypatch):

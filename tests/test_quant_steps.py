@@ -92,6 +92,7 @@ def test_prune_none_quantize_analyze_end_to_end(tmp_path, capsys):
     assert rc == 2 and len(errs) == 1 and "corrupt" in errs[0]
 
 
+@pytest.mark.slow
 def test_cli_subprocess_error_is_one_line(tmp_path):
     run = _run(tmp_path)
     r = subprocess.run([sys.executable, "-m", "rl2fpga.cli", "quantize", str(run.path)], capture_output=True, text=True, timeout=120)

@@ -96,12 +96,11 @@ class SimDevice(Device):
             raise RuntimeError(f"Unable to find metadata for bitstream ({hwh} missing)")
         parser = RuntimeMetadataParser(Metadata(input=hwh))
         parser.refresh_hierarchy_dict()
-        for name, ip in parser.ip_dict.items():
+        for ip in parser.ip_dict.values():
             if ip["type"] == design.ENGINE_VLNV:
                 self.engine_base = int(ip["phys_addr"])
             elif str(ip["type"]).startswith("xilinx.com:ip:axi_dma:"):
                 self.dma_base = int(ip["phys_addr"])
-            del name
         return parser
 
     def download(self, bitstream, parser=None) -> None:  # noqa: ANN001

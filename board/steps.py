@@ -95,7 +95,7 @@ def _hls_csim_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> CSimBacke
     return CSimBackend(hls4ml_flow.CSim(project, model))
 
 
-def _pynq_backend(run: Run) -> Backend:
+def _pynq_backend(run: Run, model: GoldenModel) -> Backend:
     try:
         import pynq
     except ImportError:
@@ -105,10 +105,11 @@ def _pynq_backend(run: Run) -> Backend:
         devices = pynq.Device.devices
     if not devices:
         raise Rl2fpgaError("no PYNQ board found (pynq sees no device on this machine); run on the board or use --target emulator")
-    from rl2fpga.board.bundle import require_bitstream
+    from rl2fpga.board.bundle import check_bundle, require_bitstream
     from rl2fpga.board.driver import EngineDriver
 
     bundle = run.path / "board" / "bundle"
+    check_bundle(bundle, model)
     return EngineDriver(require_bitstream(bundle), bundle / "manifest.json")
 
 
@@ -151,7 +152,7 @@ def make_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Backend,
     if target == "emulator":
         return _emulator_backend(run, cfg, model)
     if target == "pynq":
-        return _pynq_backend(run), "pynq"
+        return _pynq_backend(run, model), "pynq"
     if target == "hls-csim":
         return _hls_csim_backend(run, cfg, model), "hls4ml-csim"
     raise Rl2fpgaError(f"unknown board target '{target}'; use reference, hls-csim, emulator or pynq")

@@ -437,3 +437,23 @@ def test_vivado_tcl_runs_under_a_stub_vivado(tmp_path, monkeypatch):
     assert main(["board", str(run.path), "--action", "build"]) == 0
     assert (run.path / "board" / "bundle" / "rl2fpga.bit").exists()
     assert json.loads((run.path / "board" / "build.json").read_text())["bitstream"]
+
+
+def test_pynq_target_on_a_simulated_board(tmp_path, monkeypatch, capsys):
+    """target=pynq as on the board (pynq's device list holds the simulated PYNQ-Z2): the run's
+    bundle is checked against its model, the driver finds the device by itself."""
+    import pynq
+
+    model = balancer()
+    run = make_run(tmp_path, model, ["board.max_steps=50"])
+    _, dev = sim_bundle(run.path / "board", model)
+    monkeypatch.setattr(pynq.Device, "_devices", [dev], raising=False)
+    monkeypatch.setattr(pynq.Device, "_active_device", dev, raising=False)
+    assert main(["board", str(run.path), "--target", "pynq", "--episodes", "2"]) == 0
+    s = json.loads((run.path / "board" / "summary.json").read_text())
+    assert s["engine"] == "pynq" and s["action_mismatches"] == 0 and s["output_mismatches"] == 0
+    assert s["returns"] == s["golden_returns"] == [50.0, 50.0]
+    sim_bundle(run.path / "board", mlp())  # the bundle of another model
+    assert main(["board", str(run.path), "--target", "pynq", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "was built for another model" in err and "rebuild the bundle" in err

@@ -207,7 +207,7 @@ def load_level(run_path: Path, index: int | None = None) -> tuple[tf.keras.Model
 
 # ----------------------------------------------------------------------------- algorithms
 
-Retrain = Callable[[tf.keras.Model, dict[str, np.ndarray], int], tuple[tf.keras.Model, dict[str, Any]]]
+Retrain = Callable[..., tuple[tf.keras.Model, dict[str, Any]]]  # (model, masks, steps, attempt=0)
 
 
 def finetune_config(cfg: RunConfig, steps: int) -> RunConfig:
@@ -229,8 +229,13 @@ def retrainer(cfg: RunConfig, algo: str, progress: bool = True, finetune: bool =
     """``(model, masks, steps) -> (retrained model, eval dict)`` through train_dqn/train_sac
     (``finetune``: with :func:`finetune_config`, for gradual pruning of a trained agent)."""
 
-    def retrain(model: tf.keras.Model, masks: dict[str, np.ndarray], steps: int) -> tuple[tf.keras.Model, dict[str, Any]]:
+    def retrain(model: tf.keras.Model, masks: dict[str, np.ndarray], steps: int, attempt: int = 0) -> tuple[tf.keras.Model, dict[str, Any]]:
+        import copy
+
         c = finetune_config(cfg, steps) if finetune else cfg
+        if attempt:  # a retry explores with another seed (the reported evaluation seeds stay)
+            c = copy.deepcopy(c)
+            c.seed = cfg.seed + 1000 * attempt
         if algo == "dqn":
             from rl2fpga.train.dqn import train_dqn
 
@@ -239,9 +244,29 @@ def retrainer(cfg: RunConfig, algo: str, progress: bool = True, finetune: bool =
             from rl2fpga.train.sac import train_sac
 
             res = train_sac(c, None, model=model, masks=masks, total_steps=steps, progress=progress)
-        return res.model, {**res.eval.to_dict(), "steps": res.steps, "seconds": res.seconds}
+        ev = {**res.eval.to_dict(), "steps": res.steps, "seconds": res.seconds, "attempt": attempt}
+        if attempt:  # report on the same evaluation episodes as every other level
+            from rl2fpga.train.common import EVAL_SEED_OFFSET
+            from rl2fpga.train.evaluate import evaluate
+
+            spec = env_spec_of(cfg)
+            pol = _policy(res.model, spec)
+            ev.update(evaluate(pol, cfg.env, cfg.seed + EVAL_SEED_OFFSET, cfg.train.eval_episodes).to_dict())
+        return res.model, ev
 
     return retrain
+
+
+def env_spec_of(cfg: RunConfig) -> Any:
+    from rl2fpga.train.envs import env_spec
+
+    return env_spec(cfg.env)
+
+
+def _policy(model: tf.keras.Model, spec: Any) -> Any:
+    from rl2fpga.train.evaluate import deterministic_actor, greedy_policy
+
+    return greedy_policy(model) if spec.discrete else deterministic_actor(model, spec)
 
 
 def rewind_weights(trained: tf.keras.Model, rewind_to: tf.keras.Model, masks: dict[str, np.ndarray]) -> tf.keras.Model:
@@ -270,7 +295,15 @@ def imp(
         masks = magnitude_masks(current, pc.rate, masks, pc.scope, pc.prune_output_layer)
         target = 1.0 - (1.0 - pc.rate) ** rnd
         start = rewind_weights(current, rewind_to, masks)
-        current, ev = retrain(start, masks, pc.retrain_steps)
+        trained, ev = retrain(start, masks, pc.retrain_steps)
+        for attempt in range(1, pc.retrain_retries + 1):
+            if ev["mean"] >= pc.keep_return_fraction * dense_eval["mean"]:
+                break
+            log(f"prune round {rnd}: return {ev['mean']:.1f} below {pc.keep_return_fraction:g} of dense; retraining again (attempt {attempt + 1})")
+            again, ev2 = retrain(start, masks, pc.retrain_steps, attempt)
+            if ev2["mean"] > ev["mean"]:
+                trained, ev = again, ev2
+        current = trained
         lv = save_level(prune_dir, rnd, rnd, target, current, masks, ev)
         levels.append(lv)
         log(f"prune round {rnd}/{pc.rounds}: sparsity {lv.sparsity:.3f} (target {target:.3f}), return {lv.eval_return_mean:.1f}")

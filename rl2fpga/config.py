@@ -129,10 +129,15 @@ class PruneConfig:
     """IMP: fraction of the remaining weights pruned each round."""
     rounds: int = 10
     """IMP: rounds M (sparsity 1 - (1-rate)^i)."""
-    rewind: Literal["init", "checkpoint"] = "init"
-    """Rewind to the initial weights or to an early checkpoint."""
+    rewind: Literal["init", "checkpoint"] = "checkpoint"
+    """Rewind to the initial weights or to the earliest checkpoint (10 % of training: the
+    "late rewinding" of Frankle et al. 2019, a shorter way back to a working agent)."""
     retrain_steps: int = 30_000
-    """Environment steps of retraining per round (IMP) or in all (gradual)."""
+    """Environment steps of retraining per round (IMP) or in all (gradual); training's early
+    stopping (train.early_stop_return) ends a round sooner."""
+    retrain_retries: int = 1
+    """IMP: retrain a round again (another exploration seed) when its return falls below
+    keep_return_fraction of the dense return; the better attempt is kept."""
     final_sparsity: float = 0.9
     """Gradual: final sparsity s_f of the cubic schedule."""
     keep_return_fraction: float = 0.95

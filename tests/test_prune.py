@@ -96,7 +96,7 @@ def test_imp_rewinds_and_writes_levels(tmp_path):
     init = _model(1)
     calls = []
 
-    def fake_retrain(model, masks, steps):
+    def fake_retrain(model, masks, steps, attempt=0):
         calls.append((model.get_weights(), {k: v.copy() for k, v in masks.items()}, steps))
         return model, {"mean": 100.0 - len(calls), "std": 0.0, "returns": [100.0]}
 
@@ -137,3 +137,17 @@ def test_finetune_config_learns_within_short_calls():
     assert c.train.dqn.learning_starts == 500 < 5000
     assert c.train.dqn.exploration_initial_eps == cfg.train.dqn.exploration_final_eps
     assert cfg.train.dqn.learning_starts == 10_000  # the run's config is untouched
+
+
+def test_imp_retries_a_failed_round_and_keeps_the_better(tmp_path):
+    cfg = RunConfig()
+    cfg.prune.rounds = 1
+    cfg.prune.retrain_retries = 1
+    attempts = []
+
+    def fake_retrain(model, masks, steps, attempt=0):
+        attempts.append(attempt)
+        return model, {"mean": [10.0, 60.0][attempt], "std": 0.0}
+
+    levels = P.imp(_model(0), {"mean": 100.0, "std": 0.0}, _model(1), fake_retrain, cfg, tmp_path, log=lambda s: None)
+    assert attempts == [0, 1] and levels[1].eval_return_mean == 60.0

@@ -6,7 +6,8 @@
 ``run`` plays seeded episodes with actions from the back end while the golden model steps in
 lockstep on the same states (action agreement, output and MAC-counter agreement), then plays
 the same seeded episodes with the golden policy alone (its returns). Writes
-``board/summary.json`` (and ``board/summary_<target>.json``). ``build`` writes the deploy
+``board/summary.json`` (and ``board/summary_<target>.json``) and the per-step distributions
+``board/latency_<target>.json`` (cycles, host latency, MACs per layer). ``build`` writes the deploy
 bundle and the Vivado project (:mod:`rl2fpga.board.build`).
 """
 
@@ -260,7 +261,7 @@ def _mac_summary(log: EpisodeLog, model: GoldenModel) -> dict[str, Any]:
             "mac_fraction": float(per_layer.sum() / sum(dense))}
 
 
-def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> dict[str, Any]:
+def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[dict[str, Any], EpisodeLog]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     backend, engine = make_backend(run, cfg, model)
@@ -296,7 +297,7 @@ def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> dict[str, Any]
         "device_us_per_step": None if cycles is None else cycles["mean"] / cfg.rtl.clock_mhz,
         **_mac_summary(log, model),
     }
-    return summary
+    return summary, log
 
 
 # ------------------------------------------------------------------------------ the step
@@ -312,10 +313,13 @@ def board_step(run: Run, cfg: RunConfig) -> None:
 
         build(run, cfg, model, console)
         return
-    summary = run_episodes(run, cfg, model)
+    summary, log = run_episodes(run, cfg, model)
     out = run.dir("board")
     atomic_write_json(out / f"summary_{cfg.board.target}.json", summary)
     atomic_write_json(out / "summary.json", summary)
+    # per-step distributions over the real episodes (same shape as cosim/latency.json)
+    atomic_write_json(out / f"latency_{cfg.board.target}.json",
+                      {"cycles": log.cycles, "latency_us": [round(v, 2) for v in log.latency_us], "macs": log.macs})
     lat = summary["latency_us"]
     cyc = summary["cycles_per_step"]
     console.print(

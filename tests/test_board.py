@@ -258,6 +258,8 @@ def test_cartpole_emulator_episodes_equal_golden(tmp_path):
     assert min(s["returns"]) >= 100  # whole episodes of a controller that balances
     assert s["latency_us"]["p50"] > 0 and s["cycles_per_step"]["mean"] > 0
     assert s["dense_macs"] == [4 * 4, 4 * 2] and 0 < s["mac_fraction"] < 1  # pruned + delta
+    lat = json.loads((run.path / "board" / "latency_emulator.json").read_text())
+    assert len(lat["cycles"]) == len(lat["latency_us"]) == len(lat["macs"]) == s["steps"]
 
 
 def test_closed_loop_detects_a_wrong_engine(tmp_path, monkeypatch):

@@ -189,6 +189,9 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
             "acc_bits": acc_bits,
             "float32_bound_static": static,
             "float32_bound_states": dynamic,
+            # True: every input of the format keeps float32 QKeras exact (a proof); False: only
+            # the checked real states are certified (and compared)
+            "float32_exact_proved": max(static) < FLOAT32_EXACT,
             "golden_equals_qkeras_states": int(len(x_int)),
             "eval_return_mean": ev0["mean"],
             "eval_return_mean_delta": evd["mean"],

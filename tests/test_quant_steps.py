@@ -98,3 +98,27 @@ def test_cli_subprocess_error_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "rl2fpga.cli", "quantize", str(run.path)], capture_output=True, text=True, timeout=120)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "tensorflow" not in ln.lower()]
     assert r.returncode == 2 and lines[-1].startswith("error:") and "train" in lines[-1]
+
+
+@pytest.mark.slow
+def test_sac_actor_quantize_and_analyze(tmp_path, capsys):
+    """Continuous actions (Pendulum): the golden actor acts through tanh(mean) * scale + offset."""
+    from rl2fpga.train.envs import EnvSpec
+
+    run = _run(tmp_path, prune__method="none", quantize__qat_steps=50, quantize__calib_episodes=1,
+               quantize__delta_episodes=1, analyze__episodes=1, analyze__max_steps=40, quantize__check_states=40)
+    cfg = run.config()
+    cfg.env.id = "Pendulum-v1"
+    cfg.train.algo = "sac"
+    run = Run.create(cfg, path=run.path)
+    tf.keras.utils.set_random_seed(0)
+    d = run.dir("train")
+    mlp(3, 1, [16, 16], name="actor").save(d / "model.keras")
+    spec = EnvSpec("Pendulum-v1", (3,), "float32", False, 1, [-2.0], [2.0], False)
+    (d / "env.json").write_text(json.dumps(spec.to_dict()))
+    (d / "eval.json").write_text(json.dumps({"mean": -1200.0, "std": 1.0, "returns": [-1200.0]}))
+    for step in ("prune", "quantize", "analyze"):
+        rc, errs = _cli([step, str(run.path)], capsys)
+        assert rc == 0 and not errs, (step, errs)
+    q = json.loads((run.path / "quantize" / "summary.json").read_text())
+    assert q["eval_return_mean"] < 0 and q["golden_equals_qkeras_states"] == 40

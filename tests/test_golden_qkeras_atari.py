@@ -86,14 +86,20 @@ def test_breakout_incremental_direct_and_brute_force(atari):
     g2 = gm.copy()
     seq = frames[:120].astype(np.int64)
     for i, f in enumerate(seq):
-        prev = gm.x_hat[0].copy()
+        prev = [h.copy() for h in gm.x_hat]
         y1, s1 = gm.step(f)
         y2, s2 = g2.step(f, incremental=True)
         assert np.array_equal(y1, y2) and s1.macs == s2.macs
         if i in (0, 1, 7, 60):
-            changed = np.abs(f - prev) > t_int[0]
-            la = gm.layers[0]
-            assert s1.macs[0] == _brute_conv(la.w, changed, la.stride[0])
+            assert s1.macs[0] == _brute_conv(gm.layers[0].w, np.abs(f - prev[0]) > t_int[0], gm.layers[0].stride[0])
+            for k, la in enumerate(gm.layers):
+                # an input was transmitted exactly when its kept value changed (|d| > T >= 0)
+                changed = gm.x_hat[k] != prev[k]
+                if la.kind == "conv2d":
+                    brute = _brute_conv(la.w, changed, la.stride[0])
+                else:
+                    brute = sum(int(np.count_nonzero(la.w[j])) for j in np.flatnonzero(changed.reshape(-1)))
+                assert s1.macs[k] == brute, (i, la.name)
     # real frames change little: far fewer first-layer multiplications than dense ones
     _, st = gm.step(seq[-1])
     assert st.macs[0] < 0.2 * gm.layers[0].dense_mults()

@@ -119,9 +119,8 @@ def hls_step(run: Run, cfg: RunConfig) -> None:
     console.print(f"collecting {hcfg.csim_frames} real frames from {cfg.env.id}")
     frames, starts = flow.collect_frames(cfg.env, golden, hcfg.csim_frames, cfg.seed)
     t1 = time.perf_counter()
-    project.hls_model.write()
     tb_frames = write_testbench_data(project, golden, frames, starts)
-    csim = flow.CSim(project, golden)
+    csim = flow.CSim(project, golden)  # compile() writes the project, then builds the library
     t_compile = time.perf_counter() - t1
 
     with_delta = flow.compare_with_golden(csim, frames, starts)

@@ -259,6 +259,18 @@ def hls_config(golden: GoldenModel, hcfg: HlsConfig, stages: list[int]) -> tuple
 # ------------------------------------------------------------------------------ 5. convert
 
 
+def check_board(board: str) -> None:
+    """VivadoAccelerator knows the boards in hls4ml's supported_boards.json."""
+    import json
+
+    import hls4ml
+
+    path = Path(hls4ml.__file__).parent / "backends" / "vivado_accelerator" / "supported_boards.json"
+    boards = list(json.loads(path.read_text()))
+    if board not in boards:
+        raise Rl2fpgaError(f"board '{board}' is not supported by hls4ml's VivadoAccelerator; use one of {', '.join(boards)}")
+
+
 def io_type_for(golden: GoldenModel) -> str:
     return "io_stream" if any(layer.kind == "conv2d" for layer in golden.layers) else "io_parallel"
 
@@ -286,6 +298,8 @@ def convert(golden: GoldenModel, hcfg: HlsConfig, out_dir: str | Path, backend: 
             "hls.strategy=Resource with hls.compression=true crashes in hls4ml 1.3.0 "
             "(KeyError 'dense_function'); set hls.compression=false or hls.strategy=Latency"
         )
+    if backend == "VivadoAccelerator":
+        check_board(hcfg.board)
     golden.check_accumulators(hcfg.max_accum_bits)
     register_delta_extension()
     stages = delta_stage_layers(golden)

@@ -273,3 +273,10 @@ def test_project_check_finds_missing_referenced_file(tmp_path: Path) -> None:
     res = check_project_files(tmp_path, "Vitis", p)
     assert res["referenced"] == ["project.tcl", "firmware/top.cpp", "top_test.cpp"]  # build output skipped
     assert "top_test.cpp" in res["missing"] and "firmware/top.cpp" not in res["missing"]
+
+
+def test_unknown_board_is_one_line_error() -> None:
+    with pytest.raises(Rl2fpgaError) as e:
+        flow.convert(_mlp(), HlsConfig(backend="VivadoAccelerator", board="pynq-z9"), "/nonexistent/x")
+    msg = _one_line(e)
+    assert "pynq-z9" in msg and "pynq-z2" in msg

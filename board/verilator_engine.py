@@ -84,10 +84,12 @@ def build_library(rtl_dir: Path, build_dir: Path, input_bytes_per_beat: int, opt
 
 
 class VerilatorEngine(EngineModel):
-    """The generated engine, clocked by Verilator behind the simulated DMA."""
+    """The generated engine, clocked by Verilator behind the simulated DMA. ``stalls`` is the
+    probability of an idle input cycle and of a back-pressure cycle on the output, per clock
+    (a busy interconnect), drawn from ``seed``."""
 
     def __init__(self, rtl_dir: Path, build_dir: Path, model: GoldenModel, lanes: int, input_bytes_per_beat: int,
-                 max_cycles_per_frame: int | None = None, opt: str = "-Os"):
+                 max_cycles_per_frame: int | None = None, opt: str = "-Os", stalls: float = 0.0, seed: int = 1):
         self.lanes = lanes
         self.input_bytes_per_beat = input_bytes_per_beat
         self.frame_len = frame_bytes(model, input_bytes_per_beat)
@@ -105,7 +107,10 @@ class VerilatorEngine(EngineModel):
         L.eng_send.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int64]
         L.eng_send.restype = ctypes.c_int64
         L.eng_recv.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32), ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        L.eng_set_stalls.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64]
         self.handle = ctypes.c_void_p(L.eng_new())
+        per_mille = int(round(1000 * stalls))
+        L.eng_set_stalls(self.handle, per_mille, per_mille, seed)
         self.last_send_cycles = 0
         self.hw_reset()
 

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from board_models import balancer
+from rl2fpga.board.driver import EngineDriver
+from rl2fpga.board.simdevice import SimDevice
+from rl2fpga.board.verilator_engine import VerilatorEngine
 from rl2fpga.quantize.golden import random_model
 
 from rl2fpga.cli import main
@@ -37,13 +40,31 @@ def make_run(tmp: Path, model, sets: list[str]) -> Run:
 
 
 def test_cartpole_verilator_episodes_equal_golden(tmp_path):
-    run = make_run(tmp_path, balancer(), ["env.id=CartPole-v1", "seed=3", "board.max_steps=200"])
+    model = balancer()
+    run = make_run(tmp_path, model, ["env.id=CartPole-v1", "seed=3", "board.max_steps=200"])
     assert main(["board", str(run.path), "--target", "emulator", "--episodes", "3"]) == 0
     s = json.loads((run.path / "board" / "summary.json").read_text())
     assert s["engine"] == "verilator"
     assert s["action_mismatches"] == 0 and s["output_mismatches"] == 0 and s["mac_mismatches"] == 0
     assert len(s["returns"]) == 3 and s["returns"] == s["golden_returns"] and s["steps"] == sum(s["returns"])
     assert min(s["returns"]) >= 100 and s["cycles_per_step"]["min"] > 0
+
+    # a busy interconnect: 30 % idle input cycles and output back-pressure, same results
+    stalled = VerilatorEngine(run.path / "rtl", run.path / "board" / "verilator", model, 4, 8, stalls=0.3, seed=7)
+    bundle = run.path / "board" / "emulator"
+    drv = EngineDriver(bundle / "rl2fpga.bit", bundle / "manifest.json", device=SimDevice(stalled))
+    ref = model.copy()
+    rng = np.random.default_rng(2)
+    plain_cycles = s["cycles_per_step"]["mean"]
+    cycles = []
+    for _ in range(100):
+        x = drv.quantize(rng.normal(0, 0.3, 4))
+        values, action = drv.infer(x)
+        y, stats = ref.step(x)
+        assert values.tolist() == y.tolist() and action == model.action(y)
+        assert drv.counters()["macs"] == stats.macs
+        cycles.append(drv.counters()["cycles"])
+    assert np.mean(cycles) > plain_cycles  # the stalls did happen
 
     # the comparison can fail: flip bit 8 of a bias in the output layer's memory image (read
     # by $readmemh at start-up, so the cached library is reused) and the outputs disagree

@@ -52,7 +52,6 @@ def main() -> None:
     ap.add_argument("--lanes", type=int, default=4)
     ap.add_argument("--bytes-per-beat", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--opt", default="-Os", help="C++ optimisation of the Verilator model (-Os builds fastest, -O2 runs faster)")
     args = ap.parse_args()
 
     from rl2fpga.board.steps import _stats, make_backend, play
@@ -69,14 +68,6 @@ def main() -> None:
         run = Run.create(cfg, path=Path(tmp) / "run")
         rtlgen.generate(model, run.path / "rtl", args.lanes, args.bytes_per_beat)
         t0 = time.perf_counter()
-        if args.engine == "verilator" and args.opt != "-Os":
-            from rl2fpga.board.verilator_engine import build_library
-
-            build_library(run.path / "rtl", run.path / "board" / "verilator", args.bytes_per_beat, args.opt)
-            import rl2fpga.board.verilator_engine as ve
-
-            real = ve.VerilatorEngine
-            ve.VerilatorEngine = lambda *a, **k: real(*a, **k, opt=args.opt)  # type: ignore[misc]
         backend, engine = make_backend(run, cfg, model)
         t_setup = time.perf_counter() - t0
         t1 = time.perf_counter()

@@ -328,6 +328,14 @@ def check_generated_precisions(hls_model: Any, config: dict[str, Any]) -> None:
     """Every weight layer's hls4ml types must be exactly the ones generated from the golden model."""
     want = config["LayerName"]
     for layer in hls_model.get_layers():
+        if layer.name not in want and layer.inputs:  # a layer hls4ml added: it must pass types through
+            got, inp = layer.get_output_variable().type.precision, layer.get_input_variable().type.precision
+            if _norm(got.definition_cpp()) != _norm(inp.definition_cpp()):
+                raise Rl2fpgaError(
+                    f"hls4ml layer {layer.name} ({layer.class_name}) got the default precision "
+                    f"{got.definition_cpp()} instead of its input's; this is a bug in the flow"
+                )
+            continue
         spec = want.get(layer.name, {}).get("Precision", {})
         checks = {"result": layer.get_output_variable().type.precision}
         for w in ("weight", "bias"):

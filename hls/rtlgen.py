@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rl2fpga.hls import regmap
+from rl2fpga.quantize.golden import ACC_LIMIT_BITS, GoldenLayer, GoldenModel
 
 from rl2fpga import GENERATED_HEADER, __version__
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
-from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import ACC_LIMIT_BITS, GoldenLayer, GoldenModel
 
 RTL_SRC = Path(__file__).resolve().parent / "rtl"
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "rtl"
@@ -89,10 +89,6 @@ class LayerPlan:
     bias_file: str
     mem_bits: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def padding_slots(self) -> int:
-        return 0  # filled by pack(); kept for symmetry
-
 
 @dataclass
 class PackedLists:
@@ -116,6 +112,29 @@ class RtlDesign:
     mem_files: list[Path]
     layers: list[LayerPlan]
     n_beats: int
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RtlDesign:
+        """The design :func:`generate` wrote into ``folder`` (from its design.json)."""
+        from rl2fpga.fsutil import read_json
+
+        folder = Path(folder)
+        d = read_json(folder / "design.json")
+        try:
+            layers = [LayerPlan(**{**p, "in_shape": tuple(p["in_shape"]), "out_shape": tuple(p["out_shape"]),
+                                   "wmem_file": f"{p['name']}_w.mem", "tab_file": f"{p['name']}_tab.mem",
+                                   "bias_file": f"{p['name']}_b.mem"}) for p in d["layers"]]
+            design = cls(out_dir=folder, top=d["top"], lanes=int(d["lanes"]),
+                         input_bytes_per_beat=int(d["input_bytes_per_beat"]),
+                         sv_files=[folder / n for n in d["sv_files"]],
+                         mem_files=[folder / n for p in layers for n in (p.wmem_file, p.tab_file, p.bias_file)],
+                         layers=layers, n_beats=int(d["input_beats"]))
+        except (KeyError, TypeError) as e:
+            raise Rl2fpgaError(f"{folder}/design.json is corrupt ({e}); rerun `rl2fpga rtl`") from None
+        missing = [p for p in design.sv_files + design.mem_files if not p.exists()]
+        if missing:
+            raise Rl2fpgaError(f"{missing[0]} is missing; rerun `rl2fpga rtl`")
+        return design
 
     def summary(self) -> dict[str, Any]:
         return {

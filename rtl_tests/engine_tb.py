@@ -20,15 +20,18 @@ from typing import Any
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
-
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from rl2fpga.hls import regmap
 from rl2fpga.quantize.golden import GoldenModel
 
 
 # ------------------------------------------------------------------------------ drivers
 class AxiLiteMaster:
-    """Single-beat AXI4-Lite reads and writes (one at a time)."""
+    """Single-beat AXI4-Lite reads and writes (one at a time).
+
+    Every bus model here drives at the falling clock edge and samples in the ReadOnly phase
+    of that same (mid-cycle) time step, so a handshake seen there happens at the next rising
+    edge; this is independent of whether the clock comes from cocotb or from the simulator."""
 
     def __init__(self, dut: Any, clk: Any):
         self.dut, self.clk = dut, clk
@@ -39,41 +42,42 @@ class AxiLiteMaster:
         dut.s_axil_rready.value = 0
         dut.s_axil_wstrb.value = 0xF
 
+    async def _until(self, signal: Any) -> None:
+        """Wait (from a falling edge) until ``signal`` is high in the ReadOnly phase."""
+        while True:
+            await ReadOnly()
+            if signal.value:
+                return
+            await FallingEdge(self.clk)
+
     async def write(self, addr: int, data: int) -> None:
         d = self.dut
+        await FallingEdge(self.clk)
         d.s_axil_awaddr.value = addr
         d.s_axil_wdata.value = data & 0xFFFFFFFF
         d.s_axil_awvalid.value = 1
         d.s_axil_wvalid.value = 1
-        d.s_axil_bready.value = 1
-        while True:
-            await RisingEdge(self.clk)
-            if d.s_axil_awready.value:
-                break
+        await self._until(d.s_axil_awready)
+        await FallingEdge(self.clk)
         d.s_axil_awvalid.value = 0
         d.s_axil_wvalid.value = 0
-        while True:
-            if d.s_axil_bvalid.value:
-                await RisingEdge(self.clk)
-                break
-            await RisingEdge(self.clk)
+        d.s_axil_bready.value = 1
+        await self._until(d.s_axil_bvalid)
+        await FallingEdge(self.clk)
         d.s_axil_bready.value = 0
 
     async def read(self, addr: int) -> int:
         d = self.dut
+        await FallingEdge(self.clk)
         d.s_axil_araddr.value = addr
         d.s_axil_arvalid.value = 1
-        d.s_axil_rready.value = 1
-        while True:
-            await RisingEdge(self.clk)
-            if d.s_axil_arready.value:
-                break
+        await self._until(d.s_axil_arready)
+        await FallingEdge(self.clk)
         d.s_axil_arvalid.value = 0
-        while True:
-            await RisingEdge(self.clk)
-            if d.s_axil_rvalid.value:
-                v = int(d.s_axil_rdata.value)
-                break
+        d.s_axil_rready.value = 1
+        await self._until(d.s_axil_rvalid)
+        v = int(d.s_axil_rdata.value)
+        await FallingEdge(self.clk)
         d.s_axil_rready.value = 0
         return v
 
@@ -91,15 +95,16 @@ class FrameDriver:
         d = self.dut
         i = 0
         while i < len(beats):
-            if self.idle and self.rng.random() < self.idle:
-                d.s_axis_tvalid.value = 0
-            else:
-                d.s_axis_tvalid.value = 1
+            await FallingEdge(self.clk)
+            valid = not (self.idle and self.rng.random() < self.idle)
+            d.s_axis_tvalid.value = int(valid)
+            if valid:
                 d.s_axis_tdata.value = beats[i]
                 d.s_axis_tlast.value = int(i == len(beats) - 1)
-            await RisingEdge(self.clk)
-            if d.s_axis_tvalid.value and d.s_axis_tready.value:
+            await ReadOnly()
+            if valid and d.s_axis_tready.value:
                 i += 1
+        await FallingEdge(self.clk)
         d.s_axis_tvalid.value = 0
         d.s_axis_tlast.value = 0
 
@@ -115,18 +120,20 @@ class OutputMonitor:
         d = self.dut
         out: list[int] = []
         while True:
+            await FallingEdge(self.clk)
             if not d.m_axis_tvalid.value:
+                # nothing to take: sleep until the engine has output (no per-cycle wakeups)
                 d.m_axis_tready.value = 0
                 await RisingEdge(d.m_axis_tvalid)
-                await ReadOnly()
-                await RisingEdge(self.clk)
                 continue
-            d.m_axis_tready.value = 0 if (self.stall and self.rng.random() < self.stall) else 1
-            await RisingEdge(self.clk)
-            if d.m_axis_tvalid.value and d.m_axis_tready.value:
+            ready = not (self.stall and self.rng.random() < self.stall)
+            d.m_axis_tready.value = int(ready)
+            await ReadOnly()
+            if ready and d.m_axis_tvalid.value:
                 v = int(d.m_axis_tdata.value)
                 out.append(v - (1 << 32) if v & (1 << 31) else v)
                 if d.m_axis_tlast.value:
+                    await FallingEdge(self.clk)
                     d.m_axis_tready.value = 0
                     return out
 
@@ -169,15 +176,18 @@ class EngineTB:
         self.axil = AxiLiteMaster(dut, self.clk)
         self.driver = FrameDriver(dut, self.clk, self.rng, float(cfg.get("idle", 0.0)))
         self.monitor = OutputMonitor(dut, self.clk, self.rng, float(cfg.get("stall", 0.0)))
-        cocotb.start_soon(Clock(self.clk, 10, units="ns").start())
+        # the simulation wrapper clocks itself (fast); the bare top needs a cocotb clock
+        self.engine = dut.dut if dut._name == "rl2fpga_engine_sim" else dut
+        if self.engine is dut:
+            cocotb.start_soon(Clock(self.clk, 10, units="ns").start())
 
     async def reset(self) -> None:
         """rst_n pulse; the engine then sweeps its state to the golden reset state."""
+        await FallingEdge(self.clk)
         self.dut.rst_n.value = 0
         for _ in range(3):
-            await RisingEdge(self.clk)
+            await FallingEdge(self.clk)
         self.dut.rst_n.value = 1
-        await RisingEdge(self.clk)
         self.golden.reset()
         await self.wait_idle()
 
@@ -207,7 +217,7 @@ class EngineTB:
         events = [await self.axil.read(regmap.events_reg(k)) for k in range(self.n_layers)]
         macs = [await self.axil.read(regmap.macs_reg(k)) for k in range(self.n_layers)]
         cycles = await self.axil.read(regmap.CYCLES)
-        pad = int(self.dut.pad_total.value)
+        pad = int(self.engine.pad_total.value)
         ok = out == expect and events == stats.events and macs == stats.macs
         if not ok:
             self.dut._log.error(

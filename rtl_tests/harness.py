@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from rl2fpga.errors import Rl2fpgaError, ToolMissing
-from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.hls.rtlgen import RtlDesign
 from rl2fpga.quantize.golden import GoldenModel
 
+from rl2fpga.errors import Rl2fpgaError, ToolMissing
+from rl2fpga.fsutil import atomic_write_json
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD_ROOT = REPO / "build"
+SIM_WRAPPER = Path(__file__).resolve().parent / "sim" / "rl2fpga_engine_sim.sv"
+SIM_TOP = "rl2fpga_engine_sim"
 
 
 def have_verilator() -> bool:
@@ -42,17 +44,17 @@ def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any,
         raise ToolMissing("verilator is not on PATH; install it (apt install verilator) for co-simulation")
     _sim_env()
     digest = hashlib.sha1()
-    for p in sorted(design.sv_files + design.mem_files):
+    for p in sorted(design.sv_files + design.mem_files) + [SIM_WRAPPER]:
         digest.update(p.name.encode() + p.read_bytes())
     build_dir = build_dir or BUILD_ROOT / "sim" / f"engine_{digest.hexdigest()[:12]}"
     runner = get_runner("verilator")
     stamp = build_dir / ".built"
     runner.build(
-        sources=[str(p) for p in design.sv_files],
-        hdl_toplevel=design.top,
+        sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
+        hdl_toplevel=SIM_TOP,
         build_dir=str(build_dir),
-        parameters={"MEM_DIR": f'"{design.out_dir.resolve()}/"'},
-        build_args=["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
+        parameters={"MEM_DIR": f'"{design.out_dir.resolve()}/"', "BYTES": design.input_bytes_per_beat},
+        build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
         always=not stamp.exists(),
     )
     stamp.write_text("ok\n")
@@ -69,10 +71,11 @@ def run_engine(
     stall: float = 0.0,
     resets: list[int] | None = None,
     threshold_writes: dict[int, list[tuple[int, int]]] | None = None,
+    build_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``frames`` through the engine in order; returns the TB result (per-frame cycles,
     counters, mismatches). Raises Rl2fpgaError when the simulation does not finish."""
-    runner, build_dir = build_engine(design)
+    runner, build_dir = build_engine(design, build_dir)
     work.mkdir(parents=True, exist_ok=True)
     np.save(work / "frames.npy", np.asarray(frames))
     result = work / "tb_result.json"
@@ -95,7 +98,7 @@ def run_engine(
         os.environ.pop("PYTEST_CURRENT_TEST", None)
         runner.test(
             test_module="rl2fpga.rtl_tests.engine_tb",
-            hdl_toplevel=design.top,
+            hdl_toplevel=SIM_TOP,
             build_dir=str(build_dir),
             test_dir=str(work),
             extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").resolve())},

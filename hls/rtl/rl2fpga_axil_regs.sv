@@ -30,7 +30,7 @@ module rl2fpga_axil_regs #(
     // control out
     output logic                  req_reset_state,
     output logic                  req_reset_counters,
-    output logic [31:0]           threshold[N_LAYERS],
+    output logic [N_LAYERS*32-1:0] threshold,  // layer k at [32*k +: 32]
     output logic [N_LAYERS-1:0]   threshold_written,
     // status and counters in
     input  logic                  busy,
@@ -40,8 +40,8 @@ module rl2fpga_axil_regs #(
     input  logic [31:0]           last_cycles,
     input  logic [63:0]           total_cycles,
     input  logic [31:0]           action,
-    input  logic [31:0]           events[N_LAYERS],
-    input  logic [31:0]           macs[N_LAYERS]
+    input  logic [N_LAYERS*32-1:0] events,
+    input  logic [N_LAYERS*32-1:0] macs
 );
   localparam logic [31:0] ENGINE_ID = 32'h524C3246;  // "RL2F"
   localparam int CTRL = 'h00, STATUS = 'h04, ID = 'h08, INFO_A = 'h0C, FRAMES = 'h10,
@@ -59,21 +59,25 @@ module rl2fpga_axil_regs #(
   assign s_axil_arready = rd;
   assign s_axil_rresp   = 2'b00;
 
-  function automatic logic [31:0] read_reg(input int a);
-    if (a == STATUS) return {29'd0, error_flag, done_flag, busy};
-    if (a == ID) return ENGINE_ID;
-    if (a == INFO_A) return INFO;
-    if (a == FRAMES) return frames;
-    if (a == CYCLES) return last_cycles;
-    if (a == TOTAL_LO) return total_cycles[31:0];
-    if (a == TOTAL_HI) return total_cycles[63:32];
-    if (a == ACTION) return action;
-    for (int k = 0; k < N_LAYERS; k++) begin
-      if (a == THRESHOLD_BASE + 4 * k) return threshold[k];
-      if (a == EVENTS_BASE + 8 * k) return events[k];
-      if (a == MACS_BASE + 8 * k) return macs[k];
-    end
-    return 32'd0;
+  function automatic logic [31:0] read_reg(input logic [ADDR_WIDTH-1:0] a);
+    read_reg = 32'd0;
+    case (32'(a))
+      STATUS:   read_reg = {29'd0, error_flag, done_flag, busy};
+      ID:       read_reg = ENGINE_ID;
+      INFO_A:   read_reg = INFO;
+      FRAMES:   read_reg = frames;
+      CYCLES:   read_reg = last_cycles;
+      TOTAL_LO: read_reg = total_cycles[31:0];
+      TOTAL_HI: read_reg = total_cycles[63:32];
+      ACTION:   read_reg = action;
+      default: begin
+        for (int k = 0; k < N_LAYERS; k++) begin
+          if (32'(a) == THRESHOLD_BASE + 4 * k) read_reg = threshold[32*k +: 32];
+          if (32'(a) == EVENTS_BASE + 8 * k) read_reg = events[32*k +: 32];
+          if (32'(a) == MACS_BASE + 8 * k) read_reg = macs[32*k +: 32];
+        end
+      end
+    endcase
   endfunction
 
   always_ff @(posedge clk) begin
@@ -86,7 +90,7 @@ module rl2fpga_axil_regs #(
       s_axil_rdata  <= '0;
       done_flag     <= 1'b0;
       error_flag    <= 1'b0;
-      for (int k = 0; k < N_LAYERS; k++) threshold[k] <= THRESH_INIT[k*32 +: 32];
+      threshold <= THRESH_INIT;
     end else begin
       if (frame_done) done_flag <= 1'b1;
       if (stream_error) error_flag <= 1'b1;
@@ -94,22 +98,22 @@ module rl2fpga_axil_regs #(
       if (s_axil_rvalid && s_axil_rready) s_axil_rvalid <= 1'b0;
       if (wr) begin
         s_axil_bvalid <= 1'b1;
-        if (int'(s_axil_awaddr) == CTRL && s_axil_wstrb[0]) begin
+        if (32'(s_axil_awaddr) == CTRL && s_axil_wstrb[0]) begin
           req_reset_state    <= s_axil_wdata[0];
           req_reset_counters <= s_axil_wdata[1];
         end
         for (int k = 0; k < N_LAYERS; k++) begin
-          if (int'(s_axil_awaddr) == THRESHOLD_BASE + 4 * k) begin
+          if (32'(s_axil_awaddr) == THRESHOLD_BASE + 4 * k) begin
             for (int b = 0; b < 4; b++)
-              if (s_axil_wstrb[b]) threshold[k][8*b +: 8] <= s_axil_wdata[8*b +: 8];
+              if (s_axil_wstrb[b]) threshold[32*k+8*b +: 8] <= s_axil_wdata[8*b +: 8];
             threshold_written[k] <= 1'b1;
           end
         end
       end
       if (rd) begin
         s_axil_rvalid <= 1'b1;
-        s_axil_rdata  <= read_reg(int'(s_axil_araddr));
-        if (int'(s_axil_araddr) == STATUS) begin
+        s_axil_rdata  <= read_reg(s_axil_araddr);
+        if (32'(s_axil_araddr) == STATUS) begin
           done_flag  <= frame_done;
           error_flag <= stream_error;
         end

@@ -6,7 +6,6 @@
 //
 // State reset (`state_reset`) sweeps x_hat to 0, one word per cycle (`busy` meanwhile).
 module rl2fpga_delta_encoder
-  import rl2fpga_pkg::*;
 #(
     parameter int BYTES     = 8,    // stream width in bytes
     parameter int EB        = 1,    // bytes per element (1 or 2)
@@ -33,8 +32,12 @@ module rl2fpga_delta_encoder
     output logic             ev_valid,
     input  logic             ev_ready,
     output logic             ev_last,
-    output logic [EW-1:0]    ev_payload
+    output logic [rl2fpga_pkg::EW-1:0] ev_payload
 );
+  // event link widths (rl2fpga_pkg)
+  localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, CW = rl2fpga_pkg::CW;
+  localparam int VW = rl2fpga_pkg::VW;
+
   localparam int EPB    = BYTES / EB;
   localparam int N_ELEM = IN_H * IN_W * IN_C;
   localparam int BEATS  = (N_ELEM + EPB - 1) / EPB;
@@ -77,7 +80,7 @@ module rl2fpga_delta_encoder
 
   // ---------------------------------------------------------------- comparison of one beat
   logic [EPB-1:0]         cmp_mask;
-  logic [EPB-1:0][PW-1:0] cmp_payload;
+  logic [EPB*PW-1:0]      cmp_payload;
 
   always_comb begin
     xhat_new = xhat_rd;
@@ -95,8 +98,8 @@ module rl2fpga_delta_encoder
       d    = x - xh;
       mag  = d[DW-1] ? DW'(-d) : DW'(d);
       flat = FW'(s0_beat) * FW'(EPB) + FW'(e);
-      cmp_mask[e]    = (int'(flat) < N_ELEM) && (32'(mag) > threshold);
-      cmp_payload[e] = {flat, VW'(d)};
+      cmp_mask[e]    = (32'(flat) < N_ELEM) && (32'(mag) > threshold);
+      cmp_payload[e*PW +: PW] = {flat, VW'(d)};
       if (cmp_mask[e]) xhat_new[e*IN_BITS +: IN_BITS] = s0_data[e*8*EB +: IN_BITS];
     end
   end
@@ -128,9 +131,9 @@ module rl2fpga_delta_encoder
   assign marker   = ending && !s0_valid && !ser_valid;
   assign ev_valid = ser_valid || marker;
   assign ev_last  = !ser_valid;
-  assign ev_payload = {YW'(int'(ev_flat) / (IN_W * IN_C)),
-                       XW'((int'(ev_flat) / IN_C) % IN_W),
-                       CW'(int'(ev_flat) % IN_C),
+  assign ev_payload = {YW'(32'(ev_flat) / (IN_W * IN_C)),
+                       XW'((32'(ev_flat) / IN_C) % IN_W),
+                       CW'(32'(ev_flat) % IN_C),
                        ev_value};
 
   // ---------------------------------------------------------------- sequencing
@@ -149,14 +152,14 @@ module rl2fpga_delta_encoder
         sweep_addr <= '0;
       end else if (sweeping) begin
         sweep_addr <= sweep_addr + 1'b1;
-        if (int'(sweep_addr) == BEATS - 1) sweeping <= 1'b0;
+        if (32'(sweep_addr) == BEATS - 1) sweeping <= 1'b0;
       end
       if (s0_go) s0_valid <= 1'b0;
       if (accept) begin
         s0_valid <= 1'b1;
         s0_data  <= s_axis_tdata;
         s0_beat  <= beat;
-        if (int'(beat) == BEATS - 1) begin
+        if (32'(beat) == BEATS - 1) begin
           beat     <= '0;
           in_frame <= 1'b0;
           ending   <= 1'b1;

@@ -20,7 +20,6 @@
 //
 // State reset: accumulators <- bias, x_hat <- 0, dirty lists empty, next frame all dirty.
 module rl2fpga_layer
-  import rl2fpga_pkg::*;
 #(
     parameter int    KIND       = 0,   // 0 dense, 1 conv2d
     parameter int    IN_W       = 1,   // input (h, w, c) width and channels; a vector is (1, 1, n)
@@ -44,9 +43,9 @@ module rl2fpga_layer
     parameter int    PTR_BITS   = 8,
     parameter int    LEN_BITS   = 4,
     parameter int    WMEM_DEPTH = 16,
-    parameter string WMEM_FILE  = "",
-    parameter string TAB_FILE   = "",
-    parameter string BIAS_FILE  = ""
+    parameter WMEM_FILE  = "",
+    parameter TAB_FILE   = "",
+    parameter BIAS_FILE  = ""
 ) (
     input  logic          clk,
     input  logic          rst_n,
@@ -58,17 +57,21 @@ module rl2fpga_layer
     input  logic          in_valid,
     output logic          in_ready,
     input  logic          in_last,
-    input  logic [EW-1:0] in_payload,
+    input  logic [rl2fpga_pkg::EW-1:0] in_payload,
     // events out (to the next layer, or output values when LAST)
     output logic          out_valid,
     input  logic          out_ready,
     output logic          out_last,
-    output logic [EW-1:0] out_payload,
+    output logic [rl2fpga_pkg::EW-1:0] out_payload,
     // counters of the last finished frame
     output logic [31:0]   last_events,
     output logic [31:0]   last_macs,
     output logic [31:0]   last_pad
 );
+  // event link widths (rl2fpga_pkg)
+  localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, CW = rl2fpga_pkg::CW;
+  localparam int VW = rl2fpga_pkg::VW, EW = rl2fpga_pkg::EW;
+
   localparam int FB    = (N_OUT + LANES - 1) / LANES;       // accumulator words per position
   localparam int FBW   = FB > 1 ? $clog2(FB) : 1;
   localparam int DEPTH = OUT_H * OUT_W * FB;                 // words per bank
@@ -85,8 +88,8 @@ module rl2fpga_layer
   localparam int XB    = LAST ? 1 : OUT_BITS;                // x_hat bits kept per accumulator
   localparam int AWW   = 1 + XB + ACC_BITS;                  // {dirty, x_hat, acc}
   localparam int DLW   = OYW + OXW + FBW;                    // dirty list entry {oy, ox, fb}
-  localparam longint QMIN = OUT_SIGNED ? -(64'sd1 <<< (OUT_BITS - 1)) : 64'sd0;
-  localparam longint QMAX = OUT_SIGNED ? (64'sd1 <<< (OUT_BITS - 1)) - 1 : (64'sd1 <<< OUT_BITS) - 1;
+  localparam logic signed [63:0] QMIN = OUT_SIGNED ? -(64'sd1 <<< (OUT_BITS - 1)) : 64'sd0;
+  localparam logic signed [63:0] QMAX = OUT_SIGNED ? (64'sd1 <<< (OUT_BITS - 1)) - 1 : (64'sd1 <<< OUT_BITS) - 1;
 
   typedef enum logic [1:0] {S_MAC, S_RQ, S_SWEEP} phase_t;
   phase_t phase;
@@ -116,7 +119,7 @@ module rl2fpga_layer
   assign src        = ev_busy ? ev_hold : in_payload;
   assign src_valid  = ev_busy || (in_valid && phase == S_MAC && !marker_inflight);
   assign src_marker = !ev_busy && in_last;
-  assign tap_last   = src_marker || (int'(tap_m) == MH - 1 && int'(tap_n) == MW - 1);
+  assign tap_last   = src_marker || (32'(tap_m) == MH - 1 && 32'(tap_n) == MW - 1);
   assign tap_issue  = src_valid && fifo_space;
   assign in_ready   = !ev_busy && phase == S_MAC && !marker_inflight && fifo_space;
 
@@ -127,14 +130,14 @@ module rl2fpga_layer
   logic [OXW-1:0]    tap_ox;
   always_comb begin
     int y, x, c, i, j, oy, ox;
-    y  = int'(src[EW-1 -: YW]);
-    x  = int'(src[EW-YW-1 -: XW]);
-    c  = int'(src[VW+CW-1 -: CW]);
+    y  = 32'(src[EW-1 -: YW]);
+    x  = 32'(src[EW-YW-1 -: XW]);
+    c  = 32'(src[VW+CW-1 -: CW]);
     if (KIND == 1) begin
-      i  = y % SH + SH * int'(tap_m);
-      j  = x % SW + SW * int'(tap_n);
-      oy = y / SH - int'(tap_m);
-      ox = x / SW - int'(tap_n);
+      i  = y % SH + SH * 32'(tap_m);
+      j  = x % SW + SW * 32'(tap_n);
+      oy = y / SH - 32'(tap_m);
+      ox = x / SW - 32'(tap_n);
       tap_ok   = i < KH && j < KW && oy >= 0 && oy < OUT_H && ox >= 0 && ox < OUT_W;
       tab_addr = TABW'((i * KW + j) * IN_C + c);
     end else begin
@@ -183,7 +186,7 @@ module rl2fpga_layer
             ev_busy <= 1'b1;
             ev_hold <= in_payload;
           end
-          if (int'(tap_n) == MW - 1) begin
+          if (32'(tap_n) == MW - 1) begin
             tap_n <= '0;
             tap_m <= tap_m + 1'b1;
           end else begin
@@ -205,7 +208,7 @@ module rl2fpga_layer
 
   assign q_push     = t1_valid && (t1_marker || (t1_ok && t1_len != '0));
   assign q_head     = q_mem[q_rp];
-  assign fifo_space = int'(q_count) + (t1_valid ? 1 : 0) < QD;
+  assign fifo_space = 32'(q_count) + (t1_valid ? 1 : 0) < QD;
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
@@ -280,7 +283,7 @@ module rl2fpga_layer
 
   function automatic logic [AW-1:0] acc_addr(input logic [OYW-1:0] oy, input logic [OXW-1:0] ox,
                                              input logic [FBW-1:0] fb);
-    return AW'((int'(oy) * OUT_W + int'(ox)) * FB + int'(fb));
+    acc_addr = AW'((32'(oy) * OUT_W + 32'(ox)) * FB + 32'(fb));
   endfunction
 
   // ================================================================ MAC pipeline
@@ -382,16 +385,16 @@ module rl2fpga_layer
   logic           ser_can_load, ser_valid;
   logic [EW-1:0]  ser_payload;
   logic [LANES-1:0]         rq_mask;
-  logic [LANES-1:0][EW-1:0] rq_payload;
+  logic [LANES*EW-1:0]      rq_payload;
   logic [AWW-1:0] rq_new[LANES];
 
   assign sweep_mode = all_dirty || LAST;
   assign adv        = !r2_valid || ser_can_load;
   assign rq_issue   = phase == S_RQ && rq_k < rq_total && adv;
 
-  function automatic longint requantize(input logic signed [ACC_BITS-1:0] acc);
-    longint a, q, rem, half, y;
-    a    = longint'(acc);
+  function automatic logic signed [63:0] requantize(input logic signed [ACC_BITS-1:0] acc);
+    logic signed [63:0] a, q, rem, half, y;
+    a    = {{(64 - ACC_BITS){acc[ACC_BITS-1]}}, acc};
     q    = a >>> SHIFT;
     rem  = a - (q <<< SHIFT);
     half = SHIFT > 0 ? (64'sd1 <<< (SHIFT - 1)) : 64'sd0;
@@ -399,7 +402,7 @@ module rl2fpga_layer
     if (y > QMAX) y = QMAX;
     if (y < QMIN) y = QMIN;
     if (RELU && y < 0) y = 0;
-    return y;
+    requantize = y;
   endfunction
 
   logic [DLW-1:0] r1_entry[LANES];
@@ -410,21 +413,21 @@ module rl2fpga_layer
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
       logic [AWW-2:0] w;  // {x_hat, acc}; the dirty bit is not needed here
-      longint y, xh, d, mag;
+      logic signed [63:0] y, xh, d, mag;
       int f;
       logic [OYW-1:0] oy;
       logic [OXW-1:0] ox;
       logic [FBW-1:0] fb;
       w  = acc_rd[l][AWW-2:0];
       {oy, ox, fb} = r2_entry[l];
-      f  = int'(fb) * LANES + l;
+      f  = 32'(fb) * LANES + l;
       y  = requantize($signed(w[ACC_BITS-1:0]));
-      xh = OUT_SIGNED ? longint'($signed(w[AWW-2 -: XB])) : longint'({1'b0, w[AWW-2 -: XB]});
+      xh = {{(64 - XB){OUT_SIGNED && w[AWW-2]}}, w[AWW-2 -: XB]};
       d  = y - xh;
       mag = d < 0 ? -d : d;
       if (LAST) rq_mask[l] = r2_lane[l] && f < N_OUT;
-      else rq_mask[l] = r2_lane[l] && f < N_OUT && mag > longint'(threshold);
-      rq_payload[l] = {YW'(oy), XW'(ox), CW'(f), VW'(LAST ? y : d)};
+      else rq_mask[l] = r2_lane[l] && f < N_OUT && mag > $signed({32'd0, threshold});
+      rq_payload[l*EW +: EW] = {YW'(oy), XW'(ox), CW'(f), VW'(LAST ? y : d)};
       rq_new[l] = {1'b0, (!LAST && rq_mask[l]) ? XB'(y) : w[AWW-2 -: XB], w[ACC_BITS-1:0]};
     end
   end
@@ -490,14 +493,14 @@ module rl2fpga_layer
   end
 
   logic sweep_end;
-  assign sweep_end = int'(sw_oy) == OUT_H - 1 && int'(sw_ox) == OUT_W - 1 && int'(sw_fb) == FB - 1;
+  assign sweep_end = 32'(sw_oy) == OUT_H - 1 && 32'(sw_ox) == OUT_W - 1 && 32'(sw_fb) == FB - 1;
   assign busy = phase != S_MAC || ev_busy || marker_inflight || q_count != '0 || cur_valid
                 || m1_valid || m2_valid;
 
   task automatic sweep_step();
-    if (int'(sw_fb) == FB - 1) begin
+    if (32'(sw_fb) == FB - 1) begin
       sw_fb <= '0;
-      if (int'(sw_ox) == OUT_W - 1) begin
+      if (32'(sw_ox) == OUT_W - 1) begin
         sw_ox <= '0;
         sw_oy <= sw_oy + 1'b1;
       end else begin

@@ -2,7 +2,6 @@
 // in index order; each becomes one 32-bit beat (sign-extended). The end-of-frame marker becomes
 // the action beat: the first index of the largest value, with TLAST.
 module rl2fpga_output
-  import rl2fpga_pkg::*;
 (
     // the y/x fields of the payload are not used: the output vector is 1-D (index in c)
     // verilator lint_off UNUSEDSIGNAL
@@ -11,7 +10,7 @@ module rl2fpga_output
     input  logic          in_valid,
     output logic          in_ready,
     input  logic          in_last,
-    input  logic [EW-1:0] in_payload,
+    input  logic [rl2fpga_pkg::EW-1:0] in_payload,
     // verilator lint_on UNUSEDSIGNAL
     output logic [31:0]   m_axis_tdata,
     output logic          m_axis_tvalid,
@@ -20,6 +19,9 @@ module rl2fpga_output
     output logic          action_sent,  // pulse: the action beat left
     output logic [31:0]   action
 );
+  // event link widths (rl2fpga_pkg)
+  localparam int CW = rl2fpga_pkg::CW, VW = rl2fpga_pkg::VW;
+
   logic signed [VW-1:0] value, best;
   logic [CW-1:0]        index, best_index;
   logic                 have_best;

@@ -12,14 +12,14 @@ module rl2fpga_serializer #(
     output logic                 can_load,
     input  logic                 load,
     input  logic [N-1:0]         load_mask,
-    input  logic [N-1:0][PW-1:0] load_payload,
+    input  logic [N*PW-1:0]      load_payload,  // item i at [i*PW +: PW]
     // output side
     output logic                 out_valid,
     input  logic                 out_ready,
     output logic [PW-1:0]        out_payload
 );
   logic [N-1:0]         mask;
-  logic [N-1:0][PW-1:0] payload;
+  logic [N*PW-1:0]      payload;
   logic [N-1:0]         lowest;  // one-hot lowest set bit of mask
 
   assign lowest    = mask & (~mask + N'(1));
@@ -28,7 +28,7 @@ module rl2fpga_serializer #(
   always_comb begin
     out_payload = '0;
     for (int i = 0; i < N; i++) begin
-      if (lowest[i]) out_payload = payload[i];
+      if (lowest[i]) out_payload = payload[i*PW +: PW];
     end
   end
 

@@ -1,0 +1,62 @@
+"""The ``rtl`` pipeline step: golden model -> sparse delta engine (SystemVerilog).
+
+``rl2fpga rtl RUN_DIR --lanes N`` reads ``quantize/golden/`` and writes ``rtl/``:
+
+  *.sv, *.mem        the engine (hand-written modules, generated top, $readmemh images)
+  design.json        the generator's parameters per layer
+  lint.log           ``verilator --lint-only -Wall`` (must be clean)
+  resources.json     yosys ``synth_xilinx -family xc7`` estimate vs the xc7z020 (rtl.synth)
+  summary.json       the headline figures
+
+The folder is replaced as a whole only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+from rl2fpga.hls.rtlgen import generate, lint
+from rl2fpga.quantize.golden import GoldenModel
+
+from rl2fpga import __version__
+from rl2fpga.config import RunConfig
+from rl2fpga.fsutil import atomic_dir, atomic_write_json
+from rl2fpga.run import Run
+
+
+def rtl_step(run: Run, cfg: RunConfig) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    golden = GoldenModel.load(run.require("quantize") / "golden")
+    summary: dict[str, Any] = {"version": __version__, "lanes": cfg.rtl.lanes,
+                               "input_bytes_per_beat": cfg.rtl.input_bytes_per_beat}
+    with atomic_dir(run.path / "rtl") as out:
+        t0 = time.perf_counter()
+        design = generate(golden, out, lanes=cfg.rtl.lanes, input_bytes_per_beat=cfg.rtl.input_bytes_per_beat)
+        summary["generate_s"] = round(time.perf_counter() - t0, 2)
+        summary["design"] = design.summary()
+        summary["nnz"] = [layer.nnz() for layer in golden.layers]
+        summary["dense_mults"] = golden.dense_mults()
+        if shutil.which("verilator"):
+            lint(design, out / "lint.log")
+            summary["lint"] = "clean"
+        else:
+            summary["lint"] = "skipped: verilator not on PATH"
+            console.print("[yellow]verilator not on PATH: lint skipped")
+        if cfg.rtl.synth and shutil.which("yosys"):
+            from rl2fpga.hls.resources import estimate
+
+            console.print("yosys synth_xilinx -family xc7 (resource estimate) ...")
+            t0 = time.perf_counter()
+            est = estimate(design.sv_files, design.top, out, out / "yosys.log")
+            est["seconds"] = round(time.perf_counter() - t0, 1)
+            atomic_write_json(out / "resources.json", est)
+            summary["resources"] = {k: est[k] for k in ("lut", "ff", "dsp", "bram36", "fits_xc7z020", "bram_inferred")}
+        elif cfg.rtl.synth:
+            summary["resources"] = "skipped: yosys not on PATH"
+            console.print("[yellow]yosys not on PATH: resource estimate skipped")
+        atomic_write_json(out / "summary.json", summary)
+    console.print(f"engine: {len(golden.layers)} layers, {cfg.rtl.lanes} lanes, lint {summary['lint']}")

@@ -1,0 +1,126 @@
+"""The RTL generator: list packing, memory images, refusals, lint."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+
+import numpy as np
+import pytest
+from rl2fpga.hls.rtlgen import generate, lint, pack_lists
+from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
+
+from rl2fpga import GENERATED_HEADER
+from rl2fpga.errors import Rl2fpgaError
+
+
+def _unpack(packed, n_out: int, lanes: int, w_bits: int) -> np.ndarray:
+    """Rebuild the weight matrix from the packed words (independent of the packer)."""
+    out = np.zeros((len(packed.ptr), n_out), dtype=np.int64)
+    for t, (p, nw) in enumerate(zip(packed.ptr, packed.nwords)):
+        for word in packed.words[p : p + nw]:
+            for lane, field in enumerate(word):
+                w = int(field) & ((1 << w_bits) - 1)
+                w = w - (1 << w_bits) if w >> (w_bits - 1) else w
+                fb = int(field) >> w_bits
+                if w:
+                    assert out[t, fb * lanes + lane] == 0, "an output appears twice in one list"
+                    out[t, fb * lanes + lane] = w
+    return out
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 4, 8])
+def test_pack_lists_roundtrip(lanes: int) -> None:
+    rng = np.random.default_rng(lanes)
+    w = rng.integers(-128, 128, size=(37, 21))
+    w[rng.random(w.shape) < 0.8] = 0
+    w[5] = 0  # an empty list
+    packed = pack_lists(w, lanes, 8)
+    assert np.array_equal(_unpack(packed, 21, lanes, 8), w)
+    # a list takes as many words as its fullest lane, no more
+    for t in range(w.shape[0]):
+        per_lane = [np.count_nonzero(w[t, lane::lanes]) for lane in range(lanes)]
+        assert packed.nwords[t] == max(per_lane)
+    assert packed.nwords[5] == 0
+
+
+def _mlp(seed: int = 0, **kw) -> GoldenModel:
+    return random_model(np.random.default_rng(seed), (4,), [("dense", 16), ("dense", 3)], sparsity=0.5, **kw)
+
+
+def test_generate_writes_headers_and_images(tmp_path) -> None:
+    m = _mlp()
+    d = generate(m, tmp_path, lanes=2, input_bytes_per_beat=4)
+    top = (tmp_path / "rl2fpga_engine_top.sv").read_text()
+    assert GENERATED_HEADER in top.splitlines()[0]
+    assert "module rl2fpga_engine_top" in top
+    for p in d.mem_files:
+        lines = p.read_text().splitlines()
+        assert GENERATED_HEADER in lines[0]
+        assert all(re.fullmatch(r"[0-9a-f]+", ln) for ln in lines[1:])
+    # bias image of layer 0: lane fields of acc_bits each, 2 lanes per word
+    plan = d.layers[0]
+    words = [int(x, 16) for x in (tmp_path / plan.bias_file).read_text().splitlines()[1:]]
+    mask = (1 << plan.acc_bits) - 1
+    got = []
+    for v in words:
+        for lane in range(2):
+            f = (v >> (lane * plan.acc_bits)) & mask
+            got.append(f - (1 << plan.acc_bits) if f >> (plan.acc_bits - 1) else f)
+    assert got[:16] == [int(b) for b in m.layers[0].b]
+    assert (tmp_path / "design.json").exists()
+
+
+def test_refuses_unsupported_activation(tmp_path) -> None:
+    m = _mlp()
+    m.layers[0].activation = "tanh"  # type: ignore[assignment]
+    with pytest.raises(Rl2fpgaError) as e:
+        generate(m, tmp_path)
+    assert "tanh" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "rl2fpga_engine_top.sv").exists()
+
+
+def test_refuses_conv_after_dense(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    base = random_model(rng, (6, 6, 1), [("conv2d", 2, 3, 1), ("dense", 4)])
+    dense = dataclasses.replace(base.layers[1], name="d0", w=rng.integers(-3, 3, size=(36, 36)),
+                                b=np.zeros(36, dtype=np.int64), in_shape=(36,))
+    conv = dataclasses.replace(base.layers[0], name="c1", in_shape=(6, 6, 1), in_fmt=dense.out_fmt)
+    with pytest.raises(Rl2fpgaError, match="conv2d after a dense"):
+        generate(GoldenModel([dense, conv]), tmp_path)
+
+
+def test_refuses_memory_that_does_not_fit(tmp_path) -> None:
+    m = random_model(np.random.default_rng(0), (4096,), [("dense", 2048), ("dense", 2)], sparsity=0.0)
+    with pytest.raises(Rl2fpgaError, match="BRAM"):
+        generate(m, tmp_path)
+
+
+def test_refuses_wide_formats(tmp_path) -> None:
+    m = _mlp(in_fmt=Fmt(24, 4, True))
+    with pytest.raises(Rl2fpgaError, match="bits"):
+        generate(m, tmp_path)
+
+
+def test_refuses_bad_beat_width(tmp_path) -> None:
+    m = _mlp(in_fmt=Fmt(12, 4, True))  # 2-byte elements
+    with pytest.raises(Rl2fpgaError, match="input_bytes_per_beat"):
+        generate(m, tmp_path, input_bytes_per_beat=3)
+
+
+@pytest.mark.verilator
+@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_lint_clean(tmp_path, kind: str) -> None:
+    rng = np.random.default_rng(3)
+    if kind == "mlp":
+        m = random_model(rng, (4,), [("dense", 64), ("dense", 64), ("dense", 2)], sparsity=0.9,
+                         in_fmt=Fmt(16, 5, True))
+        d = generate(m, tmp_path, lanes=4, input_bytes_per_beat=8)
+    else:
+        m = random_model(rng, (13, 11, 3), [("conv2d", 5, 3, 2), ("conv2d", 6, 2, 1), ("dense", 7), ("dense", 3)],
+                         sparsity=0.7)
+        d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=16)
+    log = lint(d, tmp_path / "lint.log")
+    assert "%Warning" not in log and "%Error" not in log

@@ -71,6 +71,19 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
+TRANSIENT_KEYS = ("board.action",)
+
+
+def _transient(cfg: object) -> dict[str, str]:
+    out = {}
+    for key in TRANSIENT_KEYS:
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        out[key] = str(node)
+    return out
+
+
 def _flag_overrides(args: argparse.Namespace, step: str) -> list[str]:
     out = []
     for _flag, (key, _typ) in STEP_FLAGS.get(step, {}).items():
@@ -118,8 +131,11 @@ def _main(argv: list[str] | None) -> int:
         return 0
 
     run = Run.open(args.run_dir)
-    cfg = apply_overrides(run.config(), list(args.set) + _flag_overrides(args, args.cmd))
-    run = Run.create(cfg, path=run.path)
+    stored = run.config()
+    cfg = apply_overrides(stored, list(args.set) + _flag_overrides(args, args.cmd))
+    # what a step is asked to do this time (e.g. board --action build) is not saved as the run's config
+    persisted = apply_overrides(cfg, [f"{k}={v}" for k, v in _transient(stored).items()])
+    Run.create(persisted, path=run.path)
     run_pipeline(run, cfg, start=args.cmd, stop=args.cmd)
     return 0
 

@@ -14,7 +14,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=220)
     ap.add_argument("--lanes", type=int, default=4)
-    ap.add_argument("--beat-bytes", type=int, default=64)
+    ap.add_argument("--beat-bytes", type=int, default=128)
     ap.add_argument("--sparsity", type=float, default=0.9)
     ap.add_argument("--threshold", type=int, default=2)
     ap.add_argument("--backpressure", type=float, default=0.0)

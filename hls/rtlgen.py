@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import ACC_LIMIT_BITS, GoldenLayer, GoldenModel
 
 from rl2fpga import GENERATED_HEADER, __version__
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
+from rl2fpga.hls import regmap
+from rl2fpga.quantize.golden import ACC_LIMIT_BITS, GoldenLayer, GoldenModel
 
 RTL_SRC = Path(__file__).resolve().parent / "rtl"
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "rtl"
@@ -92,12 +92,18 @@ class LayerPlan:
 
 @dataclass
 class PackedLists:
-    """Compressed fan-out lists of one layer (one list per table entry)."""
+    """Compressed fan-out lists of one layer, split by lane: lane ``l`` holds the outputs
+    ``f = fb * lanes + l`` of every list, as (fb, w) entries in its own memory."""
 
-    words: np.ndarray  # (n_words, lanes) int64: lane fields fb << w_bits | (w & mask)
-    ptr: np.ndarray  # (n_lists,)
-    nwords: np.ndarray  # (n_lists,)
+    entries: list[np.ndarray]  # per lane: (n_entries,) int64 fields fb << w_bits | (w & mask)
+    ptr: np.ndarray  # (n_lists, lanes): first entry of each list's part in the lane memory
+    length: np.ndarray  # (n_lists, lanes): entries of each list's part
     fbw: int
+
+    @property
+    def nwords(self) -> np.ndarray:
+        """Cycles the lanes would need per list if they ran in lockstep (fullest lane)."""
+        return self.length.max(axis=1) if self.length.size else np.zeros(0, dtype=np.int64)
 
 
 @dataclass
@@ -122,12 +128,14 @@ class RtlDesign:
         d = read_json(folder / "design.json")
         try:
             layers = [LayerPlan(**{**p, "in_shape": tuple(p["in_shape"]), "out_shape": tuple(p["out_shape"]),
-                                   "wmem_file": f"{p['name']}_w.mem", "tab_file": f"{p['name']}_tab.mem",
+                                   "wmem_file": f"{p['name']}_w", "tab_file": f"{p['name']}_tab.mem",
                                    "bias_file": f"{p['name']}_b.mem"}) for p in d["layers"]]
             design = cls(out_dir=folder, top=d["top"], lanes=int(d["lanes"]),
                          input_bytes_per_beat=int(d["input_bytes_per_beat"]),
                          sv_files=[folder / n for n in d["sv_files"]],
-                         mem_files=[folder / n for p in layers for n in (p.wmem_file, p.tab_file, p.bias_file)],
+                         mem_files=[folder / n for p in layers
+                                    for n in [p.tab_file, p.bias_file]
+                                    + [lane_mem_file(p.wmem_file, lane) for lane in range(int(d["lanes"]))]],
                          layers=layers, n_beats=int(d["input_beats"]))
         except (KeyError, TypeError) as e:
             raise Rl2fpgaError(f"{folder}/design.json is corrupt ({e}); rerun `rl2fpga rtl`") from None
@@ -161,30 +169,26 @@ def _clog2(n: int) -> int:
 
 
 def pack_lists(w2: np.ndarray, lanes: int, w_bits: int) -> PackedLists:
-    """Pack the nonzeros of each row of ``w2`` (lists x outputs) into lane-banked words.
-
-    Output ``f`` goes to lane ``f % lanes`` with bank address ``fb = f // lanes``; a list takes
-    as many words as its fullest lane; empty slots are ``w = 0``.
-    """
+    """Split the nonzeros of each row of ``w2`` (lists x outputs) by lane (``f % lanes``) and
+    store each lane's parts back to back: no padding anywhere."""
     n_lists, n_out = w2.shape
-    fb_count = -(-n_out // lanes)
-    fbw = _clog2(fb_count)
-    t, f = np.nonzero(w2)  # row-major: sorted by list, then output
-    lane = f % lanes
-    key = t * lanes + lane
-    counts = np.bincount(key, minlength=n_lists * lanes).reshape(n_lists, lanes)
-    nwords = counts.max(axis=1) if n_lists else np.zeros(0, dtype=np.int64)
-    ptr = np.concatenate([[0], np.cumsum(nwords)[:-1]]).astype(np.int64)
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    starts = np.searchsorted(ks, ks, side="left")
-    rank = np.empty_like(key)
-    rank[order] = np.arange(len(ks)) - starts
-    words = np.zeros((int(nwords.sum()), lanes), dtype=np.int64)
+    fbw = _clog2(-(-n_out // lanes))
     wmask = (1 << w_bits) - 1
-    fields = ((f // lanes).astype(np.int64) << w_bits) | (w2[t, f].astype(np.int64) & wmask)
-    words[ptr[t] + rank, lane] = fields
-    return PackedLists(words=words, ptr=ptr, nwords=nwords.astype(np.int64), fbw=fbw)
+    ptr = np.zeros((n_lists, lanes), dtype=np.int64)
+    length = np.zeros((n_lists, lanes), dtype=np.int64)
+    entries = []
+    for lane in range(lanes):
+        sub = w2[:, lane::lanes]  # outputs of this lane; column index = fb
+        t, fb = np.nonzero(sub)  # row-major: by list, then fb
+        length[:, lane] = np.bincount(t, minlength=n_lists)
+        ptr[:, lane] = np.concatenate([[0], np.cumsum(length[:, lane])[:-1]])
+        entries.append((fb.astype(np.int64) << w_bits) | (sub[t, fb].astype(np.int64) & wmask))
+    return PackedLists(entries=entries, ptr=ptr, length=length, fbw=fbw)
+
+
+def lane_mem_file(prefix: str, lane: int) -> str:
+    """Weight image of one lane: the RTL appends two letters ("aa" + lane) and ".mem"."""
+    return f"{prefix}{chr(97 + lane // 26)}{chr(97 + lane % 26)}.mem"
 
 
 def _hex_lines(values: list[int], width_bits: int) -> str:
@@ -242,7 +246,7 @@ def _plan_layer(layer: GoldenLayer, k: int, n_layers: int, lanes: int) -> tuple[
     kh, kw = layer.w.shape[:2] if conv else (1, 1)
     out_h, out_w = layer.out_hw if conv else (1, 1)
     fb = -(-layer.n_out // lanes)
-    n_words = int(packed.words.shape[0])
+    n_words = max(max(len(e) for e in packed.entries), 1)
     acc_bits = layer.acc_bits()
     out_bits = layer.out_fmt.bits
     last = k == n_layers - 1
@@ -259,15 +263,15 @@ def _plan_layer(layer: GoldenLayer, k: int, n_layers: int, lanes: int) -> tuple[
         out_signed=int(layer.out_fmt.signed), shift=layer.shift,
         relu=int(layer.activation == "relu"), last=int(last),
         nnz=layer.nnz(), words=n_words, tab_depth=w2.shape[0],
-        ptr_bits=_bits(max(n_words, 1)), len_bits=_bits(max(int(packed.nwords.max(initial=1)), 1)),
+        ptr_bits=_bits(n_words), len_bits=_bits(max(int(packed.length.max(initial=1)), 1)),
         wmem_depth=max(n_words, 1), fb=fb,
-        wmem_file=f"{layer.name}_w.mem", tab_file=f"{layer.name}_tab.mem", bias_file=f"{layer.name}_b.mem",
+        wmem_file=f"{layer.name}_w", tab_file=f"{layer.name}_tab.mem", bias_file=f"{layer.name}_b.mem",
     )
     depth = out_h * out_w * fb
     xb = 1 if last else out_bits
     plan.mem_bits = {
-        "weights": plan.wmem_depth * lanes * (packed.fbw + plan.w_bits),
-        "table": plan.tab_depth * (plan.ptr_bits + plan.len_bits),
+        "weights": sum(len(e) for e in packed.entries) * (packed.fbw + plan.w_bits),
+        "table": plan.tab_depth * lanes * (plan.ptr_bits + plan.len_bits),
         "accumulators": lanes * depth * (1 + xb + acc_bits),
         "dirty_lists": lanes * depth * (_clog2(out_h) + _clog2(out_w) + packed.fbw),
     }
@@ -282,6 +286,11 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     import jinja2
 
     check_mappable(golden, lanes, input_bytes_per_beat)
+    weight_bits = sum(layer.nnz() * layer.w_fmt.bits for layer in golden.layers)
+    if weight_bits > XC7Z020_BRAM36 * BRAM36_BITS:
+        raise Rl2fpgaError(
+            f"the nonzero weights alone need {weight_bits / 8 / 1024:.0f} KiB > the xc7z020's {XC7Z020_BRAM36 * BRAM36_BITS / 8 / 1024:.0f} KiB of BRAM; prune harder"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n = len(golden.layers)
@@ -291,14 +300,15 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     for k, layer in enumerate(golden.layers):
         plan, packed, bias = _plan_layer(layer, k, n, lanes)
         lane_bits = packed.fbw + plan.w_bits
-        words = _join_lanes(packed.words, lane_bits) or [0]
-        tab = [(int(nw) << plan.ptr_bits) | int(p) for nw, p in zip(packed.nwords, packed.ptr)]
-        bias_words = _join_lanes(bias, plan.acc_bits)
-        for name, vals, width in (
-            (plan.wmem_file, words, lanes * lane_bits),
-            (plan.tab_file, tab, plan.ptr_bits + plan.len_bits),
-            (plan.bias_file, bias_words, lanes * plan.acc_bits),
-        ):
+        tew = plan.ptr_bits + plan.len_bits
+        tab_fields = (packed.length << plan.ptr_bits) | packed.ptr  # (lists, lanes) {len, ptr}
+        images = [(lane_mem_file(plan.wmem_file, lane), [int(v) for v in e] or [0], lane_bits)
+                  for lane, e in enumerate(packed.entries)]
+        images += [
+            (plan.tab_file, _join_lanes(tab_fields, tew), lanes * tew),
+            (plan.bias_file, _join_lanes(bias, plan.acc_bits), lanes * plan.acc_bits),
+        ]
+        for name, vals, width in images:
             atomic_write_text(out_dir / name, f"// {GENERATED_HEADER}\n" + _hex_lines(vals, width))
             mem_files.append(out_dir / name)
         plans.append(plan)

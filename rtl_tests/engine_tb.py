@@ -21,6 +21,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
 from rl2fpga.hls import regmap
 from rl2fpga.quantize.golden import GoldenModel
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rl2fpga.hls.rtlgen import RtlDesign
-from rl2fpga.quantize.golden import GoldenModel
 
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.hls.rtlgen import RtlDesign
+from rl2fpga.quantize.golden import GoldenModel
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_ROOT = REPO / "build"
@@ -46,6 +46,7 @@ def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any,
     digest = hashlib.sha1()
     for p in sorted(design.sv_files + design.mem_files) + [SIM_WRAPPER]:
         digest.update(p.name.encode() + p.read_bytes())
+    digest.update(str(design.out_dir.resolve()).encode())  # MEM_DIR is compiled in
     build_dir = build_dir or BUILD_ROOT / "sim" / f"engine_{digest.hexdigest()[:12]}"
     runner = get_runner("verilator")
     stamp = build_dir / ".built"

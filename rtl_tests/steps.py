@@ -113,6 +113,7 @@ def plot_histogram(per_frame: list[dict[str, Any]], stats: dict[str, Any], path:
 
 def cosim_step(run: Run, cfg: RunConfig) -> None:
     from rich.console import Console
+
     from rl2fpga.hls.rtlgen import RtlDesign
     from rl2fpga.quantize.golden import GoldenModel
     from rl2fpga.rtl_tests.harness import run_engine

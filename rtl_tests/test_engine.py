@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rl2fpga.hls.rtlgen import generate
 from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
 from rl2fpga.rtl_tests.harness import BUILD_ROOT, have_verilator, run_engine
@@ -88,7 +89,7 @@ def test_atari_cnn_real_breakout() -> None:
     from rl2fpga.rtl_tests.frames import record
 
     frames, starts = record(220, seed=0)
-    res = _cosim("atari_cnn", atari_model(), frames, lanes=4, beat_bytes=64, seed=3, idle=0.2, stall=0.3,
+    res = _cosim("atari_cnn", atari_model(), frames, lanes=4, beat_bytes=128, seed=3, idle=0.2, stall=0.3,
                  resets=sorted(set(starts[1:]) | {120}))
     _check(res, len(frames))
 

@@ -8,25 +8,26 @@ import shutil
 
 import numpy as np
 import pytest
-from rl2fpga.hls.rtlgen import generate, lint, pack_lists
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
 
 from rl2fpga import GENERATED_HEADER
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.hls.rtlgen import generate, lint, pack_lists
+from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
 
 
 def _unpack(packed, n_out: int, lanes: int, w_bits: int) -> np.ndarray:
-    """Rebuild the weight matrix from the packed words (independent of the packer)."""
+    """Rebuild the weight matrix from the per-lane entries (independent of the packer)."""
     out = np.zeros((len(packed.ptr), n_out), dtype=np.int64)
-    for t, (p, nw) in enumerate(zip(packed.ptr, packed.nwords)):
-        for word in packed.words[p : p + nw]:
-            for lane, field in enumerate(word):
+    for t in range(len(packed.ptr)):
+        for lane in range(lanes):
+            p, n = packed.ptr[t, lane], packed.length[t, lane]
+            for field in packed.entries[lane][p : p + n]:
                 w = int(field) & ((1 << w_bits) - 1)
                 w = w - (1 << w_bits) if w >> (w_bits - 1) else w
                 fb = int(field) >> w_bits
-                if w:
-                    assert out[t, fb * lanes + lane] == 0, "an output appears twice in one list"
-                    out[t, fb * lanes + lane] = w
+                assert w != 0, "a stored weight is zero"
+                assert out[t, fb * lanes + lane] == 0, "an output appears twice in one list"
+                out[t, fb * lanes + lane] = w
     return out
 
 
@@ -38,11 +39,11 @@ def test_pack_lists_roundtrip(lanes: int) -> None:
     w[5] = 0  # an empty list
     packed = pack_lists(w, lanes, 8)
     assert np.array_equal(_unpack(packed, 21, lanes, 8), w)
-    # a list takes as many words as its fullest lane, no more
+    # no padding: the lanes hold exactly the nonzero weights
+    assert sum(len(e) for e in packed.entries) == np.count_nonzero(w)
     for t in range(w.shape[0]):
-        per_lane = [np.count_nonzero(w[t, lane::lanes]) for lane in range(lanes)]
-        assert packed.nwords[t] == max(per_lane)
-    assert packed.nwords[5] == 0
+        assert [packed.length[t, lane] for lane in range(lanes)] == [np.count_nonzero(w[t, lane::lanes]) for lane in range(lanes)]
+    assert packed.length[5].sum() == 0
 
 
 def _mlp(seed: int = 0, **kw) -> GoldenModel:
@@ -92,7 +93,7 @@ def test_refuses_conv_after_dense(tmp_path) -> None:
 
 
 def test_refuses_memory_that_does_not_fit(tmp_path) -> None:
-    m = random_model(np.random.default_rng(0), (4096,), [("dense", 2048), ("dense", 2)], sparsity=0.0)
+    m = random_model(np.random.default_rng(0), (1024,), [("dense", 1024), ("dense", 2)], sparsity=0.0)
     with pytest.raises(Rl2fpgaError, match="BRAM"):
         generate(m, tmp_path)
 
@@ -111,16 +112,16 @@ def test_refuses_bad_beat_width(tmp_path) -> None:
 
 @pytest.mark.verilator
 @pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
-def test_lint_clean(tmp_path, kind: str) -> None:
+@pytest.mark.parametrize("kind,beat_bytes", [("mlp", 8), ("mlp", 4), ("mlp", 2), ("cnn", 16)])
+def test_lint_clean(tmp_path, kind: str, beat_bytes: int) -> None:
     rng = np.random.default_rng(3)
     if kind == "mlp":
         m = random_model(rng, (4,), [("dense", 64), ("dense", 64), ("dense", 2)], sparsity=0.9,
                          in_fmt=Fmt(16, 5, True))
-        d = generate(m, tmp_path, lanes=4, input_bytes_per_beat=8)
+        d = generate(m, tmp_path, lanes=4, input_bytes_per_beat=beat_bytes)
     else:
         m = random_model(rng, (13, 11, 3), [("conv2d", 5, 3, 2), ("conv2d", 6, 2, 1), ("dense", 7), ("dense", 3)],
                          sparsity=0.7)
-        d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=16)
+        d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=beat_bytes)
     log = lint(d, tmp_path / "lint.log")
     assert "%Warning" not in log and "%Error" not in log

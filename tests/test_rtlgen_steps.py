@@ -7,10 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
-from rl2fpga.quantize.golden import Fmt, random_model
-from rl2fpga.rtl_tests.steps import latency_stats
 
 from rl2fpga.config import RunConfig
+from rl2fpga.quantize.golden import Fmt, random_model
+from rl2fpga.rtl_tests.steps import latency_stats
 from rl2fpga.run import Run
 
 
@@ -42,9 +42,8 @@ def _run_with_golden(tmp_path, **cfg_kw) -> tuple[Run, RunConfig]:
 
 
 def test_rtl_step_refuses_missing_golden(tmp_path) -> None:
-    from rl2fpga.hls.rtl_steps import rtl_step
-
     from rl2fpga.errors import Rl2fpgaError
+    from rl2fpga.hls.rtl_steps import rtl_step
 
     cfg = RunConfig(name="t")
     run = Run.create(cfg, path=tmp_path / "run")

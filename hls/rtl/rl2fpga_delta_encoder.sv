@@ -41,7 +41,7 @@ module rl2fpga_delta_encoder
   localparam int EPB    = BYTES / EB;
   localparam int N_ELEM = IN_H * IN_W * IN_C;
   localparam int BEATS  = (N_ELEM + EPB - 1) / EPB;
-  localparam int BW     = $clog2(BEATS + 1);
+  localparam int BW     = BEATS > 1 ? $clog2(BEATS) : 1;
   localparam int FW     = $clog2(N_ELEM + EPB + 1);  // flat element index
   localparam int DW     = IN_BITS + 2;               // signed difference
   localparam int PW     = FW + VW;                   // serializer payload {flat, delta}

@@ -5,9 +5,12 @@
 //   tap generator  one event -> the taps (i, j) whose output position (oy, ox) covers the input
 //                  (conv: ceil(KH/SH) x ceil(KW/SW) candidates, stride and borders checked;
 //                  dense: one), each looked up in the table {nwords, ptr} of its compressed list;
-//   word iterator  walks the list: one weight word per cycle, LANES (fb, w) pairs per word;
-//                  lane l only holds outputs f = fb * LANES + l, so the LANES accumulator banks
-//                  never conflict (the generator pads short lanes with w = 0, not counted);
+//                  one table word holds, per lane, {len, ptr} of that lane's part of the list;
+//   lanes          lane l owns outputs f = fb * LANES + l: its own accumulator bank, weight
+//                  memory of (fb, w) pairs and dirty list, so lanes never conflict. Each lane
+//                  has a FIFO of taps and walks its part of each list at one MAC per cycle,
+//                  independently of the other lanes (no padding: a lane with a short part
+//                  moves on to the next tap while the others finish);
 //   MAC pipeline   read accumulator -> acc + w * delta -> write back; a read that races the
 //                  previous cycle's write of the same address takes the forwarded value.
 // Each accumulator word also holds its dirty bit and x_hat of the next layer's input; the first
@@ -66,7 +69,7 @@ module rl2fpga_layer
     // counters of the last finished frame
     output logic [31:0]   last_events,
     output logic [31:0]   last_macs,
-    output logic [31:0]   last_pad
+    output logic [31:0]   last_pad      // lane-cycles idle while another lane still worked
 );
   // event link widths (rl2fpga_pkg)
   localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, CW = rl2fpga_pkg::CW;
@@ -78,7 +81,8 @@ module rl2fpga_layer
   localparam int AW    = DEPTH > 1 ? $clog2(DEPTH) : 1;
   localparam int OYW   = OUT_H > 1 ? $clog2(OUT_H) : 1;
   localparam int OXW   = OUT_W > 1 ? $clog2(OUT_W) : 1;
-  localparam int LW    = FBW + W_BITS;                       // one lane of a weight word
+  localparam int LW    = FBW + W_BITS;                       // one (fb, w) entry
+  localparam int TEW   = LEN_BITS + PTR_BITS;                // one lane's {len, ptr}
   localparam int TABW  = TAB_DEPTH > 1 ? $clog2(TAB_DEPTH) : 1;
   localparam int WAW   = WMEM_DEPTH > 1 ? $clog2(WMEM_DEPTH) : 1;
   localparam int MH    = KIND == 1 ? (KH + SH - 1) / SH : 1;  // candidate taps per event
@@ -96,11 +100,9 @@ module rl2fpga_layer
   logic   all_dirty;
 
   // ================================================================ read-only memories
-  logic [LANES*LW-1:0]         wmem[WMEM_DEPTH];
-  logic [LEN_BITS+PTR_BITS-1:0] tab[TAB_DEPTH];
-  logic [LANES*ACC_BITS-1:0]   bias_rom[FB];
+  logic [LANES*TEW-1:0]      tab[TAB_DEPTH];
+  logic [LANES*ACC_BITS-1:0] bias_rom[FB];
   initial begin
-    $readmemh(WMEM_FILE, wmem);
     $readmemh(TAB_FILE, tab);
     $readmemh(BIAS_FILE, bias_rom);
   end
@@ -112,9 +114,8 @@ module rl2fpga_layer
   logic [MWW-1:0]    tap_n;
   logic [EW-1:0]     src;                 // the event whose tap issues now
   logic              src_valid, src_marker, tap_last, tap_issue, fifo_space;
-
-  // nothing new is accepted while the marker of this frame is still in the MAC pipeline
-  logic marker_inflight;
+  // nothing new is accepted while the marker of this frame is still in the lanes
+  logic              marker_inflight;
 
   assign src        = ev_busy ? ev_hold : in_payload;
   assign src_valid  = ev_busy || (in_valid && phase == S_MAC && !marker_inflight);
@@ -150,14 +151,12 @@ module rl2fpga_layer
     tap_ox = OXW'(ox);
   end
 
-  // T1: table word arrives
-  logic                          t1_valid, t1_ok, t1_marker;
-  logic [OYW-1:0]                t1_oy;
-  logic [OXW-1:0]                t1_ox;
-  logic [VW-1:0]                 t1_value;
-  logic [LEN_BITS+PTR_BITS-1:0]  tab_rd;
-  logic [LEN_BITS-1:0]           t1_len;
-  assign t1_len = tab_rd[LEN_BITS+PTR_BITS-1 -: LEN_BITS];
+  // T1: table word arrives, the tap goes to every lane whose part of the list is not empty
+  logic                  t1_valid, t1_ok, t1_marker;
+  logic [OYW-1:0]        t1_oy;
+  logic [OXW-1:0]        t1_ox;
+  logic [VW-1:0]         t1_value;
+  logic [LANES*TEW-1:0]  tab_rd;
 
   always_ff @(posedge clk) begin
     if (tap_issue && !src_marker) tab_rd <= tab[tab_addr];
@@ -197,196 +196,19 @@ module rl2fpga_layer
     end
   end
 
-  // ================================================================ tap FIFO
-  localparam int QD  = 4;
-  localparam int QIW = 1 + OYW + OXW + VW + PTR_BITS + LEN_BITS;  // {marker, oy, ox, value, ptr, len}
-  logic [QIW-1:0] q_mem[QD];
-  logic [1:0]     q_rp, q_wp;
-  logic [2:0]     q_count;
-  logic           q_push, q_pop;
-  logic [QIW-1:0] q_head;
-
-  assign q_push     = t1_valid && (t1_marker || (t1_ok && t1_len != '0));
-  assign q_head     = q_mem[q_rp];
-  assign fifo_space = 32'(q_count) + (t1_valid ? 1 : 0) < QD;
-
-  always_ff @(posedge clk) begin
-    if (!rst_n) begin
-      q_rp    <= '0;
-      q_wp    <= '0;
-      q_count <= '0;
-    end else begin
-      if (q_push) begin
-        q_mem[q_wp] <= {t1_marker, t1_oy, t1_ox, t1_value, tab_rd[PTR_BITS-1:0],
-                        t1_marker ? LEN_BITS'(1) : t1_len};
-        q_wp <= q_wp + 1'b1;
-      end
-      if (q_pop) q_rp <= q_rp + 1'b1;
-      q_count <= q_count + (q_push ? 3'd1 : 3'd0) - (q_pop ? 3'd1 : 3'd0);
-    end
-  end
-
-  // ================================================================ word iterator
-  logic                cur_valid, cur_marker;
-  logic [PTR_BITS-1:0] cur_ptr;
-  logic [LEN_BITS-1:0] cur_left;
-  logic [OYW-1:0]      cur_oy;
-  logic [OXW-1:0]      cur_ox;
-  logic [VW-1:0]       cur_value;
-  logic [LANES*LW-1:0] w_rd;
-
-  assign q_pop = q_count != '0 && (!cur_valid || cur_left == LEN_BITS'(1));
-
-  always_ff @(posedge clk) begin
-    if (cur_valid && !cur_marker) w_rd <= wmem[WAW'(cur_ptr)];
-  end
-
-  always_ff @(posedge clk) begin
-    if (!rst_n) begin
-      cur_valid <= 1'b0;
-    end else if (q_pop) begin
-      cur_valid  <= 1'b1;
-      {cur_marker, cur_oy, cur_ox, cur_value, cur_ptr, cur_left} <= q_head;
-    end else if (cur_valid) begin
-      cur_ptr  <= cur_ptr + 1'b1;
-      cur_left <= cur_left - 1'b1;
-      if (cur_left == LEN_BITS'(1)) cur_valid <= 1'b0;
-    end
-  end
-
-  // ================================================================ accumulator banks
-  logic [AW-1:0]  acc_ra[LANES], acc_wa[LANES];
-  logic [AWW-1:0] acc_rd[LANES], acc_wd[LANES];
-  logic           acc_re[LANES], acc_we[LANES];
-
-  for (genvar l = 0; l < LANES; l++) begin : g_bank
-    logic [AWW-1:0] mem[DEPTH];
-    always_ff @(posedge clk) begin
-      if (acc_we[l]) mem[acc_wa[l]] <= acc_wd[l];
-      if (acc_re[l]) acc_rd[l] <= mem[acc_ra[l]];
-    end
-  end
-
-  // dirty lists: entry {oy, ox, fb}, one list per bank
-  logic [DLW-1:0] dl_wd[LANES], dl_rd[LANES];
-  logic [AW-1:0]  dl_wa[LANES], dl_ra;
-  logic           dl_we[LANES], dl_re;
-  logic [AW:0]    dcount[LANES];
-
-  for (genvar l = 0; l < LANES; l++) begin : g_dlist
-    logic [DLW-1:0] mem[DEPTH];
-    always_ff @(posedge clk) begin
-      if (dl_we[l]) mem[dl_wa[l]] <= dl_wd[l];
-      if (dl_re) dl_rd[l] <= mem[dl_ra];
-    end
-  end
-
-  function automatic logic [AW-1:0] acc_addr(input logic [OYW-1:0] oy, input logic [OXW-1:0] ox,
-                                             input logic [FBW-1:0] fb);
-    acc_addr = AW'((32'(oy) * OUT_W + 32'(ox)) * FB + 32'(fb));
-  endfunction
-
-  // ================================================================ MAC pipeline
-  // M1: weight word available, accumulator reads issued
-  logic                    m1_valid, m1_marker;
-  logic [OYW-1:0]          m1_oy;
-  logic [OXW-1:0]          m1_ox;
-  logic [VW-1:0]           m1_value;
-  // M2: accumulator words available, multiply-add, write back
-  logic                    m2_valid, m2_marker;
-  logic [OYW-1:0]          m2_oy;
-  logic [OXW-1:0]          m2_ox;
-  logic [VW-1:0]           m2_value;
-  logic [FBW-1:0]          m2_fb[LANES];
-  logic [W_BITS-1:0]       m2_w[LANES];
-  logic [AW-1:0]           m2_addr[LANES];
-  // forwarding of the previous cycle's write
-  logic                    fwd_valid[LANES];
-  logic [AW-1:0]           fwd_addr[LANES];
-  logic [AWW-1:0]          fwd_data[LANES];
-
-  logic [FBW-1:0]          m1_fb[LANES];
-  logic [W_BITS-1:0]       m1_w[LANES];
-  always_comb begin
-    for (int l = 0; l < LANES; l++) begin
-      m1_w[l]  = w_rd[l*LW +: W_BITS];
-      m1_fb[l] = w_rd[l*LW + W_BITS +: FBW];
-    end
-  end
-
-  logic [AWW-1:0] mac_new[LANES];
-  logic           mac_we[LANES], mac_push[LANES];
-  always_comb begin
-    for (int l = 0; l < LANES; l++) begin
-      logic [AWW-1:0]               old;
-      logic signed [ACC_BITS-1:0]   acc;
-      // the product may be wider than the accumulator: the sum is kept modulo 2^ACC_BITS, exact
-      // because every reachable accumulator value fits ACC_BITS (proved by the generator)
-      // verilator lint_off UNUSEDSIGNAL
-      logic signed [W_BITS+VW-1:0]  prod;
-      // verilator lint_on UNUSEDSIGNAL
-      old  = (fwd_valid[l] && fwd_addr[l] == m2_addr[l]) ? fwd_data[l] : acc_rd[l];
-      acc  = $signed(old[ACC_BITS-1:0]);
-      prod = $signed(m2_w[l]) * $signed(m2_value);
-      acc  = acc + ACC_BITS'(prod);
-      mac_new[l]  = {1'b1, old[AWW-2 -: XB], acc};
-      mac_we[l]   = m2_valid && !m2_marker && m2_w[l] != '0;
-      mac_push[l] = mac_we[l] && !old[AWW-1];
-    end
-  end
-
-  logic [31:0] run_events, run_macs, run_pad;
-  logic [31:0] word_macs;
-  always_comb begin
-    word_macs = '0;
-    for (int l = 0; l < LANES; l++) word_macs = word_macs + (mac_we[l] ? 32'd1 : 32'd0);
-  end
-
-  always_ff @(posedge clk) begin
-    if (!rst_n) begin
-      m1_valid <= 1'b0;
-      m2_valid <= 1'b0;
-      marker_inflight <= 1'b0;
-      for (int l = 0; l < LANES; l++) fwd_valid[l] <= 1'b0;
-    end else begin
-      m1_valid  <= cur_valid;
-      m1_marker <= cur_marker;
-      m1_oy     <= cur_oy;
-      m1_ox     <= cur_ox;
-      m1_value  <= cur_value;
-      m2_valid  <= m1_valid;
-      m2_marker <= m1_marker;
-      m2_oy     <= m1_oy;
-      m2_ox     <= m1_ox;
-      m2_value  <= m1_value;
-      for (int l = 0; l < LANES; l++) begin
-        m2_w[l]    <= m1_marker ? '0 : m1_w[l];
-        m2_fb[l]   <= m1_fb[l];
-        m2_addr[l] <= acc_addr(m1_oy, m1_ox, m1_fb[l]);
-        fwd_valid[l] <= mac_we[l];
-        fwd_addr[l]  <= m2_addr[l];
-        fwd_data[l]  <= mac_new[l];
-      end
-      if (tap_issue && src_marker) marker_inflight <= 1'b1;
-      if (m2_valid && m2_marker) marker_inflight <= 1'b0;
-    end
-  end
-
-  // ================================================================ requantize phase
+  // ================================================================ requantize control
   logic [AW:0]    rq_k, rq_total;
   logic [OYW-1:0] sw_oy;   // sweep coordinates (all-dirty mode and state reset)
   logic [OXW-1:0] sw_ox;
   logic [FBW-1:0] sw_fb;
-  logic           sweep_mode;
+  logic           sweep_mode, sweep_end;
   logic           r1_valid, r2_valid;
-  logic [LANES-1:0] r1_lane, r2_lane;
-  logic [DLW-1:0] r1_sw, r2_entry[LANES];
-  logic           adv, rq_issue;
+  logic [DLW-1:0] r1_sw;
+  logic           adv, rq_issue, rq_done, clear_dirty;
   logic           ser_can_load, ser_valid;
   logic [EW-1:0]  ser_payload;
   logic [LANES-1:0]         rq_mask;
   logic [LANES*EW-1:0]      rq_payload;
-  logic [AWW-1:0] rq_new[LANES];
 
   assign sweep_mode = all_dirty || LAST;
   assign adv        = !r2_valid || ser_can_load;
@@ -405,33 +227,239 @@ module rl2fpga_layer
     requantize = y;
   endfunction
 
-  logic [DLW-1:0] r1_entry[LANES];
-  always_comb begin
-    for (int l = 0; l < LANES; l++) r1_entry[l] = sweep_mode ? r1_sw : dl_rd[l];
-  end
+  function automatic logic [AW-1:0] acc_addr(input logic [OYW-1:0] oy, input logic [OXW-1:0] ox,
+                                             input logic [FBW-1:0] fb);
+    acc_addr = AW'((32'(oy) * OUT_W + 32'(ox)) * FB + 32'(fb));
+  endfunction
 
-  always_comb begin
-    for (int l = 0; l < LANES; l++) begin
+  // ================================================================ lanes
+  logic [LANES-1:0]         lane_space, lane_marker, lane_busy, lane_mac;
+  logic [LANES*(AW+1)-1:0]  lane_dcount;
+  logic [LANES-1:0]         marker_seen;   // lane l's MAC pipeline has drained this frame
+
+  for (genvar l = 0; l < LANES; l++) begin : g_lane
+    // ---------------------------------------------------------- weights of this lane
+    logic [LW-1:0] wmem[WMEM_DEPTH];
+    initial $readmemh({WMEM_FILE, 8'(97 + l / 26), 8'(97 + l % 26), ".mem"}, wmem);
+
+    // ---------------------------------------------------------- tap FIFO
+    localparam int QD  = 8;
+    localparam int QIW = 1 + OYW + OXW + VW + PTR_BITS + LEN_BITS;  // {marker, oy, ox, value, ptr, len}
+    logic [QIW-1:0]      q_mem[QD];
+    logic [2:0]          q_rp, q_wp;
+    logic [3:0]          q_count;
+    logic                q_push, q_pop;
+    logic [LEN_BITS-1:0] t1_len;
+    logic [PTR_BITS-1:0] t1_ptr;
+
+    assign {t1_len, t1_ptr} = tab_rd[l*TEW +: TEW];
+    assign q_push        = t1_valid && (t1_marker || (t1_ok && t1_len != '0));
+    assign lane_space[l] = 32'(q_count) + (t1_valid ? 1 : 0) < QD;
+
+    always_ff @(posedge clk) begin
+      if (!rst_n) begin
+        q_rp    <= '0;
+        q_wp    <= '0;
+        q_count <= '0;
+      end else begin
+        if (q_push) begin
+          q_mem[q_wp] <= {t1_marker, t1_oy, t1_ox, t1_value, t1_ptr, t1_marker ? LEN_BITS'(1) : t1_len};
+          q_wp <= q_wp + 1'b1;
+        end
+        if (q_pop) q_rp <= q_rp + 1'b1;
+        q_count <= q_count + (q_push ? 4'd1 : 4'd0) - (q_pop ? 4'd1 : 4'd0);
+      end
+    end
+
+    // ---------------------------------------------------------- list walker
+    logic                cur_valid, cur_marker;
+    logic [PTR_BITS-1:0] cur_ptr;
+    logic [LEN_BITS-1:0] cur_left;
+    logic [OYW-1:0]      cur_oy;
+    logic [OXW-1:0]      cur_ox;
+    logic [VW-1:0]       cur_value;
+    logic [LW-1:0]       w_rd;
+
+    assign q_pop = q_count != '0 && (!cur_valid || cur_left == LEN_BITS'(1));
+
+    always_ff @(posedge clk) begin
+      if (cur_valid && !cur_marker) w_rd <= wmem[WAW'(cur_ptr)];
+    end
+
+    always_ff @(posedge clk) begin
+      if (!rst_n) begin
+        cur_valid <= 1'b0;
+      end else if (q_pop) begin
+        cur_valid <= 1'b1;
+        {cur_marker, cur_oy, cur_ox, cur_value, cur_ptr, cur_left} <= q_mem[q_rp];
+      end else if (cur_valid) begin
+        cur_ptr  <= cur_ptr + 1'b1;
+        cur_left <= cur_left - 1'b1;
+        if (cur_left == LEN_BITS'(1)) cur_valid <= 1'b0;
+      end
+    end
+
+    // ---------------------------------------------------------- accumulator bank, dirty list
+    logic [AWW-1:0] mem[DEPTH];
+    logic [AW-1:0]  acc_ra, acc_wa;
+    logic [AWW-1:0] acc_rd, acc_wd;
+    logic           acc_re, acc_we;
+    always_ff @(posedge clk) begin
+      if (acc_we) mem[acc_wa] <= acc_wd;
+      if (acc_re) acc_rd <= mem[acc_ra];
+    end
+
+    // ---------------------------------------------------------- MAC pipeline
+    // M1: weight entry available, accumulator read issued
+    logic              m1_valid, m1_marker;
+    logic [OYW-1:0]    m1_oy;
+    logic [OXW-1:0]    m1_ox;
+    logic [VW-1:0]     m1_value;
+    logic [FBW-1:0]    m1_fb;
+    // M2: accumulator word available, multiply-add, write back
+    logic              m2_valid, m2_marker;
+    logic [OYW-1:0]    m2_oy;
+    logic [OXW-1:0]    m2_ox;
+    logic [VW-1:0]     m2_value;
+    logic [FBW-1:0]    m2_fb;
+    logic [W_BITS-1:0] m2_w;
+    logic [AW-1:0]     m2_addr;
+    // forwarding of the previous cycle's write
+    logic              fwd_valid;
+    logic [AW-1:0]     fwd_addr;
+    logic [AWW-1:0]    fwd_data;
+
+    assign m1_fb = w_rd[LW-1 -: FBW];
+
+    logic [AWW-1:0] mac_new;
+    logic           mac_we, mac_push;
+    always_comb begin
+      logic [AWW-1:0]               old;
+      logic signed [ACC_BITS-1:0]   acc;
+      // the product may be wider than the accumulator: the sum is kept modulo 2^ACC_BITS, exact
+      // because every reachable accumulator value fits ACC_BITS (proved by the generator)
+      // verilator lint_off UNUSEDSIGNAL
+      logic signed [W_BITS+VW-1:0]  prod;
+      // verilator lint_on UNUSEDSIGNAL
+      old      = (fwd_valid && fwd_addr == m2_addr) ? fwd_data : acc_rd;
+      acc      = $signed(old[ACC_BITS-1:0]);
+      prod     = $signed(m2_w) * $signed(m2_value);
+      acc      = acc + ACC_BITS'(prod);
+      mac_new  = {1'b1, old[AWW-2 -: XB], acc};
+      mac_we   = m2_valid && !m2_marker;
+      mac_push = mac_we && !old[AWW-1];
+    end
+    assign lane_mac[l]    = mac_we;
+    assign lane_marker[l] = m2_valid && m2_marker;
+    assign lane_busy[l]   = q_count != '0 || cur_valid || m1_valid || m2_valid;
+
+    always_ff @(posedge clk) begin
+      if (!rst_n) begin
+        m1_valid  <= 1'b0;
+        m2_valid  <= 1'b0;
+        fwd_valid <= 1'b0;
+      end else begin
+        m1_valid  <= cur_valid;
+        m1_marker <= cur_marker;
+        m1_oy     <= cur_oy;
+        m1_ox     <= cur_ox;
+        m1_value  <= cur_value;
+        m2_valid  <= m1_valid;
+        m2_marker <= m1_marker;
+        m2_oy     <= m1_oy;
+        m2_ox     <= m1_ox;
+        m2_value  <= m1_value;
+        m2_w      <= w_rd[W_BITS-1:0];
+        m2_fb     <= m1_fb;
+        m2_addr   <= acc_addr(m1_oy, m1_ox, m1_fb);
+        fwd_valid <= mac_we;
+        fwd_addr  <= m2_addr;
+        fwd_data  <= mac_new;
+      end
+    end
+
+    // ---------------------------------------------------------- dirty list
+    logic [DLW-1:0] dlist[DEPTH];
+    logic [DLW-1:0] dl_rd;
+    logic [AW:0]    dcount;
+    logic           dl_we;
+    always_ff @(posedge clk) begin
+      if (dl_we) dlist[AW'(dcount)] <= {m2_oy, m2_ox, m2_fb};
+      if (rq_issue && !sweep_mode) dl_rd <= dlist[AW'(rq_k)];
+    end
+    assign lane_dcount[l*(AW+1) +: AW+1] = dcount;
+
+    // ---------------------------------------------------------- requantize (per lane)
+    logic           r1_lane, r2_lane;
+    logic [DLW-1:0] r1_entry, r2_entry;
+    logic [AWW-1:0] rq_new;
+    assign r1_entry = sweep_mode ? r1_sw : dl_rd;
+
+    always_ff @(posedge clk) begin
+      if (adv) begin
+        r1_lane  <= sweep_mode || rq_k < dcount;
+        r2_lane  <= r1_lane;
+        r2_entry <= r1_entry;
+      end
+    end
+
+    always_comb begin
       logic [AWW-2:0] w;  // {x_hat, acc}; the dirty bit is not needed here
       logic signed [63:0] y, xh, d, mag;
       int f;
       logic [OYW-1:0] oy;
       logic [OXW-1:0] ox;
       logic [FBW-1:0] fb;
-      w  = acc_rd[l][AWW-2:0];
-      {oy, ox, fb} = r2_entry[l];
+      w  = acc_rd[AWW-2:0];
+      {oy, ox, fb} = r2_entry;
       f  = 32'(fb) * LANES + l;
       y  = requantize($signed(w[ACC_BITS-1:0]));
       xh = {{(64 - XB){OUT_SIGNED && w[AWW-2]}}, w[AWW-2 -: XB]};
       d  = y - xh;
       mag = d < 0 ? -d : d;
-      if (LAST) rq_mask[l] = r2_lane[l] && f < N_OUT;
-      else rq_mask[l] = r2_lane[l] && f < N_OUT && mag > $signed({32'd0, threshold});
+      if (LAST) rq_mask[l] = r2_valid && r2_lane && f < N_OUT;
+      else rq_mask[l] = r2_valid && r2_lane && f < N_OUT && mag > $signed({32'd0, threshold});
       rq_payload[l*EW +: EW] = {YW'(oy), XW'(ox), CW'(f), VW'(LAST ? y : d)};
-      rq_new[l] = {1'b0, (!LAST && rq_mask[l]) ? XB'(y) : w[AWW-2 -: XB], w[ACC_BITS-1:0]};
+      rq_new = {1'b0, (!LAST && rq_mask[l]) ? XB'(y) : w[AWW-2 -: XB], w[ACC_BITS-1:0]};
+    end
+
+    // ---------------------------------------------------------- memory ports by phase
+    always_comb begin
+      dl_we = phase == S_MAC && mac_push;
+      case (phase)
+        S_MAC: begin
+          acc_re = m1_valid && !m1_marker;
+          acc_ra = acc_addr(m1_oy, m1_ox, m1_fb);
+          acc_we = mac_we;
+          acc_wa = m2_addr;
+          acc_wd = mac_new;
+        end
+        S_RQ: begin
+          acc_re = adv;
+          acc_ra = acc_addr(r1_entry[DLW-1 -: OYW], r1_entry[FBW+OXW-1 -: OXW], r1_entry[FBW-1:0]);
+          acc_we = r2_valid && adv && r2_lane;
+          acc_wa = acc_addr(r2_entry[DLW-1 -: OYW], r2_entry[FBW+OXW-1 -: OXW], r2_entry[FBW-1:0]);
+          acc_wd = rq_new;
+        end
+        default: begin  // S_SWEEP
+          acc_re = 1'b0;
+          acc_ra = '0;
+          acc_we = 1'b1;
+          acc_wa = acc_addr(sw_oy, sw_ox, sw_fb);
+          acc_wd = {1'b0, XB'(0), bias_rom[sw_fb][l*ACC_BITS +: ACC_BITS]};
+        end
+      endcase
+    end
+
+    always_ff @(posedge clk) begin
+      if (!rst_n || clear_dirty) dcount <= '0;
+      else if (dl_we) dcount <= dcount + 1'b1;
     end
   end
 
+  assign fifo_space = &lane_space;
+
+  // ================================================================ events out
   rl2fpga_serializer #(.N(LANES), .PW(EW)) u_ser (
       .clk, .rst_n,
       .can_load    (ser_can_load),
@@ -443,59 +471,31 @@ module rl2fpga_layer
       .out_payload (ser_payload)
   );
 
-  logic rq_done;
   assign rq_done     = phase == S_RQ && rq_k == rq_total && !r1_valid && !r2_valid && !ser_valid;
   assign out_valid   = ser_valid || rq_done;
   assign out_last    = !ser_valid;
   assign out_payload = ser_payload;
 
-  // ================================================================ memory port muxes
-  always_comb begin
-    dl_re = rq_issue && !sweep_mode;
-    dl_ra = AW'(rq_k);
-    for (int l = 0; l < LANES; l++) begin
-      dl_we[l] = phase == S_MAC && mac_push[l];
-      dl_wa[l] = AW'(dcount[l]);
-      dl_wd[l] = {m2_oy, m2_ox, m2_fb[l]};
-      case (phase)
-        S_MAC: begin
-          acc_re[l] = m1_valid && !m1_marker;
-          acc_ra[l] = acc_addr(m1_oy, m1_ox, m1_fb[l]);
-          acc_we[l] = mac_we[l];
-          acc_wa[l] = m2_addr[l];
-          acc_wd[l] = mac_new[l];
-        end
-        S_RQ: begin
-          acc_re[l] = adv;
-          acc_ra[l] = acc_addr(r1_entry[l][DLW-1 -: OYW], r1_entry[l][FBW+OXW-1 -: OXW],
-                               r1_entry[l][FBW-1:0]);
-          acc_we[l] = r2_valid && adv && r2_lane[l];
-          acc_wa[l] = acc_addr(r2_entry[l][DLW-1 -: OYW], r2_entry[l][FBW+OXW-1 -: OXW],
-                               r2_entry[l][FBW-1:0]);
-          acc_wd[l] = rq_new[l];
-        end
-        default: begin  // S_SWEEP
-          acc_re[l] = 1'b0;
-          acc_ra[l] = '0;
-          acc_we[l] = 1'b1;
-          acc_wa[l] = acc_addr(sw_oy, sw_ox, sw_fb);
-          acc_wd[l] = {1'b0, XB'(0), bias_rom[sw_fb][l*ACC_BITS +: ACC_BITS]};
-        end
-      endcase
-    end
-  end
-
   // ================================================================ phase sequencing
   logic [AW:0] dcount_max;
+  logic [31:0] word_macs, idle_lanes;
   always_comb begin
     dcount_max = '0;
-    for (int l = 0; l < LANES; l++) if (dcount[l] > dcount_max) dcount_max = dcount[l];
+    word_macs  = '0;
+    for (int l = 0; l < LANES; l++) begin
+      if (lane_dcount[l*(AW+1) +: AW+1] > dcount_max) dcount_max = lane_dcount[l*(AW+1) +: AW+1];
+      word_macs = word_macs + (lane_mac[l] ? 32'd1 : 32'd0);
+    end
+    idle_lanes = |lane_mac ? 32'(LANES) - word_macs : 32'd0;
   end
 
-  logic sweep_end;
-  assign sweep_end = 32'(sw_oy) == OUT_H - 1 && 32'(sw_ox) == OUT_W - 1 && 32'(sw_fb) == FB - 1;
-  assign busy = phase != S_MAC || ev_busy || marker_inflight || q_count != '0 || cur_valid
-                || m1_valid || m2_valid;
+  logic all_markers;
+  assign all_markers = &(marker_seen | lane_marker);
+  assign sweep_end   = 32'(sw_oy) == OUT_H - 1 && 32'(sw_ox) == OUT_W - 1 && 32'(sw_fb) == FB - 1;
+  assign clear_dirty = (rq_done && out_ready) || (phase == S_SWEEP && sweep_end);
+  assign busy = phase != S_MAC || ev_busy || marker_inflight || t1_valid || (|lane_busy);
+
+  logic [31:0] run_events, run_macs, run_pad;
 
   task automatic sweep_step();
     if (32'(sw_fb) == FB - 1) begin
@@ -513,46 +513,48 @@ module rl2fpga_layer
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
-      phase       <= S_MAC;
-      all_dirty   <= 1'b1;
-      rq_k        <= '0;
-      rq_total    <= '0;
-      r1_valid    <= 1'b0;
-      r2_valid    <= 1'b0;
-      run_events  <= '0;
-      run_macs    <= '0;
-      run_pad     <= '0;
-      last_events <= '0;
-      last_macs   <= '0;
-      last_pad    <= '0;
-      sw_oy       <= '0;
-      sw_ox       <= '0;
-      sw_fb       <= '0;
-      for (int l = 0; l < LANES; l++) dcount[l] <= '0;
+      phase           <= S_MAC;
+      all_dirty       <= 1'b1;
+      marker_inflight <= 1'b0;
+      marker_seen     <= '0;
+      rq_k            <= '0;
+      rq_total        <= '0;
+      r1_valid        <= 1'b0;
+      r2_valid        <= 1'b0;
+      run_events      <= '0;
+      run_macs        <= '0;
+      run_pad         <= '0;
+      last_events     <= '0;
+      last_macs       <= '0;
+      last_pad        <= '0;
+      sw_oy           <= '0;
+      sw_ox           <= '0;
+      sw_fb           <= '0;
     end else begin
       if (force_all_dirty) all_dirty <= 1'b1;
       case (phase)
         S_MAC: begin
           if (tap_issue && !src_marker && tap_last) run_events <= run_events + 1;
-          if (m2_valid && !m2_marker) begin
-            run_macs <= run_macs + word_macs;
-            run_pad  <= run_pad + (LANES - word_macs);
-          end
-          for (int l = 0; l < LANES; l++) if (mac_push[l]) dcount[l] <= dcount[l] + 1'b1;
-          if (m2_valid && m2_marker) begin
-            // the frame's MACs are done: start requantizing
-            last_events <= run_events;
-            last_macs   <= run_macs;
-            last_pad    <= run_pad;
-            run_events  <= '0;
-            run_macs    <= '0;
-            run_pad     <= '0;
-            phase       <= S_RQ;
-            rq_k        <= '0;
-            sw_oy       <= '0;
-            sw_ox       <= '0;
-            sw_fb       <= '0;
-            rq_total    <= (all_dirty || LAST) ? (AW + 1)'(DEPTH) : dcount_max;
+          if (tap_issue && src_marker) marker_inflight <= 1'b1;
+          run_macs <= run_macs + word_macs;
+          run_pad  <= run_pad + idle_lanes;
+          marker_seen <= marker_seen | lane_marker;
+          if (marker_inflight && all_markers) begin
+            // every lane has done the frame's MACs: start requantizing
+            last_events     <= run_events;
+            last_macs       <= run_macs + word_macs;
+            last_pad        <= run_pad + idle_lanes;
+            run_events      <= '0;
+            run_macs        <= '0;
+            run_pad         <= '0;
+            marker_inflight <= 1'b0;
+            marker_seen     <= '0;
+            phase           <= S_RQ;
+            rq_k            <= '0;
+            sw_oy           <= '0;
+            sw_ox           <= '0;
+            sw_fb           <= '0;
+            rq_total        <= (all_dirty || LAST) ? (AW + 1)'(DEPTH) : dcount_max;
           end else if (state_reset && !busy) begin
             phase <= S_SWEEP;
             sw_oy <= '0;
@@ -564,11 +566,7 @@ module rl2fpga_layer
           if (adv) begin
             r1_valid <= rq_issue;
             r1_sw    <= {sw_oy, sw_ox, sw_fb};
-            for (int l = 0; l < LANES; l++)
-              r1_lane[l] <= sweep_mode ? 1'b1 : rq_k < dcount[l];
             r2_valid <= r1_valid;
-            r2_lane  <= r1_lane;
-            for (int l = 0; l < LANES; l++) r2_entry[l] <= r1_entry[l];
           end
           if (rq_issue) begin
             rq_k <= rq_k + 1'b1;
@@ -577,7 +575,6 @@ module rl2fpga_layer
           if (rq_done && out_ready) begin
             phase     <= S_MAC;
             all_dirty <= force_all_dirty;
-            for (int l = 0; l < LANES; l++) dcount[l] <= '0;
           end
         end
         default: begin  // S_SWEEP
@@ -585,7 +582,6 @@ module rl2fpga_layer
           if (sweep_end) begin
             phase     <= S_MAC;
             all_dirty <= 1'b1;
-            for (int l = 0; l < LANES; l++) dcount[l] <= '0;
           end
         end
       endcase

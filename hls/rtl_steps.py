@@ -17,12 +17,11 @@ import shutil
 import time
 from typing import Any
 
-from rl2fpga.hls.rtlgen import generate, lint
-from rl2fpga.quantize.golden import GoldenModel
-
 from rl2fpga import __version__
 from rl2fpga.config import RunConfig
 from rl2fpga.fsutil import atomic_dir, atomic_write_json
+from rl2fpga.hls.rtlgen import generate, lint
+from rl2fpga.quantize.golden import GoldenModel
 from rl2fpga.run import Run
 
 

@@ -27,9 +27,9 @@ def play(model, frames: int, seed: int, eps: float):
     """Real stacked frames from greedy (epsilon) play, episodes restarted as they end."""
     import numpy as np
     import tensorflow as tf
-    from rl2fpga.train.envs import make_env
 
     from rl2fpga.config import EnvConfig
+    from rl2fpga.train.envs import make_env
 
     env = make_env(EnvConfig(id="ALE/Breakout-v5"), seed, training=False)
     rng = np.random.default_rng(seed)
@@ -65,6 +65,8 @@ def main() -> None:
 
     import numpy as np
     import tensorflow as tf
+
+    from rl2fpga.config import QuantizeConfig
     from rl2fpga.quantize.analyze import episode_counts, golden_thresholds
     from rl2fpga.quantize.delta import FloatDeltaNetwork
     from rl2fpga.quantize.prune import apply_masks, magnitude_masks, measured_sparsity
@@ -75,8 +77,6 @@ def main() -> None:
         quantize_model,
     )
     from rl2fpga.train.networks import cnn
-
-    from rl2fpga.config import QuantizeConfig
 
     tf.keras.utils.set_random_seed(args.seed)
     model = tf.keras.models.load_model(args.model, compile=False) if args.model else cnn(4, "atari")
@@ -127,6 +127,7 @@ def main() -> None:
 
 def _masked(base, masks):
     import tensorflow as tf
+
     from rl2fpga.quantize.prune import apply_masks
 
     m = tf.keras.models.clone_model(base)

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
 
 from rl2fpga.config import RunConfig, apply_overrides
+from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
 from rl2fpga.run import Run
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,12 +22,12 @@ def main() -> None:
     args = ap.parse_args()
 
     import numpy as np
-    from rl2fpga.train.envs import env_spec, make_env
-    from rl2fpga.train.evaluate import evaluate
-    from rl2fpga.train.replay import ReplayBuffer, atari_bytes_per_transition
 
     from benchmarks._train_util import learning_rate_steps_per_s
     from rl2fpga.config import load_config
+    from rl2fpga.train.envs import env_spec, make_env
+    from rl2fpga.train.evaluate import evaluate
+    from rl2fpga.train.replay import ReplayBuffer, atari_bytes_per_transition
 
     cfg = load_config(args.config)
 

@@ -21,9 +21,8 @@ def main() -> None:
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()
 
-    from rl2fpga.train.steps import train
-
     from rl2fpga.config import apply_overrides, load_config
+    from rl2fpga.train.steps import train
 
     ok = True
     for seed in args.seeds:

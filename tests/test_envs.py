@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rl2fpga.train.envs import check_algo, env_spec, make_env
 
 from rl2fpga.config import EnvConfig
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.train.envs import check_algo, env_spec, make_env
 
 BREAKOUT = EnvConfig(id="ALE/Breakout-v5")
 
@@ -49,6 +49,26 @@ def test_episodic_life_only_in_training():
     assert ended and lives == 4  # the first lost life ends the training episode
     lives, ended = _lives_lost_before_done(training=False)
     assert ended and lives == 0  # evaluation plays the whole game
+
+
+def test_training_env_reports_whole_games():
+    env = make_env(BREAKOUT, seed=2, training=True)
+    env.reset(seed=2)
+    rng = np.random.default_rng(2)
+    life_ends, clipped_sum = 0, 0.0
+    for _ in range(5000):
+        _, r, term, trunc, info = env.step(int(rng.integers(4)))
+        clipped_sum += r
+        if term or trunc:
+            if "episode" in info:  # only when the game is over, not at every lost life
+                assert env.unwrapped.ale.lives() == 0 and life_ends == 4
+                assert float(info["episode"]["r"]) >= clipped_sum  # unclipped score
+                break
+            life_ends += 1
+            env.reset()
+    else:
+        raise AssertionError("no game ended in 5000 random steps")
+    env.close()
 
 
 def test_reward_clipping_only_in_training():

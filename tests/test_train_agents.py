@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from rl2fpga.config import RunConfig, apply_overrides
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.run import Run
 from rl2fpga.train.dqn import train_dqn
 from rl2fpga.train.evaluate import evaluate, greedy_policy, record_episode
 from rl2fpga.train.networks import weight_layers
 from rl2fpga.train.sac import train_sac
 from rl2fpga.train.steps import load_trained, train_step
-
-from rl2fpga.config import RunConfig, apply_overrides
-from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.run import Run
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +66,8 @@ def test_train_step_writes_every_artifact(tmp_path: Path):
     ev = json.loads((d / "eval.json").read_text())
     assert len(ev["returns"]) == 2 and summary["eval_return_mean"] == pytest.approx(np.mean(ev["returns"]))
     assert summary["eval_return_std"] == pytest.approx(np.std(ev["returns"]))
+    episodes = json.loads((d / "metrics.json").read_text())["episodes"]
+    assert len(episodes) >= 10 and all(1 <= e["return"] <= 100 for e in episodes)  # capped at 100 steps
     model, spec = load_trained(run)
     assert [layer.name for layer in weight_layers(model)] == ["fc1", "fc2", "out"]
     assert spec.n_actions == 2 and spec.discrete

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+
+from rl2fpga.config import EnvConfig
 from rl2fpga.train.envs import env_spec
 from rl2fpga.train.evaluate import (
     deterministic_actor,
@@ -13,8 +15,6 @@ from rl2fpga.train.evaluate import (
     record_episode,
 )
 from rl2fpga.train.networks import cnn, mlp
-
-from rl2fpga.config import EnvConfig
 
 CARTPOLE = EnvConfig(id="CartPole-v1")
 

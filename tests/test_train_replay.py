@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rl2fpga.train.envs import make_env
-from rl2fpga.train.replay import ReplayBuffer, atari_bytes_per_transition
 
 from rl2fpga.config import EnvConfig
+from rl2fpga.train.envs import make_env
+from rl2fpga.train.replay import ReplayBuffer, atari_bytes_per_transition
 
 
 def _fill_from_env(rb: ReplayBuffer, env, steps: int, seed: int):

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from rl2fpga.train.evaluate import EvalResult, Policy, evaluate
 
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_bytes, atomic_write_json
+from rl2fpga.train.evaluate import EvalResult, Policy, evaluate
 
 EVAL_SEED_OFFSET = 10_000  # the reported evaluation uses seed + 10_000 + i
 SELECT_SEED_OFFSET = 20_000  # periodic evaluations (model selection) use other episodes

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.train.common import (
     Logger,
     Selector,
@@ -37,9 +40,6 @@ from rl2fpga.train.evaluate import (
 )
 from rl2fpga.train.networks import build_network
 from rl2fpga.train.replay import ReplayBuffer
-
-from rl2fpga.config import RunConfig
-from rl2fpga.errors import Rl2fpgaError
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:

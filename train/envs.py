@@ -3,7 +3,8 @@
 Atari follows the DQN conventions: a base env with ``frameskip=1`` and sticky actions from the
 config, then noop reset, frame skip with max-pooling over the last two frames, 84x84 grey,
 FIRE after reset and after a lost life, 4 stacked frames. Episodic life and reward clipping are
-applied only when ``training=True``, so evaluation always sees the real game. Observations are
+applied only when ``training=True`` (training envs also report the whole game's unclipped score in
+``info["episode"]["r"]`` when a game ends), so evaluation always sees the real game. Observations are
 uint8 and channels-last (84, 84, 4), what TF's CPU Conv2D wants; the network input is
 ``pixels_to_input(obs)`` (p * 2^-8).
 """
@@ -169,6 +170,7 @@ def _make_atari(env_cfg: EnvConfig, training: bool) -> gym.Env:
     if "FIRE" in env.unwrapped.get_action_meanings():
         env = FireOnReset(env)
     if training:
+        env = gym.wrappers.RecordEpisodeStatistics(env)  # info["episode"]: whole game, unclipped
         env = EpisodicLife(env)
         env = ClipReward(env)
     return FrameStackLast(env, FRAME_STACK)
@@ -194,6 +196,8 @@ def make_env(env_cfg: EnvConfig, seed: int, training: bool) -> gym.Env:
             if env_cfg.max_episode_steps is not None:
                 kwargs["max_episode_steps"] = env_cfg.max_episode_steps
             env = gym.make(env_cfg.id, **kwargs)
+            if training:
+                env = gym.wrappers.RecordEpisodeStatistics(env)  # info["episode"] at episode end
     except gym.error.DependencyNotInstalled as e:
         first = str(e).splitlines()[0]
         raise Rl2fpgaError(f"environment '{env_cfg.id}' needs a missing package ({first})") from None

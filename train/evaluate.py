@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
-from rl2fpga.train.envs import EnvSpec, make_env
-from rl2fpga.train.networks import PIXEL_SCALE
 
 from rl2fpga.config import EnvConfig
+from rl2fpga.train.envs import EnvSpec, make_env
+from rl2fpga.train.networks import PIXEL_SCALE
 
 Policy = Callable[[np.ndarray], "int | np.ndarray"]
 

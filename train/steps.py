@@ -18,13 +18,13 @@ import json
 from pathlib import Path
 
 import tensorflow as tf
-from rl2fpga.train.common import TrainResult
-from rl2fpga.train.envs import EnvSpec, check_algo, env_spec
 
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_dir, atomic_write_json
 from rl2fpga.run import Run
+from rl2fpga.train.common import TrainResult
+from rl2fpga.train.envs import EnvSpec, check_algo, env_spec
 
 
 def train(cfg: RunConfig, out_dir: Path | None, progress: bool = True) -> TrainResult:

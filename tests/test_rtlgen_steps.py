@@ -62,6 +62,7 @@ def test_rtl_and_cosim_steps_cartpole(tmp_path) -> None:
     cfg.cosim.frames = 40
     cfg.rtl.input_bytes_per_beat = 4
     rtl_step(run, cfg)
+    run.mark_done("rtl", 0.0)  # what run_pipeline does after a step
     rtl = run.path / "rtl"
     assert (rtl / "rl2fpga_engine_top.sv").exists() and (rtl / "lint.log").exists()
     assert json.loads((rtl / "summary.json").read_text())["lint"] == "clean"

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from rl2fpga.config import QuantizeConfig
 from rl2fpga.quantize.golden import Fmt, GoldenModel
 from rl2fpga.quantize.qkeras_model import (
     apply_masks,
@@ -24,24 +26,32 @@ from rl2fpga.quantize.qkeras_model import (
     to_grid,
 )
 
-from rl2fpga.config import QuantizeConfig
-
 
 def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, masks: dict[str, np.ndarray],
-            steps: int, seed: int, lr: float = 3e-4, batch: int = 128,
+            steps: int, seed: int, lr: float = 3e-4, batch: int = 128, advantage_weight: float = 0.0,
             progress: Callable[[int], None] | None = None) -> list[float]:
-    """QAT: ``steps`` Adam steps of MSE(qmodel(x), teacher(x)); masks kept; weights snapped."""
+    """QAT: ``steps`` Adam steps of MSE(qmodel(x), teacher(x)); masks kept; weights snapped.
+
+    ``advantage_weight`` > 0 adds the error of the outputs centred per state (Q-values minus
+    their mean over actions, normalised alike): greedy actions depend only on those
+    differences, which in DQN are small next to the common state value."""
     rng = np.random.default_rng(seed)
     x = np.asarray(x, np.float32)
     target = np.asarray(teacher(x, training=False), np.float32)
     scale = float(np.mean(target**2)) + 1e-8  # normalised loss: comparable across agents
+    centred = target - target.mean(axis=1, keepdims=True)
+    scale_c = float(np.mean(centred**2)) + 1e-8
     opt = tf.keras.optimizers.Adam(lr)
     mask_t = {k: tf.constant(np.asarray(v, np.float32)) for k, v in masks.items()}
 
     @tf.function
     def train_step(xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(qmodel(xb, training=True) - yb)) / scale
+            y = qmodel(xb, training=True)
+            loss = tf.reduce_mean(tf.square(y - yb)) / scale
+            if advantage_weight > 0:
+                d = (y - tf.reduce_mean(y, axis=1, keepdims=True)) - (yb - tf.reduce_mean(yb, axis=1, keepdims=True))
+                loss += advantage_weight * tf.reduce_mean(tf.square(d)) / scale_c
         grads = tape.gradient(loss, qmodel.trainable_variables)
         opt.apply_gradients(zip(grads, qmodel.trainable_variables))
         for layer in qmodel.layers:
@@ -61,7 +71,8 @@ def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, mask
 
 
 def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: QuantizeConfig, input_fmt: Fmt,
-                    states: np.ndarray, seed: int, progress: Callable[[int], None] | None = None) -> tuple[tf.keras.Model, dict[str, Any]]:
+                    states: np.ndarray, seed: int, progress: Callable[[int], None] | None = None,
+                    discrete: bool = True) -> tuple[tf.keras.Model, dict[str, Any]]:
     """PTQ or QAT (``qcfg.method``) of a float policy on its visited ``states`` (raw observations)."""
     x = grid_float(to_grid(states, input_fmt), input_fmt)
     qmodel = quantize_model(model, qcfg, masks, input_fmt, samples=x)
@@ -69,7 +80,8 @@ def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: Q
     teacher = _masked(model, masks)
     info["mse_ptq"] = _mse(qmodel, teacher, x)
     if qcfg.method == "qat" and qcfg.qat_steps > 0:
-        losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed, progress=progress)
+        adv = qcfg.advantage_weight if discrete else 0.0
+        losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed, advantage_weight=adv, progress=progress)
         info["qat_loss_first"] = losses[0]
         info["qat_loss_last"] = float(np.mean(losses[-20:]))
         info["mse_qat"] = _mse(qmodel, teacher, x)

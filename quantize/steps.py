@@ -21,7 +21,7 @@ import numpy as np
 
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_dir, atomic_write_json, atomic_write_text
+from rl2fpga.fsutil import atomic_dir, atomic_write_json, atomic_write_text, read_json
 from rl2fpga.run import Run
 
 CALIB_SEED_OFFSET = 30_000  # calibration / distillation episodes
@@ -60,6 +60,7 @@ def _float_policy(model: Any, spec: Any) -> Any:
 
 def prune_step(run: Run, cfg: RunConfig) -> None:
     import tensorflow as tf
+
     from rl2fpga.quantize import prune as P
 
     dense, spec, dense_eval = _load_train(run)
@@ -107,8 +108,14 @@ def collect_states(policy: Any, cfg: RunConfig, episodes: int, max_steps: int, s
     return np.concatenate(obs)
 
 
-def quantize_step(run: Run, cfg: RunConfig) -> None:
-    from rl2fpga.quantize.compression import compression, markdown_table
+def _keeps(ret: float, dense: float, keep: float) -> bool:
+    """``ret`` keeps ``keep`` of ``dense`` (for negative returns: at most (1 - keep) worse)."""
+    return ret >= keep * dense - 1e-9 if dense > 0 else ret >= dense + (1 - keep) * dense - 1e-9
+
+
+def _quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> dict[str, Any]:
+    """Quantize one prune level, check golden == QKeras, run the golden agent with and without
+    delta updates."""
     from rl2fpga.quantize.prune import load_level
     from rl2fpga.quantize.qkeras_model import (
         FLOAT32_EXACT,
@@ -116,27 +123,20 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
         golden_from_qkeras,
         input_format,
         qkeras_int_outputs,
-        save_qmodel,
         threshold_ints,
     )
     from rl2fpga.quantize.quant import GoldenPolicy, quantize_policy, run_stateful
     from rl2fpga.train.common import EVAL_SEED_OFFSET
 
     qc = cfg.quantize
-    for bits, what in ((qc.weight_bits, "weight_bits"), (qc.act_bits, "act_bits")):
-        if not 2 <= bits <= 16:
-            raise Rl2fpgaError(f"quantize.{what}={bits} is unsupported; use 2..16 bits (8, 6 and 4 are tested)")
-    _, spec, _ = _load_train(run)
-    _require_files([run.path / "prune" / "levels.json", run.path / "prune" / "selected.json"], "prune", run)
-    model, masks, level = load_level(run.path)
-    t0 = time.perf_counter()
+    model, masks, level = load_level(run.path, index)
     states = collect_states(_float_policy(model, spec), cfg, qc.calib_episodes, qc.calib_max_steps,
                             cfg.seed + CALIB_SEED_OFFSET)
     if len(states) > MAX_CALIB_STATES:  # Atari frames: keep memory and distillation time bounded
         keep = np.random.default_rng(cfg.seed).choice(len(states), MAX_CALIB_STATES, replace=False)
         states = states[np.sort(keep)]
     in_fmt = input_format(states, qc.float_input_bits)
-    qmodel, info = quantize_policy(model, masks, qc, in_fmt, states, cfg.seed)
+    qmodel, info = quantize_policy(model, masks, qc, in_fmt, states, cfg.seed, discrete=spec.discrete)
     gm = golden_from_qkeras(qmodel, in_fmt, 0)
     acc_bits = gm.check_accumulators()
     t_int = threshold_ints(gm, qc.threshold)
@@ -162,6 +162,52 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     gd.set_thresholds(t_int)
     pol = GoldenPolicy(gd, spec.discrete, spec.action_low, spec.action_high)
     evd = run_stateful(pol, cfg.env, seed, qc.delta_episodes)
+    return {"model": model, "level": level, "qmodel": qmodel, "info": info, "gm": gm, "in_fmt": in_fmt, "t_int": t_int,
+            "acc_bits": acc_bits, "static": static, "dynamic": dynamic, "x_int": x_int, "ev0": ev0, "evd": evd,
+            "seed": seed, "pol": pol}
+
+
+
+def quantize_step(run: Run, cfg: RunConfig) -> None:
+    """Quantize the selected prune level; if its golden agent with delta updates loses more
+    than ``prune.keep_return_fraction`` of the dense return, try up to
+    ``quantize.fallback_levels`` less sparse levels (that kept it in float) and keep the first
+    that does (else the best tried). Every attempt is listed in the summary."""
+    from rl2fpga.quantize.compression import compression, markdown_table
+    from rl2fpga.quantize.qkeras_model import FLOAT32_EXACT, save_qmodel
+
+    qc = cfg.quantize
+    for bits, what in ((qc.weight_bits, "weight_bits"), (qc.act_bits, "act_bits")):
+        if not 2 <= bits <= 16:
+            raise Rl2fpgaError(f"quantize.{what}={bits} is unsupported; use 2..16 bits (8, 6 and 4 are tested)")
+    _, spec, _ = _load_train(run)
+    _require_files([run.path / "prune" / "levels.json", run.path / "prune" / "selected.json"], "prune", run)
+    t0 = time.perf_counter()
+    levels = read_json(run.path / "prune" / "levels.json")["levels"]
+    selected = read_json(run.path / "prune" / "selected.json")
+    dense_ret = float(levels[0]["eval_return_mean"])
+    keep = cfg.prune.keep_return_fraction
+    # the selected level first, then less sparse ones that kept the return in float
+    passing = sorted((lv for lv in levels if lv["sparsity"] < selected["sparsity"] and _keeps(lv["eval_return_mean"], dense_ret, keep)),
+                     key=lambda lv: -lv["sparsity"])
+    candidates = [selected["level"]] + [lv["level"] for lv in passing][: qc.fallback_levels]
+    tried, best = [], None
+    for index in candidates:
+        res = _quantize_level(run, cfg, spec, index)
+        tried.append({"level": index, "sparsity": res["level"]["sparsity"], "eval_return_mean": res["ev0"]["mean"],
+                      "eval_return_mean_delta": res["evd"]["mean"]})
+        print(f"quantize: level {index} (sparsity {res['level']['sparsity']:.3f}): golden return {res['ev0']['mean']:.1f}, "
+              f"with delta {res['evd']['mean']:.1f}")
+        if best is None or res["evd"]["mean"] > best["evd"]["mean"]:
+            best = res
+        if _keeps(res["evd"]["mean"], dense_ret, keep):
+            best = res
+            break
+    assert best is not None
+    model, level, qmodel, info, gm = best["model"], best["level"], best["qmodel"], best["info"], best["gm"]
+    in_fmt, t_int, acc_bits, static, dynamic = best["in_fmt"], best["t_int"], best["acc_bits"], best["static"], best["dynamic"]
+    x_int, ev0, evd, seed, pol = best["x_int"], best["ev0"], best["evd"], best["seed"], best["pol"]
+    del model
     macs = np.array([s.macs for s in pol.stats], dtype=np.float64)
     dense = np.array(gm.dense_mults(), dtype=np.float64)
     comp = compression(gm)
@@ -195,6 +241,7 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
             "golden_equals_qkeras_states": int(len(x_int)),
             "eval_return_mean": ev0["mean"],
             "eval_return_mean_delta": evd["mean"],
+            "levels_tried": tried,
             "keep_fraction": ev0["mean"] / level["eval_return_mean"] if level["eval_return_mean"] else None,
             "keep_fraction_delta": evd["mean"] / level["eval_return_mean"] if level["eval_return_mean"] else None,
             "multiplications": {"dense": float(dense.sum()), "significant_mean": float(macs.sum(1).mean()),
@@ -204,7 +251,7 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
             "quantization": info,
             "seconds": round(time.perf_counter() - t0, 2),
         })
-    print(f"quantize: level {level['level']} (sparsity {level['sparsity']:.3f}), {qc.method} {qc.weight_bits}-bit, "
+    print(f"quantize: kept level {level['level']} (sparsity {level['sparsity']:.3f}), {qc.method} {qc.weight_bits}-bit, "
           f"return {ev0['mean']:.1f} (delta T_int={t_int}: {evd['mean']:.1f}), compression {comp['total']['ratio']:.1f}x")
 
 

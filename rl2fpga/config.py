@@ -175,6 +175,12 @@ class QuantizeConfig:
     """Cap on steps per calibration episode."""
     check_states: int = 1000
     """Visited states on which the step checks golden == QKeras on integers."""
+    fallback_levels: int = 2
+    """When the selected level's golden agent with delta updates keeps less than
+    prune.keep_return_fraction of the dense return, try up to this many less sparse levels."""
+    advantage_weight: float = 0.0
+    """QAT of a DQN: weight of an extra distillation error on Q-values centred per state (the
+    differences that choose the action); 0 = plain Q-value error (10 was worse on CartPole)."""
 
 
 @dataclass

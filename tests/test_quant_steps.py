@@ -122,3 +122,11 @@ def test_sac_actor_quantize_and_analyze(tmp_path, capsys):
         assert rc == 0 and not errs, (step, errs)
     q = json.loads((run.path / "quantize" / "summary.json").read_text())
     assert q["eval_return_mean"] < 0 and q["golden_equals_qkeras_states"] == 40
+
+
+def test_keeps_return_fraction_for_positive_and_negative_returns():
+    from rl2fpga.quantize.steps import _keeps
+
+    assert _keeps(475.0, 500.0, 0.95) and not _keeps(474.0, 500.0, 0.95)
+    # negative returns (Pendulum): at most 5 % worse
+    assert _keeps(-1050.0, -1000.0, 0.95) and not _keeps(-1051.0, -1000.0, 0.95)

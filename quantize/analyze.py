@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rl2fpga.quantize.delta import FloatDeltaNetwork
-from rl2fpga.quantize.golden import GoldenModel
 
 from rl2fpga.config import RunConfig
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text, read_json
+from rl2fpga.quantize.delta import FloatDeltaNetwork
+from rl2fpga.quantize.golden import GoldenModel
 
 ANALYZE_SEED_OFFSET = 40_000
 
@@ -29,9 +29,8 @@ ANALYZE_SEED_OFFSET = 40_000
 def golden_thresholds(gm: GoldenModel, t: float) -> tuple[list[int], bool]:
     """T_int per layer for a sweep value T (a T below one input LSB maps to 0 and is flagged
     instead of refused: sweeps cover values finer than the grid)."""
-    from rl2fpga.quantize.qkeras_model import threshold_ints
-
     from rl2fpga.errors import Rl2fpgaError
+    from rl2fpga.quantize.qkeras_model import threshold_ints
 
     try:
         return threshold_ints(gm, t), False
@@ -77,6 +76,7 @@ def _float_input(obs: np.ndarray) -> np.ndarray:
 
 def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, Any]:
     import tensorflow as tf  # noqa: F401  (models load through it)
+
     from rl2fpga.quantize.prune import load_level
     from rl2fpga.quantize.quant import run_stateful
     from rl2fpga.quantize.steps import _float_policy

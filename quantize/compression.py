@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from rl2fpga.quantize.golden import GoldenModel
 
 

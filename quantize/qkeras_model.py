@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel
 
 from rl2fpga.config import QuantizeConfig
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel
 
 FLOAT32_EXACT = 1 << 24  # float32 significand: integers below this are exact
 INPUT_HEADROOM = 2.0  # float observations: range covered = this x the largest sample

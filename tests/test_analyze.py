@@ -5,6 +5,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from rl2fpga.config import QuantizeConfig
 from rl2fpga.quantize.compression import compression, layer_compression
 from rl2fpga.quantize.delta import FloatDeltaNetwork, float_layers
 from rl2fpga.quantize.golden import GoldenLayer
@@ -17,8 +19,6 @@ from rl2fpga.quantize.qkeras_model import (
     to_grid,
 )
 from rl2fpga.train.networks import cnn, mlp
-
-from rl2fpga.config import QuantizeConfig
 
 
 def test_table1_dense_mults_from_keras_atari_model():

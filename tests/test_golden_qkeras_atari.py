@@ -5,6 +5,8 @@ borders included). The network is randomly initialised, magnitude-pruned and qua
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from rl2fpga.config import EnvConfig, QuantizeConfig
 from rl2fpga.quantize.golden import Fmt
 from rl2fpga.quantize.prune import apply_masks, magnitude_masks
 from rl2fpga.quantize.qkeras_model import (
@@ -18,8 +20,6 @@ from rl2fpga.quantize.qkeras_model import (
     threshold_ints,
 )
 from rl2fpga.train.networks import cnn
-
-from rl2fpga.config import EnvConfig, QuantizeConfig
 
 pytestmark = pytest.mark.slow
 

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from rl2fpga.quantize import prune as P
-from rl2fpga.train.networks import mlp
 
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.quantize import prune as P
+from rl2fpga.train.networks import mlp
 
 
 def _model(seed: int = 0) -> tf.keras.Model:

@@ -4,6 +4,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from rl2fpga.config import QuantizeConfig
+from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.quantize.golden import Fmt
 from rl2fpga.quantize.qkeras_model import (
     FLOAT32_EXACT,
@@ -19,9 +22,6 @@ from rl2fpga.quantize.qkeras_model import (
     to_grid,
 )
 from rl2fpga.train.networks import mlp
-
-from rl2fpga.config import QuantizeConfig
-from rl2fpga.errors import Rl2fpgaError
 
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)

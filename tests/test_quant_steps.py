@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from rl2fpga.train.networks import mlp
 
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig
 from rl2fpga.run import Run
+from rl2fpga.train.networks import mlp
 
 
 def _fake_train(run: Run, seed: int = 0) -> None:

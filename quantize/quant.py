@@ -72,8 +72,13 @@ def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, mask
 
 def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: QuantizeConfig, input_fmt: Fmt,
                     states: np.ndarray, seed: int, progress: Callable[[int], None] | None = None,
-                    discrete: bool = True) -> tuple[tf.keras.Model, dict[str, Any]]:
-    """PTQ or QAT (``qcfg.method``) of a float policy on its visited ``states`` (raw observations)."""
+                    discrete: bool = True,
+                    visit: Callable[[tf.keras.Model], np.ndarray] | None = None) -> tuple[tf.keras.Model, dict[str, Any]]:
+    """PTQ or QAT (``qcfg.method``) of a float policy on its visited ``states`` (raw observations).
+
+    ``visit(qmodel)`` (QAT, ``qcfg.dagger_rounds`` times): observations of episodes the
+    *quantized* agent plays; they join the distillation states (labelled by the float agent,
+    as in DAgger), so the student also learns the states its own errors lead to."""
     x = grid_float(to_grid(states, input_fmt), input_fmt)
     qmodel = quantize_model(model, qcfg, masks, input_fmt, samples=x)
     info: dict[str, Any] = {"method": qcfg.method, "calibration_states": int(len(x))}
@@ -84,8 +89,28 @@ def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: Q
         losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed, advantage_weight=adv, progress=progress)
         info["qat_loss_first"] = losses[0]
         info["qat_loss_last"] = float(np.mean(losses[-20:]))
+        for r in range(qcfg.dagger_rounds if visit is not None else 0):
+            extra = grid_float(to_grid(visit(qmodel), input_fmt), input_fmt)
+            x = np.concatenate([x, extra])
+            losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed + r + 1, advantage_weight=adv, progress=progress)
+            info.setdefault("dagger_states", []).append(int(len(extra)))
         info["mse_qat"] = _mse(qmodel, teacher, x)
     return qmodel, info
+
+
+def qkeras_policy(qmodel: tf.keras.Model, fmt: Fmt, discrete: bool, low: list[float] | None = None,
+                  high: list[float] | None = None) -> Callable[[np.ndarray], Any]:
+    """The QKeras model as an agent on grid inputs (equal to the golden model without delta)."""
+    f = tf.function(lambda x: qmodel(x[None], training=False)[0], reduce_retracing=True)
+    if not discrete:
+        lo, hi = np.asarray(low, np.float32), np.asarray(high, np.float32)
+        scale, offset = (hi - lo) / 2, (hi + lo) / 2
+
+    def policy(obs: np.ndarray) -> Any:
+        y = f(tf.constant(grid_float(to_grid(obs, fmt), fmt))).numpy()
+        return int(np.argmax(y)) if discrete else (np.tanh(y) * scale + offset).astype(np.float32)
+
+    return policy
 
 
 def _masked(model: tf.keras.Model, masks: dict[str, np.ndarray]) -> tf.keras.Model:

@@ -125,7 +125,7 @@ def _quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> dict[str
         qkeras_int_outputs,
         threshold_ints,
     )
-    from rl2fpga.quantize.quant import GoldenPolicy, quantize_policy, run_stateful
+    from rl2fpga.quantize.quant import GoldenPolicy, qkeras_policy, quantize_policy, run_stateful
     from rl2fpga.train.common import EVAL_SEED_OFFSET
 
     qc = cfg.quantize
@@ -136,7 +136,12 @@ def _quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> dict[str
         keep = np.random.default_rng(cfg.seed).choice(len(states), MAX_CALIB_STATES, replace=False)
         states = states[np.sort(keep)]
     in_fmt = input_format(states, qc.float_input_bits)
-    qmodel, info = quantize_policy(model, masks, qc, in_fmt, states, cfg.seed, discrete=spec.discrete)
+
+    def visit(qm: Any) -> np.ndarray:
+        pol = qkeras_policy(qm, in_fmt, spec.discrete, spec.action_low, spec.action_high)
+        return collect_states(pol, cfg, qc.calib_episodes, qc.calib_max_steps, cfg.seed + CALIB_SEED_OFFSET + 500)
+
+    qmodel, info = quantize_policy(model, masks, qc, in_fmt, states, cfg.seed, discrete=spec.discrete, visit=visit)
     gm = golden_from_qkeras(qmodel, in_fmt, 0)
     acc_bits = gm.check_accumulators()
     t_int = threshold_ints(gm, qc.threshold)

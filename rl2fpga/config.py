@@ -178,6 +178,9 @@ class QuantizeConfig:
     fallback_levels: int = 2
     """When the selected level's golden agent with delta updates keeps less than
     prune.keep_return_fraction of the dense return, try up to this many less sparse levels."""
+    dagger_rounds: int = 1
+    """QAT: rounds of adding the states the quantized agent itself visits (labelled by the float
+    agent) to the distillation set, each followed by qat_steps more steps (0: off)."""
     advantage_weight: float = 0.0
     """QAT of a DQN: weight of an extra distillation error on Q-values centred per state (the
     differences that choose the action); 0 = plain Q-value error (10 was worse on CartPole)."""

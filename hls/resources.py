@@ -18,7 +18,8 @@ from rl2fpga.fsutil import atomic_write_text
 
 XC7Z020 = {"lut": 53_200, "ff": 106_400, "dsp": 220, "bram36": 140}
 
-_LUT_CELLS = re.compile(r"^(LUT[1-6]|RAM(32|64|128|256)[XM0-9A-Z]*|SRL(16|32)E?|MUXF[78])$")
+# INV cells are counted as LUT1s (conservative: most are absorbed into neighbouring LUTs)
+_LUT_CELLS = re.compile(r"^(LUT[1-6]|INV|RAM(32|64|128|256)[XM0-9A-Z]*|SRL(16|32)E?|MUXF[78])$")
 _FF_CELLS = {"FDRE", "FDSE", "FDCE", "FDPE"}
 
 

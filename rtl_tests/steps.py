@@ -97,7 +97,8 @@ def plot_histogram(per_frame: list[dict[str, Any]], stats: dict[str, Any], path:
 
     cycles = [f["cycles"] for f in per_frame]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.hist(cycles, bins=40, color="#4477aa", label="engine, cycles per frame")
+    lo, hi = max(min(cycles), 1), max(max(cycles), 2, stats["dense_equivalent_cycles"])
+    ax.hist(cycles, bins=np.geomspace(lo, hi, 60), color="#4477aa", label="engine, cycles per frame")
     ax.axvline(stats["lower_bound_cycles"]["median"], color="#228833", ls="--", label="lower bound (median)")
     ax.axvline(stats["dense_equivalent_cycles"], color="#cc3311", ls=":", label="dense equivalent")
     ax.set_xscale("log")

@@ -51,6 +51,8 @@ def build_library(rtl_dir: Path, build_dir: Path, input_bytes_per_beat: int, opt
     ~1.5x longer to compile, which pays off only for long runs."""
     if shutil.which("verilator") is None:
         raise ToolMissing("verilator is not on PATH; install it (apt install verilator) or use board.emulator_engine=golden")
+    # verilator runs in the build folder: every path it sees must be absolute
+    rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
     sources = [p for p in design.rtl_sources(rtl_dir).hdl if p.suffix in (".sv", ".v")]
     tdata_bytes = input_bytes_per_beat
     shim = design.render("engine_shim.cpp.j2", top=TOP, tdata_bits=8 * tdata_bytes, tdata_bytes=tdata_bytes)

@@ -52,6 +52,17 @@ def pick(d: Any, *paths: str, default: Any = None) -> Any:
     return default
 
 
+def _threshold_key(ana: dict[str, Any], T: float) -> str | None:
+    """The key of ``T`` in analyze's per-threshold tables (keys are the T values as text)."""
+    for k in (pick(ana, "per_threshold", default={}) or {}):
+        try:
+            if abs(float(k) - T) < 1e-12:
+                return k
+        except ValueError:
+            continue
+    return None
+
+
 def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
     p = run.path
     train = _load(p / "train" / "summary.json") or {}
@@ -63,27 +74,30 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
     hls = _load(p / "hls" / "summary.json") or {}
     rtl = _load(p / "rtl" / "summary.json") or {}
     cos = _load(p / "cosim" / "summary.json") or {}
+    lat = _load(p / "cosim" / "latency.json") or {}
+    frames = _load(p / "cosim" / "frames.json") or []
     brd = _load(p / "board" / "summary.json") or {}
 
+    tkey = _threshold_key(ana, cfg.quantize.threshold)
+    per_level = {lv.get("level"): lv for lv in pick(ana, "per_level", default=[]) or []}
     levels = []
     for lv in levels_raw or []:
+        a = per_level.get(lv.get("level"), {})
         levels.append(
             {
+                "level": lv.get("level"),
                 "sparsity": pick(lv, "sparsity"),
                 "eval_return_mean": pick(lv, "eval_return_mean", "return_mean"),
-                **{k: v for k, v in lv.items() if k not in ("sparsity", "eval_return_mean")},
+                "eval_return_mean_delta": pick(a, "delta_return_mean"),
+                "significant_fraction": (a.get("fraction") or {}).get(tkey) if tkey is not None else None,
             }
         )
-    sel = pick(quant, "selected", default={}) or {}
-    selected = {
-        "sparsity": pick(sel, "sparsity", default=pick(quant, "sparsity")),
-        "weight_bits": pick(sel, "weight_bits", default=pick(quant, "weight_bits")),
-        "threshold_int": pick(sel, "threshold_int", default=pick(quant, "threshold_int")),
-        "eval_return_mean": pick(sel, "eval_return_mean", default=pick(quant, "eval_return_mean")),
-        "eval_return_mean_delta": pick(sel, "eval_return_mean_delta", default=pick(quant, "eval_return_mean_delta")),
-    }
+    sel = pick(quant, "selected", default=quant) or {}
     comp = pick(quant, "compression", default={}) or {}
-    mult = pick(ana, "multiplications", default={}) or {}
+    mult = pick(ana, "multiplications", default=None) or pick(quant, "multiplications", default={}) or {}
+    mac_mism = None
+    if frames:
+        mac_mism = sum(1 for f in frames if f.get("macs") != f.get("golden_macs"))
     summary: dict[str, Any] = {
         "name": cfg.name,
         "env": cfg.env.id,
@@ -95,11 +109,21 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
             "steps": pick(train, "steps"),
         },
         "levels": levels,
-        "selected": selected,
+        "selected": {
+            "level": pick(sel, "prune_level", "level"),
+            "sparsity": pick(sel, "sparsity"),
+            "weight_bits": pick(sel, "weight_bits"),
+            "act_bits": pick(sel, "act_bits"),
+            "threshold": pick(sel, "threshold"),
+            "threshold_int": pick(sel, "threshold_int"),
+            "eval_return_mean": pick(sel, "eval_return_mean"),
+            "eval_return_mean_delta": pick(sel, "eval_return_mean_delta"),
+        },
         "compression": {
-            "dense_bits": pick(comp, "dense_bits"),
+            "dense_bits": pick(comp, "dense_fp32_bits", "dense_bits"),
             "stored_bits": pick(comp, "stored_bits"),
             "ratio": pick(comp, "ratio"),
+            "ratio_values_only": pick(comp, "ratio_values_only"),
         },
         "multiplications": {
             "dense": pick(mult, "dense"),
@@ -112,15 +136,15 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
             "csim_mismatches": pick(hls, "csim_mismatches"),
         },
         "rtl": {
-            "lanes": pick(rtl, "lanes", default=pick(cos, "lanes")),
+            "lanes": pick(rtl, "lanes", default=pick(lat, "lanes")),
             "cosim_frames": pick(cos, "cosim_frames", "frames"),
             "cosim_mismatches": pick(cos, "cosim_mismatches", "mismatches"),
-            "mac_mismatches": pick(cos, "mac_mismatches"),
-            "cycles_median": pick(cos, "cycles_median", "cycles.median"),
-            "cycles_p99": pick(cos, "cycles_p99", "cycles.p99"),
-            "cycles_dense": pick(cos, "cycles_dense", "dense_cycles"),
-            "cycles_bound_median": pick(cos, "cycles_bound_median", "bound_median"),
-            "clock_mhz": pick(cos, "clock_mhz", default=cfg.rtl.clock_mhz),
+            "mac_mismatches": pick(cos, "mac_mismatches", default=mac_mism),
+            "cycles_median": pick(cos, "cycles_median", default=pick(lat, "cycles.median")),
+            "cycles_p99": pick(cos, "cycles_p99", default=pick(lat, "cycles.p99")),
+            "cycles_dense": pick(cos, "cycles_dense", default=pick(lat, "dense_equivalent_cycles")),
+            "cycles_bound_median": pick(cos, "cycles_bound_median", default=pick(lat, "lower_bound_cycles.median")),
+            "clock_mhz": pick(lat, "clock_mhz", default=cfg.rtl.clock_mhz),
             "lut": pick(rtl, "lut", "resources.lut"),
             "ff": pick(rtl, "ff", "resources.ff"),
             "dsp": pick(rtl, "dsp", "resources.dsp"),
@@ -128,9 +152,12 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
         },
         "board": {
             "target": pick(brd, "target"),
+            "engine": pick(brd, "engine"),
             "episodes": pick(brd, "episodes"),
+            "steps": pick(brd, "steps"),
             "action_mismatches": pick(brd, "action_mismatches"),
             "return_mean": pick(brd, "return_mean"),
+            "golden_return_mean": pick(brd, "golden_return_mean"),
         },
         "timings_s": {k: v for k, v in run.timings().items() if k != "report"},
     }
@@ -160,63 +187,69 @@ def _fig(w: float = 5.6, h: float = 3.4) -> tuple[Any, Any]:
     return fig, ax
 
 
-def plot_reward_vs_sparsity(s: dict[str, Any], ana: dict[str, Any]) -> str | None:
+def plot_reward_vs_sparsity(s: dict[str, Any]) -> str | None:
     lv = [x for x in s["levels"] if x.get("sparsity") is not None and x.get("eval_return_mean") is not None]
     if not lv:
         return None
     fig, ax = _fig()
-    sp = [100 * x["sparsity"] for x in lv]
-    ax.plot(sp, [x["eval_return_mean"] for x in lv], "o-", label="pruned")
-    delta = [(100 * x["sparsity"], x["return_delta"]) for x in pick(ana, "levels", default=[]) or [] if x.get("return_delta") is not None and x.get("sparsity") is not None]
+    ax.plot([100 * x["sparsity"] for x in lv], [x["eval_return_mean"] for x in lv], "o-", label="pruned")
+    delta = [(100 * x["sparsity"], x["eval_return_mean_delta"]) for x in lv if x.get("eval_return_mean_delta") is not None]
     if delta:
-        ax.plot(*zip(*delta, strict=True), "s--", label="pruned + delta")
+        ax.plot(*zip(*delta, strict=True), "s--", label="pruned + delta (golden, 8-bit)")
     dense = s["train"]["eval_return_mean"]
     if dense is not None:
         ax.axhline(dense, color="k", lw=1, ls=":", label="dense")
     sel = s["selected"]
     if sel.get("sparsity") is not None and sel.get("eval_return_mean_delta") is not None:
-        ax.plot([100 * sel["sparsity"]], [sel["eval_return_mean_delta"]], "r*", ms=14, label="selected (8-bit, delta)")
+        ax.plot([100 * sel["sparsity"]], [sel["eval_return_mean_delta"]], "r*", ms=14, label="selected (quantized, delta)")
     ax.set_xlabel("weight sparsity (%)")
     ax.set_ylabel("mean return")
     ax.legend(fontsize=8)
     return _png(fig)
 
 
-def plot_fraction_vs_sparsity(ana: dict[str, Any]) -> str | None:
-    rows = [x for x in pick(ana, "levels", default=[]) or [] if x.get("fraction") is not None]
+def plot_fraction_vs_sparsity(s: dict[str, Any], ana: dict[str, Any]) -> str | None:
+    rows = [x for x in pick(ana, "per_level", default=[]) or [] if isinstance(x.get("fraction"), dict)]
     if not rows:
         return None
     fig, ax = _fig()
-    ax.plot([100 * x["sparsity"] for x in rows], [x["fraction"] for x in rows], "o-", label="golden integer, delta")
-    if any(x.get("fraction_float") is not None for x in rows):
-        ax.plot([100 * x["sparsity"] for x in rows], [x.get("fraction_float") for x in rows], "s--", label="float DeltaNetwork")
+    keys = sorted(rows[0]["fraction"], key=float)
+    for k in keys:
+        pts = [(100 * x["sparsity"], x["fraction"][k]) for x in rows if x["fraction"].get(k)]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), "o-", ms=3, label=f"T = {k}")
+    ax.plot([100 * x["sparsity"] for x in rows], [1 - x["sparsity"] for x in rows], "k:", label="pruning only")
     ax.set_yscale("log")
     ax.set_xlabel("weight sparsity (%)")
     ax.set_ylabel("significant / dense multiplications")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     return _png(fig)
 
 
 def plot_threshold_sweep(ana: dict[str, Any]) -> str | None:
-    rows = [x for x in pick(ana, "threshold_sweep", default=[]) or [] if x.get("fraction") is not None]
+    table = pick(ana, "per_threshold", default={}) or {}
+    rows = sorted(table.values(), key=lambda x: x.get("T", 0))
     if not rows:
         return None
     fig, ax = _fig()
-    ts = [x["T"] for x in rows]
-    ax.plot(range(len(ts)), [x["fraction"] for x in rows], "o-", label="significant fraction")
-    ax.set_xticks(range(len(ts)), [str(t) for t in ts])
+    xs = range(len(rows))
+    ax.plot(xs, [x.get("golden_fraction") for x in rows], "o-", label="golden integer (T_int)")
+    ax.plot(xs, [x.get("float_fraction") for x in rows], "s--", label="float DeltaNetwork (T)")
+    ax.set_xticks(list(xs), [str(x.get("T")) for x in rows])
     ax.set_yscale("log")
     ax.set_xlabel("delta threshold T (input units)")
     ax.set_ylabel("significant / dense multiplications")
-    if any(x.get("return_mean") is not None for x in rows):
+    ax.legend(fontsize=8, loc="lower left")
+    rets = [x.get("float_delta_return_mean") for x in rows]
+    if any(r is not None for r in rets):
         ax2 = ax.twinx()
-        ax2.plot(range(len(ts)), [x.get("return_mean") for x in rows], "s--", color="tab:orange", label="return")
-        ax2.set_ylabel("mean return", color="tab:orange")
+        ax2.plot(list(xs), rets, "^:", color="tab:orange")
+        ax2.set_ylabel("return (float, delta)", color="tab:orange")
     return _png(fig)
 
 
-def plot_cycles(s: dict[str, Any], lat: dict[str, Any] | None) -> str | None:
-    cycles = pick(lat or {}, "cycles", default=None)
+def plot_cycles(s: dict[str, Any], frames: list[dict[str, Any]] | None) -> str | None:
+    cycles = [f["cycles"] for f in frames or [] if f.get("cycles") is not None]
     if not cycles:
         return None
     fig, ax = _fig()
@@ -254,12 +287,13 @@ def plot_resources(s: dict[str, Any]) -> str | None:
 
 
 def plot_compression(quant: dict[str, Any]) -> str | None:
-    layers = pick(quant, "compression.layers", default=None)
+    layers = pick(quant, "layers", default=None)
     if not layers:
         return None
     fig, ax = _fig()
-    names = [x.get("name", str(i)) for i, x in enumerate(layers)]
-    dense = np.array([x.get("dense_bits", 0) for x in layers], dtype=float)
+    names = list(layers)
+    layers = [layers[n] for n in names]
+    dense = np.array([x.get("dense_fp32_bits", 0) for x in layers], dtype=float)
     stored = np.array([x.get("stored_bits", 0) for x in layers], dtype=float)
     xs = np.arange(len(names))
     ax.bar(xs - 0.2, dense / 8192, 0.4, label="fp32 dense")
@@ -295,12 +329,12 @@ def render_html(s: dict[str, Any], run: Run) -> str:
 
     p = run.path
     ana = _load(p / "analyze" / "summary.json") or {}
-    quant = _load(p / "quantize" / "summary.json") or {}
-    lat = _load(p / "cosim" / "latency.json")
+    quant = _load(p / "quantize" / "compression.json") or {}
+    frames = _load(p / "cosim" / "frames.json")
     r, m, c, sel = s["rtl"], s["multiplications"], s["compression"], s["selected"]
     cards = [
         {"k": "trained return", "v": _fmt(s["train"]["eval_return_mean"], "{:.1f}"), "d": f"{s['algo'].upper()} greedy eval", "cls": ""},
-        {"k": "selected sparsity", "v": _fmt(None if sel["sparsity"] is None else 100 * sel["sparsity"], "{:.1f} %"), "d": f"{_fmt(sel['weight_bits'])}-bit weights, T_int {_fmt(sel['threshold_int'])}", "cls": ""},
+        {"k": "selected sparsity", "v": _fmt(None if sel["sparsity"] is None else 100 * sel["sparsity"], "{:.1f} %"), "d": f"{_fmt(sel['weight_bits'])}-bit weights, T_int {sel['threshold_int']}", "cls": ""},
         {"k": "return with delta", "v": _fmt(sel["eval_return_mean_delta"], "{:.1f}"), "d": "golden integer model, delta updates", "cls": ""},
         {"k": "fewer multiplications", "v": _fmt(m["reduction"], "{:.1f}x"), "d": "significant vs dense", "cls": ""},
         {"k": "smaller network", "v": _fmt(c["ratio"], "{:.1f}x"), "d": "fp32 dense bits / stored bits", "cls": ""},
@@ -308,31 +342,31 @@ def render_html(s: dict[str, Any], run: Run) -> str:
          "d": (f"{r['cycles_median'] / r['clock_mhz']:.1f} us at {r['clock_mhz']:.0f} MHz, {r['lanes']} lanes" if r["cycles_median"] else ""), "cls": ""},
     ]
     verification = []
-    for form, frames, mism in (
+    for form, n, mism in (
         ("hls4ml C simulation", s["hls"]["csim_frames"], s["hls"]["csim_mismatches"]),
         ("RTL co-simulation (Verilator)", r["cosim_frames"], r["cosim_mismatches"]),
         ("RTL MAC counter vs golden count", r["cosim_frames"], r.get("mac_mismatches")),
-        (f"closed loop ({s['board']['target'] or 'board'})", s["board"]["episodes"], s["board"]["action_mismatches"]),
+        (f"closed loop ({s['board']['target'] or 'board'}, steps)", s["board"]["steps"], s["board"]["action_mismatches"]),
     ):
-        verdict, cls = _verdict(frames, mism)
-        verification.append({"form": form, "frames": _fmt(frames), "mismatches": _fmt(mism), "verdict": verdict, "cls": cls})
+        verdict, cls = _verdict(n, mism)
+        verification.append({"form": form, "frames": _fmt(n), "mismatches": _fmt(mism), "verdict": verdict, "cls": cls})
     plots = [
-        {"title": "Reward vs sparsity (cf. 2023 paper, Fig. 6)", "png": plot_reward_vs_sparsity(s, ana), "missing": "prune step not run"},
-        {"title": "Significant multiplications vs sparsity (cf. Fig. 8)", "png": plot_fraction_vs_sparsity(ana), "missing": "analyze step not run"},
+        {"title": "Reward vs sparsity (cf. 2023 paper, Fig. 6)", "png": plot_reward_vs_sparsity(s), "missing": "prune step not run"},
+        {"title": "Significant multiplications vs sparsity (cf. Fig. 8)", "png": plot_fraction_vs_sparsity(s, ana), "missing": "analyze step not run"},
         {"title": "Delta threshold sweep", "png": plot_threshold_sweep(ana), "missing": "analyze step not run"},
-        {"title": "Cycles per frame over real episodes", "png": plot_cycles(s, lat), "missing": "cosim step not run"},
+        {"title": "Cycles per frame over real episodes", "png": plot_cycles(s, frames), "missing": "cosim step not run"},
         {"title": "Resources vs PYNQ-Z2 capacity (yosys estimate)", "png": plot_resources(s), "missing": "rtl step not run"},
         {"title": "Size: dense fp32 vs stored", "png": plot_compression(quant), "missing": "quantize step not run"},
     ]
     layer_rows = []
     layer_header = ["layer", "dense mults", "nonzero weights", "significant mean", "fraction"]
-    for row in pick(ana, "layers", default=[]) or []:
+    for name, row in (pick(ana, "layers", default={}) or {}).items():
         layer_rows.append([
-            row.get("name", "?"),
+            name,
             _fmt(row.get("dense")),
             _fmt(row.get("nnz")),
-            _fmt(row.get("significant_mean"), "{:,.1f}"),
-            _fmt(row.get("fraction"), "{:.4f}"),
+            _fmt(row.get("golden_significant_mean"), "{:,.1f}"),
+            _fmt(row.get("golden_fraction"), "{:.4f}"),
         ])
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),

@@ -22,27 +22,34 @@ REQUIRED = {
 
 
 def _fake_run(tmp_path):
+    """Step outputs in the formats the steps write (values made up, so the mapping is checked)."""
     run = Run.create(RunConfig(name="fake"), runs_dir=tmp_path)
     w = lambda step, name, obj: atomic_write_json(run.dir(step) / name, obj)  # noqa: E731
     w("train", "summary.json", {"eval_return_mean": 498.5, "steps": 1000})
-    w("prune", "levels.json", [{"round": i, "sparsity": 1 - 0.8**i, "eval_return_mean": 500 - i} for i in range(4)])
+    w("prune", "levels.json", {"method": "imp", "levels": [
+        {"level": i, "round": i, "sparsity": 1 - 0.8**i, "eval_return_mean": 500 - i} for i in range(4)]})
     w("quantize", "summary.json", {
-        "selected": {"sparsity": 0.488, "weight_bits": 8, "threshold_int": 3, "eval_return_mean": 497.0, "eval_return_mean_delta": 495.0},
-        "compression": {"dense_bits": 32000, "stored_bits": 1000, "ratio": 32.0,
-                        "layers": [{"name": "fc1", "dense_bits": 16000, "stored_bits": 400}, {"name": "out", "dense_bits": 16000, "stored_bits": 600}]},
+        "prune_level": 3, "sparsity": 0.488, "weight_bits": 8, "act_bits": 8, "threshold": 0.01,
+        "threshold_int": [3, 1, 0], "eval_return_mean": 497.0, "eval_return_mean_delta": 495.0,
+        "compression": {"dense_fp32_bits": 32000, "stored_bits": 1000, "ratio": 32.0},
     })
+    w("quantize", "compression.json", {"layers": {"fc1": {"dense_fp32_bits": 16000, "stored_bits": 400},
+                                                   "out": {"dense_fp32_bits": 16000, "stored_bits": 600}}})
     w("analyze", "summary.json", {
         "multiplications": {"dense": 4352, "significant_mean": 217.6, "reduction": 20.0},
-        "levels": [{"sparsity": 0.2, "fraction": 0.1, "return_delta": 490}, {"sparsity": 0.5, "fraction": 0.05, "return_delta": 480}],
-        "threshold_sweep": [{"T": 0.0, "fraction": 0.3}, {"T": 0.01, "fraction": 0.05, "return_mean": 470}],
-        "layers": [{"name": "fc1", "dense": 256, "nnz": 30, "significant_mean": 20.5, "fraction": 0.08}],
+        "per_level": [{"level": i, "sparsity": 1 - 0.8**i, "return_mean": 500 - i, "delta_return_mean": 490 - i,
+                       "fraction": {"0": 0.3 - 0.05 * i, "0.01": 0.1 - 0.02 * i}} for i in range(4)],
+        "per_threshold": {"0": {"T": 0.0, "golden_fraction": 0.3, "float_fraction": 0.31, "float_delta_return_mean": 500},
+                          "0.01": {"T": 0.01, "golden_fraction": 0.05, "float_fraction": 0.06, "float_delta_return_mean": 470}},
+        "layers": {"fc1": {"dense": 256, "nnz": 30, "golden_significant_mean": 20.5, "golden_fraction": 0.08}},
     })
     w("hls", "summary.json", {"backend": "Vitis", "csim_frames": 500, "csim_mismatches": 0})
     w("rtl", "summary.json", {"lanes": 4, "resources": {"lut": 1234, "ff": 2345, "dsp": 4, "bram36": 2}})
-    w("cosim", "summary.json", {"frames": 200, "mismatches": 0, "mac_mismatches": 0, "cycles_median": 80, "cycles_p99": 120,
-                                "cycles_dense": 1088, "cycles_bound_median": 60})
-    w("cosim", "latency.json", {"cycles": [70, 80, 90, 120]})
-    w("board", "summary.json", {"target": "emulator", "episodes": 3, "action_mismatches": 0, "return_mean": 500.0})
+    w("cosim", "summary.json", {"frames": 4, "mismatches": 0, "cycles_median": 80})
+    w("cosim", "latency.json", {"lanes": 4, "clock_mhz": 100.0, "cycles": {"median": 80, "p99": 120},
+                                "dense_equivalent_cycles": 1088, "lower_bound_cycles": {"median": 60}})
+    w("cosim", "frames.json", [{"cycles": c, "macs": [1, 2], "golden_macs": [1, 2]} for c in (70, 80, 90, 120)])
+    w("board", "summary.json", {"target": "emulator", "episodes": 3, "steps": 1500, "action_mismatches": 0, "return_mean": 500.0})
     for step in ("train", "prune", "quantize"):
         run.mark_done(step, 1.0)
     return run
@@ -56,8 +63,12 @@ def test_summary_has_every_key_with_the_step_values(tmp_path):
         node = s if section == "" else s[section]
         for k in keys:
             assert k in node, f"{section}.{k}"
-    assert s["rtl"]["lut"] == 1234 and s["rtl"]["cosim_frames"] == 200 and s["rtl"]["cycles_bound_median"] == 60
-    assert s["selected"]["threshold_int"] == 3 and s["compression"]["ratio"] == 32.0
+    assert s["rtl"]["lut"] == 1234 and s["rtl"]["cosim_frames"] == 4 and s["rtl"]["cycles_bound_median"] == 60
+    assert s["rtl"]["cycles_p99"] == 120 and s["rtl"]["cycles_dense"] == 1088 and s["rtl"]["mac_mismatches"] == 0
+    assert s["selected"]["threshold_int"] == [3, 1, 0] and s["selected"]["sparsity"] == 0.488
+    assert s["compression"] == {"dense_bits": 32000, "stored_bits": 1000, "ratio": 32.0, "ratio_values_only": None}
+    assert [x["eval_return_mean_delta"] for x in s["levels"]] == [490, 489, 488, 487]
+    assert s["levels"][1]["significant_fraction"] == 0.08
     assert [round(x["sparsity"], 3) for x in s["levels"]] == [0.0, 0.2, 0.36, 0.488]
     assert s["timings_s"] == {"prune": 1.0, "quantize": 1.0, "train": 1.0}
 

@@ -18,11 +18,10 @@ from typing import Any
 
 from rl2fpga.board import design
 from rl2fpga.board.bundle import write_bundle
-from rl2fpga.quantize.golden import GoldenModel
-
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_dir, atomic_write_json, atomic_write_text
+from rl2fpga.quantize.golden import GoldenModel
 from rl2fpga.run import Run
 
 

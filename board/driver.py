@@ -29,9 +29,8 @@ import numpy as np
 from pynq import DefaultIP, Overlay
 
 try:  # installed rl2fpga (host, tests)
-    from rl2fpga.hls import regmap
-
     from rl2fpga.errors import Rl2fpgaError
+    from rl2fpga.hls import regmap
 except ImportError:  # deploy bundle on the board: regmap.py sits beside this file
     import regmap  # type: ignore[no-redef]
 

@@ -20,6 +20,7 @@ import math
 from abc import ABC, abstractmethod
 
 import numpy as np
+
 from rl2fpga.hls import regmap
 from rl2fpga.quantize.golden import Fmt, GoldenModel
 

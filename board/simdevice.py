@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from pynq.buffer import PynqBuffer
 from pynq.pl_server.device import Device
+
 from rl2fpga.board import design
 from rl2fpga.board.engine import EngineModel
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from rl2fpga.quantize.golden import GoldenModel
 
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
+from rl2fpga.quantize.golden import GoldenModel
 from rl2fpga.run import Run
 
 

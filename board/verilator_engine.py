@@ -23,10 +23,9 @@ from pathlib import Path
 
 from rl2fpga.board import design
 from rl2fpga.board.engine import EngineModel, frame_bytes
-from rl2fpga.quantize.golden import GoldenModel
-
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_text
+from rl2fpga.quantize.golden import GoldenModel
 
 TOP = design.ENGINE_TOP
 AXIL_TIMEOUT = 1000

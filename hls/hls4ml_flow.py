@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel
 
 from rl2fpga.config import HlsConfig
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
+from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel
 
 PROJECT_NAME = "rl2fpga_policy"
 INPUT_NAME = "obs"
@@ -125,6 +125,7 @@ def build_keras(golden: GoldenModel, stages: list[int] | None = None) -> Any:
     requantization (rounding, saturation) is not in this float model: it lives in the hls4ml
     precisions that :func:`hls_config` generates."""
     import tensorflow as tf
+
     from rl2fpga.hls.delta_layer import DeltaStage
 
     stages = delta_stage_layers(golden) if stages is None else stages
@@ -290,6 +291,7 @@ class HlsProject:
 def convert(golden: GoldenModel, hcfg: HlsConfig, out_dir: str | Path, backend: str | None = None) -> HlsProject:
     """Golden model -> Keras with delta stages -> hls4ml project written to ``out_dir``."""
     import hls4ml
+
     from rl2fpga.hls.delta_layer import register_delta_extension
 
     backend = backend or hcfg.backend

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rl2fpga.hls import hls4ml_flow as flow
-from rl2fpga.hls.reports import check_project_files, synthesis_figures
-from rl2fpga.quantize.golden import GoldenModel
 
 from rl2fpga import __version__
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
+from rl2fpga.hls import hls4ml_flow as flow
+from rl2fpga.hls.reports import check_project_files, synthesis_figures
+from rl2fpga.quantize.golden import GoldenModel
 from rl2fpga.run import Run
 
 TB_MAX_VALUES = 200_000  # cap on testbench data (input values), keeps the .dat files small

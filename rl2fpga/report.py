@@ -63,6 +63,13 @@ def _threshold_key(ana: dict[str, Any], T: float) -> str | None:
     return None
 
 
+def _ordered_timings(run: Run) -> dict[str, float]:
+    from rl2fpga.steps import STEP_ORDER
+
+    t = run.timings()
+    return {k: t[k] for k in STEP_ORDER if k in t and k != "report"}
+
+
 def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
     p = run.path
     train = _load(p / "train" / "summary.json") or {}
@@ -159,7 +166,7 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
             "return_mean": pick(brd, "return_mean"),
             "golden_return_mean": pick(brd, "golden_return_mean"),
         },
-        "timings_s": {k: v for k, v in run.timings().items() if k != "report"},
+        "timings_s": _ordered_timings(run),
     }
     return summary
 

@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from board_models import balancer
+
 from rl2fpga.board import design
 from rl2fpga.board.bundle import BUNDLE_FILES, check_bundle, write_bundle
 from rl2fpga.board.driver import EngineDriver
 from rl2fpga.board.engine import GoldenEngine
 from rl2fpga.board.simdevice import SimDevice
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
-
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig, apply_overrides
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
 from rl2fpga.run import Run
 
 BOARD_DIR = Path(__file__).resolve().parents[1] / "board"

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from board_models import balancer
+
 from rl2fpga.board.driver import EngineDriver
 from rl2fpga.board.simdevice import SimDevice
 from rl2fpga.board.verilator_engine import VerilatorEngine
-from rl2fpga.quantize.golden import random_model
-
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig, apply_overrides
+from rl2fpga.quantize.golden import random_model
 from rl2fpga.run import Run
 
 pytestmark = [

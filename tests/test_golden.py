@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel, random_model, round_shift
 
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel, random_model, round_shift
 
 
 def test_round_shift_half_even_matches_numpy():

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rl2fpga.hls import hls4ml_flow as flow
-from rl2fpga.quantize.golden import GoldenModel, random_model
 
 from rl2fpga.config import EnvConfig, HlsConfig
+from rl2fpga.hls import hls4ml_flow as flow
+from rl2fpga.quantize.golden import GoldenModel, random_model
 
 pytestmark = pytest.mark.slow
 

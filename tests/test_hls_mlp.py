@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from rl2fpga.config import EnvConfig, HlsConfig, RunConfig
 from rl2fpga.hls import hls4ml_flow as flow
 from rl2fpga.hls.hls_steps import write_testbench_data
 from rl2fpga.hls.reports import check_project_files
 from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
-
-from rl2fpga.config import EnvConfig, HlsConfig, RunConfig
 
 pytestmark = pytest.mark.slow
 
@@ -143,17 +143,17 @@ def test_hls_step_on_quantize_step_output(tmp_path: Path) -> None:
     the quantize config; the hls step re-extracts the golden model from the QKeras model, checks
     it is the saved one, and its C simulation equals it."""
     import tensorflow as tf
+
+    from rl2fpga.cli import main
+    from rl2fpga.config import QuantizeConfig
     from rl2fpga.quantize.qkeras_model import (
         golden_from_qkeras,
         quantize_model,
         save_qmodel,
         threshold_ints,
     )
-    from rl2fpga.train.networks import mlp
-
-    from rl2fpga.cli import main
-    from rl2fpga.config import QuantizeConfig
     from rl2fpga.run import Run
+    from rl2fpga.train.networks import mlp
 
     tf.keras.utils.set_random_seed(0)
     model = mlp(4, 2, [64, 64])

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from rl2fpga.config import HlsConfig, RunConfig
+from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.hls import hls4ml_flow as flow
 from rl2fpga.hls.delta_layer import DeltaStage, reset_delta_states
 from rl2fpga.hls.reports import check_project_files, synthesis_figures
 from rl2fpga.quantize.golden import Fmt, random_model
-
-from rl2fpga.config import HlsConfig, RunConfig
-from rl2fpga.errors import Rl2fpgaError, ToolMissing
 
 tf.config.threading.set_inter_op_parallelism_threads(1)
 tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rl2fpga.hls import hls4ml_flow as flow
-from rl2fpga.quantize.golden import Fmt, random_model
 
 from rl2fpga.config import HlsConfig, RunConfig
+from rl2fpga.hls import hls4ml_flow as flow
+from rl2fpga.quantize.golden import Fmt, random_model
 
 pytestmark = [pytest.mark.vivado, pytest.mark.slow]
 

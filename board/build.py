@@ -102,8 +102,6 @@ def build(run: Run, cfg: RunConfig, model: GoldenModel, console: Any) -> None:
         "bundle": str(bundle),
     }
     atomic_write_json(run.path / "board" / "build.json", info)
-    console.print(f"note: board.action=build is now saved in {run.path / 'config.yaml'}; pass --action run to play episodes again",
-                  soft_wrap=True)
     if bit.exists():
         console.print(f"bundle with bitstream: {bundle}")
     else:

@@ -73,9 +73,7 @@ def _ordered_timings(run: Run) -> dict[str, float]:
 def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
     p = run.path
     train = _load(p / "train" / "summary.json") or {}
-    levels_raw = _load(p / "prune" / "levels.json")
-    if isinstance(levels_raw, dict):
-        levels_raw = levels_raw.get("levels")
+    levels_raw = (_load(p / "prune" / "levels.json") or {}).get("levels", [])
     quant = _load(p / "quantize" / "summary.json") or {}
     ana = _load(p / "analyze" / "summary.json") or {}
     hls = _load(p / "hls" / "summary.json") or {}
@@ -94,14 +92,14 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
             {
                 "level": lv.get("level"),
                 "sparsity": pick(lv, "sparsity"),
-                "eval_return_mean": pick(lv, "eval_return_mean", "return_mean"),
+                "eval_return_mean": pick(lv, "eval_return_mean"),
                 "eval_return_mean_delta": pick(a, "delta_return_mean"),
                 "significant_fraction": (a.get("fraction") or {}).get(tkey) if tkey is not None else None,
             }
         )
-    sel = pick(quant, "selected", default=quant) or {}
+    sel = quant  # quantize/summary.json describes the selected level
     comp = pick(quant, "compression", default={}) or {}
-    mult = pick(ana, "multiplications", default=None) or pick(quant, "multiplications", default={}) or {}
+    mult = pick(ana, "multiplications", default=None) or pick(quant, "multiplications", default={})
     mac_mism = None
     if frames:
         mac_mism = sum(1 for f in frames if f.get("macs") != f.get("golden_macs"))
@@ -117,7 +115,7 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
         },
         "levels": levels,
         "selected": {
-            "level": pick(sel, "prune_level", "level"),
+            "level": pick(sel, "prune_level"),
             "sparsity": pick(sel, "sparsity"),
             "weight_bits": pick(sel, "weight_bits"),
             "act_bits": pick(sel, "act_bits"),
@@ -127,7 +125,7 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
             "eval_return_mean_delta": pick(sel, "eval_return_mean_delta"),
         },
         "compression": {
-            "dense_bits": pick(comp, "dense_fp32_bits", "dense_bits"),
+            "dense_bits": pick(comp, "dense_fp32_bits"),
             "stored_bits": pick(comp, "stored_bits"),
             "ratio": pick(comp, "ratio"),
             "ratio_values_only": pick(comp, "ratio_values_only"),
@@ -144,18 +142,18 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
         },
         "rtl": {
             "lanes": pick(rtl, "lanes", default=pick(lat, "lanes")),
-            "cosim_frames": pick(cos, "cosim_frames", "frames"),
-            "cosim_mismatches": pick(cos, "cosim_mismatches", "mismatches"),
-            "mac_mismatches": pick(cos, "mac_mismatches", default=mac_mism),
-            "cycles_median": pick(cos, "cycles_median", default=pick(lat, "cycles.median")),
-            "cycles_p99": pick(cos, "cycles_p99", default=pick(lat, "cycles.p99")),
-            "cycles_dense": pick(cos, "cycles_dense", default=pick(lat, "dense_equivalent_cycles")),
-            "cycles_bound_median": pick(cos, "cycles_bound_median", default=pick(lat, "lower_bound_cycles.median")),
+            "cosim_frames": pick(cos, "frames"),
+            "cosim_mismatches": pick(cos, "mismatches"),
+            "mac_mismatches": mac_mism,
+            "cycles_median": pick(lat, "cycles.median"),
+            "cycles_p99": pick(lat, "cycles.p99"),
+            "cycles_dense": pick(lat, "dense_equivalent_cycles"),
+            "cycles_bound_median": pick(lat, "lower_bound_cycles.median"),
             "clock_mhz": pick(lat, "clock_mhz", default=cfg.rtl.clock_mhz),
-            "lut": pick(rtl, "lut", "resources.lut"),
-            "ff": pick(rtl, "ff", "resources.ff"),
-            "dsp": pick(rtl, "dsp", "resources.dsp"),
-            "bram36": pick(rtl, "bram36", "resources.bram36"),
+            "lut": pick(rtl, "resources.lut"),
+            "ff": pick(rtl, "resources.ff"),
+            "dsp": pick(rtl, "resources.dsp"),
+            "bram36": pick(rtl, "resources.bram36"),
         },
         "board": {
             "target": pick(brd, "target"),

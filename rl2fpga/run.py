@@ -9,11 +9,8 @@ what earlier steps wrote and writes only its own folder, atomically. A finished 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from rl2fpga.config import RunConfig, dump_yaml, load_config
 from rl2fpga.errors import Rl2fpgaError
@@ -86,21 +83,12 @@ class Run:
                     pass
         return out
 
-    def reset_step(self, step: str) -> Path:
-        """Empty a step's folder before it runs again (earlier steps are untouched)."""
-        d = self.path / step
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        return d
-
 
 def run_pipeline(
     run: Run,
     cfg: RunConfig,
     start: str | None = None,
     stop: str | None = None,
-    only_existing: bool = True,
 ) -> dict[str, float]:
     """Run the steps from ``start`` to ``stop`` (inclusive) in order; return their wall times."""
     from rich.console import Console
@@ -116,10 +104,6 @@ def run_pipeline(
     i1 = order.index(stop) if stop else len(order) - 1
     names = order[i0 : i1 + 1]
     avail = set(available_steps())
-    if start is None and not only_existing:
-        missing = [n for n in names if n not in avail]
-        if missing:
-            raise Rl2fpgaError(f"steps not implemented yet: {', '.join(missing)}")
     times: dict[str, float] = {}
     for name in names:
         if name not in avail:
@@ -135,12 +119,3 @@ def run_pipeline(
         times[name] = dt
         console.print(f"[green]done[/] {name} in {dt:.1f} s")
     return times
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0", "false")
-
-
-def step_summary(run: Run, step: str) -> dict[str, Any]:
-    p = run.path / step / "summary.json"
-    return json.loads(p.read_text()) if p.exists() else {}

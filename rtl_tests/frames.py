@@ -60,21 +60,31 @@ def record(n_frames: int, seed: int = 0, game: str = "Breakout", fire_prob: floa
     return out, starts
 
 
-def record_cartpole(n_frames: int, seed: int = 0) -> tuple[np.ndarray, list[int]]:
-    """``n_frames`` consecutive CartPole-v1 observations (float32, (n, 4)) from a seeded random
-    policy, with the indices where episodes start."""
+def record_gym(env_id: str, n_frames: int, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    """``n_frames`` consecutive observations of a vector-observation gymnasium env (float32,
+    (n, obs_dim)) from a seeded random policy, with the indices where episodes start."""
     import gymnasium as gym
 
-    env = gym.make("CartPole-v1")
+    from rl2fpga.errors import Rl2fpgaError
+
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as e:
+        raise Rl2fpgaError(f"cannot make environment {env_id} for co-simulation ({e}); check env.id") from None
     env.action_space.seed(seed)
     obs, _ = env.reset(seed=seed)
     frames, starts = [], [0]
     while len(frames) < n_frames:
         frames.append(np.asarray(obs, dtype=np.float32))
-        obs, _, term, trunc, _ = env.step(int(env.action_space.sample()))
+        obs, _, term, trunc, _ = env.step(env.action_space.sample())
         if term or trunc:
             obs, _ = env.reset()
             if len(frames) < n_frames:
                 starts.append(len(frames))
     env.close()
     return np.stack(frames), starts
+
+
+def record_cartpole(n_frames: int, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    """CartPole-v1 observations: :func:`record_gym` on CartPole-v1."""
+    return record_gym("CartPole-v1", n_frames, seed)

@@ -35,26 +35,7 @@ def record_frames(env_id: str, n: int, seed: int) -> tuple[np.ndarray, list[int]
 
     if env_id.startswith("ALE/"):
         return frames.record(n, seed=seed, game=env_id.split("/")[1].split("-")[0])
-    if env_id.startswith("CartPole"):
-        return frames.record_cartpole(n, seed=seed)
-    import gymnasium as gym
-
-    try:
-        env = gym.make(env_id)
-    except gym.error.Error as e:
-        raise Rl2fpgaError(f"cannot make environment {env_id} for co-simulation ({e}); check env.id") from None
-    env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    out, starts = [], [0]
-    while len(out) < n:
-        out.append(np.asarray(obs, dtype=np.float32))
-        obs, _, term, trunc, _ = env.step(env.action_space.sample())
-        if term or trunc:
-            obs, _ = env.reset()
-            if len(out) < n:
-                starts.append(len(out))
-    env.close()
-    return np.stack(out), starts
+    return frames.record_gym(env_id, n, seed)
 
 
 def latency_stats(per_frame: list[dict[str, Any]], dense_mults: list[int], lanes: int,

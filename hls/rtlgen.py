@@ -29,7 +29,7 @@ from rl2fpga import GENERATED_HEADER, __version__
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import ACC_LIMIT_BITS, GoldenLayer, GoldenModel
+from rl2fpga.quantize.golden import ACC_LIMIT_BITS, GoldenModel
 
 RTL_SRC = Path(__file__).resolve().parent / "rtl"
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "rtl"
@@ -238,11 +238,22 @@ def check_mappable(golden: GoldenModel, lanes: int, input_bytes_per_beat: int) -
             raise Rl2fpgaError(f"{where}: accumulator needs {need} bits > {ACC_LIMIT_BITS}; use fewer weight or input bits")
 
 
-def _plan_layer(layer: GoldenLayer, k: int, n_layers: int, lanes: int) -> tuple[LayerPlan, PackedLists, np.ndarray]:
+def _event_shape(golden: GoldenModel, k: int) -> tuple[int, int, int]:
+    """(h, w, c) of the coordinates carried by the events into layer ``k``: the producing
+    layer's output shape (a conv feature map stays (oy, ox, f) even when layer ``k`` takes it
+    flattened, channels last), or the network input's; a vector is (1, 1, n)."""
+    shape = golden.layers[k - 1].out_shape if k else golden.in_shape
+    if len(shape) != 3:
+        shape = (1, 1, int(np.prod(shape)))
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, PackedLists, np.ndarray]:
+    layer, n_layers = golden.layers[k], len(golden.layers)
     conv = layer.kind == "conv2d"
-    w2 = layer.w.reshape(-1, layer.n_out)
+    w2 = layer.w.reshape(-1, layer.n_out)  # row (y * w + x) * c + ch: the channels-last flatten
     packed = pack_lists(w2, lanes, layer.w_fmt.bits)
-    in_h, in_w, in_c = layer.in_shape if len(layer.in_shape) == 3 else (1, 1, int(np.prod(layer.in_shape)))
+    in_h, in_w, in_c = _event_shape(golden, k)
     kh, kw = layer.w.shape[:2] if conv else (1, 1)
     out_h, out_w = layer.out_hw if conv else (1, 1)
     fb = -(-layer.n_out // lanes)
@@ -297,8 +308,8 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     if n > regmap.MAX_LAYERS:
         raise Rl2fpgaError(f"{n} layers > {regmap.MAX_LAYERS} registers in the map; use fewer layers")
     plans, mem_files = [], []
-    for k, layer in enumerate(golden.layers):
-        plan, packed, bias = _plan_layer(layer, k, n, lanes)
+    for k in range(n):
+        plan, packed, bias = _plan_layer(golden, k, lanes)
         lane_bits = packed.fbw + plan.w_bits
         tew = plan.ptr_bits + plan.len_bits
         tab_fields = (packed.length << plan.ptr_bits) | packed.ptr  # (lists, lanes) {len, ptr}

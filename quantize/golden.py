@@ -436,9 +436,12 @@ def random_model(
     in_fmt: Fmt = Fmt(8, 0, False),
     out_fmt: Fmt = Fmt(16, 8, True),
     threshold: int = 0,
+    flatten: bool = False,
 ) -> GoldenModel:
     """A random integer model for tests: ``specs`` items are ("dense", n_out) or
-    ("conv2d", filters, k, stride). The last layer is linear into ``out_fmt``."""
+    ("conv2d", filters, k, stride). The last layer is linear into ``out_fmt``. ``flatten``
+    gives a dense layer after a convolution the 1-D input shape a Keras Flatten produces (as
+    the QKeras extraction does) instead of the feature map's (h, w, c)."""
     layers = []
     shape = tuple(in_shape)
     fmt_in = in_fmt
@@ -448,6 +451,8 @@ def random_model(
         o_fmt = out_fmt if last else act
         if spec[0] == "dense":
             n_in = int(np.prod(shape))
+            if flatten:
+                shape = (n_in,)
             w = rng.integers(w_fmt.qmin, w_fmt.qmax + 1, size=(n_in, spec[1]))
             stride = (1, 1)
         else:

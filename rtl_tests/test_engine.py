@@ -57,7 +57,8 @@ def test_cartpole_mlp_real_episodes() -> None:
 @pytest.mark.slow
 def test_odd_cnn_borders_strides_lanes() -> None:
     """A small CNN with awkward shapes: kernel 3 stride 2, stride 3 > kernel 2 (gaps), channel
-    counts that are not multiples of the 3 lanes, 16-byte beats that split pixels."""
+    counts that are not multiples of the 3 lanes, 16-byte beats that split pixels; the dense
+    layer takes the (h, w, c) feature map (the Atari test covers a flat input)."""
     rng = np.random.default_rng(11)
     g = random_model(rng, (15, 13, 3), [("conv2d", 5, 3, 2), ("conv2d", 7, 2, 3), ("dense", 7), ("dense", 3)],
                      sparsity=0.6, threshold=1)
@@ -75,11 +76,12 @@ def test_odd_cnn_borders_strides_lanes() -> None:
 
 def atari_model(seed: int = 1, sparsity: float = 0.9, threshold: int = 2) -> GoldenModel:
     """The papers' Atari CNN (84x84x4 -> conv 32 8x8/4 -> conv 32 4x4/2 -> conv 64 3x3/2 ->
-    dense 512 -> dense 4), pruned random integer weights."""
+    flatten -> dense 512 -> dense 4), pruned random integer weights; fc1 takes the flat 1024
+    vector, as in a model extracted from QKeras."""
     rng = np.random.default_rng(seed)
     return random_model(rng, (84, 84, 4),
                         [("conv2d", 32, 8, 4), ("conv2d", 32, 4, 2), ("conv2d", 64, 3, 2), ("dense", 512), ("dense", 4)],
-                        sparsity=sparsity, threshold=threshold)
+                        sparsity=sparsity, threshold=threshold, flatten=True)
 
 
 @pytest.mark.slow

@@ -59,7 +59,9 @@ class DQNConfig:
 @dataclass
 class SACConfig:
     learning_rate: float = 3e-4
-    """Adam learning rate for actor, critics and temperature."""
+    """Adam learning rate for the actor and the temperature (and the critics unless set below)."""
+    critic_learning_rate: float | None = None
+    """Adam learning rate for the twin critics; None uses learning_rate (cleanrl uses 1e-3)."""
     buffer_size: int = 300_000
     """Replay capacity in transitions."""
     batch_size: int = 256

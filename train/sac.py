@@ -133,7 +133,7 @@ def train_sac(
     scale, offset = tf.constant((high - low) / 2), tf.constant((high + low) / 2)
     target_entropy = -float(spec.n_actions)
     actor_opt = tf.keras.optimizers.Adam(sc.learning_rate)
-    critic_opt = tf.keras.optimizers.Adam(sc.learning_rate)
+    critic_opt = tf.keras.optimizers.Adam(sc.critic_learning_rate or sc.learning_rate)
     alpha_opt = tf.keras.optimizers.Adam(sc.learning_rate)
     critic_vars = q1.trainable_variables + q2.trainable_variables
 

@@ -225,9 +225,12 @@ def finetune_config(cfg: RunConfig, steps: int) -> RunConfig:
     return c
 
 
-def retrainer(cfg: RunConfig, algo: str, progress: bool = True, finetune: bool = False) -> Retrain:
+def retrainer(cfg: RunConfig, algo: str, progress: bool = True, finetune: bool = False,
+              agent_dir: Path | None = None) -> Retrain:
     """``(model, masks, steps) -> (retrained model, eval dict)`` through train_dqn/train_sac
-    (``finetune``: with :func:`finetune_config`, for gradual pruning of a trained agent)."""
+    (``finetune``: with :func:`finetune_config`, for gradual pruning of a trained agent).
+    ``agent_dir`` (SAC): start every retraining from that trained agent's critics and
+    temperature; fresh random critics would steer a fine-tuned actor anywhere."""
 
     def retrain(model: tf.keras.Model, masks: dict[str, np.ndarray], steps: int, attempt: int = 0) -> tuple[tf.keras.Model, dict[str, Any]]:
         import copy
@@ -243,7 +246,7 @@ def retrainer(cfg: RunConfig, algo: str, progress: bool = True, finetune: bool =
         else:
             from rl2fpga.train.sac import train_sac
 
-            res = train_sac(c, None, model=model, masks=masks, total_steps=steps, progress=progress)
+            res = train_sac(c, None, model=model, masks=masks, total_steps=steps, progress=progress, agent_dir=agent_dir)
         ev = {**res.eval.to_dict(), "steps": res.steps, "seconds": res.seconds, "attempt": attempt}
         if attempt:  # report on the same evaluation episodes as every other level
             from rl2fpga.train.common import EVAL_SEED_OFFSET

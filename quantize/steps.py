@@ -78,7 +78,10 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
         _require_files([rewind_path], "train", run)
     t0 = time.perf_counter()
     with atomic_dir(run.path / "prune") as out:
-        retrain = P.retrainer(cfg, cfg.train.algo, finetune=pc.method == "gradual")
+        agent_dir = run.path / "train" / "agent"
+        finetune = pc.method == "gradual"
+        retrain = P.retrainer(cfg, cfg.train.algo, finetune=finetune,
+                              agent_dir=agent_dir if finetune and cfg.train.algo == "sac" and agent_dir.is_dir() else None)
         if pc.method == "imp":
             rewind_to = tf.keras.models.load_model(rewind_path, compile=False)
             levels = P.imp(dense, dense_eval, rewind_to, retrain, cfg, out)
@@ -271,6 +274,17 @@ def analyze_step(run: Run, cfg: RunConfig) -> None:
     _require_files([run.path / "quantize" / "golden" / "formats.json", run.path / "quantize" / "summary.json"], "quantize", run)
     with atomic_dir(run.path / "analyze") as out:
         summary = analyze(run.path, cfg, spec, out)
+        if cfg.analyze.sweep_bits:
+            from rl2fpga.quantize.sweep import compression_sweep
+
+            sweep = compression_sweep(run, cfg, spec, out)
+            summary["compression_sweep"] = {k: sweep[k] for k in ("best", "best_ratio", "best_ratio_values_only",
+                                                                  "paper_claim_ratio", "bits", "levels_swept")}
+            atomic_write_json(out / "summary.json", summary)
     m = summary["multiplications"]
     print(f"analyze: {m['dense']:.0f} dense multiplications per step, {m['significant_mean']:.1f} significant "
           f"({m['reduction']:.1f}x fewer) at T={cfg.quantize.threshold}")
+    best = summary.get("compression_sweep", {}).get("best")
+    if best:
+        print(f"analyze: largest compression keeping the return: {best['ratio']:.1f}x ({best['ratio_values_only']:.1f}x values only), "
+              f"level {best['level']} (sparsity {best['sparsity']:.3f}), {best['bits']} bits")

@@ -129,6 +129,10 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
             "stored_bits": pick(comp, "stored_bits"),
             "ratio": pick(comp, "ratio"),
             "ratio_values_only": pick(comp, "ratio_values_only"),
+            # analyze.sweep_bits: the largest compression over levels x bits keeping the return
+            "sweep_best_ratio": pick(ana, "compression_sweep.best_ratio"),
+            "sweep_best_ratio_values_only": pick(ana, "compression_sweep.best_ratio_values_only"),
+            "sweep_best": pick(ana, "compression_sweep.best"),
         },
         "multiplications": {
             "dense": pick(mult, "dense"),
@@ -310,6 +314,27 @@ def plot_compression(quant: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
+def plot_sweep(sweep: dict[str, Any] | None) -> str | None:
+    """Return vs compression over prune levels x bits (analyze/sweep.json), cf. the 2025 paper."""
+    rows = [r for r in (pick(sweep, "rows", default=[]) or []) if "ratio" in r]
+    if not rows:
+        return None
+    fig, ax = _fig()
+    for bits in sorted({r["bits"] for r in rows}, reverse=True):
+        pts = [r for r in rows if r["bits"] == bits]
+        ax.scatter([r["ratio"] for r in pts], [r["return_mean"] for r in pts], s=24, label=f"{bits}-bit")
+    ax.axhline(sweep["keep_return_fraction"] * sweep["dense_return_mean"], color="#888888", ls="--", label="keep line")
+    ax.axvline(sweep["paper_claim_ratio"], color="#cc3311", ls=":", label="2025 paper: up to 400x")
+    if sweep.get("best"):
+        b = sweep["best"]
+        ax.scatter([b["ratio"]], [b["return_mean"]], marker="*", s=160, color="#ee7733", zorder=3, label=f"best {b['ratio']:.0f}x")
+    ax.set_xscale("log")
+    ax.set_xlabel("compression vs dense fp32 (index bits counted)")
+    ax.set_ylabel("golden agent return")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
 # ---------------------------------------------------------------------------- html
 
 
@@ -363,6 +388,10 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         {"title": "Resources vs PYNQ-Z2 capacity (yosys estimate)", "png": plot_resources(s), "missing": "rtl step not run"},
         {"title": "Size: dense fp32 vs stored", "png": plot_compression(quant), "missing": "quantize step not run"},
     ]
+    sweep = _load(p / "analyze" / "sweep.json")
+    if sweep:
+        plots.append({"title": "Return vs compression over levels x bits (cf. 2025 paper, up to 400x)",
+                      "png": plot_sweep(sweep), "missing": "no swept point"})
     layer_rows = []
     layer_header = ["layer", "dense mults", "nonzero weights", "significant mean", "fraction"]
     for name, row in (pick(ana, "layers", default={}) or {}).items():

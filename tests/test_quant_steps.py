@@ -93,6 +93,34 @@ def test_prune_none_quantize_analyze_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_compression_sweep_levels_times_bits(tmp_path, capsys):
+    """analyze.sweep_bits: every kept level x width is quantized and played; the best is the
+    largest compression among the points that keep the return; sizes count index bits."""
+    run = _run(tmp_path, prune__method="none", prune__keep_return_fraction=0.0, quantize__qat_steps=30,
+               quantize__calib_episodes=1, quantize__delta_episodes=1, analyze__episodes=1, analyze__max_steps=30,
+               quantize__check_states=30, analyze__sweep_bits=[4, 8])
+    _fake_train(run)
+    for step in ("prune", "quantize", "analyze"):
+        rc, errs = _cli([step, str(run.path)], capsys)
+        assert rc == 0 and not errs, (step, errs)
+    sw = json.loads((run.path / "analyze" / "sweep.json").read_text())
+    assert [(r["level"], r["bits"]) for r in sw["rows"]] == [(0, 8), (0, 4)]
+    dense_bits = (4 * 16 + 16 + 16 * 16 + 16 + 16 * 2 + 2) * 32  # fp32 weights and biases
+    r8, r4 = sw["rows"]
+    for r in (r8, r4):
+        assert r["dense_fp32_bits"] == dense_bits and r["ratio"] == pytest.approx(dense_bits / r["stored_bits"])
+        # index bits counted: the honest ratio is below the values-only one
+        assert r["ratio"] < r["ratio_values_only"]
+    assert r4["ratio"] > r8["ratio"]
+    keeping = [r for r in sw["rows"] if r["keeps"]]
+    assert sw["best_ratio"] == max(r["ratio"] for r in keeping)
+    a = json.loads((run.path / "analyze" / "summary.json").read_text())
+    assert a["compression_sweep"]["best_ratio"] == sw["best_ratio"]
+    assert (run.path / "analyze" / "sweep.png").stat().st_size > 1000
+    assert "Largest compression" in (run.path / "analyze" / "sweep.md").read_text()
+
+
+@pytest.mark.slow
 def test_cli_subprocess_error_is_one_line(tmp_path):
     run = _run(tmp_path)
     r = subprocess.run([sys.executable, "-m", "rl2fpga.cli", "quantize", str(run.path)], capture_output=True, text=True, timeout=120)

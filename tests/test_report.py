@@ -66,7 +66,8 @@ def test_summary_has_every_key_with_the_step_values(tmp_path):
     assert s["rtl"]["lut"] == 1234 and s["rtl"]["cosim_frames"] == 4 and s["rtl"]["cycles_bound_median"] == 60
     assert s["rtl"]["cycles_p99"] == 120 and s["rtl"]["cycles_dense"] == 1088 and s["rtl"]["mac_mismatches"] == 0
     assert s["selected"]["threshold_int"] == [3, 1, 0] and s["selected"]["sparsity"] == 0.488
-    assert s["compression"] == {"dense_bits": 32000, "stored_bits": 1000, "ratio": 32.0, "ratio_values_only": None}
+    assert s["compression"] == {"dense_bits": 32000, "stored_bits": 1000, "ratio": 32.0, "ratio_values_only": None,
+                                "sweep_best_ratio": None, "sweep_best_ratio_values_only": None, "sweep_best": None}
     assert [x["eval_return_mean_delta"] for x in s["levels"]] == [490, 489, 488, 487]
     assert s["levels"][1]["significant_fraction"] == 0.08
     assert [round(x["sparsity"], 3) for x in s["levels"]] == [0.0, 0.2, 0.36, 0.488]
@@ -88,3 +89,19 @@ def test_missing_steps_show_not_run(tmp_path):
     s = json.loads((run.path / "summary.json").read_text())
     assert s["rtl"]["cycles_median"] is None and s["levels"] == []
     assert "not run" in (run.path / "report.html").read_text()
+
+
+def test_report_plots_the_compression_sweep_when_present(tmp_path):
+    run = _fake_run(tmp_path)
+    rows = [{"level": 0, "sparsity": 0.0, "bits": 8, "ratio": 4.1, "ratio_values_only": 4.2, "return_mean": 500.0, "keeps": True},
+            {"level": 3, "sparsity": 0.488, "bits": 4, "ratio": 12.5, "ratio_values_only": 15.0, "return_mean": 480.0, "keeps": True}]
+    atomic_write_json(run.dir("analyze") / "sweep.json", {"rows": rows, "best": rows[1], "keep_return_fraction": 0.95,
+                                                          "dense_return_mean": 500.0, "paper_claim_ratio": 400.0})
+    a = json.loads((run.path / "analyze" / "summary.json").read_text())
+    a["compression_sweep"] = {"best": rows[1], "best_ratio": 12.5, "best_ratio_values_only": 15.0}
+    atomic_write_json(run.path / "analyze" / "summary.json", a)
+    report_step(run, run.config())
+    s = json.loads((run.path / "summary.json").read_text())
+    assert s["compression"]["sweep_best_ratio"] == 12.5 and s["compression"]["sweep_best"]["bits"] == 4
+    html = (run.path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 7 and "400x" in html

@@ -23,19 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from rl2fpga.config import RunConfig
+from rl2fpga.config import EnvConfig, RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_bytes, atomic_write_json
 from rl2fpga.run import Run
 
 
-def record_frames(env_id: str, n: int, seed: int) -> tuple[np.ndarray, list[int]]:
-    """``n`` consecutive observations of ``env_id`` (seeded random policy) and episode starts."""
-    from rl2fpga.rtl_tests import frames
+def record_frames(env_cfg: EnvConfig, n: int, seed: int) -> tuple[np.ndarray, list[int]]:
+    """``n`` consecutive observations of the run's environment (seeded random policy) and the
+    episode starts."""
+    from rl2fpga.rtl_tests.frames import record_env
 
-    if env_id.startswith("ALE/"):
-        return frames.record(n, seed=seed, game=env_id.split("/")[1].split("-")[0])
-    return frames.record_gym(env_id, n, seed)
+    return record_env(env_cfg, n, seed)
 
 
 def latency_stats(per_frame: list[dict[str, Any]], dense_mults: list[int], lanes: int,
@@ -104,7 +103,7 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
     design = RtlDesign.load(run.require("rtl"))
     golden_dir = run.require("quantize") / "golden"
     golden = GoldenModel.load(golden_dir)
-    frames, starts = record_frames(cfg.env.id, cfg.cosim.frames, cfg.seed)
+    frames, starts = record_frames(cfg.env, cfg.cosim.frames, cfg.seed)
     out = run.dir("cosim")
     console.print(f"co-simulating {len(frames)} frames ({len(starts)} episode starts) in Verilator ...")
     res = run_engine(design, golden_dir, frames, out / "sim", seed=cfg.seed, idle=cfg.cosim.backpressure,

@@ -80,8 +80,11 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
     with atomic_dir(run.path / "prune") as out:
         agent_dir = run.path / "train" / "agent"
         finetune = pc.method == "gradual"
-        retrain = P.retrainer(cfg, cfg.train.algo, finetune=finetune,
-                              agent_dir=agent_dir if finetune and cfg.train.algo == "sac" and agent_dir.is_dir() else None)
+        if pc.finetune == "distill":
+            retrain = P.distiller(cfg, dense, spec)
+        else:
+            retrain = P.retrainer(cfg, cfg.train.algo, finetune=finetune,
+                                  agent_dir=agent_dir if finetune and cfg.train.algo == "sac" and agent_dir.is_dir() else None)
         if pc.method == "imp":
             rewind_to = tf.keras.models.load_model(rewind_path, compile=False)
             levels = P.imp(dense, dense_eval, rewind_to, retrain, cfg, out)

@@ -146,6 +146,13 @@ class PruneConfig:
     """Select the sparsest level whose return keeps this fraction of the dense agent's."""
     prune_output_layer: bool = True
     """Also prune the last (output) layer."""
+    finetune: Literal["rl", "distill"] = "rl"
+    """How a pruned network recovers: rl = retrain in the environment (retrain_steps);
+    distill = learn the dense agent's outputs on states the dense and the pruned agent visit."""
+    distill_steps: int = 5000
+    """distill: Adam steps per level and per round (two rounds: dense states, then + own states)."""
+    distill_episodes: int = 5
+    """distill: episodes whose states are distilled on (per round)."""
 
 
 @dataclass

@@ -151,3 +151,22 @@ def test_imp_retries_a_failed_round_and_keeps_the_better(tmp_path):
 
     levels = P.imp(_model(0), {"mean": 100.0, "std": 0.0}, _model(1), fake_retrain, cfg, tmp_path, log=lambda s: None)
     assert attempts == [0, 1] and levels[1].eval_return_mean == 60.0
+
+
+def test_distill_float_pulls_a_pruned_student_to_the_teacher_and_keeps_zeros():
+    tf.keras.utils.set_random_seed(3)
+    teacher = mlp(4, 2, [32, 32], name="q_network")
+    masks = P.magnitude_masks(teacher, 0.6, None, "layer", True)
+    student = tf.keras.models.clone_model(teacher)
+    student.set_weights(teacher.get_weights())
+    P.apply_masks(student, masks)
+    x = np.random.default_rng(0).normal(size=(512, 4)).astype(np.float32)
+
+    def err() -> float:
+        return float(np.mean((np.asarray(student(x)) - np.asarray(teacher(x))) ** 2))
+
+    before = err()
+    P.distill_float(student, teacher, x, masks, steps=300, seed=0, lr=1e-3)
+    assert err() < 0.5 * before
+    for name, m in masks.items():
+        assert not np.asarray(student.get_layer(name).kernel)[~m].any(), name

@@ -467,12 +467,24 @@ def compare_with_golden(
 
 def collect_frames(env_cfg: Any, golden: GoldenModel, n: int, seed: int, eps: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """``n`` consecutive real observations on the golden input grid, episode order, and the
-    episode-start flags. Actions: the golden greedy action, epsilon-random (seeded; ``eps=1``
+    episode-start flags. Actions: the golden policy's (greedy, or the actor's
+    ``tanh(mean) * scale + offset`` for continuous actions), epsilon-random (seeded; ``eps=1``
     plays uniformly at random)."""
     from rl2fpga.train.envs import make_env
 
     env = make_env(env_cfg, seed=seed, training=False)
     rng = np.random.default_rng(seed)
+    discrete = hasattr(env.action_space, "n")
+    if not discrete:
+        low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+
+    def act(y: np.ndarray) -> Any:
+        if discrete:
+            return int(rng.integers(env.action_space.n)) if rng.random() < eps else GoldenModel.action(y)
+        if rng.random() < eps:
+            return rng.uniform(low, high).astype(np.float32)
+        return (np.tanh(golden.output_float(y).reshape(-1)) * (high - low) / 2 + (high + low) / 2).astype(np.float32)
+
     player = golden.copy()
     frames, starts = [], []
     obs, _ = env.reset(seed=seed)
@@ -485,8 +497,7 @@ def collect_frames(env_cfg: Any, golden: GoldenModel, n: int, seed: int, eps: fl
             if start:
                 player.reset()
             y, _ = player.step(x)
-            a = int(rng.integers(env.action_space.n)) if rng.random() < eps else GoldenModel.action(y)
-            obs, _, term, trunc, _ = env.step(a)
+            obs, _, term, trunc, _ = env.step(act(y))
             start = term or trunc
             if start:
                 obs, _ = env.reset()

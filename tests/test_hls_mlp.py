@@ -197,3 +197,17 @@ def test_threshold_on_layer_without_delta_stage_is_refused(golden, compiled) -> 
         only_input.set_thresholds([1, 2, 0])
     assert "l1" in str(e.value) and "\n" not in str(e.value)
     only_input.set_thresholds([3, 0, 0])  # fine: layer 0 has its stage
+
+
+def test_collect_frames_plays_a_continuous_actor() -> None:
+    """Continuous actions (Pendulum): the golden actor's tanh(mean) * scale + offset drives the
+    environment; with eps = 0 two recordings are identical and differ from random play."""
+    g = random_model(np.random.default_rng(2), (3,), [("dense", 16), ("dense", 1)], sparsity=0.3,
+                     in_fmt=Fmt(12, 4, True), act=Fmt(8, 3, False), out_fmt=Fmt(16, 8, True))
+    env = EnvConfig(id="Pendulum-v1")
+    a, sa = flow.collect_frames(env, g, 60, seed=1, eps=0.0)
+    b, _ = flow.collect_frames(env, g, 60, seed=1, eps=0.0)
+    r, _ = flow.collect_frames(env, g, 60, seed=1, eps=1.0)
+    assert a.shape == (60, 3) and sa[0] and np.array_equal(a, b)
+    assert a.min() >= g.in_fmt.qmin and a.max() <= g.in_fmt.qmax
+    assert not np.array_equal(a, r)

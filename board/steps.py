@@ -181,6 +181,18 @@ def _make_env(cfg: RunConfig) -> Any:
     return make_env(cfg.env, cfg.seed, training=False)
 
 
+def actor_action(model: GoldenModel, env: Any) -> Any:
+    """Continuous actions (the SAC actor): the host turns the integer outputs into
+    ``tanh(mean) * scale + offset``; the engine's argmax output is not used."""
+    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+    scale, offset = (high - low) / 2, (high + low) / 2
+
+    def act(y: np.ndarray) -> np.ndarray:
+        return (np.tanh(model.output_float(np.asarray(y, dtype=np.int64)).reshape(-1)) * scale + offset).astype(np.float32)
+
+    return act
+
+
 def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: Any = None,
          step_budget: int | None = None) -> EpisodeLog:
     """Seeded episodes; actions from ``backend`` (None: the golden policy alone) while a copy
@@ -190,6 +202,7 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
     if backend is not None:
         backend.set_thresholds(golden.thresholds)
     env = _make_env(cfg)
+    host_action = None if hasattr(env.action_space, "n") else actor_action(golden, env)
     log = EpisodeLog()
     try:
         for ep in range(cfg.board.episodes):
@@ -204,11 +217,13 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
             while not done and steps < cap:
                 x = golden.quantize_input(obs)
                 y_ref, stats = golden.step(x)
-                ref_action = GoldenModel.action(y_ref)
+                ref_action = GoldenModel.action(y_ref) if host_action is None else host_action(y_ref)
                 action = ref_action
                 if backend is not None:
                     t0 = time.perf_counter()
                     y, action = backend.infer(x)
+                    if host_action is not None:
+                        action = host_action(y)
                     log.latency_us.append((time.perf_counter() - t0) * 1e6)
                     c = backend.counters()
                     if c.get("cycles") is not None:
@@ -229,16 +244,17 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
     return log
 
 
-def _compare(log: EpisodeLog, ep: int, step: int, y: np.ndarray, action: int, y_ref: np.ndarray,
-             ref_action: int, macs: list[int] | None, ref_macs: list[int]) -> None:
-    bad_action = action != ref_action
+def _compare(log: EpisodeLog, ep: int, step: int, y: np.ndarray, action: Any, y_ref: np.ndarray,
+             ref_action: Any, macs: list[int] | None, ref_macs: list[int]) -> None:
+    bad_action = not np.array_equal(action, ref_action)
     bad_out = not np.array_equal(np.asarray(y, dtype=np.int64), y_ref)
     bad_macs = bool(macs) and list(macs) != list(ref_macs)
     log.action_mismatches += int(bad_action)
     log.output_mismatches += int(bad_out)
     log.mac_mismatches += int(bad_macs)
     if (bad_action or bad_out or bad_macs) and log.first_mismatch is None:
-        log.first_mismatch = {"episode": ep, "step": step, "action": int(action), "golden_action": int(ref_action),
+        log.first_mismatch = {"episode": ep, "step": step, "action": np.asarray(action).tolist(),
+                              "golden_action": np.asarray(ref_action).tolist(),
                               "outputs": [int(v) for v in y], "golden_outputs": [int(v) for v in y_ref],
                               "macs": list(macs or []), "golden_macs": list(ref_macs)}
 

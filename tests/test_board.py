@@ -280,6 +280,28 @@ def test_closed_loop_detects_a_wrong_engine(tmp_path, monkeypatch):
     assert s["output_mismatches"] > 0 and s["first_mismatch"]["step"] == 0
 
 
+def test_continuous_actor_plays_through_the_emulator(tmp_path, monkeypatch):
+    """Pendulum (continuous): the host turns the engine's integer outputs into
+    tanh(mean) * scale + offset; equal outputs give equal actions and returns, and a wrong
+    engine is caught on its actions too."""
+    actor = random_model(np.random.default_rng(4), (3,), [("dense", 16), ("dense", 1)], sparsity=0.3,
+                         in_fmt=Fmt(12, 4, True), threshold=1)
+    run = make_run(tmp_path, actor, ["env.id=Pendulum-v1", "board.emulator_engine=golden", "board.max_steps=40"])
+    assert main(["board", str(run.path), "--target", "emulator", "--episodes", "2"]) == 0
+    s = json.loads((run.path / "board" / "summary.json").read_text())
+    assert s["steps"] == 80 and s["action_mismatches"] == 0 and s["output_mismatches"] == 0
+    assert s["returns"] == s["golden_returns"] and all(r < 0 for r in s["returns"])
+    broken = actor.copy()
+    broken.layers[1].b = broken.layers[1].b + 3000
+    import rl2fpga.board.engine as engine_mod
+
+    real = engine_mod.GoldenEngine
+    monkeypatch.setattr(engine_mod, "GoldenEngine", lambda m, lanes, bpb: real(broken, lanes, bpb))
+    assert main(["board", str(run.path), "--target", "emulator", "--episodes", "1"]) == 0
+    s = json.loads((run.path / "board" / "summary.json").read_text())
+    assert s["action_mismatches"] > 0 and len(s["first_mismatch"]["action"]) == 1
+
+
 def test_reference_target(tmp_path):
     run = make_run(tmp_path, mlp(), ["board.max_steps=50"])
     assert main(["board", str(run.path), "--target", "reference", "--episodes", "2"]) == 0

@@ -414,6 +414,44 @@ def test_run_policy_script_on_the_simulated_board(tmp_path, monkeypatch):
     assert r["returns"] == [80.0, 80.0] and r["cycles_mean"] > 0 and r["latency_us"]["p50"] > 0
 
 
+def test_run_policy_script_drives_a_continuous_actor(tmp_path, monkeypatch):
+    """run_policy.py with a Pendulum actor: the host's tanh(mean) * scale + offset from the
+    engine's outputs; returns equal the golden actor's on the same seeds."""
+    import runpy
+    import sys
+
+    import pynq
+
+    from rl2fpga.board.steps import actor_action
+    from rl2fpga.config import EnvConfig
+    from rl2fpga.train.envs import make_env
+
+    actor = random_model(np.random.default_rng(4), (3,), [("dense", 16), ("dense", 1)], sparsity=0.3,
+                         in_fmt=Fmt(12, 4, True), threshold=1)
+    bundle = write_bundle(tmp_path / "bundle", actor, 4, 8, 100.0, "Pendulum-v1")
+    (bundle / "rl2fpga.bit").write_text("simulated\n")
+    (bundle / "rl2fpga.hwh").write_text(design.sim_hwh(design.DesignParams(4, 8)))
+    monkeypatch.setattr(pynq.Device, "_active_device", SimDevice(GoldenEngine(actor, 4, 8)), raising=False)
+    monkeypatch.syspath_prepend(str(bundle))
+    monkeypatch.delitem(sys.modules, "driver", raising=False)
+    out = tmp_path / "results.json"
+    monkeypatch.setattr(sys, "argv", ["run_policy.py", "--episodes", "2", "--max-steps", "30", "--out", str(out)])
+    runpy.run_path(str(bundle / "run_policy.py"), run_name="__main__")
+    got = json.loads(out.read_text())["returns"]
+    env = make_env(EnvConfig(id="Pendulum-v1"), seed=0, training=False)
+    act, g, want = actor_action(actor, env), actor.copy(), []
+    for ep in range(2):
+        obs, _ = env.reset(seed=ep)
+        g.reset()
+        total = 0.0
+        for _ in range(30):
+            y, _ = g.step(g.quantize_input(obs))
+            obs, r, *_ = env.step(act(y))
+            total += float(r)
+        want.append(total)
+    assert got == want and all(r < 0 for r in got)
+
+
 STUB_VIVADO = r"""
 # Vivado's commands as stubs: log every call; add_files insists that its files exist.
 set ::calls {}

@@ -270,8 +270,9 @@ def distill_float(student: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarra
     from rl2fpga.train.evaluate import network_input
 
     rng = np.random.default_rng(seed)
-    x = np.asarray(network_input(tf.constant(x)))
-    y = np.asarray(teacher(x, training=False), np.float32)
+    x = np.asarray(x)  # raw observations (uint8 Atari frames stay uint8 until a batch is drawn)
+    y = np.concatenate([np.asarray(teacher(network_input(tf.constant(x[i:i + 1024])), training=False), np.float32)
+                        for i in range(0, len(x), 1024)])
     scale = float(np.mean(y**2)) + 1e-8
     opt = tf.keras.optimizers.Adam(lr)
     pairs = [(student.get_layer(k).kernel, tf.constant(np.asarray(m, np.float32))) for k, m in masks.items()]
@@ -289,7 +290,7 @@ def distill_float(student: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarra
     loss = float("nan")
     for _ in range(steps):
         idx = rng.integers(0, len(x), size=min(batch, len(x)))
-        loss = float(train_step(tf.constant(x[idx]), tf.constant(y[idx])))
+        loss = float(train_step(network_input(tf.constant(x[idx])), tf.constant(y[idx])))
     return loss
 
 

@@ -2,8 +2,9 @@
 keep the dense agent's return?
 
 Every prune level whose float agent keeps ``prune.keep_return_fraction`` of the dense return is
-quantized at every width of ``analyze.sweep_bits`` (weights and activations alike) exactly as the
-quantize step does (QAT or PTQ per ``quantize.method``, golden == QKeras checked), then played as
+quantized with its weights at every width of ``analyze.sweep_bits`` (activations stay at
+``quantize.act_bits``: they are computed, not stored, so they do not change the size) exactly as
+the quantize step does (QAT or PTQ per ``quantize.method``, golden == QKeras checked), then played as
 the golden integer agent (no delta updates: size is the question here) on the evaluation seeds.
 Its size compression counts what the engine stores, index bits included
 (:mod:`rl2fpga.quantize.compression`); the values-only ratio papers tend to quote is reported
@@ -30,7 +31,6 @@ PAPER_CLAIM = 400.0  # "pruning + quantization shrink RL networks up to 400x" (2
 def _bits_config(cfg: RunConfig, bits: int) -> RunConfig:
     c = copy.deepcopy(cfg)
     c.quantize.weight_bits = bits
-    c.quantize.act_bits = bits
     return c
 
 
@@ -92,7 +92,7 @@ def sweep_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Compression sweep: golden integer agent (no delta), dense return {result['dense_return_mean']:.1f}, "
         f"keep >= {result['keep_return_fraction']:g}\n",
-        "| level | sparsity | bits | float return | golden return | compression (with indices) | values only | keeps |",
+        "| level | sparsity | weight bits | float return | golden return | compression (with indices) | values only | keeps |",
         "|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in result["rows"]:
@@ -106,7 +106,7 @@ def sweep_markdown(result: dict[str, Any]) -> str:
     if b:
         lines.append(f"Largest compression keeping the return: {b['ratio']:.1f}x with indices "
                      f"({b['ratio_values_only']:.1f}x values only) at level {b['level']} "
-                     f"(sparsity {b['sparsity']:.3f}), {b['bits']} bits; the 2025 paper reports up to {result['paper_claim_ratio']:.0f}x.")
+                     f"(sparsity {b['sparsity']:.3f}), {b['bits']}-bit weights; the 2025 paper reports up to {result['paper_claim_ratio']:.0f}x.")
     else:
         lines.append("No swept point keeps the return.")
     return "\n".join(lines) + "\n"
@@ -123,7 +123,7 @@ def sweep_plot(result: dict[str, Any], env_id: str) -> bytes:
     for bits in result["bits"]:
         pts = [r for r in result["rows"] if r["bits"] == bits and "ratio" in r]
         if pts:
-            ax.scatter([r["ratio"] for r in pts], [r["return_mean"] for r in pts], label=f"{bits}-bit",
+            ax.scatter([r["ratio"] for r in pts], [r["return_mean"] for r in pts], label=f"{bits}-bit weights",
                        color=colors.get(bits), s=28)
     ax.axhline(result["keep_return_fraction"] * result["dense_return_mean"], color="#888888", ls="--",
                label=f"{result['keep_return_fraction']:g} x dense return")

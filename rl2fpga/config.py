@@ -204,8 +204,9 @@ class AnalyzeConfig:
     max_steps: int = 500
     """Cap on agent steps per analysed episode."""
     sweep_bits: list[int] = field(default_factory=list)
-    """Compression sweep: quantize every prune level that keeps the return at each of these
-    widths (e.g. [8, 6, 4]) and report the largest compression that still keeps it; [] skips."""
+    """Compression sweep: quantize every prune level that keeps the return with its weights at
+    each of these widths (e.g. [8, 6, 4]; activations stay at quantize.act_bits) and report
+    the largest compression that still keeps it; [] skips."""
 
 
 @dataclass

@@ -322,7 +322,7 @@ def plot_sweep(sweep: dict[str, Any] | None) -> str | None:
     fig, ax = _fig()
     for bits in sorted({r["bits"] for r in rows}, reverse=True):
         pts = [r for r in rows if r["bits"] == bits]
-        ax.scatter([r["ratio"] for r in pts], [r["return_mean"] for r in pts], s=24, label=f"{bits}-bit")
+        ax.scatter([r["ratio"] for r in pts], [r["return_mean"] for r in pts], s=24, label=f"{bits}-bit weights")
     ax.axhline(sweep["keep_return_fraction"] * sweep["dense_return_mean"], color="#888888", ls="--", label="keep line")
     ax.axvline(sweep["paper_claim_ratio"], color="#cc3311", ls=":", label="2025 paper: up to 400x")
     if sweep.get("best"):

@@ -23,7 +23,7 @@ import numpy as np
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
-from rl2fpga.quantize.golden import GoldenModel
+from rl2fpga.quantize.golden import GoldenModel, squash_action
 from rl2fpga.run import Run
 
 
@@ -181,18 +181,6 @@ def _make_env(cfg: RunConfig) -> Any:
     return make_env(cfg.env, cfg.seed, training=False)
 
 
-def actor_action(model: GoldenModel, env: Any) -> Any:
-    """Continuous actions (the SAC actor): the host turns the integer outputs into
-    ``tanh(mean) * scale + offset``; the engine's argmax output is not used."""
-    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
-    scale, offset = (high - low) / 2, (high + low) / 2
-
-    def act(y: np.ndarray) -> np.ndarray:
-        return (np.tanh(model.output_float(np.asarray(y, dtype=np.int64)).reshape(-1)) * scale + offset).astype(np.float32)
-
-    return act
-
-
 def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: Any = None,
          step_budget: int | None = None) -> EpisodeLog:
     """Seeded episodes; actions from ``backend`` (None: the golden policy alone) while a copy
@@ -202,7 +190,11 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
     if backend is not None:
         backend.set_thresholds(golden.thresholds)
     env = _make_env(cfg)
-    host_action = None if hasattr(env.action_space, "n") else actor_action(golden, env)
+    # continuous actions (a SAC actor): the host squashes the engine's integer outputs; the
+    # engine's argmax output is not used
+    space = env.action_space
+    host_action = None if hasattr(space, "n") else (
+        lambda y: squash_action(golden.output_float(y), space.low, space.high))
     log = EpisodeLog()
     try:
         for ep in range(cfg.board.episodes):

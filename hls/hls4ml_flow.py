@@ -34,7 +34,7 @@ import numpy as np
 
 from rl2fpga.config import HlsConfig
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
-from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel
+from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel, squash_action
 
 PROJECT_NAME = "rl2fpga_policy"
 INPUT_NAME = "obs"
@@ -474,16 +474,14 @@ def collect_frames(env_cfg: Any, golden: GoldenModel, n: int, seed: int, eps: fl
 
     env = make_env(env_cfg, seed=seed, training=False)
     rng = np.random.default_rng(seed)
-    discrete = hasattr(env.action_space, "n")
-    if not discrete:
-        low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+    space = env.action_space
 
     def act(y: np.ndarray) -> Any:
-        if discrete:
-            return int(rng.integers(env.action_space.n)) if rng.random() < eps else GoldenModel.action(y)
+        if hasattr(space, "n"):
+            return int(rng.integers(space.n)) if rng.random() < eps else GoldenModel.action(y)
         if rng.random() < eps:
-            return rng.uniform(low, high).astype(np.float32)
-        return (np.tanh(golden.output_float(y).reshape(-1)) * (high - low) / 2 + (high + low) / 2).astype(np.float32)
+            return rng.uniform(space.low, space.high).astype(np.float32)
+        return squash_action(golden.output_float(y), space.low, space.high)
 
     player = golden.copy()
     frames, starts = [], []

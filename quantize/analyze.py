@@ -21,7 +21,7 @@ import numpy as np
 from rl2fpga.config import RunConfig
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text, read_json
 from rl2fpga.quantize.delta import FloatDeltaNetwork
-from rl2fpga.quantize.golden import GoldenModel
+from rl2fpga.quantize.golden import GoldenModel, squash_action
 
 ANALYZE_SEED_OFFSET = 40_000
 
@@ -53,9 +53,6 @@ class _DeltaPolicy:
 
     def __init__(self, net: Any, to_input: Any, to_output: Any, spec: Any):
         self.net, self.to_input, self.to_output, self.spec = net, to_input, to_output, spec
-        if not spec.discrete:
-            lo, hi = np.asarray(spec.action_low), np.asarray(spec.action_high)
-            self.scale, self.offset = (hi - lo) / 2, (hi + lo) / 2
 
     def reset(self) -> None:
         self.net.reset()
@@ -66,7 +63,7 @@ class _DeltaPolicy:
         y = self.to_output(y).reshape(-1)
         if self.spec.discrete:
             return int(np.argmax(y))
-        return (np.tanh(y) * self.scale + self.offset).astype(np.float32)
+        return squash_action(y, self.spec.action_low, self.spec.action_high)
 
 
 def _float_input(obs: np.ndarray) -> np.ndarray:

@@ -426,6 +426,14 @@ class GoldenModel:
         return GoldenModel([dataclasses.replace(layer) for layer in self.layers], self.meta)
 
 
+def squash_action(mean: np.ndarray, low: Any, high: Any) -> np.ndarray:
+    """A SAC actor's deterministic action from its (float) mean output:
+    ``tanh(mean) * (high - low) / 2 + (high + low) / 2`` as float32; with the golden model,
+    ``squash_action(gm.output_float(y), low, high)``."""
+    lo, hi = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    return (np.tanh(np.asarray(mean, np.float64).reshape(-1)) * (hi - lo) / 2 + (hi + lo) / 2).astype(np.float32)
+
+
 def random_model(
     rng: np.random.Generator,
     in_shape: tuple[int, ...],

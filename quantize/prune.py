@@ -263,53 +263,25 @@ def retrainer(cfg: RunConfig, algo: str, progress: bool = True, finetune: bool =
 DISTILL_SEED_OFFSET = 50_000  # episodes whose states a pruned network is distilled on
 
 
-def distill_float(student: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, masks: dict[str, np.ndarray],
-                  steps: int, seed: int, lr: float = 3e-4, batch: int = 256) -> float:
-    """``steps`` Adam steps of MSE(student(x), teacher(x)) (normalised), pruned weights kept at
-    exactly zero; returns the last loss."""
-    from rl2fpga.train.evaluate import network_input
-
-    rng = np.random.default_rng(seed)
-    x = np.asarray(x)  # raw observations (uint8 Atari frames stay uint8 until a batch is drawn)
-    y = np.concatenate([np.asarray(teacher(network_input(tf.constant(x[i:i + 1024])), training=False), np.float32)
-                        for i in range(0, len(x), 1024)])
-    scale = float(np.mean(y**2)) + 1e-8
-    opt = tf.keras.optimizers.Adam(lr)
-    pairs = [(student.get_layer(k).kernel, tf.constant(np.asarray(m, np.float32))) for k, m in masks.items()]
-
-    @tf.function
-    def train_step(xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(student(xb, training=True) - yb)) / scale
-        grads = tape.gradient(loss, student.trainable_variables)
-        opt.apply_gradients(zip(grads, student.trainable_variables))
-        for var, mask in pairs:
-            var.assign(var * mask)
-        return loss
-
-    loss = float("nan")
-    for _ in range(steps):
-        idx = rng.integers(0, len(x), size=min(batch, len(x)))
-        loss = float(train_step(network_input(tf.constant(x[idx])), tf.constant(y[idx])))
-    return loss
-
-
 def distiller(cfg: RunConfig, teacher: tf.keras.Model, spec: Any) -> Retrain:
     """``prune.finetune = distill``: a pruned network recovers by learning the dense agent's
     outputs (Q-values, or the actor's mean) on the states the dense agent visits, then once more
     with the states the pruned agent itself visits added (DAgger), ``prune.distill_steps`` Adam
     steps each; no environment reward is used, so it cannot drift the way RL fine-tuning of a
     SAC actor against re-learning critics does. The ``steps`` argument is ignored."""
+    from rl2fpga.quantize.quant import distill
     from rl2fpga.train.common import EVAL_SEED_OFFSET
-    from rl2fpga.train.evaluate import evaluate, record_episode
+    from rl2fpga.train.evaluate import evaluate, network_input, record_episode
 
     pc = cfg.prune
     seed = cfg.seed + DISTILL_SEED_OFFSET
 
     def visit(model: tf.keras.Model, first: int) -> np.ndarray:
+        """Network inputs (pixels scaled as in training) of the states ``model`` visits."""
         pol = _policy(model, spec)
-        return np.concatenate([record_episode(pol, cfg.env, seed + first + i).observations
-                               for i in range(pc.distill_episodes)])
+        obs = np.concatenate([record_episode(pol, cfg.env, seed + first + i).observations
+                              for i in range(pc.distill_episodes)])
+        return np.asarray(network_input(tf.constant(obs)))
 
     states = visit(teacher, 0)
 
@@ -317,10 +289,11 @@ def distiller(cfg: RunConfig, teacher: tf.keras.Model, spec: Any) -> Retrain:
         student = tf.keras.models.clone_model(model)
         student.set_weights(model.get_weights())
         apply_masks(student, masks)
+        # the QAT distillation loop, on a float student (its QKeras snapping is a no-op here)
         x = states
-        distill_float(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt)
+        distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt, batch=256)
         x = np.concatenate([x, visit(student, 1000)])
-        loss = distill_float(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt + 1)
+        loss = float(np.mean(distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt + 1, batch=256)[-20:]))
         ev = evaluate(_policy(student, spec), cfg.env, cfg.seed + EVAL_SEED_OFFSET, cfg.train.eval_episodes)
         return student, {**ev.to_dict(), "steps": 2 * pc.distill_steps, "attempt": attempt,
                          "distill_states": int(len(x)), "distill_loss": loss}

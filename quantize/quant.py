@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from rl2fpga.config import QuantizeConfig
-from rl2fpga.quantize.golden import Fmt, GoldenModel
+from rl2fpga.quantize.golden import Fmt, GoldenModel, squash_action
 from rl2fpga.quantize.qkeras_model import (
     apply_masks,
     grid_float,
@@ -102,13 +102,10 @@ def qkeras_policy(qmodel: tf.keras.Model, fmt: Fmt, discrete: bool, low: list[fl
                   high: list[float] | None = None) -> Callable[[np.ndarray], Any]:
     """The QKeras model as an agent on grid inputs (equal to the golden model without delta)."""
     f = tf.function(lambda x: qmodel(x[None], training=False)[0], reduce_retracing=True)
-    if not discrete:
-        lo, hi = np.asarray(low, np.float32), np.asarray(high, np.float32)
-        scale, offset = (hi - lo) / 2, (hi + lo) / 2
 
     def policy(obs: np.ndarray) -> Any:
         y = f(tf.constant(grid_float(to_grid(obs, fmt), fmt))).numpy()
-        return int(np.argmax(y)) if discrete else (np.tanh(y) * scale + offset).astype(np.float32)
+        return int(np.argmax(y)) if discrete else squash_action(y, low, high)
 
     return policy
 
@@ -138,9 +135,7 @@ class GoldenPolicy:
     def __init__(self, gm: GoldenModel, discrete: bool, low: list[float] | None = None, high: list[float] | None = None):
         self.gm = gm
         self.discrete = discrete
-        if not discrete:
-            lo, hi = np.asarray(low, np.float64), np.asarray(high, np.float64)
-            self.scale, self.offset = (hi - lo) / 2, (hi + lo) / 2
+        self.low, self.high = low, high
         self.stats: list[Any] = []
 
     def reset(self) -> None:
@@ -151,7 +146,7 @@ class GoldenPolicy:
         self.stats.append(st)
         if self.discrete:
             return GoldenModel.action(y)
-        return (np.tanh(self.gm.output_float(y).reshape(-1)) * self.scale + self.offset).astype(np.float32)
+        return squash_action(self.gm.output_float(y), self.low, self.high)
 
 
 def run_stateful(policy: Any, env_cfg: Any, seed: int, episodes: int, max_steps: int | None = None) -> dict[str, Any]:

@@ -314,27 +314,6 @@ def plot_compression(quant: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
-def plot_sweep(sweep: dict[str, Any] | None) -> str | None:
-    """Return vs compression over prune levels x bits (analyze/sweep.json), cf. the 2025 paper."""
-    rows = [r for r in (pick(sweep, "rows", default=[]) or []) if "ratio" in r]
-    if not rows:
-        return None
-    fig, ax = _fig()
-    for bits in sorted({r["bits"] for r in rows}, reverse=True):
-        pts = [r for r in rows if r["bits"] == bits]
-        ax.scatter([r["ratio"] for r in pts], [r["return_mean"] for r in pts], s=24, label=f"{bits}-bit weights")
-    ax.axhline(sweep["keep_return_fraction"] * sweep["dense_return_mean"], color="#888888", ls="--", label="keep line")
-    ax.axvline(sweep["paper_claim_ratio"], color="#cc3311", ls=":", label="2025 paper: up to 400x")
-    if sweep.get("best"):
-        b = sweep["best"]
-        ax.scatter([b["ratio"]], [b["return_mean"]], marker="*", s=160, color="#ee7733", zorder=3, label=f"best {b['ratio']:.0f}x")
-    ax.set_xscale("log")
-    ax.set_xlabel("compression vs dense fp32 (index bits counted)")
-    ax.set_ylabel("golden agent return")
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
 # ---------------------------------------------------------------------------- html
 
 
@@ -388,10 +367,10 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         {"title": "Resources vs PYNQ-Z2 capacity (yosys estimate)", "png": plot_resources(s), "missing": "rtl step not run"},
         {"title": "Size: dense fp32 vs stored", "png": plot_compression(quant), "missing": "quantize step not run"},
     ]
-    sweep = _load(p / "analyze" / "sweep.json")
-    if sweep:
-        plots.append({"title": "Return vs compression over levels x bits (cf. 2025 paper, up to 400x)",
-                      "png": plot_sweep(sweep), "missing": "no swept point"})
+    sweep_png = p / "analyze" / "sweep.png"  # analyze.sweep_bits: drawn by quantize/sweep.py
+    if sweep_png.exists():
+        plots.append({"title": "Return vs compression over levels x weight bits (cf. 2025 paper, up to 400x)",
+                      "png": base64.b64encode(sweep_png.read_bytes()).decode(), "missing": "no swept point"})
     layer_rows = []
     layer_header = ["layer", "dense mults", "nonzero weights", "significant mean", "fraction"]
     for name, row in (pick(ana, "layers", default={}) or {}).items():

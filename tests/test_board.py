@@ -422,8 +422,8 @@ def test_run_policy_script_drives_a_continuous_actor(tmp_path, monkeypatch):
 
     import pynq
 
-    from rl2fpga.board.steps import actor_action
     from rl2fpga.config import EnvConfig
+    from rl2fpga.quantize.golden import squash_action
     from rl2fpga.train.envs import make_env
 
     actor = random_model(np.random.default_rng(4), (3,), [("dense", 16), ("dense", 1)], sparsity=0.3,
@@ -439,14 +439,14 @@ def test_run_policy_script_drives_a_continuous_actor(tmp_path, monkeypatch):
     runpy.run_path(str(bundle / "run_policy.py"), run_name="__main__")
     got = json.loads(out.read_text())["returns"]
     env = make_env(EnvConfig(id="Pendulum-v1"), seed=0, training=False)
-    act, g, want = actor_action(actor, env), actor.copy(), []
+    g, want = actor.copy(), []
     for ep in range(2):
         obs, _ = env.reset(seed=ep)
         g.reset()
         total = 0.0
         for _ in range(30):
             y, _ = g.step(g.quantize_input(obs))
-            obs, r, *_ = env.step(act(y))
+            obs, r, *_ = env.step(squash_action(g.output_float(y), env.action_space.low, env.action_space.high))
             total += float(r)
         want.append(total)
     assert got == want and all(r < 0 for r in got)

@@ -123,3 +123,13 @@ def test_accumulator_overflow_is_an_error():
     assert m.check_accumulators(limit_bits=48) == [layer.acc_bits()]
     with pytest.raises(Rl2fpgaError, match="accumulator needs"):
         m.check_accumulators(limit_bits=24)
+
+
+def test_squash_action_maps_the_mean_into_the_action_box():
+    from rl2fpga.quantize.golden import squash_action
+
+    a = squash_action(np.array([0.0, 50.0, -50.0]), [-2.0, -2.0, 0.0], [2.0, 2.0, 1.0])
+    assert a.dtype == np.float32
+    assert a[0] == 0.0 and a[1] == 2.0 and a[2] == 0.0  # centre, saturated high, saturated low
+    assert squash_action(np.array([0.0]), [0.0], [1.0])[0] == 0.5  # asymmetric box: its centre
+    assert np.isclose(squash_action(np.array([1.0]), [-1.0], [1.0])[0], np.tanh(1.0))

@@ -153,7 +153,10 @@ def test_imp_retries_a_failed_round_and_keeps_the_better(tmp_path):
     assert attempts == [0, 1] and levels[1].eval_return_mean == 60.0
 
 
-def test_distill_float_pulls_a_pruned_student_to_the_teacher_and_keeps_zeros():
+def test_distill_pulls_a_float_pruned_student_to_the_teacher_and_keeps_zeros():
+    """prune.finetune=distill runs the QAT distillation loop on a float (not QKeras) student."""
+    from rl2fpga.quantize.quant import distill
+
     tf.keras.utils.set_random_seed(3)
     teacher = mlp(4, 2, [32, 32], name="q_network")
     masks = P.magnitude_masks(teacher, 0.6, None, "layer", True)
@@ -166,7 +169,7 @@ def test_distill_float_pulls_a_pruned_student_to_the_teacher_and_keeps_zeros():
         return float(np.mean((np.asarray(student(x)) - np.asarray(teacher(x))) ** 2))
 
     before = err()
-    P.distill_float(student, teacher, x, masks, steps=300, seed=0, lr=1e-3)
+    distill(student, teacher, x, masks, steps=300, seed=0, lr=1e-3)
     assert err() < 0.5 * before
     for name, m in masks.items():
         assert not np.asarray(student.get_layer(name).kernel)[~m].any(), name

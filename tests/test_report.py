@@ -95,8 +95,12 @@ def test_report_plots_the_compression_sweep_when_present(tmp_path):
     run = _fake_run(tmp_path)
     rows = [{"level": 0, "sparsity": 0.0, "bits": 8, "ratio": 4.1, "ratio_values_only": 4.2, "return_mean": 500.0, "keeps": True},
             {"level": 3, "sparsity": 0.488, "bits": 4, "ratio": 12.5, "ratio_values_only": 15.0, "return_mean": 480.0, "keeps": True}]
-    atomic_write_json(run.dir("analyze") / "sweep.json", {"rows": rows, "best": rows[1], "keep_return_fraction": 0.95,
-                                                          "dense_return_mean": 500.0, "paper_claim_ratio": 400.0})
+    from rl2fpga.fsutil import atomic_write_bytes
+    from rl2fpga.quantize.sweep import sweep_plot
+
+    sweep = {"rows": rows, "best": rows[1], "bits": [8, 4], "keep_return_fraction": 0.95,
+             "dense_return_mean": 500.0, "paper_claim_ratio": 400.0}
+    atomic_write_bytes(run.dir("analyze") / "sweep.png", sweep_plot(sweep, "CartPole-v1"))
     a = json.loads((run.path / "analyze" / "summary.json").read_text())
     a["compression_sweep"] = {"best": rows[1], "best_ratio": 12.5, "best_ratio_values_only": 15.0}
     atomic_write_json(run.path / "analyze" / "summary.json", a)

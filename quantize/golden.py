@@ -395,7 +395,9 @@ class GoldenModel:
                 raise Rl2fpgaError(f"golden model file {p} is missing; run `rl2fpga quantize` first")
         try:
             spec = json.loads(fj.read_text())
-            arrays = dict(np.load(wz))
+            from rl2fpga.safety import load_npz
+
+            arrays = load_npz(wz, "golden model file", "rerun `rl2fpga quantize`")
         except (json.JSONDecodeError, ValueError, OSError) as e:
             raise Rl2fpgaError(f"golden model in {folder} is corrupt ({e}); rerun `rl2fpga quantize`") from None
         if spec.get("format_version") != FORMAT_VERSION:

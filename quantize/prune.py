@@ -197,8 +197,10 @@ def load_level(run_path: Path, index: int | None = None) -> tuple[tf.keras.Model
         raise Rl2fpgaError(f"prune level {index} is not in {pdir / 'levels.json'}; pick one of {[lv['level'] for lv in levels]}")
     d = pdir / rec["dir"]
     try:
-        model = tf.keras.models.load_model(d / "model.keras", compile=False)
-        masks = dict(np.load(d / "masks.npz"))
+        from rl2fpga.safety import load_keras_model, load_npz
+
+        model = load_keras_model(d / "model.keras")
+        masks = load_npz(d / "masks.npz", "prune masks", "rerun `rl2fpga prune`")
     except (OSError, ValueError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise Rl2fpgaError(f"prune level {d} is missing or corrupt ({first}); rerun `rl2fpga prune`") from None

@@ -546,7 +546,9 @@ def load_qmodel(path: str | Path) -> tf.keras.Model:
     if not path.exists():
         raise Rl2fpgaError(f"QKeras model {path} is missing; run `rl2fpga quantize` first")
     try:
-        qmodel = tf.keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
+        from rl2fpga.safety import load_keras_model
+
+        qmodel = load_keras_model(path, custom_objects())
     except (OSError, ValueError, KeyError, TypeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise Rl2fpgaError(f"QKeras model {path} is corrupt ({first}); rerun `rl2fpga quantize`") from None

@@ -59,7 +59,6 @@ def _float_policy(model: Any, spec: Any) -> Any:
 
 
 def prune_step(run: Run, cfg: RunConfig) -> None:
-    import tensorflow as tf
 
     from rl2fpga.quantize import prune as P
 
@@ -86,7 +85,9 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
             retrain = P.retrainer(cfg, cfg.train.algo, finetune=finetune,
                                   agent_dir=agent_dir if finetune and cfg.train.algo == "sac" and agent_dir.is_dir() else None)
         if pc.method == "imp":
-            rewind_to = tf.keras.models.load_model(rewind_path, compile=False)
+            from rl2fpga.safety import load_keras_model
+
+            rewind_to = load_keras_model(rewind_path)
             levels = P.imp(dense, dense_eval, rewind_to, retrain, cfg, out)
         elif pc.method == "gradual":
             levels = P.gradual(dense, dense_eval, retrain, cfg, out)

@@ -50,12 +50,14 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--from", dest="start", help="first step to run (earlier ones are kept)")
     r.add_argument("--to", dest="stop", help="last step to run")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    r.add_argument("--force", action="store_true", help="overwrite the finished steps of an existing run of that name")
 
     t = sub.add_parser("train", help="create a run directory and train the agent")
     t.add_argument("config", nargs="?", help="YAML config (default: the embedded CartPole config)")
     t.add_argument("--name", help="run name")
     t.add_argument("--runs-dir", default="runs", help="where run directories go")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    t.add_argument("--force", action="store_true", help="overwrite the trained model of an existing run of that name")
     for flag, (key, typ) in STEP_FLAGS["train"].items():
         t.add_argument(flag, type=typ, dest=key.replace(".", "__"), help=f"sets {key}")
 
@@ -108,35 +110,49 @@ def _main(argv: list[str] | None) -> int:
         return 0
 
     _quiet_tf()
+    from rl2fpga.guard import check_overwrite, session, steps_between
+    from rl2fpga.lock import run_lock
     from rl2fpga.run import Run, run_pipeline
+    from rl2fpga.safety import run_folder
+    from rl2fpga.validate import validate_config
 
+    cmdline = " ".join(["rl2fpga", *(sys.argv[1:] if argv is None else argv)])
+    # everything is checked before the run folder is touched; the config is written when a
+    # step starts (run_pipeline's persist), under the run folder's lock
     if args.cmd in ("run", "train"):
         src = args.config
-        if src is not None and Path(src).is_dir():
+        fresh = not (src is not None and Path(src).is_dir())
+        if not fresh:
             run = Run.open(src)
             cfg = apply_overrides(run.config(), args.set)
-            run = Run.create(cfg, path=run.path)
+            target = run.path
         else:
             cfg = load_config(src)
             sets = list(args.set) + (_flag_overrides(args, "train") if args.cmd == "train" else [])
             if args.name:
                 sets.append(f"name={args.name}")
             cfg = apply_overrides(cfg, sets)
-            run = Run.create(cfg, runs_dir=args.runs_dir)
-        if args.cmd == "train":
-            times = run_pipeline(run, cfg, start="train", stop="train")
-        else:
-            times = run_pipeline(run, cfg, start=args.start, stop=args.stop)
+        validate_config(cfg)
+        if fresh:
+            target = run_folder(args.runs_dir, cfg.name)
+        start, stop = ("train", "train") if args.cmd == "train" else (args.start, args.stop)
+        names = steps_between(start, stop)
+        with session(), run_lock(target, cmdline):
+            if fresh:
+                check_overwrite(target, names, args.force)
+            run = Run.create(cfg, path=target, write_config=False)
+            times = run_pipeline(run, cfg, start=start, stop=stop, persist=cfg)
         print(f"run directory: {run.path}  ({sum(times.values()):.1f} s)")
         return 0
 
     run = Run.open(args.run_dir)
     stored = run.config()
     cfg = apply_overrides(stored, list(args.set) + _flag_overrides(args, args.cmd))
+    validate_config(cfg)
     # what a step is asked to do this time (e.g. board --action build) is not saved as the run's config
     persisted = apply_overrides(cfg, [f"{k}={v}" for k, v in _transient(stored).items()])
-    Run.create(persisted, path=run.path)
-    run_pipeline(run, cfg, start=args.cmd, stop=args.cmd)
+    with session(), run_lock(run.path, cmdline):
+        run_pipeline(run, cfg, start=args.cmd, stop=args.cmd, persist=persisted)
     return 0
 
 

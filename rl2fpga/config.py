@@ -405,6 +405,20 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def _read_text(path: Path) -> str:
+    """A config file's text; a binary or non-UTF-8 file is a clean error."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise Rl2fpgaError(f"config file {path} cannot be read ({e.strerror}); check its permissions") from None
+    if b"\0" in raw:
+        raise Rl2fpgaError(f"config file {path} is binary, not YAML text; pass a YAML config")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Rl2fpgaError(f"config file {path} is not UTF-8 text (byte {e.start}); pass a YAML config") from None
+
+
 def load_config(path: str | Path | None) -> RunConfig:
     """The embedded default when ``path`` is None, else the YAML file (validated)."""
     if path is None:
@@ -415,7 +429,7 @@ def load_config(path: str | Path | None) -> RunConfig:
     if not path.exists():
         raise Rl2fpgaError(f"config file {path} not found; pass an existing YAML file or none for the default")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(_read_text(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

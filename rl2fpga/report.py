@@ -70,8 +70,23 @@ def _ordered_timings(run: Run) -> dict[str, float]:
     return {k: t[k] for k in STEP_ORDER if k in t and k != "report"}
 
 
+def _current_loader(run: Run) -> Any:
+    """``_load`` limited to the results of finished steps computed from the current artifacts
+    (rl2fpga.manifest.current_steps): a rerun earlier step hides every stale later result."""
+    from rl2fpga.manifest import current_steps
+
+    current = current_steps(run.path)
+
+    def load(path: Path) -> Any:
+        step = path.relative_to(run.path).parts[0]
+        return _load(path) if step in current else None
+
+    return load
+
+
 def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
     p = run.path
+    _load = _current_loader(run)  # only results of current steps
     train = _load(p / "train" / "summary.json") or {}
     levels_raw = (_load(p / "prune" / "levels.json") or {}).get("levels", [])
     quant = _load(p / "quantize" / "summary.json") or {}
@@ -337,6 +352,7 @@ def render_html(s: dict[str, Any], run: Run) -> str:
     import jinja2
 
     p = run.path
+    _load = _current_loader(run)  # only results of current steps
     ana = _load(p / "analyze" / "summary.json") or {}
     quant = _load(p / "quantize" / "compression.json") or {}
     frames = _load(p / "cosim" / "frames.json")
@@ -368,7 +384,7 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         {"title": "Size: dense fp32 vs stored", "png": plot_compression(quant), "missing": "quantize step not run"},
     ]
     sweep_png = p / "analyze" / "sweep.png"  # analyze.sweep_bits: drawn by quantize/sweep.py
-    if sweep_png.exists():
+    if sweep_png.exists() and ana:
         plots.append({"title": "Return vs compression over levels x weight bits (cf. 2025 paper, up to 400x)",
                       "png": base64.b64encode(sweep_png.read_bytes()).decode(), "missing": "no swept point"})
     layer_rows = []

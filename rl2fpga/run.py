@@ -25,8 +25,14 @@ class Run:
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
-    def create(cls, cfg: RunConfig, runs_dir: str | Path = "runs", path: str | Path | None = None) -> Run:
-        root = Path(path) if path is not None else Path(runs_dir) / cfg.name
+    def create(cls, cfg: RunConfig, runs_dir: str | Path = "runs", path: str | Path | None = None,
+               write_config: bool = True) -> Run:
+        if path is None:
+            from rl2fpga.safety import run_folder
+
+            root = run_folder(runs_dir, cfg.name)  # a plain name under the runs root
+        else:
+            root = Path(path)
         try:
             root.mkdir(parents=True, exist_ok=True)
             probe = root / ".write-probe"
@@ -37,7 +43,8 @@ class Run:
                 f"cannot write the run directory {root} ({e.strerror}); choose a writable --runs-dir"
             ) from None
         run = cls(root)
-        atomic_write_text(run.path / "config.yaml", dump_yaml(cfg))
+        if write_config:
+            atomic_write_text(run.path / "config.yaml", dump_yaml(cfg))
         return run
 
     @classmethod
@@ -65,7 +72,12 @@ class Run:
         return self.path / step
 
     def mark_done(self, step: str, seconds: float) -> None:
-        atomic_write_json(self.path / step / ".done", {"seconds": round(seconds, 3), "finished": time.time()})
+        from rl2fpga.manifest import invalidate_after, stamp
+
+        # a finished step's results replace what every later step was computed from
+        invalidate_after(self.path, step)
+        atomic_write_json(self.path / step / ".done",
+                          {"seconds": round(seconds, 3), "finished": time.time(), **stamp(self.path, step)})
 
     def clear_done(self, step: str) -> None:
         marker = self.path / step / ".done"
@@ -89,8 +101,10 @@ def run_pipeline(
     cfg: RunConfig,
     start: str | None = None,
     stop: str | None = None,
+    persist: RunConfig | None = None,
 ) -> dict[str, float]:
-    """Run the steps from ``start`` to ``stop`` (inclusive) in order; return their wall times."""
+    """Run the steps from ``start`` to ``stop`` (inclusive) in order; return their wall times.
+    ``persist``: the config written to ``config.yaml`` when the first step really starts."""
     from rich.console import Console
 
     from rl2fpga.steps import STEP_ORDER, available_steps, get_step
@@ -111,6 +125,9 @@ def run_pipeline(
             continue
         fn = get_step(name)
         console.rule(f"[bold]{name}")
+        if persist is not None:
+            atomic_write_text(run.path / "config.yaml", dump_yaml(persist))
+            persist = None
         run.clear_done(name)
         t0 = time.perf_counter()
         fn(run, cfg)

@@ -188,6 +188,9 @@ def _unknown(env_id: str, why: str = "") -> Rl2fpgaError:
 
 def make_env(env_cfg: EnvConfig, seed: int, training: bool) -> gym.Env:
     """A seeded environment (reset it with ``seed`` once; later resets continue the stream)."""
+    from rl2fpga.safety import check_env_id
+
+    check_env_id(env_cfg.id)  # registry ids only: "module:Env" would import module
     try:
         if is_atari(env_cfg.id):
             env = _make_atari(env_cfg, training)

@@ -91,7 +91,9 @@ class SACAgent:
 
     def load(self, d: Path) -> None:
         for name in ("actor", "q1", "q2", "q1_target", "q2_target"):
-            src = tf.keras.models.load_model(d / f"{name}.keras", compile=False)
+            from rl2fpga.safety import load_keras_model
+
+            src = load_keras_model(d / f"{name}.keras")
             getattr(self, name).set_weights(src.get_weights())
         self.log_alpha.assign(json.loads((d / "alpha.json").read_text())["log_alpha"])
 

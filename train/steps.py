@@ -60,5 +60,7 @@ def load_trained(run_or_dir: Run | Path) -> tuple[tf.keras.Model, EnvSpec]:
     model_path, spec_path = d / "model.keras", d / "env.json"
     if not model_path.exists() or not spec_path.exists():
         raise Rl2fpgaError(f"{d} has no trained model; run `rl2fpga train` (or the train step) first")
-    model = tf.keras.models.load_model(model_path, compile=False)
+    from rl2fpga.safety import load_keras_model
+
+    model = load_keras_model(model_path)
     return model, EnvSpec.from_dict(json.loads(spec_path.read_text()))

@@ -1,0 +1,243 @@
+"""Hashes that tie a run's results to the artifacts they were computed from.
+
+* **Generated files** (the engine's SystemVerilog and memory images): the step that writes them
+  records their sha256 in ``hashes.json`` beside them, signed with an HMAC under a per-user key
+  (``~/.cache/rl2fpga/hmac.key``; ``RL2FPGA_HOME`` moves it). Before anything compiles or
+  simulates them, :func:`verify_files` checks every file: an edited ``.sv`` (say, with a
+  ``$system(...)`` call added) is refused with one line naming it. A folder copied from
+  someone else carries a signature this user's key did not make: regenerate it.
+* **Cached builds** (a Verilator model ``.so`` or simulation binary): loaded or run only when
+  their sha256 matches the signed record written when this user built them; a truncated or
+  swapped binary is rebuilt (:func:`build_trusted`, :func:`record_build`).
+* **Step stamps**: each ``<step>/.done`` records the digest of the step's outputs and the
+  digests of the earlier steps' outputs it consumed (its inputs). A step is *current* when the
+  inputs it recorded are still what those steps hold (:func:`current_steps`); the report shows
+  only current steps, and finishing a step invalidates every later one
+  (:func:`invalidate_after`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rl2fpga.errors import Rl2fpgaError
+
+HASHES = "hashes.json"
+GENERATED_SUFFIXES = (".sv", ".v", ".svh", ".vh", ".mem", ".cpp", ".h", ".hpp", ".cc", ".json", ".tcl")
+# build caches and simulator work folders are not a step's results
+_SKIP_DIRS = {"obj", "verilator", "sim", "sim_build", "__pycache__"}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _home() -> Path:
+    env = os.environ.get("RL2FPGA_HOME")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rl2fpga"
+
+
+def _key() -> bytes:
+    """This user's signing key (created on first use; private to the user, as a key must be)."""
+    path = _home() / "hmac.key"
+    with contextlib.suppress(FileNotFoundError):
+        data = path.read_bytes()
+        if len(data) >= 32:
+            return data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".hmac.key.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(os.urandom(32))
+    try:
+        os.link(tmp, path)  # first writer wins; a racing process reads the winner's key
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return path.read_bytes()
+
+
+def _sign(payload: Any) -> str:
+    msg = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(_key(), msg, hashlib.sha256).hexdigest()
+
+
+# ------------------------------------------------------------------------- generated files
+
+
+def record_files(folder: Path, suffixes: tuple[str, ...] = GENERATED_SUFFIXES) -> dict[str, str]:
+    """Hash every generated file in ``folder`` (top level) into a signed ``hashes.json``."""
+    from rl2fpga.fsutil import atomic_write_json
+
+    folder = Path(folder)
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())
+             if p.is_file() and p.suffix in suffixes and p.name != HASHES and not p.name.startswith(".")}
+    atomic_write_json(folder / HASHES, {"files": files, "hmac": _sign(files)})
+    return files
+
+
+def verify_files(folder: Path, step: str, run_path: Path | None = None,
+                 suffixes: tuple[str, ...] = GENERATED_SUFFIXES) -> None:
+    """Raise (one line naming the file) unless every generated file in ``folder`` is exactly
+    what the generating step recorded and signed."""
+    folder = Path(folder)
+    fix = f"rerun `rl2fpga {step} {run_path}` to regenerate it" if run_path else f"rerun the {step} step"
+    rec_path = folder / HASHES
+    try:
+        rec = json.loads(rec_path.read_text())
+        files, sig = dict(rec["files"]), str(rec["hmac"])
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise Rl2fpgaError(f"{folder} has no valid {HASHES} (generated-file hashes); {fix}") from None
+    if not hmac.compare_digest(sig, _sign(files)):
+        raise Rl2fpgaError(f"{rec_path} was not written by rl2fpga for this user (signature mismatch); {fix}")
+    present = {p.name for p in folder.iterdir() if p.is_file() and p.suffix in suffixes
+               and p.name != HASHES and not p.name.startswith(".")}
+    for name in sorted(present | set(files)):
+        p = folder / name
+        if name not in files:
+            raise Rl2fpgaError(f"{p} was not generated by rl2fpga (not in {HASHES}); remove it or {fix}")
+        if not p.is_file():
+            raise Rl2fpgaError(f"generated file {p} is missing; {fix}")
+        if sha256_file(p) != files[name]:
+            raise Rl2fpgaError(f"generated file {p} was edited after generation (sha256 differs); {fix}")
+
+
+# -------------------------------------------------------------------------- cached builds
+
+
+def _build_record(binary: Path) -> Path:
+    return binary.with_name(binary.name + ".sha256")
+
+
+def record_build(binary: Path) -> None:
+    from rl2fpga.fsutil import atomic_write_json
+
+    binary = Path(binary)
+    payload = {"path": str(binary.resolve()), "sha256": sha256_file(binary)}
+    atomic_write_json(_build_record(binary), {**payload, "hmac": _sign(payload)})
+
+
+def build_trusted(binary: Path) -> bool:
+    """True when ``binary`` is byte for byte what this user built there."""
+    binary = Path(binary)
+    try:
+        rec = json.loads(_build_record(binary).read_text())
+        payload = {"path": str(rec["path"]), "sha256": str(rec["sha256"])}
+        sig = str(rec["hmac"])
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return False
+    if not hmac.compare_digest(sig, _sign(payload)) or payload["path"] != str(binary.resolve()):
+        return False
+    try:
+        return sha256_file(binary) == payload["sha256"]
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------- step stamps
+
+
+def output_digest(step_dir: Path) -> str:
+    """sha256 over the step folder's result files (names and contents; build caches and
+    dot-files excluded)."""
+    h = hashlib.sha256()
+    step_dir = Path(step_dir)
+    if not step_dir.is_dir():
+        return h.hexdigest()
+    for root, dirs, files in os.walk(step_dir):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            p = Path(root) / name
+            rel = p.relative_to(step_dir).as_posix()
+            h.update(rel.encode() + b"\0")
+            try:
+                h.update(sha256_file(p).encode())
+            except OSError:
+                h.update(b"unreadable")
+    return h.hexdigest()
+
+
+def read_done(run_path: Path, step: str) -> dict[str, Any] | None:
+    try:
+        d = json.loads((Path(run_path) / step / ".done").read_text())
+        return d if isinstance(d, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+
+
+def stamp(run_path: Path, step: str) -> dict[str, Any]:
+    """What ``<step>/.done`` records beside the wall time: its outputs' digest and the
+    digests of the finished earlier steps (its inputs)."""
+    from rl2fpga.steps import STEP_ORDER
+
+    inputs: dict[str, str] = {}
+    if step in STEP_ORDER:
+        for earlier in STEP_ORDER[: STEP_ORDER.index(step)]:
+            d = read_done(run_path, earlier)
+            if d is not None and isinstance(d.get("outputs"), str):
+                inputs[earlier] = d["outputs"]
+    return {"outputs": output_digest(Path(run_path) / step), "inputs": inputs}
+
+
+def invalidate_after(run_path: Path, step: str) -> list[str]:
+    """Remove every later step's ``.done`` and summary (their results belong to the earlier
+    artifacts); the top-level report summary too. Returns the steps invalidated."""
+    from rl2fpga.steps import STEP_ORDER
+
+    if step not in STEP_ORDER:
+        return []
+    gone = []
+    for later in STEP_ORDER[STEP_ORDER.index(step) + 1:]:
+        d = Path(run_path) / later
+        hit = False
+        for name in (".done", "summary.json"):
+            with contextlib.suppress(FileNotFoundError):
+                (d / name).unlink()
+                hit = True
+        if later == "report":
+            for name in ("summary.json", "report.html"):
+                with contextlib.suppress(FileNotFoundError):
+                    (Path(run_path) / name).unlink()
+                    hit = True
+        if hit:
+            gone.append(later)
+    return gone
+
+
+def current_steps(run_path: Path) -> set[str]:
+    """Finished steps whose recorded inputs are still the earlier steps' current outputs."""
+    from rl2fpga.steps import STEP_ORDER
+
+    dones = {s: read_done(run_path, s) for s in STEP_ORDER}
+    out: set[str] = set()
+    for s in STEP_ORDER:
+        d = dones[s]
+        if d is None:
+            continue
+        ok = True
+        for earlier, digest in (d.get("inputs") or {}).items():
+            e = dones.get(earlier)
+            if e is None or e.get("outputs") != digest or earlier not in out:
+                ok = False
+                break
+        if ok:
+            out.add(s)
+    return out

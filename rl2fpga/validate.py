@@ -1,0 +1,120 @@
+"""Value checks of a whole config, run before anything in a run folder is touched.
+
+:mod:`rl2fpga.config` checks keys and types; this module checks that the values make sense
+(``quantize.weight_bits=40``, ``rtl.lanes=65``, ``train.total_steps=-5`` are refused) so that a
+failed command never leaves a changed ``config.yaml`` or a removed ``.done`` behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
+
+
+def _range(key: str, v: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+           hi_open: bool = False, hint: str = "") -> None:
+    if v is None:
+        return
+    bad = (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi)))
+    if bad:
+        lo_s = "" if lo is None else (f"> {lo}" if lo_open else f">= {lo}")
+        hi_s = "" if hi is None else (f"< {hi}" if hi_open else f"<= {hi}")
+        want = " and ".join(s for s in (lo_s, hi_s) if s)
+        raise Rl2fpgaError(f"config key '{key}' = {v!r} is out of range; it must be {want}{hint}")
+
+
+def validate_config(cfg: RunConfig, check_env: bool = True) -> None:
+    """Raise :class:`Rl2fpgaError` (one line: key, value, allowed range) on the first bad value."""
+    from rl2fpga.safety import check_env_id, check_run_name
+
+    check_run_name(cfg.name)
+    if check_env:
+        check_env_id(cfg.env.id)
+    else:
+        if ":" in cfg.env.id:
+            check_env_id(cfg.env.id)
+    _range("env.max_episode_steps", cfg.env.max_episode_steps, 1)
+    _range("env.frame_skip", cfg.env.frame_skip, 1)
+    _range("env.noop_max", cfg.env.noop_max, 0)
+    _range("env.sticky_actions", cfg.env.sticky_actions, 0, 1)
+    t = cfg.train
+    _range("train.total_steps", t.total_steps, 1)
+    _range("train.eval_episodes", t.eval_episodes, 1)
+    _range("train.eval_every", t.eval_every, 0)
+    _range("train.checkpoint_every", t.checkpoint_every, 0)
+    for i, h in enumerate(t.hidden):
+        _range(f"train.hidden[{i}]", h, 1)
+    d = t.dqn
+    _range("train.dqn.learning_rate", d.learning_rate, 0, lo_open=True)
+    _range("train.dqn.buffer_size", d.buffer_size, 1)
+    _range("train.dqn.batch_size", d.batch_size, 1)
+    _range("train.dqn.gamma", d.gamma, 0, 1)
+    _range("train.dqn.learning_starts", d.learning_starts, 0)
+    _range("train.dqn.train_freq", d.train_freq, 1)
+    _range("train.dqn.gradient_steps", d.gradient_steps, 0)
+    _range("train.dqn.target_update_interval", d.target_update_interval, 1)
+    _range("train.dqn.exploration_initial_eps", d.exploration_initial_eps, 0, 1)
+    _range("train.dqn.exploration_final_eps", d.exploration_final_eps, 0, 1)
+    _range("train.dqn.exploration_steps", d.exploration_steps, 0)
+    _range("train.dqn.max_grad_norm", d.max_grad_norm, 0, lo_open=True)
+    _range("train.dqn.num_envs", d.num_envs, 1)
+    s = t.sac
+    _range("train.sac.learning_rate", s.learning_rate, 0, lo_open=True)
+    _range("train.sac.critic_learning_rate", s.critic_learning_rate, 0, lo_open=True)
+    _range("train.sac.buffer_size", s.buffer_size, 1)
+    _range("train.sac.batch_size", s.batch_size, 1)
+    _range("train.sac.gamma", s.gamma, 0, 1)
+    _range("train.sac.tau", s.tau, 0, 1, lo_open=True)
+    _range("train.sac.learning_starts", s.learning_starts, 0)
+    _range("train.sac.train_freq", s.train_freq, 1)
+    _range("train.sac.gradient_steps", s.gradient_steps, 0)
+    _range("train.sac.init_alpha", s.init_alpha, 0, lo_open=True)
+    for i, h in enumerate(s.critic_hidden):
+        _range(f"train.sac.critic_hidden[{i}]", h, 1)
+    p = cfg.prune
+    _range("prune.rate", p.rate, 0, 1, hi_open=True)
+    _range("prune.rounds", p.rounds, 0)
+    _range("prune.retrain_steps", p.retrain_steps, 0)
+    _range("prune.retrain_retries", p.retrain_retries, 0)
+    _range("prune.final_sparsity", p.final_sparsity, 0, 1, hi_open=True)
+    _range("prune.keep_return_fraction", p.keep_return_fraction, 0, 1)
+    _range("prune.distill_steps", p.distill_steps, 0)
+    _range("prune.distill_episodes", p.distill_episodes, 1)
+    q = cfg.quantize
+    for key in ("weight_bits", "act_bits"):
+        _range(f"quantize.{key}", getattr(q, key), 2, 16, hint=" (8, 6 and 4 are tested)")
+    for key in ("input_bits", "output_bits", "float_input_bits"):
+        _range(f"quantize.{key}", getattr(q, key), 2, 16)
+    _range("quantize.bias_bits", q.bias_bits, 2, 32)
+    _range("quantize.qat_steps", q.qat_steps, 0)
+    _range("quantize.threshold", q.threshold, 0)
+    _range("quantize.delta_episodes", q.delta_episodes, 1)
+    _range("quantize.calib_episodes", q.calib_episodes, 1)
+    _range("quantize.calib_max_steps", q.calib_max_steps, 1)
+    _range("quantize.check_states", q.check_states, 1)
+    _range("quantize.fallback_levels", q.fallback_levels, 0)
+    _range("quantize.dagger_rounds", q.dagger_rounds, 0)
+    _range("quantize.advantage_weight", q.advantage_weight, 0)
+    a = cfg.analyze
+    for i, th in enumerate(a.thresholds):
+        _range(f"analyze.thresholds[{i}]", th, 0)
+    _range("analyze.episodes", a.episodes, 1)
+    _range("analyze.max_steps", a.max_steps, 1)
+    for i, b in enumerate(a.sweep_bits):
+        _range(f"analyze.sweep_bits[{i}]", b, 2, 16)
+    h = cfg.hls
+    _range("hls.clock_period_ns", h.clock_period_ns, 0, lo_open=True)
+    _range("hls.reuse_factor", h.reuse_factor, 1)
+    _range("hls.csim_frames", h.csim_frames, 1)
+    _range("hls.max_accum_bits", h.max_accum_bits, 2, 64)
+    _range("hls.max_mults_per_layer", h.max_mults_per_layer, 1)
+    r = cfg.rtl
+    _range("rtl.lanes", r.lanes, 1, 64)
+    _range("rtl.input_bytes_per_beat", r.input_bytes_per_beat, 1, 128)
+    _range("rtl.clock_mhz", r.clock_mhz, 0, lo_open=True)
+    _range("cosim.frames", cfg.cosim.frames, 1)
+    _range("cosim.backpressure", cfg.cosim.backpressure, 0, 1, hi_open=True)
+    _range("board.episodes", cfg.board.episodes, 1)
+    _range("board.max_steps", cfg.board.max_steps, 1)

@@ -451,7 +451,7 @@ def compare_with_golden(
         golden.set_thresholds(list(thresholds))
     csim.set_thresholds(golden.thresholds)
     hw, ref = [], []
-    for i in tqdm(range(len(frames)), desc="C simulation", disable=not progress, leave=False):
+    for i in tqdm(range(len(frames)), desc="C simulation", disable=None if progress else True, leave=False):  # None: only on a terminal
         if episode_starts[i]:
             csim.reset()
             golden.reset()

@@ -51,6 +51,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--to", dest="stop", help="last step to run")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     r.add_argument("--force", action="store_true", help="overwrite the finished steps of an existing run of that name")
+    r.add_argument("--model", help="bring your own policy: a .keras/.h5 (Keras or QKeras) or .onnx file, "
+                   "imported in place of training (the pipeline starts at prune, or --from quantize)")
+    r.add_argument("--env", dest="env_id", help="with --model: the Gymnasium environment id the policy acts in")
 
     t = sub.add_parser("train", help="create a run directory and train the agent")
     t.add_argument("config", nargs="?", help="YAML config (default: the embedded CartPole config)")
@@ -119,11 +122,20 @@ def _main(argv: list[str] | None) -> int:
     cmdline = " ".join(["rl2fpga", *(sys.argv[1:] if argv is None else argv)])
     # everything is checked before the run folder is touched; the config is written when a
     # step starts (run_pipeline's persist), under the run folder's lock
+    if args.cmd == "run" and (args.model or args.env_id):
+        from rl2fpga.api import run_model_cli
+
+        run, times = run_model_cli(args.model, args.env_id, args.config, args.name, args.runs_dir,
+                                   args.start, args.stop, args.set)
+        print(f"run directory: {run.path}  ({sum(times.values()):.1f} s)")
+        return 0
     if args.cmd in ("run", "train"):
         src = args.config
         fresh = not (src is not None and Path(src).is_dir())
         if not fresh:
             run = Run.open(src)
+            if args.cmd == "run" and args.start is None and (run.path / "train" / "imported.json").exists():
+                args.start = "prune"  # an imported policy is never retrained
             cfg = apply_overrides(run.config(), args.set)
             target = run.path
         else:

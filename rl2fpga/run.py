@@ -15,6 +15,7 @@ from pathlib import Path
 from rl2fpga.config import RunConfig, dump_yaml, load_config
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
+from rl2fpga.logs import logged_to_run
 
 
 class Run:
@@ -96,6 +97,7 @@ class Run:
         return out
 
 
+@logged_to_run  # runs/<name>/run.log gets everything printed (rl2fpga/logs.py)
 def run_pipeline(
     run: Run,
     cfg: RunConfig,

@@ -50,14 +50,20 @@ def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any,
     build_dir = build_dir or BUILD_ROOT / "sim" / f"engine_{digest.hexdigest()[:12]}"
     runner = get_runner("verilator")
     stamp = build_dir / ".built"
-    runner.build(
-        sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
-        hdl_toplevel=SIM_TOP,
-        build_dir=str(build_dir),
-        parameters={"MEM_DIR": f'"{design.out_dir.resolve()}/"', "BYTES": design.input_bytes_per_beat},
-        build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
-        always=not stamp.exists(),
-    )
+    build_dir.mkdir(parents=True, exist_ok=True)
+    build_log = build_dir / "build.log"  # Verilator and g++ output: a file, not the console
+    try:
+        runner.build(
+            sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
+            hdl_toplevel=SIM_TOP,
+            build_dir=str(build_dir),
+            parameters={"MEM_DIR": f'"{design.out_dir.resolve()}/"', "BYTES": design.input_bytes_per_beat},
+            build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
+            always=not stamp.exists(),
+            log_file=str(build_log),
+        )
+    except SystemExit as e:  # cocotb's runner exits on a failed tool
+        raise Rl2fpgaError(f"the Verilator build of the engine failed ({e}); see {build_log}") from None
     stamp.write_text("ok\n")
     return runner, build_dir
 
@@ -94,6 +100,7 @@ def run_engine(
     }
     atomic_write_json(work / "tb_config.json", cfg)
     env_before = os.environ.get("PYTEST_CURRENT_TEST")
+    sim_log = work / "sim.log"  # the simulator's and cocotb's output: a file, not the console
     try:
         # the runner checks results itself only under pytest; we read the result file instead
         os.environ.pop("PYTEST_CURRENT_TEST", None)
@@ -104,12 +111,15 @@ def run_engine(
             test_dir=str(work),
             extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").resolve())},
             results_xml="results.xml",
+            log_file=str(sim_log),
         )
+    except SystemExit as e:
+        raise Rl2fpgaError(f"the co-simulation failed ({e}); see {sim_log}") from None
     finally:
         if env_before is not None:
             os.environ["PYTEST_CURRENT_TEST"] = env_before
     if not result.exists():
-        raise Rl2fpgaError(f"co-simulation in {work} produced no result; see its log")
+        raise Rl2fpgaError(f"co-simulation in {work} produced no result; see {sim_log}")
     return json.loads(result.read_text())
 
 

@@ -152,7 +152,8 @@ def checkpoint_steps(cfg: RunConfig, total: int) -> set[int]:
 def progress_bar(total: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="step", mininterval=1.0, smoothing=0.05)
+    # disable=None: tqdm draws only on a terminal (a log file would get a redraw per second)
+    return tqdm(total=total, disable=None if enabled else True, desc=desc, unit="step", mininterval=1.0, smoothing=0.05)
 
 
 def finish(

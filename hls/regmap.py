@@ -8,7 +8,10 @@ Input stream (AXI4-Stream, ``8 * input_bytes_per_beat`` bits): the frame's eleme
 of the network input (h, w, c for images), each element in ``elem_bytes`` bytes little-endian
 (1 byte for inputs of <= 8 bits, 2 for <= 16 bits, two's complement when signed); elements
 packed densely across beats; TLAST on the frame's last beat; unused bytes of the last beat are
-zero. Output stream (32-bit beats): the n_out output integers sign-extended, then the greedy
+zero. Frame-stack engines (INFO bit 24; input (h, w, K) = the K newest frames, oldest first)
+take only the newest frame: its h * w pixels, one byte each, padded to whole beats; after a
+state reset or a CTRL_FULL_FRAME write the next frame is the whole stack as K such planes,
+oldest first (rl2fpga_stack_encoder.sv). Output stream (32-bit beats): the n_out output integers sign-extended, then the greedy
 action; TLAST on the action beat.
 
 Top-level ports of the engine (``rl2fpga_engine_top``, generated per model), Xilinx naming so
@@ -26,12 +29,14 @@ ENGINE_ID = 0x524C3246  # "RL2F"
 CTRL = 0x00  # W: bit0 reset state (x_hat, accumulators -> bias) self-clearing; bit1 reset counters
 CTRL_RESET_STATE = 0x1
 CTRL_RESET_COUNTERS = 0x2
+CTRL_FULL_FRAME = 0x4  # frame-stack engines: the next frame is a full stack (K planes)
 STATUS = 0x04  # R: bit0 busy, bit1 frame done since last read of STATUS, bit2 stream error (TLAST misplaced)
 STATUS_BUSY = 0x1
 STATUS_DONE = 0x2
 STATUS_ERROR = 0x4
 ID = 0x08  # R: ENGINE_ID
-INFO = 0x0C  # R: bits 7:0 layers, 15:8 lanes, 23:16 input bytes per beat
+INFO = 0x0C  # R: bits 7:0 layers, 15:8 lanes, 23:16 input bytes per beat, bit 24 frame stack
+INFO_FRAME_STACK = 1 << 24
 FRAMES = 0x10  # R: frames finished since counter reset
 CYCLES = 0x14  # R: cycles of the last frame, first input beat accepted -> action beat sent
 TOTAL_CYCLES_LO = 0x18  # R

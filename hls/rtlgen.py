@@ -37,12 +37,14 @@ TEMPLATES = Path(__file__).resolve().parent / "templates" / "rtl"
 SV_MODULES = [
     "rl2fpga_pkg.sv",
     "rl2fpga_serializer.sv",
+    "rl2fpga_fifo.sv",
     "rl2fpga_delta_encoder.sv",
     "rl2fpga_layer.sv",
     "rl2fpga_output.sv",
     "rl2fpga_frame_ctrl.sv",
     "rl2fpga_axil_regs.sv",
 ]
+STACK_MODULE = "rl2fpga_stack_encoder.sv"  # frame-stacked inputs only
 TOP = "rl2fpga_engine_top"
 # xc7z020: 140 BRAM36 of 36 kbit
 BRAM36_BITS = 36 * 1024
@@ -87,6 +89,7 @@ class LayerPlan:
     wmem_file: str
     tab_file: str
     bias_file: str
+    tap_bits: int = 0  # conv: tap index bits of a list entry
     mem_bits: dict[str, int] = field(default_factory=dict)
 
 
@@ -118,6 +121,8 @@ class RtlDesign:
     mem_files: list[Path]
     layers: list[LayerPlan]
     n_beats: int
+    frame_stack: bool = False  # the host sends the newest frame; full_frame_beats after a reset
+    full_frame_beats: int = 0
 
     @classmethod
     def load(cls, folder: str | Path) -> RtlDesign:
@@ -136,7 +141,9 @@ class RtlDesign:
                          mem_files=[folder / n for p in layers
                                     for n in [p.tab_file, p.bias_file]
                                     + [lane_mem_file(p.wmem_file, lane) for lane in range(int(d["lanes"]))]],
-                         layers=layers, n_beats=int(d["input_beats"]))
+                         layers=layers, n_beats=int(d["input_beats"]),
+                         frame_stack=bool(d.get("frame_stack", False)),
+                         full_frame_beats=int(d.get("full_frame_beats", d["input_beats"])))
         except (KeyError, TypeError) as e:
             raise Rl2fpgaError(f"{folder}/design.json is corrupt ({e}); rerun `rl2fpga rtl`") from None
         missing = [p for p in design.sv_files + design.mem_files if not p.exists()]
@@ -150,6 +157,8 @@ class RtlDesign:
             "lanes": self.lanes,
             "input_bytes_per_beat": self.input_bytes_per_beat,
             "input_beats": self.n_beats,
+            "frame_stack": self.frame_stack,
+            "full_frame_beats": self.full_frame_beats or self.n_beats,
             "sv_files": [p.name for p in self.sv_files],
             "layers": [
                 {k: v for k, v in dataclasses.asdict(p).items() if k not in ("wmem_file", "tab_file", "bias_file")}
@@ -169,21 +178,50 @@ def _clog2(n: int) -> int:
 
 
 def pack_lists(w2: np.ndarray, lanes: int, w_bits: int) -> PackedLists:
-    """Split the nonzeros of each row of ``w2`` (lists x outputs) by lane (``f % lanes``) and
-    store each lane's parts back to back: no padding anywhere."""
-    n_lists, n_out = w2.shape
+    """Split the nonzeros of each list of ``w2`` by lane (``f % lanes``) and store each lane's
+    parts back to back: no padding anywhere. ``w2`` is (lists, outputs), or (lists, taps,
+    outputs) for convolutions, whose entries then also carry the tap index:
+    ``tap << (fbw + w_bits) | fb << w_bits | w``."""
+    w3 = w2[:, None, :] if w2.ndim == 2 else w2
+    n_lists, n_taps, n_out = w3.shape
     fbw = _clog2(-(-n_out // lanes))
     wmask = (1 << w_bits) - 1
     ptr = np.zeros((n_lists, lanes), dtype=np.int64)
     length = np.zeros((n_lists, lanes), dtype=np.int64)
     entries = []
     for lane in range(lanes):
-        sub = w2[:, lane::lanes]  # outputs of this lane; column index = fb
-        t, fb = np.nonzero(sub)  # row-major: by list, then fb
+        sub = w3[:, :, lane::lanes]  # outputs of this lane; last index = fb
+        t, tap, fb = np.nonzero(sub)  # row-major: by list, then tap, then fb
         length[:, lane] = np.bincount(t, minlength=n_lists)
         ptr[:, lane] = np.concatenate([[0], np.cumsum(length[:, lane])[:-1]])
-        entries.append((fb.astype(np.int64) << w_bits) | (sub[t, fb].astype(np.int64) & wmask))
+        entries.append((tap.astype(np.int64) << (fbw + w_bits)) | (fb.astype(np.int64) << w_bits)
+                       | (sub[t, tap, fb].astype(np.int64) & wmask))
     return PackedLists(entries=entries, ptr=ptr, length=length, fbw=fbw)
+
+
+def tap_bits(n_taps: int) -> int:
+    """Bits of the tap index in a list entry (none for one tap), as the RTL's TB."""
+    return math.ceil(math.log2(n_taps)) if n_taps > 1 else 0
+
+
+def conv_lists(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
+    """A conv kernel (kh, kw, c, f) as one list per input class (y % sh, x % sw, c) holding
+    every candidate tap (m, n): ``out[(ry * sw + rx) * c + ch, m * mw + n, f] = w[ry + sh * m,
+    rx + sw * n, ch, f]`` (zero where the tap falls outside the kernel). An input at (y, x)
+    feeds output (y // sh - m, x // sw - n) through tap (m, n)."""
+    kh, kw, c, f = w.shape
+    sh, sw = stride
+    mh, mw = -(-kh // sh), -(-kw // sw)
+    out = np.zeros((sh * sw * c, mh * mw, f), dtype=np.int64)
+    for ry in range(sh):
+        for rx in range(sw):
+            for m in range(mh):
+                for n in range(mw):
+                    i, j = ry + sh * m, rx + sw * n
+                    if i < kh and j < kw:
+                        rows = (ry * sw + rx) * c + np.arange(c)
+                        out[rows, m * mw + n, :] = w[i, j]
+    return out
 
 
 def lane_mem_file(prefix: str, lane: int) -> str:
@@ -251,7 +289,9 @@ def _event_shape(golden: GoldenModel, k: int) -> tuple[int, int, int]:
 def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, PackedLists, np.ndarray]:
     layer, n_layers = golden.layers[k], len(golden.layers)
     conv = layer.kind == "conv2d"
-    w2 = layer.w.reshape(-1, layer.n_out)  # row (y * w + x) * c + ch: the channels-last flatten
+    # dense: row (y * w + x) * c + ch, the channels-last flatten; conv: one list per input class
+    w2 = conv_lists(layer.w, tuple(layer.stride)) if conv else layer.w.reshape(-1, layer.n_out)
+    n_taps = w2.shape[1] if conv else 1
     packed = pack_lists(w2, lanes, layer.w_fmt.bits)
     in_h, in_w, in_c = _event_shape(golden, k)
     kh, kw = layer.w.shape[:2] if conv else (1, 1)
@@ -273,7 +313,7 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, Pac
         w_bits=layer.w_fmt.bits, acc_bits=acc_bits, out_bits=out_bits,
         out_signed=int(layer.out_fmt.signed), shift=layer.shift,
         relu=int(layer.activation == "relu"), last=int(last),
-        nnz=layer.nnz(), words=n_words, tab_depth=w2.shape[0],
+        nnz=layer.nnz(), words=n_words, tab_depth=w2.shape[0], tap_bits=tap_bits(n_taps),
         ptr_bits=_bits(n_words), len_bits=_bits(max(int(packed.length.max(initial=1)), 1)),
         wmem_depth=max(n_words, 1), fb=fb,
         wmem_file=f"{layer.name}_w", tab_file=f"{layer.name}_tab.mem", bias_file=f"{layer.name}_b.mem",
@@ -281,7 +321,7 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, Pac
     depth = out_h * out_w * fb
     xb = 1 if last else out_bits
     plan.mem_bits = {
-        "weights": sum(len(e) for e in packed.entries) * (packed.fbw + plan.w_bits),
+        "weights": sum(len(e) for e in packed.entries) * (tap_bits(n_taps) + packed.fbw + plan.w_bits),
         "table": plan.tab_depth * lanes * (plan.ptr_bits + plan.len_bits),
         "accumulators": lanes * depth * (1 + xb + acc_bits),
         "dirty_lists": lanes * depth * (_clog2(out_h) + _clog2(out_w) + packed.fbw),
@@ -291,12 +331,34 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, Pac
     return plan, packed, bias.reshape(fb, lanes)
 
 
-def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_bytes_per_beat: int = 8) -> RtlDesign:
+def can_stack(golden: GoldenModel) -> bool:
+    """Whether the input can be a frame stack kept in fabric: (h, w, K >= 2) of <= 8-bit
+    elements (the K channels are the K newest frames, oldest first)."""
+    shape = golden.in_shape
+    return len(shape) == 3 and shape[2] >= 2 and golden.in_fmt.bits <= 8
+
+
+def stack_geometry(in_shape: tuple[int, ...], bytes_per_beat: int) -> tuple[int, int]:
+    """(beats of a newest-frame transfer, beats of a full-stack transfer) of a frame-stacked
+    input: one plane is h * w pixels, one byte each, padded to whole beats."""
+    h, w, k = in_shape
+    plane = -(-(h * w) // bytes_per_beat)
+    return plane, k * plane
+
+
+def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_bytes_per_beat: int = 8,
+             frame_stack: bool = False) -> RtlDesign:
     """Write the engine for ``golden`` into ``out_dir``: the SystemVerilog sources (copied
-    modules + generated top), the ``$readmemh`` images and ``design.json``."""
+    modules + generated top), the ``$readmemh`` images and ``design.json``. ``frame_stack``:
+    the input is a stack of frames (see :func:`can_stack`) kept in fabric; the host sends only
+    the newest (rl2fpga_stack_encoder.sv)."""
     import jinja2
 
     check_mappable(golden, lanes, input_bytes_per_beat)
+    if frame_stack and not can_stack(golden):
+        raise Rl2fpgaError(
+            f"rtl.frame_stack needs an (h, w, frames) input of <= 8-bit pixels, this model takes {golden.in_shape} at {golden.in_fmt.bits} bits; set rtl.frame_stack=false"
+        )
     weight_bits = sum(layer.nnz() * layer.w_fmt.bits for layer in golden.layers)
     if weight_bits > XC7Z020_BRAM36 * BRAM36_BITS:
         raise Rl2fpgaError(
@@ -310,7 +372,7 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     plans, mem_files = [], []
     for k in range(n):
         plan, packed, bias = _plan_layer(golden, k, lanes)
-        lane_bits = packed.fbw + plan.w_bits
+        lane_bits = plan.tap_bits + packed.fbw + plan.w_bits
         tew = plan.ptr_bits + plan.len_bits
         tab_fields = (packed.length << plan.ptr_bits) | packed.ptr  # (lists, lanes) {len, ptr}
         images = [(lane_mem_file(plan.wmem_file, lane), [int(v) for v in e] or [0], lane_bits)
@@ -327,7 +389,15 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     in_bits = golden.in_fmt.bits
     eb = regmap.elem_bytes(in_bits)
     in_elems = int(np.prod(golden.in_shape))
-    total_bits += -(-in_elems // (input_bytes_per_beat // eb)) * (input_bytes_per_beat // eb) * in_bits
+    n_beats = -(-in_elems // (input_bytes_per_beat // eb))
+    full_beats = n_beats
+    if frame_stack:
+        n_beats, full_beats = stack_geometry(golden.in_shape, input_bytes_per_beat)
+        # x_hat of every element + the kept frames (all but the newest)
+        k = golden.in_shape[2]
+        total_bits += n_beats * input_bytes_per_beat * (2 * k - 1) * in_bits
+    else:
+        total_bits += n_beats * (input_bytes_per_beat // eb) * in_bits
     if total_bits > XC7Z020_BRAM36 * BRAM36_BITS:
         raise Rl2fpgaError(
             f"engine memories need {total_bits / 8 / 1024:.0f} KiB > the xc7z020's {XC7Z020_BRAM36 * BRAM36_BITS / 8 / 1024:.0f} KiB of BRAM; prune harder or use fewer lanes"
@@ -338,7 +408,7 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     )
     thresholds = golden.thresholds
     thresh_init = "{" + ", ".join(f"32'd{t}" for t in reversed(thresholds)) + "}"
-    info = n | (lanes << 8) | (input_bytes_per_beat << 16)
+    info = n | (lanes << 8) | (input_bytes_per_beat << 16) | (regmap.INFO_FRAME_STACK if frame_stack else 0)
     top_text = env.get_template("rl2fpga_engine_top.sv.j2").render(
         header=GENERATED_HEADER,
         model_name=str(golden.meta.get("name", "model")),
@@ -348,11 +418,11 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
         addr_width=regmap.ADDR_WIDTH,
         info=info,
         thresh_init=thresh_init,
-        enc={"eb": eb, "in_bits": in_bits, "in_signed": int(golden.in_fmt.signed),
+        enc={"eb": eb, "in_bits": in_bits, "in_signed": int(golden.in_fmt.signed), "stack": frame_stack,
              "h": in_shape[0], "w": in_shape[1], "c": in_shape[2]},
     )
     sv_files = []
-    for name in SV_MODULES:
+    for name in SV_MODULES + ([STACK_MODULE] if frame_stack else []):
         dst = out_dir / name
         atomic_write_text(dst, (RTL_SRC / name).read_text())
         sv_files.append(dst)
@@ -362,7 +432,7 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     design = RtlDesign(
         out_dir=out_dir, top=TOP, lanes=lanes, input_bytes_per_beat=input_bytes_per_beat,
         sv_files=sv_files, mem_files=mem_files, layers=plans,
-        n_beats=-(-in_elems // (input_bytes_per_beat // eb)),
+        n_beats=n_beats, frame_stack=frame_stack, full_frame_beats=full_beats,
     )
     atomic_write_json(out_dir / "design.json", {"generator": f"rl2fpga {__version__}", **design.summary()})
     return design

@@ -150,6 +150,18 @@ def pack_frame(x: np.ndarray, bits: int, signed: bool, beat_bytes: int) -> list[
     return [int.from_bytes(raw[i : i + beat_bytes], "little") for i in range(0, len(raw), beat_bytes)]
 
 
+def pack_stack(x: np.ndarray, beat_bytes: int, full: bool) -> list[int]:
+    """A frame-stacked input (h, w, K) for a frame-stack engine (hls/regmap.py): the newest
+    frame (channel K - 1) as one plane, or (``full``) all K planes oldest first; one byte per
+    pixel, each plane zero-padded to whole beats."""
+    x = np.asarray(x, dtype=np.int64)
+    planes = [x[..., k] for k in range(x.shape[-1])] if full else [x[..., -1]]
+    beats: list[int] = []
+    for plane in planes:
+        beats += pack_frame(plane, 8, False, beat_bytes)
+    return beats
+
+
 # ------------------------------------------------------------------------------ TB
 @dataclass
 class FrameResult:
@@ -163,6 +175,7 @@ class FrameResult:
     action: int
     golden_action: int
     pad: int
+    input_bytes: int = 0  # bytes streamed in for this frame
 
 
 class EngineTB:
@@ -181,6 +194,8 @@ class EngineTB:
         self.engine = dut.dut if dut._name == "rl2fpga_engine_sim" else dut
         if self.engine is dut:
             cocotb.start_soon(Clock(self.clk, 10, units="ns").start())
+        self.stack = False  # frame-stack engine (INFO bit 24), read after reset
+        self.need_full = True
 
     async def reset(self) -> None:
         """rst_n pulse; the engine then sweeps its state to the golden reset state."""
@@ -190,7 +205,9 @@ class EngineTB:
             await FallingEdge(self.clk)
         self.dut.rst_n.value = 1
         self.golden.reset()
+        self.need_full = True
         await self.wait_idle()
+        self.stack = bool(await self.axil.read(regmap.INFO) & regmap.INFO_FRAME_STACK)
 
     async def wait_idle(self) -> None:
         while (await self.axil.read(regmap.STATUS)) & regmap.STATUS_BUSY:
@@ -199,6 +216,7 @@ class EngineTB:
     async def reset_state(self) -> None:
         await self.axil.write(regmap.CTRL, regmap.CTRL_RESET_STATE)
         self.golden.reset()
+        self.need_full = True
         await self.wait_idle()
 
     async def set_threshold(self, layer: int, value: int) -> None:
@@ -209,7 +227,11 @@ class EngineTB:
 
     async def frame(self, index: int, x: np.ndarray) -> FrameResult:
         g = self.golden
-        beats = pack_frame(x, g.in_fmt.bits, g.in_fmt.signed, self.beat_bytes)
+        if self.stack:
+            beats = pack_stack(x, self.beat_bytes, self.need_full)
+            self.need_full = False
+        else:
+            beats = pack_frame(x, g.in_fmt.bits, g.in_fmt.signed, self.beat_bytes)
         send = cocotb.start_soon(self.driver.send(beats))
         out = await self.monitor.receive()
         await send
@@ -225,7 +247,8 @@ class EngineTB:
                 "frame %d mismatch: out %s expect %s events %s/%s macs %s/%s",
                 index, out, expect, events, stats.events, macs, stats.macs,
             )
-        return FrameResult(index, ok, cycles, events, macs, stats.macs, stats.events, out[-1], expect[-1], pad)
+        return FrameResult(index, ok, cycles, events, macs, stats.macs, stats.events, out[-1], expect[-1], pad,
+                           len(beats) * self.beat_bytes)
 
 
 @cocotb.test()

@@ -17,10 +17,11 @@ from rl2fpga.rtl_tests.harness import BUILD_ROOT, have_verilator, run_engine
 pytestmark = [pytest.mark.verilator, pytest.mark.skipif(not have_verilator(), reason="verilator not installed")]
 
 
-def _cosim(name: str, golden: GoldenModel, frames: np.ndarray, lanes: int, beat_bytes: int, **kw) -> dict:
+def _cosim(name: str, golden: GoldenModel, frames: np.ndarray, lanes: int, beat_bytes: int,
+           frame_stack: bool = False, **kw) -> dict:
     root = BUILD_ROOT / "tests" / name
     golden.save(root / "golden")
-    design = generate(golden, root / "rtl", lanes=lanes, input_bytes_per_beat=beat_bytes)
+    design = generate(golden, root / "rtl", lanes=lanes, input_bytes_per_beat=beat_bytes, frame_stack=frame_stack)
     return run_engine(design, root / "golden", frames, root / "work", **kw)
 
 
@@ -72,6 +73,39 @@ def test_odd_cnn_borders_strides_lanes() -> None:
     res = _cosim("odd_cnn", g, np.stack(frames), lanes=3, beat_bytes=16, seed=2, idle=0.4, stall=0.4,
                  resets=[17], threshold_writes={25: [(1, 0), (2, 3)]})
     _check(res, 40)
+
+
+def stacked_walk(rng: np.random.Generator, n: int, h: int, w: int, k: int, p: float = 0.05) -> np.ndarray:
+    """``n`` consecutive (h, w, k) frame stacks of a sparse random walk of pixels, built as
+    train/envs.py's FrameStackLast does: at the start all k frames are the first frame, then
+    each step drops the oldest and appends the newest."""
+    f = rng.integers(0, 256, size=(h, w))
+    stack = [f] * k
+    out = []
+    for _ in range(n):
+        out.append(np.stack(stack, axis=-1).astype(np.uint8))
+        f = np.where(rng.random(f.shape) < p, rng.integers(0, 256, size=f.shape), f)
+        stack = stack[1:] + [f]
+    return np.stack(out)
+
+
+@pytest.mark.slow
+def test_frame_stack_in_fabric() -> None:
+    """Frame stack kept in fabric: the TB sends only the newest frame (a full stack after each
+    state reset), 13 x 15 pixels = 195 bytes, not a whole number of 8-byte beats; the engine
+    must present the same (13, 15, 4) input as the golden model's. Resets mid-run, back-
+    pressure, a conv with stride 3 > kernel 2 and a dense tail."""
+    rng = np.random.default_rng(5)
+    g = random_model(rng, (13, 15, 4), [("conv2d", 6, 3, 2), ("conv2d", 5, 2, 3), ("dense", 9), ("dense", 3)],
+                     sparsity=0.6, threshold=1)
+    frames = stacked_walk(rng, 40, 13, 15, 4)
+    res = _cosim("frame_stack", g, frames, lanes=3, beat_bytes=8, frame_stack=True, seed=4, idle=0.3,
+                 stall=0.3, resets=[9, 23])
+    _check(res, 40)
+    full = {0, 9, 23}
+    for f in res["per_frame"]:
+        # the stream carried one plane (25 beats) per frame, four after a reset
+        assert f["input_bytes"] == (4 if f["index"] in full else 1) * 25 * 8
 
 
 def atari_model(seed: int = 1, sparsity: float = 0.9, threshold: int = 2) -> GoldenModel:

@@ -30,6 +30,7 @@ module rl2fpga_axil_regs #(
     // control out
     output logic                  req_reset_state,
     output logic                  req_reset_counters,
+    output logic                  req_full_frame,      // CTRL bit 2: the next frame is a full stack
     output logic [N_LAYERS*32-1:0] threshold,  // layer k at [32*k +: 32]
     output logic [N_LAYERS-1:0]   threshold_written,
     // status and counters in
@@ -83,6 +84,7 @@ module rl2fpga_axil_regs #(
   always_ff @(posedge clk) begin
     req_reset_state    <= 1'b0;
     req_reset_counters <= 1'b0;
+    req_full_frame     <= 1'b0;
     threshold_written  <= '0;
     if (!rst_n) begin
       s_axil_bvalid <= 1'b0;
@@ -101,6 +103,7 @@ module rl2fpga_axil_regs #(
         if (32'(s_axil_awaddr) == CTRL && s_axil_wstrb[0]) begin
           req_reset_state    <= s_axil_wdata[0];
           req_reset_counters <= s_axil_wdata[1];
+          req_full_frame     <= s_axil_wdata[2];
         end
         for (int k = 0; k < N_LAYERS; k++) begin
           if (32'(s_axil_awaddr) == THRESHOLD_BASE + 4 * k) begin

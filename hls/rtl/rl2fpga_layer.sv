@@ -2,15 +2,17 @@
 //
 // MAC phase: every incoming event (y, x, c, delta) is turned into its nonzero fan-out and
 // accumulated into accumulators kept between frames:
-//   tap generator  one event -> the taps (i, j) whose output position (oy, ox) covers the input
-//                  (conv: ceil(KH/SH) x ceil(KW/SW) candidates, stride and borders checked;
-//                  dense: one), each looked up in the table {nwords, ptr} of its compressed list;
-//                  one table word holds, per lane, {len, ptr} of that lane's part of the list;
+//   list lookup    one event per cycle -> the table word {len, ptr} per lane of its compressed
+//                  list (dense: the list of input index (y, x, c); conv: the list of its input
+//                  class (y % SH, x % SW, c), which holds the nonzero weights of every candidate
+//                  tap (m, n), m < ceil(KH/SH), n < ceil(KW/SW), as (tap, fb, w) entries);
 //   lanes          lane l owns outputs f = fb * LANES + l: its own accumulator bank, weight
-//                  memory of (fb, w) pairs and dirty list, so lanes never conflict. Each lane
-//                  has a FIFO of taps and walks its part of each list at one MAC per cycle,
-//                  independently of the other lanes (no padding: a lane with a short part
-//                  moves on to the next tap while the others finish);
+//                  memory of (tap, fb, w) entries and dirty list, so lanes never conflict. Each
+//                  lane has a FIFO of lists and walks its part of each list at one entry per
+//                  cycle, independently of the other lanes (no padding: a lane with a short part
+//                  moves on to the next list while the others finish); an entry whose tap puts
+//                  the output (y / SH - m, x / SW - n) outside the feature map (a border) costs
+//                  its cycle but is no MAC;
 //   MAC pipeline   read accumulator -> acc + w * delta -> write back; a read that races the
 //                  previous cycle's write of the same address takes the forwarded value.
 // Each accumulator word also holds its dirty bit and x_hat of the next layer's input; the first
@@ -81,14 +83,13 @@ module rl2fpga_layer
   localparam int AW    = DEPTH > 1 ? $clog2(DEPTH) : 1;
   localparam int OYW   = OUT_H > 1 ? $clog2(OUT_H) : 1;
   localparam int OXW   = OUT_W > 1 ? $clog2(OUT_W) : 1;
-  localparam int LW    = FBW + W_BITS;                       // one (fb, w) entry
   localparam int TEW   = LEN_BITS + PTR_BITS;                // one lane's {len, ptr}
   localparam int TABW  = TAB_DEPTH > 1 ? $clog2(TAB_DEPTH) : 1;
   localparam int WAW   = WMEM_DEPTH > 1 ? $clog2(WMEM_DEPTH) : 1;
   localparam int MH    = KIND == 1 ? (KH + SH - 1) / SH : 1;  // candidate taps per event
   localparam int MW    = KIND == 1 ? (KW + SW - 1) / SW : 1;
-  localparam int MHW   = MH > 1 ? $clog2(MH) : 1;
-  localparam int MWW   = MW > 1 ? $clog2(MW) : 1;
+  localparam int TB    = MH * MW > 1 ? $clog2(MH * MW) : 0;  // tap index bits of an entry
+  localparam int LW    = TB + FBW + W_BITS;                  // one (tap, fb, w) entry
   localparam int XB    = LAST ? 1 : OUT_BITS;                // x_hat bits kept per accumulator
   localparam int AWW   = 1 + XB + ACC_BITS;                  // {dirty, x_hat, acc}
   localparam int DLW   = OYW + OXW + FBW;                    // dirty list entry {oy, ox, fb}
@@ -107,91 +108,56 @@ module rl2fpga_layer
     $readmemh(BIAS_FILE, bias_rom);
   end
 
-  // ================================================================ tap generator
-  logic              ev_busy;             // an event is held while its taps issue
-  logic [EW-1:0]     ev_hold;
-  logic [MHW-1:0]    tap_m;
-  logic [MWW-1:0]    tap_n;
-  logic [EW-1:0]     src;                 // the event whose tap issues now
-  logic              src_valid, src_marker, tap_last, tap_issue, fifo_space;
-  // nothing new is accepted while the marker of this frame is still in the lanes
-  logic              marker_inflight;
-
-  assign src        = ev_busy ? ev_hold : in_payload;
-  assign src_valid  = ev_busy || (in_valid && phase == S_MAC && !marker_inflight);
-  assign src_marker = !ev_busy && in_last;
-  assign tap_last   = src_marker || (32'(tap_m) == MH - 1 && 32'(tap_n) == MW - 1);
-  assign tap_issue  = src_valid && fifo_space;
-  assign in_ready   = !ev_busy && phase == S_MAC && !marker_inflight && fifo_space;
-
-  // tap address generation (combinational from src and the tap counters)
-  logic              tap_ok;
+  // ================================================================ list lookup
+  // One event, one cycle: its list is looked up in the table and handed to every lane whose
+  // part of it is not empty. A conv event's list holds every candidate tap (m, n) of its input
+  // class (y % SH, x % SW, c) at once, so the lanes (not this stage) walk the taps.
+  logic              tap_issue, fifo_space;
+  logic              marker_inflight;   // nothing new is accepted while this frame's marker is in the lanes
   logic [TABW-1:0]   tab_addr;
-  logic [OYW-1:0]    tap_oy;
-  logic [OXW-1:0]    tap_ox;
+  logic [YW-1:0]     ev_qy;              // conv: y / SH, x / SW (the output of tap (0, 0))
+  logic [XW-1:0]     ev_qx;
+
+  assign in_ready  = phase == S_MAC && !marker_inflight && fifo_space;
+  assign tap_issue = in_valid && in_ready;
+
   always_comb begin
-    int y, x, c, i, j, oy, ox;
-    y  = 32'(src[EW-1 -: YW]);
-    x  = 32'(src[EW-YW-1 -: XW]);
-    c  = 32'(src[VW+CW-1 -: CW]);
+    int y, x, c;
+    y = 32'(in_payload[EW-1 -: YW]);
+    x = 32'(in_payload[EW-YW-1 -: XW]);
+    c = 32'(in_payload[VW+CW-1 -: CW]);
     if (KIND == 1) begin
-      i  = y % SH + SH * 32'(tap_m);
-      j  = x % SW + SW * 32'(tap_n);
-      oy = y / SH - 32'(tap_m);
-      ox = x / SW - 32'(tap_n);
-      tap_ok   = i < KH && j < KW && oy >= 0 && oy < OUT_H && ox >= 0 && ox < OUT_W;
-      tab_addr = TABW'((i * KW + j) * IN_C + c);
+      tab_addr = TABW'(((y % SH) * SW + x % SW) * IN_C + c);
+      ev_qy    = YW'(y / SH);
+      ev_qx    = XW'(x / SW);
     end else begin
-      oy = 0;
-      ox = 0;
-      tap_ok   = 1'b1;
       tab_addr = TABW'((y * IN_W + x) * IN_C + c);
+      ev_qy    = '0;
+      ev_qx    = '0;
     end
-    tap_oy = OYW'(oy);
-    tap_ox = OXW'(ox);
   end
 
-  // T1: table word arrives, the tap goes to every lane whose part of the list is not empty
-  logic                  t1_valid, t1_ok, t1_marker;
-  logic [OYW-1:0]        t1_oy;
-  logic [OXW-1:0]        t1_ox;
+  // T1: table word arrives, the event goes to every lane whose part of the list is not empty
+  logic                  t1_valid, t1_marker;
+  logic [YW-1:0]         t1_qy;
+  logic [XW-1:0]         t1_qx;
   logic [VW-1:0]         t1_value;
   logic [LANES*TEW-1:0]  tab_rd;
 
   always_ff @(posedge clk) begin
-    if (tap_issue && !src_marker) tab_rd <= tab[tab_addr];
+    if (tap_issue && !in_last) tab_rd <= tab[tab_addr];
   end
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
-      ev_busy  <= 1'b0;
-      tap_m    <= '0;
-      tap_n    <= '0;
       t1_valid <= 1'b0;
     end else begin
       t1_valid <= tap_issue;
       if (tap_issue) begin
-        t1_ok     <= tap_ok;
-        t1_marker <= src_marker;
-        t1_oy     <= tap_oy;
-        t1_ox     <= tap_ox;
-        t1_value  <= src[VW-1:0];
-        if (tap_last) begin
-          ev_busy <= 1'b0;
-          tap_m   <= '0;
-          tap_n   <= '0;
-        end else begin
-          if (!ev_busy) begin
-            ev_busy <= 1'b1;
-            ev_hold <= in_payload;
-          end
-          if (32'(tap_n) == MW - 1) begin
-            tap_n <= '0;
-            tap_m <= tap_m + 1'b1;
-          end else begin
-            tap_n <= tap_n + 1'b1;
-          end
-        end
+        t1_marker <= in_last;
+        t1_qy     <= ev_qy;
+        t1_qx     <= ev_qx;
+        t1_value  <= in_payload[VW-1:0];
       end
     end
   end
@@ -242,41 +208,34 @@ module rl2fpga_layer
     logic [LW-1:0] wmem[WMEM_DEPTH];
     initial $readmemh({WMEM_FILE, 8'(97 + l / 26), 8'(97 + l % 26), ".mem"}, wmem);
 
-    // ---------------------------------------------------------- tap FIFO
+    // ---------------------------------------------------------- list FIFO
     localparam int QD  = 8;
-    localparam int QIW = 1 + OYW + OXW + VW + PTR_BITS + LEN_BITS;  // {marker, oy, ox, value, ptr, len}
-    logic [QIW-1:0]      q_mem[QD];
-    logic [2:0]          q_rp, q_wp;
-    logic [3:0]          q_count;
-    logic                q_push, q_pop;
-    logic [LEN_BITS-1:0] t1_len;
-    logic [PTR_BITS-1:0] t1_ptr;
+    localparam int QIW = 1 + YW + XW + VW + PTR_BITS + LEN_BITS;  // {marker, qy, qx, value, ptr, len}
+    logic                   q_push, q_pop;
+    logic [QIW-1:0]         q_head;
+    logic [$clog2(QD+1)-1:0] q_count;
+    logic [LEN_BITS-1:0]    t1_len;
+    logic [PTR_BITS-1:0]    t1_ptr;
 
     assign {t1_len, t1_ptr} = tab_rd[l*TEW +: TEW];
-    assign q_push        = t1_valid && (t1_marker || (t1_ok && t1_len != '0));
+    assign q_push        = t1_valid && (t1_marker || t1_len != '0);
     assign lane_space[l] = 32'(q_count) + (t1_valid ? 1 : 0) < QD;
 
-    always_ff @(posedge clk) begin
-      if (!rst_n) begin
-        q_rp    <= '0;
-        q_wp    <= '0;
-        q_count <= '0;
-      end else begin
-        if (q_push) begin
-          q_mem[q_wp] <= {t1_marker, t1_oy, t1_ox, t1_value, t1_ptr, t1_marker ? LEN_BITS'(1) : t1_len};
-          q_wp <= q_wp + 1'b1;
-        end
-        if (q_pop) q_rp <= q_rp + 1'b1;
-        q_count <= q_count + (q_push ? 4'd1 : 4'd0) - (q_pop ? 4'd1 : 4'd0);
-      end
-    end
+    rl2fpga_fifo #(.DEPTH(QD), .W(QIW)) u_q (
+        .clk, .rst_n,
+        .push     (q_push),
+        .push_data({t1_marker, t1_qy, t1_qx, t1_value, t1_ptr, t1_marker ? LEN_BITS'(1) : t1_len}),
+        .pop      (q_pop),
+        .head     (q_head),
+        .count    (q_count)
+    );
 
     // ---------------------------------------------------------- list walker
     logic                cur_valid, cur_marker;
     logic [PTR_BITS-1:0] cur_ptr;
     logic [LEN_BITS-1:0] cur_left;
-    logic [OYW-1:0]      cur_oy;
-    logic [OXW-1:0]      cur_ox;
+    logic [YW-1:0]       cur_qy;
+    logic [XW-1:0]       cur_qx;
     logic [VW-1:0]       cur_value;
     logic [LW-1:0]       w_rd;
 
@@ -291,7 +250,7 @@ module rl2fpga_layer
         cur_valid <= 1'b0;
       end else if (q_pop) begin
         cur_valid <= 1'b1;
-        {cur_marker, cur_oy, cur_ox, cur_value, cur_ptr, cur_left} <= q_mem[q_rp];
+        {cur_marker, cur_qy, cur_qx, cur_value, cur_ptr, cur_left} <= q_head;
       end else if (cur_valid) begin
         cur_ptr  <= cur_ptr + 1'b1;
         cur_left <= cur_left - 1'b1;
@@ -310,14 +269,17 @@ module rl2fpga_layer
     end
 
     // ---------------------------------------------------------- MAC pipeline
-    // M1: weight entry available, accumulator read issued
-    logic              m1_valid, m1_marker;
+    // M1: weight entry available: its tap gives the output position, which may fall outside the
+    //     feature map at a border (then no MAC); accumulator read issued
+    logic              m1_valid, m1_marker, m1_ok;
+    logic [YW-1:0]     m1_qy;
+    logic [XW-1:0]     m1_qx;
     logic [OYW-1:0]    m1_oy;
     logic [OXW-1:0]    m1_ox;
     logic [VW-1:0]     m1_value;
     logic [FBW-1:0]    m1_fb;
     // M2: accumulator word available, multiply-add, write back
-    logic              m2_valid, m2_marker;
+    logic              m2_valid, m2_marker, m2_ok;
     logic [OYW-1:0]    m2_oy;
     logic [OXW-1:0]    m2_ox;
     logic [VW-1:0]     m2_value;
@@ -329,7 +291,17 @@ module rl2fpga_layer
     logic [AW-1:0]     fwd_addr;
     logic [AWW-1:0]    fwd_data;
 
-    assign m1_fb = w_rd[LW-1 -: FBW];
+    assign m1_fb = w_rd[FBW+W_BITS-1 -: FBW];
+    always_comb begin
+      int tap, oy, ox;
+      tap = 0;
+      if (TB > 0) tap = 32'(w_rd[LW-1 -: (TB > 0 ? TB : 1)]);
+      oy    = 32'(m1_qy) - tap / MW;
+      ox    = 32'(m1_qx) - tap % MW;
+      m1_ok = oy >= 0 && oy < OUT_H && ox >= 0 && ox < OUT_W;
+      m1_oy = OYW'(oy);
+      m1_ox = OXW'(ox);
+    end
 
     logic [AWW-1:0] mac_new;
     logic           mac_we, mac_push;
@@ -346,7 +318,7 @@ module rl2fpga_layer
       prod     = $signed(m2_w) * $signed(m2_value);
       acc      = acc + ACC_BITS'(prod);
       mac_new  = {1'b1, old[AWW-2 -: XB], acc};
-      mac_we   = m2_valid && !m2_marker;
+      mac_we   = m2_valid && !m2_marker && m2_ok;
       mac_push = mac_we && !old[AWW-1];
     end
     assign lane_mac[l]    = mac_we;
@@ -361,11 +333,12 @@ module rl2fpga_layer
       end else begin
         m1_valid  <= cur_valid;
         m1_marker <= cur_marker;
-        m1_oy     <= cur_oy;
-        m1_ox     <= cur_ox;
+        m1_qy     <= cur_qy;
+        m1_qx     <= cur_qx;
         m1_value  <= cur_value;
         m2_valid  <= m1_valid;
         m2_marker <= m1_marker;
+        m2_ok     <= m1_ok;
         m2_oy     <= m1_oy;
         m2_ox     <= m1_ox;
         m2_value  <= m1_value;
@@ -428,7 +401,7 @@ module rl2fpga_layer
       dl_we = phase == S_MAC && mac_push;
       case (phase)
         S_MAC: begin
-          acc_re = m1_valid && !m1_marker;
+          acc_re = m1_valid && !m1_marker && m1_ok;
           acc_ra = acc_addr(m1_oy, m1_ox, m1_fb);
           acc_we = mac_we;
           acc_wa = m2_addr;
@@ -493,7 +466,7 @@ module rl2fpga_layer
   assign all_markers = &(marker_seen | lane_marker);
   assign sweep_end   = 32'(sw_oy) == OUT_H - 1 && 32'(sw_ox) == OUT_W - 1 && 32'(sw_fb) == FB - 1;
   assign clear_dirty = (rq_done && out_ready) || (phase == S_SWEEP && sweep_end);
-  assign busy = phase != S_MAC || ev_busy || marker_inflight || t1_valid || (|lane_busy);
+  assign busy = phase != S_MAC || marker_inflight || t1_valid || (|lane_busy);
 
   logic [31:0] run_events, run_macs, run_pad;
 
@@ -534,8 +507,8 @@ module rl2fpga_layer
       if (force_all_dirty) all_dirty <= 1'b1;
       case (phase)
         S_MAC: begin
-          if (tap_issue && !src_marker && tap_last) run_events <= run_events + 1;
-          if (tap_issue && src_marker) marker_inflight <= 1'b1;
+          if (tap_issue && !in_last) run_events <= run_events + 1;
+          if (tap_issue && in_last) marker_inflight <= 1'b1;
           run_macs <= run_macs + word_macs;
           run_pad  <= run_pad + idle_lanes;
           marker_seen <= marker_seen | lane_marker;

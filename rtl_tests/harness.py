@@ -18,10 +18,11 @@ import numpy as np
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.hls.rtlgen import RtlDesign
+from rl2fpga.paths import build_root
 from rl2fpga.quantize.golden import GoldenModel
 
 REPO = Path(__file__).resolve().parent.parent
-BUILD_ROOT = REPO / "build"
+BUILD_ROOT = build_root()  # build/ in a checkout; ~/.cache/rl2fpga/build when installed
 SIM_WRAPPER = Path(__file__).resolve().parent / "sim" / "rl2fpga_engine_sim.sv"
 SIM_TOP = "rl2fpga_engine_sim"
 

@@ -116,6 +116,13 @@ def _pynq_backend(run: Run, model: GoldenModel) -> Backend:
 
 def _emulator_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Backend, str]:
     """The driver against the simulated PYNQ-Z2 (Verilator or golden engine behind it)."""
+    try:  # the unmodified pynq driver stack runs against the simulated device
+        import pynq  # noqa: F401
+        import pynqmetadata  # noqa: F401
+    except ImportError as e:
+        raise Rl2fpgaError(f"the board emulator needs the pynq package ({e.name} is missing); install it with "
+                           "`pip install --no-deps pynq==4.0.0 pynqmetadata==0.2.0 pynqutils==0.1.3` (make setup does), "
+                           "or use --target reference") from None
     from rl2fpga.board import design
     from rl2fpga.board.bundle import make_manifest
     from rl2fpga.board.driver import EngineDriver

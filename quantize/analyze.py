@@ -121,6 +121,8 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
             "golden_layer_mean": g_counts.mean(0).tolist(),
             "golden_delta_return_mean": g_ret["mean"],
             "float_delta_return_mean": f_ret["mean"],
+            "golden_delta_return_std": g_ret.get("std"),
+            "float_delta_return_std": f_ret["std"],
         }
         if math.isclose(t, qc.threshold):
             layer_rows = {la.name: {"dense": int(dense[k]), "nnz": la.nnz(), "float_significant_mean": float(f_counts[:, k].mean()),
@@ -142,7 +144,8 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
         fnet = FloatDeltaNetwork(model, qc.threshold)
         d_ret = run_stateful(_DeltaPolicy(fnet, _float_input, lambda y: y, spec), cfg.env, eval_seed, ac.episodes, ac.max_steps)
         per_level.append({"level": rec["level"], "sparsity": rec["sparsity"], "return_mean": rec["eval_return_mean"],
-                          "delta_return_mean": d_ret["mean"], "fraction": fr})
+                          "delta_return_mean": d_ret["mean"], "delta_return_std": d_ret["std"],
+                          "delta_returns": d_ret["returns"], "fraction": fr})
 
     key = f"{qc.threshold:g}"
     sig = per_t[key]["golden_significant_mean"]

@@ -185,6 +185,11 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
         },
         "timings_s": _ordered_timings(run),
     }
+    from rl2fpga.report_extras import (
+        extra_summary,  # provenance, checks, latency, capacity, precisions
+    )
+
+    summary.update(extra_summary(run, cfg, summary))
     return summary
 
 
@@ -366,21 +371,28 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         {"k": "median latency", "v": _fmt(r["cycles_median"], "{:,.0f}") + (" cyc" if r["cycles_median"] is not None else ""),
          "d": (f"{r['cycles_median'] / r['clock_mhz']:.1f} us at {r['clock_mhz']:.0f} MHz, {r['lanes']} lanes" if r["cycles_median"] else ""), "cls": ""},
     ]
+    from rl2fpga import report_extras as X
+
+    cfg = run.config()
+    lat = s["latency"]
+    if lat.get("host_us") and lat["host_us"].get("p50") is not None:
+        cards.append({"k": "host latency p50 / p99", "v": f"{lat['host_us']['p50']:,.0f} us",
+                      "d": f"p99 {lat['host_us']['p99']:,.0f} us per step, {lat['host_target']} ({lat['host_engine']})", "cls": ""})
+    if r["cycles_median"]:
+        cards[5]["d"] = f"{r['cycles_median'] / r['clock_mhz']:.1f} us at an assumed {r['clock_mhz']:.0f} MHz, {r['lanes']} lanes"
     verification = []
-    for form, n, mism in (
-        ("hls4ml C simulation", s["hls"]["csim_frames"], s["hls"]["csim_mismatches"]),
-        ("RTL co-simulation (Verilator)", r["cosim_frames"], r["cosim_mismatches"]),
-        ("RTL MAC counter vs golden count", r["cosim_frames"], r.get("mac_mismatches")),
-        (f"closed loop ({s['board']['target'] or 'board'}, steps)", s["board"]["steps"], s["board"]["action_mismatches"]),
-    ):
-        verdict, cls = _verdict(n, mism)
-        verification.append({"form": form, "frames": _fmt(n), "mismatches": _fmt(mism), "verdict": verdict, "cls": cls})
+    for c_ in s["checks"]:
+        verdict, cls = _verdict(c_["count"], c_["mismatches"])
+        verification.append({"form": c_["check"], "frames": f"{_fmt(c_['count'])} {c_['unit']}" if c_["count"] is not None else "not run",
+                             "mismatches": _fmt(c_["mismatches"]), "verdict": verdict, "cls": cls, "note": c_["note"]})
     plots = [
-        {"title": "Reward vs sparsity (cf. 2023 paper, Fig. 6)", "png": plot_reward_vs_sparsity(s), "missing": "prune step not run"},
+        {"title": "Reward vs sparsity, mean +- std over episodes (cf. 2023 paper, Fig. 6)", "png": X.plot_reward_vs_sparsity(run, s), "missing": "prune step not run"},
+        {"title": "Training curve", "png": X.plot_training_curve(run), "missing": "no training metrics (imported policy or train not run)"},
         {"title": "Significant multiplications vs sparsity (cf. Fig. 8)", "png": plot_fraction_vs_sparsity(s, ana), "missing": "analyze step not run"},
-        {"title": "Delta threshold sweep", "png": plot_threshold_sweep(ana), "missing": "analyze step not run"},
+        {"title": "Delta threshold sweep", "png": X.plot_threshold_sweep(run, cfg), "missing": "analyze step not run"},
         {"title": "Cycles per frame over real episodes", "png": plot_cycles(s, frames), "missing": "cosim step not run"},
-        {"title": "Resources vs PYNQ-Z2 capacity (yosys estimate)", "png": plot_resources(s), "missing": "rtl step not run"},
+        {"title": f"Resources vs {s['capacity']['device'] or cfg.hls.part} capacity (yosys estimate)",
+         "png": X.plot_resources(s, s["capacity"]), "missing": "rtl step not run or part unknown"},
         {"title": "Size: dense fp32 vs stored", "png": plot_compression(quant), "missing": "quantize step not run"},
     ]
     sweep_png = p / "analyze" / "sweep.png"  # analyze.sweep_bits: drawn by quantize/sweep.py
@@ -412,6 +424,12 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         plots=plots,
         layer_rows=layer_rows,
         layer_header=layer_header,
+        lat=s["latency"],
+        cap=s["capacity"],
+        prec=s["hls_precisions"],
+        prov=s["provenance"],
+        config_yaml=X.config_yaml(cfg),
+        imported=s.get("imported"),
     )
 
 

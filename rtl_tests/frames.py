@@ -10,14 +10,13 @@ settings, count and seed.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from rl2fpga.config import EnvConfig
 from rl2fpga.fsutil import atomic_save_npz
+from rl2fpga.paths import build_root
 
-CACHE = Path(__file__).resolve().parent.parent / "build" / "frames"
+CACHE = build_root() / "frames"
 
 
 def record_env(env_cfg: EnvConfig, n_frames: int, seed: int = 0, fire_prob: float = 0.2,

@@ -6,6 +6,7 @@ folders live under the git-ignored ``build/``; ccache is used when present (``OB
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,10 +19,11 @@ import numpy as np
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.hls.rtlgen import RtlDesign
+from rl2fpga.paths import build_root
 from rl2fpga.quantize.golden import GoldenModel
 
 REPO = Path(__file__).resolve().parent.parent
-BUILD_ROOT = REPO / "build"
+BUILD_ROOT = build_root()  # build/ in a checkout; ~/.cache/rl2fpga/build when installed
 SIM_WRAPPER = Path(__file__).resolve().parent / "sim" / "rl2fpga_engine_sim.sv"
 SIM_TOP = "rl2fpga_engine_sim"
 
@@ -53,15 +55,16 @@ def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any,
     build_dir.mkdir(parents=True, exist_ok=True)
     build_log = build_dir / "build.log"  # Verilator and g++ output: a file, not the console
     try:
-        runner.build(
-            sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
-            hdl_toplevel=SIM_TOP,
-            build_dir=str(build_dir),
-            parameters={"MEM_DIR": f'"{design.out_dir.resolve()}/"', "BYTES": design.input_bytes_per_beat},
-            build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
-            always=not stamp.exists(),
-            log_file=str(build_log),
-        )
+        with open(build_dir / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):  # the runner's command echo
+            runner.build(
+                sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
+                hdl_toplevel=SIM_TOP,
+                build_dir=str(build_dir),
+                parameters={"MEM_DIR": f'"{design.out_dir.resolve()}/"', "BYTES": design.input_bytes_per_beat},
+                build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
+                always=not stamp.exists(),
+                log_file=str(build_log),
+            )
     except SystemExit as e:  # cocotb's runner exits on a failed tool
         raise Rl2fpgaError(f"the Verilator build of the engine failed ({e}); see {build_log}") from None
     stamp.write_text("ok\n")
@@ -104,15 +107,16 @@ def run_engine(
     try:
         # the runner checks results itself only under pytest; we read the result file instead
         os.environ.pop("PYTEST_CURRENT_TEST", None)
-        runner.test(
-            test_module="rl2fpga.rtl_tests.engine_tb",
-            hdl_toplevel=SIM_TOP,
-            build_dir=str(build_dir),
-            test_dir=str(work),
-            extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").resolve())},
-            results_xml="results.xml",
-            log_file=str(sim_log),
-        )
+        with open(work / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):  # the runner's command echo
+            runner.test(
+                test_module="rl2fpga.rtl_tests.engine_tb",
+                hdl_toplevel=SIM_TOP,
+                build_dir=str(build_dir),
+                test_dir=str(work),
+                extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").resolve())},
+                results_xml="results.xml",
+                log_file=str(sim_log),
+            )
     except SystemExit as e:
         raise Rl2fpgaError(f"the co-simulation failed ({e}); see {sim_log}") from None
     finally:

@@ -34,7 +34,9 @@ if ! command -v "$PY" >/dev/null 2>&1; then
 fi
 
 STAMP="$VENV/.setup-stamp"
-HASH=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+CONSTRAINTS=()  # constraints.txt: the exact versions the tests ran with
+[ -f constraints.txt ] && CONSTRAINTS=(-c constraints.txt)
+HASH=$(cat pyproject.toml scripts/setup.sh constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
     exit 0
 fi
@@ -42,7 +44,7 @@ fi
 PIP="$VENV/bin/python -m pip"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 echo "[setup] pip install -e .[dev] (TensorFlow, QKeras, hls4ml, cocotb, gymnasium, ale-py, MuJoCo)"
-$PIP install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+$PIP install -q "${CONSTRAINTS[@]}" -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
 $PIP show tensorflow-cpu >/dev/null 2>&1 || { echo "error: pip install failed; see the messages above" >&2; exit 2; }
 # pynq 4.0.0 pins grpcio-tools 1.64 (protobuf 5), which TensorFlow 2.15 (protobuf < 5) cannot
 # share. Only the PL server needs grpc; the Overlay/DMA/MMIO API we use does not.

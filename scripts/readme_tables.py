@@ -1,0 +1,144 @@
+"""The README's measured tables, regenerated from committed summary excerpts (never copied by hand).
+
+    python scripts/readme_tables.py --excerpt runs/cartpole   # write docs/summaries/cartpole.json from a run
+    python scripts/readme_tables.py                           # rewrite the README blocks from the excerpts
+    python scripts/readme_tables.py --check                   # exit 1 when the README differs (CI, tests)
+
+A block in README.md sits between ``<!-- readme_tables:NAME begin -->`` and
+``<!-- readme_tables:NAME end -->`` and is rendered from ``docs/summaries/NAME.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SUMMARIES = REPO / "docs" / "summaries"
+README = REPO / "README.md"
+# the keys of a run's summary.json an excerpt keeps (everything the tables quote)
+KEEP = ("name", "env", "algo", "seed", "train", "levels", "selected", "compression", "multiplications", "hls", "rtl",
+        "board", "timings_s", "checks", "latency", "capacity")
+
+
+def excerpt(run_dir: Path) -> dict[str, Any]:
+    s = json.loads((run_dir / "summary.json").read_text())
+    out = {k: s.get(k) for k in KEEP}
+    prov = s.get("provenance") or {}
+    out["measured"] = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime((run_dir / "summary.json").stat().st_mtime)),
+        "machine": prov.get("machine"),
+        "commit": (prov.get("git") or {}).get("commit"),
+        "dirty": (prov.get("git") or {}).get("dirty"),
+        "packages": prov.get("packages"),
+        "tools": prov.get("tools"),
+    }
+    log = run_dir / "run.log"
+    out["measured"]["run_log_bytes"] = log.stat().st_size if log.exists() else None
+    return out
+
+
+def _n(v: Any, spec: str = "{:,.1f}") -> str:
+    if v is None:
+        return "not run"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    return spec.format(v)
+
+
+def render(name: str, e: dict[str, Any]) -> str:
+    """The markdown block of one excerpt."""
+    tr, sel, comp, mult, hls, rtl, brd = (e.get(k) or {} for k in ("train", "selected", "compression", "multiplications", "hls", "rtl", "board"))
+    levels = e.get("levels") or []
+    lv = next((x for x in levels if x.get("level") == sel.get("level")), {})
+    t = e.get("timings_s") or {}
+    m = (e.get("measured") or {})
+    mach = m.get("machine") or {}
+    cap = e.get("capacity") or {}
+    lat = e.get("latency") or {}
+    qk = next((c for c in (e.get("checks") or []) if c["check"].startswith("QKeras")), {})
+    clock = rtl.get("clock_mhz") or 100.0
+    host = lat.get("host_us") or {}
+    rows = [
+        ("dense agent, greedy return", f"{_n(tr.get('eval_return_mean'))} +- {_n(tr.get('eval_return_std'))} after {_n(tr.get('steps'))} steps ({_n(t.get('train'), '{:.0f}')} s)"),
+        ("selected prune level", f"{_n(None if sel.get('sparsity') is None else 100 * sel['sparsity'])} % sparsity, float return {_n(lv.get('eval_return_mean'))}"),
+        (f"{_n(sel.get('weight_bits'))}-bit golden model, without / with delta updates (T = {sel.get('threshold')}, T_int = {sel.get('threshold_int')})",
+         f"{_n(sel.get('eval_return_mean'))} / {_n(sel.get('eval_return_mean_delta'))}"),
+        ("significant multiplications per step vs dense", f"{_n(mult.get('significant_mean'))} vs {_n(mult.get('dense'), '{:,.0f}')}: **{_n(mult.get('reduction'))}x fewer**"),
+        ("size vs fp32 dense (values + CSC pointers + row indices + biases)", f"**{_n(comp.get('ratio'))}x** smaller ({_n(comp.get('ratio_values_only'))}x counting values only)"),
+        ("QKeras == golden (integers)", f"{_n(qk.get('count'))} states, {_n(qk.get('mismatches'))} mismatches"),
+        ("hls4ml C simulation vs golden", f"{_n(hls.get('csim_frames'))} frames, {_n(hls.get('csim_mismatches'))} mismatches"),
+        (f"RTL co-simulation vs golden ({_n(rtl.get('lanes'))} lanes)",
+         f"{_n(rtl.get('cosim_frames'))} frames, {_n(rtl.get('cosim_mismatches'))} mismatches, {_n(rtl.get('mac_mismatches'))} MAC-counter mismatches; "
+         f"median {_n(rtl.get('cycles_median'), '{:,.0f}')} cycles ({_n(None if rtl.get('cycles_median') is None else rtl['cycles_median'] / clock, '{:.2f}')} us at an assumed {clock:.0f} MHz), "
+         f"p99 {_n(rtl.get('cycles_p99'), '{:,.0f}')}; dense-equivalent {_n(rtl.get('cycles_dense'), '{:,.0f}')}; lower bound {_n(rtl.get('cycles_bound_median'), '{:,.0f}')}"),
+        (f"yosys `synth_xilinx` estimate vs {cap.get('part') or 'the part'}",
+         f"{_n(rtl.get('lut'))} LUT, {_n(rtl.get('ff'))} FF, {_n(rtl.get('dsp'))} DSP, {_n(rtl.get('bram36'), '{:g}')} BRAM36"),
+        (f"closed loop, {brd.get('target') or 'board'} ({brd.get('engine') or '-'})",
+         f"{_n(brd.get('episodes'))} episodes, {_n(brd.get('steps'))} steps, {_n(brd.get('action_mismatches'))} action mismatches, "
+         f"return {_n(brd.get('return_mean'))} (golden {_n(brd.get('golden_return_mean'))})"),
+        ("host latency per step through the driver (p50 / p99)", f"{_n(host.get('p50'), '{:,.0f}')} / {_n(host.get('p99'), '{:,.0f}')} us ({lat.get('host_target') or '-'}: the simulator's speed, not a board's)"),
+    ]
+    lines = [
+        f"Measured by `make demo` on {m.get('date') or '?'}: {mach.get('cpu') or 'unknown CPU'}, {mach.get('cores')} cores "
+        f"(shared with other jobs), {mach.get('memory_gb')} GB, Python {mach.get('python')}; commit `{(m.get('commit') or '?')[:10]}`"
+        f"{' with local changes' if m.get('dirty') else ''}. Regenerated by `python scripts/readme_tables.py` from "
+        f"[`docs/summaries/{name}.json`](docs/summaries/{name}.json).",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        *[f"| {a} | {b} |" for a, b in rows],
+        "",
+        "Step times: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()) + ".",
+    ]
+    return "\n".join(lines)
+
+
+def _block_re(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- readme_tables:{re.escape(name)} begin -->\n)(.*?)(<!-- readme_tables:{re.escape(name)} end -->)", re.S)
+
+
+def regenerate(readme: str, summaries: Path = SUMMARIES) -> str:
+    for f in sorted(summaries.glob("*.json")):
+        rx = _block_re(f.stem)
+        if not rx.search(readme):
+            continue
+        body = render(f.stem, json.loads(f.read_text())) + "\n"
+        readme = rx.sub(lambda m, body=body: m.group(1) + body + m.group(3), readme)
+    return readme
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--excerpt", metavar="RUN_DIR", help="write docs/summaries/<name>.json from a finished run")
+    ap.add_argument("--name", help="excerpt name (default: the run's name)")
+    ap.add_argument("--check", action="store_true", help="exit 1 when README.md is not what the excerpts render")
+    a = ap.parse_args(argv)
+    if a.excerpt:
+        e = excerpt(Path(a.excerpt))
+        name = a.name or e.get("name") or Path(a.excerpt).name
+        SUMMARIES.mkdir(parents=True, exist_ok=True)
+        (SUMMARIES / f"{name}.json").write_text(json.dumps(e, indent=1, sort_keys=False) + "\n")
+        print(f"wrote {SUMMARIES / f'{name}.json'}")
+    text = README.read_text()
+    new = regenerate(text)
+    if a.check:
+        if new != text:
+            print("error: README.md's measured tables differ from docs/summaries/*.json; run python scripts/readme_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    if new != text:
+        README.write_text(new)
+        print("README.md updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

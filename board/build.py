@@ -92,7 +92,8 @@ def build(run: Run, cfg: RunConfig, model: GoldenModel, console: Any) -> None:
     bit = vivado_dir / "out" / "rl2fpga.bit"
     params = design_params(design.rtl_sources(run.path / "rtl"), cfg)
     bundle = write_bundle(run.path / "board" / "bundle", model, params.lanes, params.input_bytes_per_beat,
-                          params.fclk_mhz, cfg.env.id, bitstream=bit)
+                          params.fclk_mhz, cfg.env.id, bitstream=bit,
+                          frame_stack=design.rtl_sources(run.path / "rtl").frame_stack)
     info = {
         "vivado": vivado,
         "ran_vivado": ran,

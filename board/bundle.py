@@ -54,7 +54,8 @@ def model_description(model: GoldenModel) -> dict[str, Any]:
     }
 
 
-def make_manifest(model: GoldenModel, lanes: int, input_bytes_per_beat: int, clock_mhz: float, env_id: str) -> dict[str, Any]:
+def make_manifest(model: GoldenModel, lanes: int, input_bytes_per_beat: int, clock_mhz: float, env_id: str,
+                  frame_stack: bool = False) -> dict[str, Any]:
     return {
         "manifest_version": MANIFEST_VERSION,
         "generated_by": GENERATED_HEADER,
@@ -69,6 +70,7 @@ def make_manifest(model: GoldenModel, lanes: int, input_bytes_per_beat: int, clo
             "elem_bytes": regmap.elem_bytes(model.in_fmt.bits),
             "clock_mhz": clock_mhz,
             "vlnv": design.ENGINE_VLNV,
+            "frame_stack": frame_stack,
         },
     }
 
@@ -88,6 +90,7 @@ def write_bundle(
     clock_mhz: float,
     env_id: str,
     bitstream: Path | None = None,
+    frame_stack: bool = False,
 ) -> Path:
     """Write the bundle folder atomically; copy the bitstream and .hwh when they exist."""
     board_dir = Path(__file__).parent
@@ -95,7 +98,7 @@ def write_bundle(
         shutil.copyfile(board_dir / "driver.py", tmp / "driver.py")
         shutil.copyfile(Path(regmap.__file__), tmp / "regmap.py")
         model.save(tmp / "golden")
-        manifest = make_manifest(model, lanes, input_bytes_per_beat, clock_mhz, env_id)
+        manifest = make_manifest(model, lanes, input_bytes_per_beat, clock_mhz, env_id, frame_stack)
         atomic_write_json(tmp / "manifest.json", manifest)
         atomic_write_text(tmp / "run_policy.py", design.render("run_policy.py.j2", env_id=env_id))
         has_bit = bitstream is not None and bitstream.exists() and bitstream.with_suffix(".hwh").exists()

@@ -108,6 +108,8 @@ def test_hls_accelerator_driver_resets_episodes(tmp_path):
     ref = model.copy()
     rng = np.random.default_rng(9)
     differs_without_reset = False
+    kept_x: list[np.ndarray] = []
+    kept_acc: list[np.ndarray] = []
     for episode in range(4):
         drv.reset_state()
         ref.reset()

@@ -141,7 +141,7 @@ def _emulator_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Bac
 
         engine: Any = VerilatorEngine(rtl_dir, run.path / "board" / "verilator", model, lanes, bpb)
     else:
-        engine = GoldenEngine(model, lanes, bpb, frame_stack=stack)
+        engine = GoldenEngine(model, lanes, bpb, **({"frame_stack": True} if stack else {}))
     sim_dir = run.dir("board") / "emulator"
     atomic_write_text(sim_dir / "rl2fpga.bit", "simulated bitstream slot (board/simdevice.py)\n")
     atomic_write_text(sim_dir / "rl2fpga.hwh", design.sim_hwh(design.DesignParams(lanes, bpb, cfg.rtl.clock_mhz)))

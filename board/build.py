@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rl2fpga.board import design
 from rl2fpga.board.bundle import write_bundle
 from rl2fpga.config import RunConfig
@@ -50,6 +52,18 @@ def render_tcl(params: design.DesignParams, rtl_files: list[str], mem_files: lis
     )
 
 
+def record_check_frames(cfg: RunConfig, model: GoldenModel, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs for the bundle's self-check: ``n`` real observations of the run's environment
+    (seeded random policy) on the input grid, and the episode-start flags."""
+    from rl2fpga.rtl_tests.frames import record_env
+
+    frames, starts = record_env(cfg.env, n, cfg.seed)
+    x = np.stack([model.quantize_input(f) for f in frames])
+    flags = np.zeros(len(x), dtype=bool)
+    flags[starts] = True
+    return x, flags
+
+
 def design_params(src: design.RtlSources, cfg: RunConfig) -> design.DesignParams:
     """The generated RTL's lanes and beat width (design.json) win over the config's."""
     return design.DesignParams(src.lanes or cfg.rtl.lanes, src.input_bytes_per_beat or cfg.rtl.input_bytes_per_beat,
@@ -70,7 +84,7 @@ def write_project(run: Run, cfg: RunConfig) -> Path:
     rel = [str(Path("src") / p.relative_to(rtl_root)) for p in hdl]
     rel_mem = [str(Path("src") / p.relative_to(rtl_root)) for p in mems]
     params = design_params(src, cfg)
-    atomic_write_text(vivado_dir / "build.tcl", render_tcl(params, rel, rel_mem, jobs=max(1, min(4, os.cpu_count() or 1))))
+    atomic_write_text(vivado_dir / "build.tcl", render_tcl(params, rel, rel_mem, jobs=max(1, os.cpu_count() or 1)))
     return vivado_dir
 
 
@@ -92,7 +106,9 @@ def build(run: Run, cfg: RunConfig, model: GoldenModel, console: Any) -> None:
     bit = vivado_dir / "out" / "rl2fpga.bit"
     params = design_params(design.rtl_sources(run.path / "rtl"), cfg)
     bundle = write_bundle(run.path / "board" / "bundle", model, params.lanes, params.input_bytes_per_beat,
-                          params.fclk_mhz, cfg.env.id, bitstream=bit)
+                          params.fclk_mhz, cfg.env.id, bitstream=bit,
+                          frame_stack=design.rtl_sources(run.path / "rtl").frame_stack,
+                          check_frames=record_check_frames(cfg, model))
     info = {
         "vivado": vivado,
         "ran_vivado": ran,

@@ -26,13 +26,15 @@ from rl2fpga import GENERATED_HEADER, __version__
 from rl2fpga.board import design
 from rl2fpga.board.driver import MANIFEST_VERSION, check_same_model, load_manifest, weights_digest
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_dir, atomic_write_json, atomic_write_text
+from rl2fpga.fsutil import atomic_dir, atomic_save_npz, atomic_write_json, atomic_write_text
 from rl2fpga.hls import regmap
 from rl2fpga.quantize.golden import GoldenModel
 
 BITSTREAM = "rl2fpga.bit"
 HWH = "rl2fpga.hwh"
-BUNDLE_FILES = ["driver.py", "regmap.py", "run_policy.py", "manifest.json", "golden/formats.json", "golden/weights.npz", "README.md"]
+BUNDLE_FILES = ["driver.py", "regmap.py", "run_policy.py", "manifest.json", "golden/formats.json", "golden/weights.npz", "README.md",
+                "golden_ref.py"]
+CHECK_FRAMES = "check_frames.npz"  # recorded inputs for `run_policy.py --check` (when given)
 
 
 def model_description(model: GoldenModel) -> dict[str, Any]:
@@ -54,7 +56,8 @@ def model_description(model: GoldenModel) -> dict[str, Any]:
     }
 
 
-def make_manifest(model: GoldenModel, lanes: int, input_bytes_per_beat: int, clock_mhz: float, env_id: str) -> dict[str, Any]:
+def make_manifest(model: GoldenModel, lanes: int, input_bytes_per_beat: int, clock_mhz: float, env_id: str,
+                  frame_stack: bool = False) -> dict[str, Any]:
     return {
         "manifest_version": MANIFEST_VERSION,
         "generated_by": GENERATED_HEADER,
@@ -69,6 +72,7 @@ def make_manifest(model: GoldenModel, lanes: int, input_bytes_per_beat: int, clo
             "elem_bytes": regmap.elem_bytes(model.in_fmt.bits),
             "clock_mhz": clock_mhz,
             "vlnv": design.ENGINE_VLNV,
+            "frame_stack": frame_stack,
         },
     }
 
@@ -88,14 +92,23 @@ def write_bundle(
     clock_mhz: float,
     env_id: str,
     bitstream: Path | None = None,
+    frame_stack: bool = False,
+    check_frames: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Path:
-    """Write the bundle folder atomically; copy the bitstream and .hwh when they exist."""
+    """Write the bundle folder atomically; copy the bitstream and .hwh when they exist.
+    ``check_frames``: recorded inputs (integers on the input grid, in episode order) and the
+    episode-start flags, for the on-board self-check ``run_policy.py --check``."""
     board_dir = Path(__file__).parent
     with atomic_dir(bundle) as tmp:
         shutil.copyfile(board_dir / "driver.py", tmp / "driver.py")
         shutil.copyfile(Path(regmap.__file__), tmp / "regmap.py")
+        shutil.copyfile(board_dir / "golden_ref.py", tmp / "golden_ref.py")
+        if check_frames is not None:
+            frames, starts = check_frames
+            atomic_save_npz(tmp / CHECK_FRAMES, frames=np.asarray(frames, dtype=np.int64),
+                            starts=np.asarray(starts, dtype=bool))
         model.save(tmp / "golden")
-        manifest = make_manifest(model, lanes, input_bytes_per_beat, clock_mhz, env_id)
+        manifest = make_manifest(model, lanes, input_bytes_per_beat, clock_mhz, env_id, frame_stack)
         atomic_write_json(tmp / "manifest.json", manifest)
         atomic_write_text(tmp / "run_policy.py", design.render("run_policy.py.j2", env_id=env_id))
         has_bit = bitstream is not None and bitstream.exists() and bitstream.with_suffix(".hwh").exists()

@@ -126,6 +126,7 @@ class RtlSources:
     mems: list[Path]
     lanes: int | None
     input_bytes_per_beat: int | None
+    frame_stack: bool = False
 
 
 def rtl_sources(rtl_dir: Path) -> RtlSources:
@@ -147,4 +148,4 @@ def rtl_sources(rtl_dir: Path) -> RtlSources:
     if not any(re.search(rf"\bmodule\s+{ENGINE_TOP}\b", p.read_text(errors="replace")) for p in hdl if p.suffix in (".sv", ".v")):
         raise Rl2fpgaError(f"no module {ENGINE_TOP} in {rtl_dir}; rerun `rl2fpga rtl {rtl_dir.parent}`")
     mems = sorted(p for p in rtl_dir.glob("*") if p.suffix in MEM_SUFFIXES)
-    return RtlSources(hdl, mems, meta.get("lanes"), meta.get("input_bytes_per_beat"))
+    return RtlSources(hdl, mems, meta.get("lanes"), meta.get("input_bytes_per_beat"), bool(meta.get("frame_stack", False)))

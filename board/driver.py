@@ -245,6 +245,9 @@ class EngineDriver:
         self.bytes_per_beat = int(eng["input_bytes_per_beat"])
         self.lanes = int(eng["lanes"])
         self.clock_mhz = float(eng.get("clock_mhz", 100.0))
+        # frame stack kept in the engine: send the newest frame only (regmap)
+        self.frame_stack = bool(eng.get("frame_stack", False))
+        self._kept: np.ndarray | None = None  # the last frame sent (frame stack)
 
         self.overlay = load_overlay(bitfile, device, download)
         self.dma = find_ip(self.overlay, DMA_VLNV_PREFIX)
@@ -254,6 +257,10 @@ class EngineDriver:
         n_in = int(np.prod(self.in_shape))
         elem = _elem_dtype(self.in_fmt)
         self.frame_bytes = math.ceil(n_in * elem.itemsize / self.bytes_per_beat) * self.bytes_per_beat
+        if self.frame_stack:  # K planes of h * w pixels, each padded to whole beats
+            h, w, k = self.in_shape
+            self.plane_bytes = math.ceil(h * w / self.bytes_per_beat) * self.bytes_per_beat
+            self.frame_bytes = k * self.plane_bytes
         self.in_buf = self.overlay.device.allocate((self.frame_bytes,), np.uint8)
         self.in_buf[:] = 0  # the last beat's unused bytes stay zero (pynq.allocate does not clear)
         self.in_view = self.in_buf[: n_in * elem.itemsize].view(elem)
@@ -267,8 +274,10 @@ class EngineDriver:
         if ident != regmap.ENGINE_ID:
             raise Rl2fpgaError(f"engine ID register reads {ident:#010x}, expected {regmap.ENGINE_ID:#010x}; the bitstream is not an rl2fpga engine or is not loaded")
         info = self.ip.read(regmap.INFO)
-        hw = {"layers": info & 0xFF, "lanes": (info >> 8) & 0xFF, "input_bytes_per_beat": (info >> 16) & 0xFF}
-        want = {"layers": self.n_layers, "lanes": self.lanes, "input_bytes_per_beat": self.bytes_per_beat}
+        hw = {"layers": info & 0xFF, "lanes": (info >> 8) & 0xFF, "input_bytes_per_beat": (info >> 16) & 0xFF,
+              "frame_stack": bool(info & getattr(regmap, "INFO_FRAME_STACK", 1 << 24))}
+        want = {"layers": self.n_layers, "lanes": self.lanes, "input_bytes_per_beat": self.bytes_per_beat,
+                "frame_stack": self.frame_stack}
         for k in hw:
             if hw[k] != want[k]:
                 raise Rl2fpgaError(f"bitstream has {k}={hw[k]} but the manifest says {want[k]}; the bitstream was built for another model, rebuild the bundle")
@@ -277,6 +286,7 @@ class EngineDriver:
     def reset_state(self) -> None:
         """Episode start: x_hat and accumulators back to the bias."""
         self.ip.write(regmap.CTRL, regmap.CTRL_RESET_STATE)
+        self._kept = None  # the engine now expects the whole stack
 
     def reset_counters(self) -> None:
         self.ip.write(regmap.CTRL, regmap.CTRL_RESET_COUNTERS)
@@ -305,13 +315,31 @@ class EngineDriver:
         lo, hi = _qrange(self.in_fmt)
         if x.min() < lo or x.max() > hi:
             raise Rl2fpgaError(f"frame values outside the input format ({lo}..{hi}); pass quantize(obs)")
-        self.in_view[:] = x.reshape(-1)
+        nbytes = 0
+        if self.frame_stack:
+            nbytes = self._stage_stack(x.reshape(self.in_shape))
+        else:
+            self.in_view[:] = x.reshape(-1)
         self.dma.recvchannel.transfer(self.out_buf)
-        self.dma.sendchannel.transfer(self.in_buf)
+        self.dma.sendchannel.transfer(self.in_buf, nbytes=nbytes)
         self._wait(self.dma.sendchannel, "MM2S")
         self._wait(self.dma.recvchannel, "S2MM")
         out = np.array(self.out_buf, dtype=np.int64)
         return out[: self.n_out], int(out[self.n_out])
+
+    def _stage_stack(self, x: np.ndarray) -> int:
+        """Frame stack: put the newest frame (or, when the kept frames are not this frame's
+        older ones, the whole stack after a CTRL_FULL_FRAME) into the buffer; returns the
+        bytes to send."""
+        h, w, k = self.in_shape
+        newest = self._kept is not None and np.array_equal(x[..., :-1], self._kept[..., 1:])
+        if not newest and self._kept is not None:
+            self.ip.write(regmap.CTRL, getattr(regmap, "CTRL_FULL_FRAME", 0x4))
+        planes = [x[..., -1]] if newest else [x[..., i] for i in range(k)]
+        for i, plane in enumerate(planes):
+            self.in_buf[i * self.plane_bytes : i * self.plane_bytes + h * w] = plane.reshape(-1).astype(np.uint8)
+        self._kept = x.copy()
+        return len(planes) * self.plane_bytes
 
     def _wait(self, channel: Any, name: str) -> None:
         def stalled() -> str:
@@ -338,14 +366,16 @@ class HlsStreamOverlay:
     """An hls4ml VivadoAccelerator (pynq-z2, ``axi_stream``) design, speaking the protocol of
     hls4ml's ``NeuralNetworkOverlay.predict``: float32 inputs through ``hier_0/axi_dma_0``,
     float32 outputs back. Loaded with :func:`load_overlay` (pynq 4 clock fix, one-line errors,
-    DMA errors and timeouts reported like the engine's)."""
+    DMA errors and timeouts reported like the engine's). The first input word is rl2fpga's
+    episode-reset flag (hls/delta_layer.py: nonzero clears the delta stages' stored inputs), so
+    the input buffer holds ``n_in + 1`` words."""
 
     def __init__(self, bitfile: str | Path, n_in: int, n_out: int, device: Any = None, download: bool = True,
                  timeout_s: float = 2.0):
         self.overlay = load_overlay(bitfile, device, download)
         self.dma = find_ip(self.overlay, DMA_VLNV_PREFIX)
         self.timeout_s = timeout_s
-        self.input_buffer = self.overlay.device.allocate((n_in,), np.float32)
+        self.input_buffer = self.overlay.device.allocate((n_in + 1,), np.float32)
         self.output_buffer = self.overlay.device.allocate((n_out,), np.float32)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -363,8 +393,9 @@ class HlsAcceleratorDriver:
 
     ``overlay`` is anything with hls4ml's ``predict(X)``: :class:`HlsStreamOverlay` (what
     :meth:`open` builds) or hls4ml's own ``NeuralNetworkOverlay`` (which downloads with pynq's
-    unpatched clock code). Integers travel as exact float32 values on the grid.
-    The delta thresholds are compiled into the HLS design and its state has no reset port.
+    unpatched clock code). Integers travel as exact float32 values on the grid, after the
+    episode-reset flag (1.0 on the first step after :meth:`reset_state`, else 0.0).
+    The delta thresholds are compiled into the HLS design.
     """
 
     @classmethod
@@ -383,14 +414,16 @@ class HlsAcceleratorDriver:
         self.n_out = int(model["n_out"])
         self.thresholds = [int(t) for t in model["thresholds"]]
         self._last_s = 0.0
+        self._reset_next = True  # the first frame starts an episode
 
     @staticmethod
     def _lsb(fmt: dict[str, Any]) -> float:
         return 2.0 ** -(int(fmt["bits"]) - int(fmt["integer"]))
 
     def reset_state(self) -> None:
-        """The hls4ml design keeps its delta state in static variables without a reset port;
-        reprogram the bitstream to start an episode from zero state."""
+        """Episode start: the next frame carries the reset flag (the delta stages' stored
+        inputs are cleared before it is compared)."""
+        self._reset_next = True
 
     def set_thresholds(self, thresholds: list[int]) -> None:
         if [int(t) for t in thresholds] != self.thresholds:
@@ -401,6 +434,8 @@ class HlsAcceleratorDriver:
 
     def infer(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
         x = np.asarray(frame, dtype=np.float64).reshape(-1) * self._lsb(self.in_fmt)
+        x = np.concatenate([[1.0 if self._reset_next else 0.0], x])
+        self._reset_next = False
         t0 = time.perf_counter()
         y = np.asarray(self.nn.predict(x.astype(np.float32)), dtype=np.float64).reshape(-1)
         self._last_s = time.perf_counter() - t0

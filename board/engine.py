@@ -44,6 +44,19 @@ def unpack_frame(data: bytes, fmt: Fmt, n_elems: int) -> np.ndarray:
     return np.frombuffer(data[: n_elems * dt.itemsize], dtype=dt).astype(np.int64)
 
 
+def stack_packet(x: np.ndarray, bytes_per_beat: int, full: bool) -> bytes:
+    """A frame-stacked input (h, w, K) for a frame-stack engine (regmap): the newest frame
+    (channel K - 1), or (``full``) all K frames oldest first, one byte per pixel, each plane
+    zero-padded to whole beats."""
+    x = np.asarray(x)
+    planes = range(x.shape[-1]) if full else [x.shape[-1] - 1]
+    out = b""
+    for k in planes:
+        raw = np.ascontiguousarray(x[..., k]).reshape(-1).astype(np.uint8).tobytes()
+        out += raw + b"\x00" * ((-len(raw)) % bytes_per_beat)
+    return out
+
+
 def frame_bytes(model: GoldenModel, bytes_per_beat: int) -> int:
     """Length of one input packet in bytes (whole beats)."""
     n = int(np.prod(model.in_shape)) * regmap.elem_bytes(model.in_fmt.bits)
@@ -108,10 +121,14 @@ class GoldenEngine(EngineModel):
     A packet whose TLAST is misplaced (length != one frame) sets STATUS.error, is dropped and
     produces no output, as a hardware engine that resynchronises on TLAST would do.
     CYCLES is an estimate: input beats + ceil(MACs / lanes) per layer + output beats.
+    ``frame_stack``: the input (h, w, K) is a frame stack kept in the engine; a packet is the
+    newest frame, or the whole stack after a state reset or CTRL_FULL_FRAME (regmap).
     """
 
-    def __init__(self, model: GoldenModel, lanes: int = 4, input_bytes_per_beat: int = 8):
+    def __init__(self, model: GoldenModel, lanes: int = 4, input_bytes_per_beat: int = 8,
+                 frame_stack: bool = False):
         self.model = model.copy()
+        self.frame_stack = frame_stack
         self.reset_thresholds = list(self.model.thresholds)  # generated per model
         self.lanes = lanes
         self.input_bytes_per_beat = input_bytes_per_beat
@@ -133,6 +150,8 @@ class GoldenEngine(EngineModel):
         self.events = [0] * len(self.model.layers)
         self.macs = [0] * len(self.model.layers)
         self.thresholds = self.reset_thresholds + [0] * (regmap.MAX_LAYERS - len(self.reset_thresholds))
+        self.need_full = True
+        self.kept: np.ndarray | None = None  # frame stack: the last frame's (h, w, K) input
 
     # -- AXI4-Lite ------------------------------------------------------------------------
     def axil_write(self, addr: int, value: int) -> None:
@@ -140,6 +159,9 @@ class GoldenEngine(EngineModel):
         if addr == regmap.CTRL:
             if value & regmap.CTRL_RESET_STATE:
                 self.model.reset()
+                self.need_full = True
+            if value & regmap.CTRL_FULL_FRAME:
+                self.need_full = True
             if value & regmap.CTRL_RESET_COUNTERS:
                 self.frames = self.total_cycles = self.cycles = 0
                 self.events = [0] * len(self.model.layers)
@@ -161,7 +183,8 @@ class GoldenEngine(EngineModel):
         if addr == regmap.ID:
             return regmap.ENGINE_ID
         if addr == regmap.INFO:
-            return n | (self.lanes << 8) | (self.input_bytes_per_beat << 16)
+            return (n | (self.lanes << 8) | (self.input_bytes_per_beat << 16)
+                    | (regmap.INFO_FRAME_STACK if self.frame_stack else 0))
         if addr == regmap.FRAMES:
             return self.frames & 0xFFFFFFFF
         if addr == regmap.CYCLES:
@@ -181,11 +204,33 @@ class GoldenEngine(EngineModel):
         return 0
 
     # -- streams --------------------------------------------------------------------------
+    def _stacked_input(self, data: bytes) -> np.ndarray | None:
+        """The (h, w, K) input a frame-stack packet stands for (None: wrong length)."""
+        h, w, k = self.model.in_shape
+        plane = -(-(h * w) // self.input_bytes_per_beat) * self.input_bytes_per_beat
+        n = k if self.need_full else 1
+        if len(data) != n * plane:
+            return None
+        planes = [np.frombuffer(data[i * plane : i * plane + h * w], dtype=np.uint8).astype(np.int64).reshape(h, w)
+                  for i in range(n)]
+        if not self.need_full:
+            assert self.kept is not None
+            planes = [self.kept[..., i] for i in range(1, k)] + planes
+        self.need_full = False
+        self.kept = np.stack(planes, axis=-1)
+        return self.kept
+
     def send(self, data: bytes) -> None:
-        if len(data) != self.frame_len:
+        if self.frame_stack:
+            x = self._stacked_input(data)
+            if x is None:
+                self.error = True
+                return
+        elif len(data) != self.frame_len:
             self.error = True
             return
-        x = unpack_frame(data, self.model.in_fmt, self.n_elems)
+        else:
+            x = unpack_frame(data, self.model.in_fmt, self.n_elems)
         y, stats = self.model.step(x.reshape(self.model.in_shape))
         y = y.reshape(-1)
         self.action = GoldenModel.action(y)
@@ -209,9 +254,10 @@ class GoldenEngine(EngineModel):
 
 class HlsStreamEngine(EngineModel):
     """hls4ml's VivadoAccelerator IP (``axi_stream`` interface, float32 I/O) on the golden
-    model: ``n_in`` float32 beats in (values on the input grid), ``n_out`` float32 beats out,
-    TLAST on the last. The delta state persists between frames (static in the HLS code); no
-    AXI4-Lite port (reads 0, writes ignored)."""
+    model: the episode-reset flag then ``n_in`` float32 beats in (values on the input grid;
+    a nonzero flag clears the delta state first, hls/delta_layer.py), ``n_out`` float32 beats
+    out, TLAST on the last. The delta state persists between frames (static in the HLS code);
+    no AXI4-Lite port (reads 0, writes ignored)."""
 
     def __init__(self, model: GoldenModel):
         self.model = model.copy()
@@ -231,9 +277,12 @@ class HlsStreamEngine(EngineModel):
         return 0
 
     def send(self, data: bytes) -> None:
-        if len(data) != 4 * self.n_in:
+        if len(data) != 4 * (self.n_in + 1):
             return  # a misplaced TLAST: hls4ml's IP produces nothing
         f = np.frombuffer(data, dtype="<f4").astype(np.float64)
+        if f[0] != 0:
+            self.model.reset()
+        f = f[1:]
         x = np.round(f / self.model.in_fmt.lsb).astype(np.int64)
         y, _ = self.model.step(x.reshape(self.model.in_shape))
         out = (y.reshape(-1) * self.model.layers[-1].out_fmt.lsb).astype("<f4")

@@ -14,7 +14,11 @@ Pieces of the hls4ml extension (hls4ml's "extension API"):
 * :class:`DeltaConfigTemplate`, :class:`DeltaFunctionTemplate` - config and function-call
   templates (Jinja2 files in ``templates/hls4ml``) registered on the Vivado, Vitis and
   VivadoAccelerator backends, with the C++ header ``rl2fpga_delta.h`` (static state, exported
-  C-simulation reset / threshold hooks) registered as custom source.
+  C-simulation reset / threshold hooks) registered as custom source;
+* :func:`add_reset_port` - the writer hook: after hls4ml writes a project it gives the top
+  function the episode-reset port ``bool rl2fpga_reset`` that every delta stage takes (the
+  Python bridge drives it from ``rl2fpga_delta_reset()``; on the VivadoAccelerator overlay it is
+  the first word of the input stream).
 
 Call :func:`register_delta_extension` once before converting (it is idempotent).
 """
@@ -191,6 +195,79 @@ def parse_delta_stage(
     return layer, list(input_shapes[0])
 
 
+RESET_PORT = "rl2fpga_reset"
+
+
+def _patch(path: Path, pairs: list[tuple[str, str]], regex: bool = False) -> None:
+    """Apply exact (or regex) replacements; each must match at least once, else the hls4ml
+    output has changed and the reset port would silently be missing."""
+    import re
+
+    from rl2fpga.errors import Rl2fpgaError
+
+    text = path.read_text()
+    for old, new in pairs:
+        n = len(re.findall(old, text)) if regex else text.count(old)
+        if n == 0:
+            raise Rl2fpgaError(f"cannot add the episode-reset port to {path.name} (hls4ml wrote other code than expected); this hls4ml version is not supported")
+        text = re.sub(old, new, text) if regex else text.replace(old, new)
+    path.write_text(text)
+
+
+def add_reset_port(model: Any) -> None:
+    """Give the written project's top function the port ``bool rl2fpga_reset`` (every delta
+    stage's function call takes it) and drive it in the C-simulation bridge and testbench.
+    VivadoAccelerator: the AXI-stream wrapper reads one extra first input word, the reset flag
+    (nonzero: this frame starts an episode), so the overlay's DMA carries it in band."""
+    out = Path(model.config.get_output_dir())
+    proj = model.config.get_project_name()
+    fw = out / "firmware"
+    top_sig = r"(void " + proj + r"\(\n(?:    [^\n]*\n)+?)\)"
+    port = rf"\1    , bool {RESET_PORT}\n)"
+    _patch(fw / f"{proj}.cpp", [(top_sig + r" \{", port + " {")], regex=True)
+    _patch(fw / f"{proj}.cpp", [("    // hls-fpga-machine-learning insert IO\n",
+                                 f"    // hls-fpga-machine-learning insert IO\n    #pragma HLS INTERFACE ap_none port={RESET_PORT}\n")])
+    _patch(fw / f"{proj}.h", [(top_sig + ";", port + ";")], regex=True)
+    axi = fw / f"{proj}_axi.cpp"
+    if axi.exists():  # VivadoAccelerator: the flag travels as the first stream word
+        _patch(axi, [
+            ("(input_axi_t in[N_IN]", "(input_axi_t in[N_IN + 1]"),
+            ("    bool is_last = false;\n", f"    bool is_last = false;\n    bool {RESET_PORT} = in[0].data != 0;\n"),
+            ("in_local[i] = in[i].data;", "in_local[i] = in[i + 1].data;"),
+            ("is_last |= (in[i].last == 1)", "is_last |= (in[i + 1].last == 1)"),
+            (f"{proj}(in_local, out_local);", f"{proj}(in_local, out_local, {RESET_PORT});"),
+        ])
+        _patch(fw / f"{proj}_axi.h", [("_axi(input_axi_t in[N_IN]", "_axi(input_axi_t in[N_IN + 1]")])
+        call = r"( *)" + proj + r"_axi\((\w+),\s*(\w+)\);"
+        flag_in = (r"\1{ input_axi_t rl2fpga_in[N_IN + 1]; rl2fpga_in[0] = FLAG; "
+                   r"for (unsigned i = 0; i < N_IN; i++) rl2fpga_in[i + 1] = \2[i]; "
+                   + proj + r"_axi(rl2fpga_in, \3); }")
+        _patch(out / f"{proj}_bridge.cpp", [(call, flag_in.replace("FLAG", "rl2fpga::take_reset() ? 1 : 0"))], regex=True)
+        _patch(out / f"{proj}_test.cpp", [(call, flag_in.replace("FLAG", "0"))], regex=True)
+    else:
+        call = r"( *)" + proj + r"\(([^;()]*)\);"
+        _patch(out / f"{proj}_bridge.cpp", [(call, r"\1" + proj + r"(\2, rl2fpga::take_reset());")], regex=True)
+        _patch(out / f"{proj}_test.cpp", [(call, r"\1" + proj + r"(\2, false);")], regex=True)
+
+
+def _hook_writer(backend: Any) -> None:
+    """Run :func:`add_reset_port` after the backend's writer (hls4ml's compile() rewrites the
+    project, so the hook must sit on the writer, not after a write)."""
+    writer = backend.writer
+    if getattr(writer, "_rl2fpga_hooked", False):
+        return
+    original = writer.write_hls
+
+    def write_hls(model: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(model, *args, **kwargs)
+        if any(layer.class_name == "Rl2fpgaDelta" for layer in model.get_layers()):
+            add_reset_port(model)
+        return result
+
+    writer.write_hls = write_hls
+    writer._rl2fpga_hooked = True
+
+
 _REGISTERED: dict[str, Any] = {}
 
 
@@ -212,5 +289,6 @@ def register_delta_extension() -> dict[str, Any]:
         backend.register_template(classes["DeltaConfigTemplate"])
         backend.register_template(classes["DeltaFunctionTemplate"])
         backend.register_source(HEADER)
+        _hook_writer(backend)
     _REGISTERED.update(classes)
     return _REGISTERED

@@ -20,7 +20,7 @@ from typing import Any
 from rl2fpga import __version__
 from rl2fpga.config import RunConfig
 from rl2fpga.fsutil import atomic_dir, atomic_write_json
-from rl2fpga.hls.rtlgen import generate, lint
+from rl2fpga.hls.rtlgen import generate, lint, use_frame_stack
 from rl2fpga.quantize.golden import GoldenModel
 from rl2fpga.run import Run
 
@@ -34,7 +34,8 @@ def rtl_step(run: Run, cfg: RunConfig) -> None:
                                "input_bytes_per_beat": cfg.rtl.input_bytes_per_beat}
     with atomic_dir(run.path / "rtl") as out:
         t0 = time.perf_counter()
-        design = generate(golden, out, lanes=cfg.rtl.lanes, input_bytes_per_beat=cfg.rtl.input_bytes_per_beat)
+        design = generate(golden, out, lanes=cfg.rtl.lanes, input_bytes_per_beat=cfg.rtl.input_bytes_per_beat,
+                          frame_stack=use_frame_stack(cfg, golden))
         summary["generate_s"] = round(time.perf_counter() - t0, 2)
         summary["design"] = design.summary()
         summary["nnz"] = [layer.nnz() for layer in golden.layers]

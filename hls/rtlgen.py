@@ -338,6 +338,14 @@ def can_stack(golden: GoldenModel) -> bool:
     return len(shape) == 3 and shape[2] >= 2 and golden.in_fmt.bits <= 8
 
 
+def use_frame_stack(cfg: Any, golden: GoldenModel) -> bool:
+    """rtl.frame_stack for this run: on for Atari frame stacks (train/envs.py stacks the K
+    newest frames, channels last), off for anything else (e.g. MinAtar's object channels)."""
+    from rl2fpga.train.envs import is_atari
+
+    return bool(getattr(cfg.rtl, "frame_stack", True)) and is_atari(cfg.env.id) and can_stack(golden)
+
+
 def stack_geometry(in_shape: tuple[int, ...], bytes_per_beat: int) -> tuple[int, int]:
     """(beats of a newest-frame transfer, beats of a full-stack transfer) of a frame-stacked
     input: one plane is h * w pixels, one byte each, padded to whole beats."""

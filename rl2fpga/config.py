@@ -249,6 +249,8 @@ class RtlConfig:
     """Clock used to turn cycles into microseconds."""
     synth: bool = True
     """Run yosys synth_xilinx for the resource estimate."""
+    frame_stack: bool = True
+    """Atari: keep the frame stack in the engine, the host sends only the newest frame."""
 
 
 @dataclass

@@ -38,10 +38,15 @@ def record_frames(env_cfg: EnvConfig, n: int, seed: int) -> tuple[np.ndarray, li
 
 
 def latency_stats(per_frame: list[dict[str, Any]], dense_mults: list[int], lanes: int,
-                  clock_mhz: float) -> dict[str, Any]:
-    """Cycle distribution vs the dense-equivalent engine and the significant-MAC lower bound."""
+                  clock_mhz: float, bytes_per_cycle: int = 0) -> dict[str, Any]:
+    """Cycle distribution vs the dense-equivalent engine, the significant-MAC lower bound and
+    the roofline max(significant MACs / lanes, input bytes / bytes per cycle) of each frame
+    (``bytes_per_cycle``: the input stream's bytes per beat at one beat per cycle)."""
     cycles = np.array([f["cycles"] for f in per_frame], dtype=np.float64)
     bound = np.array([np.ceil(sum(f["golden_macs"]) / lanes) for f in per_frame], dtype=np.float64)
+    in_cycles = np.array([np.ceil(f.get("input_bytes", 0) / bytes_per_cycle) if bytes_per_cycle else 0.0
+                          for f in per_frame], dtype=np.float64)
+    roof = np.maximum(bound, in_cycles)
     dense = float(np.ceil(sum(dense_mults) / lanes))
 
     def dist(x: np.ndarray) -> dict[str, float]:
@@ -62,6 +67,11 @@ def latency_stats(per_frame: list[dict[str, Any]], dense_mults: list[int], lanes
         "median_over_dense": med / dense,
         "median_over_lower_bound": med / max(float(np.median(bound)), 1.0),
         "median_ratio_to_own_bound": float(np.median(cycles / np.maximum(bound, 1.0))),
+        "bytes_per_cycle": bytes_per_cycle,
+        "input_cycles": dist(in_cycles),
+        "roofline_cycles": dist(roof),
+        "median_over_roofline": med / max(float(np.median(roof)), 1.0),
+        "median_ratio_to_own_roofline": float(np.median(cycles / np.maximum(roof, 1.0))),
         "significant_macs_total": int(sum(sum(f["golden_macs"]) for f in per_frame)),
         "padding_slots_total": int(sum(f.get("pad", 0) for f in per_frame)),
     }
@@ -108,7 +118,8 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
     console.print(f"co-simulating {len(frames)} frames ({len(starts)} episode starts) in Verilator ...")
     res = run_engine(design, golden_dir, frames, out / "sim", seed=cfg.seed, idle=cfg.cosim.backpressure,
                      stall=cfg.cosim.backpressure, resets=starts[1:], build_dir=out / "obj")
-    stats = latency_stats(res["per_frame"], golden.dense_mults(), design.lanes, cfg.rtl.clock_mhz)
+    stats = latency_stats(res["per_frame"], golden.dense_mults(), design.lanes, cfg.rtl.clock_mhz,
+                          design.input_bytes_per_beat)
     atomic_write_json(out / "frames.json", res["per_frame"])
     atomic_write_json(out / "latency.json", stats)
     plot_histogram(res["per_frame"], stats, out / "latency_hist.png")
@@ -120,6 +131,9 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
         "us_median": stats["microseconds"]["median"],
         "median_over_dense": stats["median_over_dense"],
         "median_over_lower_bound": stats["median_over_lower_bound"],
+        "median_over_roofline": stats["median_over_roofline"],
+        "input_bytes_per_beat": design.input_bytes_per_beat,
+        "frame_stack": design.frame_stack,
     }
     atomic_write_json(out / "summary.json", summary)
     if res["mismatches"]:

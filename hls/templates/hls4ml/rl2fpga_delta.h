@@ -8,8 +8,14 @@
 // x_hat is static state kept from call to call (one time step per call) and starts at 0. The
 // next layer computes W @ x_hat + b, which is what the golden model (quantize/golden.py) defines.
 //
+// Episode reset: the top function has a port `bool rl2fpga_reset` (added by the writer hook in
+// hls/delta_layer.py) that every stage takes: when it is true, the stage's x_hat is cleared to 0
+// before this call's comparison, so the call is the first time step of an episode. On the
+// VivadoAccelerator overlay it is the first word of the input stream (nonzero: reset).
+//
 // C simulation only (not synthesised): the compiled library exports
-//   rl2fpga_delta_reset()                     episode start: every stage's x_hat <- 0
+//   rl2fpga_delta_reset()                     the next call has rl2fpga_reset = true (the Python
+//                                             bridge passes it to the top function's port)
 //   rl2fpga_delta_set_threshold(stage, T)     override stage's T at run time (T < 0: compiled T)
 //   rl2fpga_delta_threshold(stage)            the override in force (-1: compiled T)
 // so one compiled model serves a whole threshold sweep over real episodes. In synthesised
@@ -36,9 +42,9 @@ struct delta_config {
 static const unsigned max_stages = 64;
 
 struct delta_runtime {
-    unsigned generation;          // bumped by rl2fpga_delta_reset()
+    bool reset_pending;           // set by rl2fpga_delta_reset(), taken by the bridge
     long threshold[max_stages];   // < 0: use the compiled threshold
-    delta_runtime() : generation(0) {
+    delta_runtime() : reset_pending(false) {
         for (unsigned i = 0; i < max_stages; i++)
             threshold[i] = -1;
     }
@@ -47,6 +53,13 @@ struct delta_runtime {
 inline delta_runtime &runtime() {
     static delta_runtime rt;
     return rt;
+}
+
+// The value of the top function's rl2fpga_reset port for this call (clears the request).
+inline bool take_reset() {
+    bool r = runtime().reset_pending;
+    runtime().reset_pending = false;
+    return r;
 }
 #endif
 
@@ -71,38 +84,26 @@ template <class data_T, class state_T, typename CONFIG_T> inline void delta_elem
 }
 
 // io_parallel: arrays in, arrays out.
-template <class data_T, class res_T, typename CONFIG_T> void delta(data_T data[CONFIG_T::n_in], res_T res[CONFIG_T::n_in]) {
+template <class data_T, class res_T, typename CONFIG_T>
+void delta(data_T data[CONFIG_T::n_in], res_T res[CONFIG_T::n_in], bool reset) {
     static res_T x_hat[CONFIG_T::n_in];
 #pragma HLS ARRAY_PARTITION variable = x_hat complete
-#ifndef __SYNTHESIS__
-    static unsigned seen = 0;
-    if (seen != runtime().generation) {
-        for (unsigned i = 0; i < CONFIG_T::n_in; i++)
-            x_hat[i] = 0;
-        seen = runtime().generation;
-    }
-#endif
     const long t = delta_threshold<CONFIG_T>();
     for (unsigned i = 0; i < CONFIG_T::n_in; i++) {
 #pragma HLS UNROLL
+        if (reset)
+            x_hat[i] = 0;
         delta_element<data_T, res_T, CONFIG_T>(data[i], x_hat[i], t);
         res[i] = x_hat[i];
     }
 }
 
 // io_stream: packs of data_T::size elements (one pixel's channels) in, same packs out.
-template <class data_T, class res_T, typename CONFIG_T> void delta_stream(hls::stream<data_T> &data, hls::stream<res_T> &res) {
+template <class data_T, class res_T, typename CONFIG_T>
+void delta_stream(hls::stream<data_T> &data, hls::stream<res_T> &res, bool reset) {
     static_assert(data_T::size == res_T::size, "delta stage: input and output packs must match");
     static typename res_T::value_type x_hat[CONFIG_T::n_in];
 #pragma HLS ARRAY_PARTITION variable = x_hat cyclic factor = data_T::size
-#ifndef __SYNTHESIS__
-    static unsigned seen = 0;
-    if (seen != runtime().generation) {
-        for (unsigned i = 0; i < CONFIG_T::n_in; i++)
-            x_hat[i] = 0;
-        seen = runtime().generation;
-    }
-#endif
     const long t = delta_threshold<CONFIG_T>();
     for (unsigned p = 0; p < CONFIG_T::n_in / data_T::size; p++) {
 #pragma HLS PIPELINE
@@ -112,6 +113,8 @@ template <class data_T, class res_T, typename CONFIG_T> void delta_stream(hls::s
         for (unsigned j = 0; j < data_T::size; j++) {
 #pragma HLS UNROLL
             unsigned i = p * data_T::size + j;
+            if (reset)
+                x_hat[i] = 0;
             delta_element<typename data_T::value_type, typename res_T::value_type, CONFIG_T>(in[j], x_hat[i], t);
             out[j] = x_hat[i];
         }
@@ -125,7 +128,7 @@ template <class data_T, class res_T, typename CONFIG_T> void delta_stream(hls::s
 // This header is included once per project (through parameters.h), so these C-simulation hooks
 // are defined in exactly one translation unit of the compiled library.
 extern "C" {
-void rl2fpga_delta_reset() { rl2fpga::runtime().generation++; }
+void rl2fpga_delta_reset() { rl2fpga::runtime().reset_pending = true; }
 void rl2fpga_delta_set_threshold(int stage, long t) { rl2fpga::runtime().threshold[stage % rl2fpga::max_stages] = t; }
 long rl2fpga_delta_threshold(int stage) { return rl2fpga::runtime().threshold[stage % rl2fpga::max_stages]; }
 }

@@ -65,7 +65,7 @@ def write_spec(model: GoldenModel, path: Path, rounding: str = "half_even", late
     layers = []
     for layer in model.layers:
         if layer.kind != "dense":
-            raise Rl2fpgaError(f"layer {layer.name} is a {layer.kind}; the da4ml back end lowers dense layers only (set da4ml.enabled=false)")
+            raise Rl2fpgaError(f"layer {layer.name} is a {layer.kind}; the da4ml back end lowers dense layers only (set da4ml.enabled=never)")
         layers.append({
             "name": layer.name, "kind": layer.kind, "activation": layer.activation,
             "in_fmt": layer.in_fmt.to_json(), "w_fmt": layer.w_fmt.to_json(), "out_fmt": layer.out_fmt.to_json(),
@@ -92,7 +92,7 @@ def run_da4ml(spec_path: Path, out_dir: Path, timeout_s: float = 1800.0) -> dict
         res = subprocess.run([str(py), str(SCRIPT), str(spec_path), str(out_dir)], capture_output=True, text=True,
                              timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
-        raise Rl2fpgaError(f"da4ml did not finish within {timeout_s:.0f} s; the model is too large to unroll (set da4ml.enabled=false)") from None
+        raise Rl2fpgaError(f"da4ml did not finish within {timeout_s:.0f} s; the model is too large to unroll (set da4ml.enabled=never)") from None
     atomic_write_text(out_dir / "da4ml.log", res.stdout + res.stderr)
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["no message"])[-1]

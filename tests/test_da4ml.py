@@ -148,3 +148,36 @@ def test_auto_enable_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lowering, "have_da4ml", lambda: False)
     ok, why = steps.decide(g, RunConfig())
     assert not ok and ".venv-da4ml" in why
+
+
+def _fake_run(root: Path, da4ml_lut: int) -> Path:
+    def w(rel: str, obj: dict) -> None:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(json.dumps(obj))
+
+    w("rtl/summary.json", {"resources": {"lut": 5728, "ff": 3122, "dsp": 12, "bram36": 0, "fits_xc7z020": True}})
+    w("cosim/latency.json", {"lanes": 4, "cycles": {"median": 114.0, "p99": 218.0}})
+    w("cosim/summary.json", {"frames": 200, "mismatches": 0})
+    w("da4ml/summary.json", {"enabled": True, "latency_cycles": 7, "axi_latency_cycles": 10.0, "axi_ii_cycles": 3,
+                             "cosim_frames": 1000, "cosim_mismatches": 0,
+                             "resources": {"top": {"lut": da4ml_lut, "ff": 3000, "dsp": 0, "bram36": 0, "fits_xc7z020": da4ml_lut <= 53_200},
+                                           "core": {"lut": 11256, "ff": 2814, "dsp": 0, "bram36": 0, "fits_xc7z020": True}}})
+    return root
+
+
+def test_backend_table_and_recommendation(tmp_path: Path) -> None:
+    from rl2fpga.hls.da4ml.compare import backends, recommend, table_rows
+
+    rows = backends(_fake_run(tmp_path / "a", 11_500), 100.0)
+    assert set(rows) == {"engine", "da4ml"}  # no vendor report: no hls4ml row
+    assert rows["engine"]["lut_x_latency"] == 5728 * 114 and rows["da4ml"]["lut_x_latency"] == 11_500 * 10
+    assert rows["da4ml"]["core"]["lut_x_latency"] == 11256 * 7
+    assert recommend(rows, "latency")["backend"] == "da4ml"
+    assert recommend(rows, "throughput")["backend"] == "da4ml"
+    area = recommend(rows, "area")
+    assert area["backend"] == "engine" and "LUTs" in area["constraint"] and "5,728" in area["constraint"]
+    assert len(table_rows(rows)) == 3  # engine, da4ml, da4ml core
+    # a da4ml design that does not fit the part is never recommended, and the report says why
+    big = backends(_fake_run(tmp_path / "b", 60_000), 100.0)
+    rec = recommend(big, "latency")
+    assert rec["backend"] == "engine" and "da4ml does not fit the xc7z020 (LUT over)" in rec["constraint"]

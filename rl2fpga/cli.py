@@ -29,6 +29,7 @@ STEP_FLAGS: dict[str, dict[str, tuple[str, type]]] = {
     "cosim": {"--frames": ("cosim.frames", int)},
     "board": {"--target": ("board.target", str), "--episodes": ("board.episodes", int),
               "--action": ("board.action", str), "--engine": ("board.emulator_engine", str)},
+    "da4ml": {"--frames": ("da4ml.cosim_frames", int), "--episodes": ("da4ml.episodes", int)},
     "report": {},
 }
 
@@ -64,7 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     for flag, (key, typ) in STEP_FLAGS["train"].items():
         t.add_argument(flag, type=typ, dest=key.replace(".", "__"), help=f"sets {key}")
 
-    for step in ("prune", "quantize", "analyze", "hls", "rtl", "cosim", "board", "report"):
+    for step in ("prune", "quantize", "analyze", "hls", "rtl", "cosim", "board", "da4ml", "report"):
         s = sub.add_parser(step, help=f"run the {step} step on an existing run directory")
         s.add_argument("run_dir", help="run directory (runs/<name>)")
         s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -278,6 +278,25 @@ class BoardConfig:
 
 
 @dataclass
+class Da4mlConfig:
+    enabled: Literal["auto", "always", "never"] = "auto"
+    """Fully parallel back end (da4ml, delta off): auto runs it for dense policies with at most
+    max_nonzero_weights nonzero weights when .venv-da4ml exists; always; never."""
+    max_nonzero_weights: int = 20_000
+    """auto: the largest policy (nonzero weights) that is unrolled into one circuit."""
+    latency_cutoff: float = 5.0
+    """da4ml pipelining: the combinational delay per stage in da4ml's units (adder levels)."""
+    cosim_frames: int = 1000
+    """Real states through the co-simulation (half one at a time, half back to back)."""
+    episodes: int = 3
+    """Closed-loop episodes on the emulated PYNQ-Z2 through the da4ml design (0: none)."""
+    synth: bool = True
+    """Run yosys synth_xilinx for the resource estimate."""
+    goal: Literal["latency", "throughput", "area"] = "latency"
+    """What the report's back-end recommendation optimises."""
+
+
+@dataclass
 class RunConfig:
     name: str = "cartpole"
     """Run name; the run directory is runs/<name>."""
@@ -301,6 +320,8 @@ class RunConfig:
     """Co-simulation."""
     board: BoardConfig = field(default_factory=BoardConfig)
     """Closed-loop board run."""
+    da4ml: Da4mlConfig = field(default_factory=Da4mlConfig)
+    """Fully parallel back end (da4ml)."""
 
 
 # ---------------------------------------------------------------- docs, (de)serialisation

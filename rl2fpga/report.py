@@ -190,6 +190,14 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
     )
 
     summary.update(extra_summary(run, cfg, summary))
+    # the back ends side by side and the pick for the user's goal (rl2fpga.hls.da4ml.compare)
+    from rl2fpga.hls.da4ml.compare import backends, recommend
+
+    summary["backends"] = backends(run.path, cfg.rtl.clock_mhz)
+    summary["recommendation"] = recommend(summary["backends"], cfg.da4ml.goal) if summary["backends"] else None
+    d4 = _load(p / "da4ml" / "summary.json") or {}
+    summary["da4ml"] = {k: d4.get(k) for k in ("enabled", "reason", "delta", "cosim_frames", "cosim_mismatches",
+                                               "latency_cycles", "axi_latency_cycles", "board")}
     return summary
 
 
@@ -385,6 +393,16 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         verdict, cls = _verdict(c_["count"], c_["mismatches"])
         verification.append({"form": c_["check"], "frames": f"{_fmt(c_['count'])} {c_['unit']}" if c_["count"] is not None else "not run",
                              "mismatches": _fmt(c_["mismatches"]), "verdict": verdict, "cls": cls, "note": c_["note"]})
+    d4 = s.get("da4ml") or {}
+    if d4.get("enabled"):
+        b4 = d4.get("board") or {}
+        for form, n, mism in (("da4ml design, co-simulation (Verilator, delta off)", d4.get("cosim_frames"), d4.get("cosim_mismatches")),
+                              ("da4ml design, closed loop (emulator, steps)", b4.get("steps"), b4.get("action_mismatches"))):
+            verdict, cls = _verdict(n, mism)
+            verification.append({"form": form, "frames": _fmt(n), "mismatches": _fmt(mism), "verdict": verdict, "cls": cls, "note": ""})
+    from rl2fpga.hls.da4ml.compare import TABLE_HEADER, table_rows
+
+    backend_rows = table_rows(s.get("backends") or {})
     plots = [
         {"title": "Reward vs sparsity, mean +- std over episodes (cf. 2023 paper, Fig. 6)", "png": X.plot_reward_vs_sparsity(run, s), "missing": "prune step not run"},
         {"title": "Training curve", "png": X.plot_training_curve(run), "missing": "no training metrics (imported policy or train not run)"},
@@ -430,6 +448,10 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         prov=s["provenance"],
         config_yaml=X.config_yaml(cfg),
         imported=s.get("imported"),
+        backend_rows=backend_rows,
+        backend_header=TABLE_HEADER,
+        recommendation=(s.get("recommendation") or {}).get("line") or "",
+        da4ml_note=d4.get("delta") if d4.get("enabled") else (f"da4ml back end not run ({d4.get('reason')})" if d4.get("reason") else ""),
     )
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 StepFn = Callable[["Run", "RunConfig"], None]
 
-STEP_ORDER: list[str] = ["train", "prune", "quantize", "analyze", "hls", "rtl", "cosim", "board", "report"]
+STEP_ORDER: list[str] = ["train", "prune", "quantize", "analyze", "hls", "rtl", "cosim", "board", "da4ml", "report"]
 
 STEPS: dict[str, str] = {
     "train": "rl2fpga.train.steps:train_step",
@@ -28,6 +28,7 @@ STEPS: dict[str, str] = {
     "rtl": "rl2fpga.hls.rtl_steps:rtl_step",
     "cosim": "rl2fpga.rtl_tests.steps:cosim_step",
     "board": "rl2fpga.board.steps:board_step",
+    "da4ml": "rl2fpga.hls.da4ml.steps:da4ml_step",
     "report": "rl2fpga.report:report_step",
 }
 

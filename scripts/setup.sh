@@ -36,7 +36,7 @@ fi
 STAMP="$VENV/.setup-stamp"
 CONSTRAINTS=()  # constraints.txt: the exact versions the tests ran with
 [ -f constraints.txt ] && CONSTRAINTS=(-c constraints.txt)
-HASH=$(cat pyproject.toml scripts/setup.sh constraints.txt 2>/dev/null | sha256sum | cut -c1-16)
+HASH=$(cat pyproject.toml scripts/setup.sh constraints.txt hls/da4ml/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
     exit 0
 fi
@@ -52,5 +52,12 @@ echo "[setup] pip install --no-deps pynq==4.0.0"
 $PIP install -q --no-deps "pynq==4.0.0" "pynqmetadata==0.2.0" "pynqutils==0.1.3" 2>&1 | grep -v "^WARNING: Location" || true
 "$VENV/bin/python" -c "import pynq, tensorflow, qkeras, hls4ml, cocotb" 2>/dev/null \
     || { echo "error: the Python stack does not import; rerun 'make setup' and read the pip output" >&2; exit 2; }
+# da4ml (the fully parallel back end) needs numpy >= 2: its own environment, called through files
+DA4ML_VENV=${DA4ML_VENV:-.venv-da4ml}
+echo "[setup] $DA4ML_VENV: pip install -r hls/da4ml/requirements.txt (da4ml 0.6.0, numpy 2)"
+[ -x "$DA4ML_VENV/bin/python" ] || "$PY" -m venv "$DA4ML_VENV"
+"$DA4ML_VENV/bin/python" -m pip install -q -r hls/da4ml/requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+"$DA4ML_VENV/bin/python" -c "import da4ml.trace, da4ml.codegen" 2>/dev/null \
+    || { echo "error: the da4ml environment $DA4ML_VENV does not import da4ml; rerun 'make setup' and read the pip output" >&2; exit 2; }
 echo "$HASH" > "$STAMP"
 echo "[setup] ready"

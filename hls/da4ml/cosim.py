@@ -1,0 +1,82 @@
+"""Co-simulation of a da4ml design with cocotb 1.9's runner and Verilator (the pattern of
+:mod:`rl2fpga.rtl_tests.harness`, whose simulation wrapper it reuses: the same
+``rl2fpga_engine_sim`` clocks ``rl2fpga_engine_top``, here the da4ml top)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl2fpga.errors import Rl2fpgaError, ToolMissing
+from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.hls.da4ml.lowering import Da4mlDesign
+from rl2fpga.rtl_tests.harness import SIM_TOP, SIM_WRAPPER, have_verilator
+
+
+def build(design: Da4mlDesign, build_dir: Path | None = None) -> tuple[Any, Path]:
+    """Verilate the design (an unchanged design is not rebuilt)."""
+    from cocotb.runner import get_runner
+
+    if not have_verilator():
+        raise ToolMissing("verilator is not on PATH; install it (apt install verilator) for co-simulation")
+    if "OBJCACHE" not in os.environ and __import__("shutil").which("ccache"):
+        os.environ["OBJCACHE"] = "ccache"
+    os.environ.setdefault("MAKEFLAGS", "-j2")
+    digest = hashlib.sha1()
+    for p in [*design.sv_files, SIM_WRAPPER]:
+        digest.update(p.name.encode() + p.read_bytes())
+    key = digest.hexdigest()[:12]
+    build_dir = Path(build_dir) if build_dir else design.out_dir.parent / "obj"
+    build_dir = build_dir / key
+    runner = get_runner("verilator")
+    stamp = build_dir / ".built"
+    runner.build(
+        sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
+        hdl_toplevel=SIM_TOP,
+        build_dir=str(build_dir),
+        parameters={"BYTES": design.input_bytes_per_beat},
+        build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3",
+                    "--x-assign", "fast", "--x-initial", "fast"],
+        always=not stamp.exists(),
+    )
+    stamp.write_text("ok\n")
+    return runner, build_dir
+
+
+def run(design: Da4mlDesign, golden_dir: Path, frames: np.ndarray, work: Path, seed: int = 0, idle: float = 0.0,
+        stall: float = 0.0, sequential: int | None = None, error_check: bool = True,
+        build_dir: Path | None = None) -> dict[str, Any]:
+    """``frames`` (observations) through the design: the first ``sequential`` one at a time,
+    the rest back to back; returns the testbench's result (mismatches, per-frame outputs)."""
+    runner, build_dir = build(design, build_dir)
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(work / "frames.npy", np.asarray(frames))
+    result = work / "tb_result.json"
+    if result.exists():
+        result.unlink()
+    cfg = {
+        "golden": str(Path(golden_dir).resolve()),
+        "frames": str((work / "frames.npy").resolve()),
+        "seed": seed, "idle": idle, "stall": stall,
+        "sequential": len(frames) // 2 if sequential is None else int(sequential),
+        "error_check": error_check,
+        "result": str(result.resolve()),
+    }
+    atomic_write_json(work / "tb_config.json", cfg)
+    before = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        runner.test(test_module="rl2fpga.hls.da4ml.da4ml_tb", hdl_toplevel=SIM_TOP, build_dir=str(build_dir),
+                    test_dir=str(work), extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").resolve())},
+                    results_xml="results.xml")
+    finally:
+        if before is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = before
+    if not result.exists():
+        raise Rl2fpgaError(f"da4ml co-simulation in {work} produced no result; see its log")
+    return json.loads(result.read_text())

@@ -458,7 +458,7 @@ def _run_steps(run_dir: Path, cfg_d: dict[str, Any], steps: list[str]) -> list[s
     return ran
 
 
-def run_stem(plan_d: dict[str, Any], sid: str, parent_error: str | None = None) -> str | None:
+def run_stem(plan_d: dict[str, Any], sid: str, parent_error: str | None = None, limit_threads: bool = True) -> str | None:
     """Build one stem (its parent's step folders, then its own steps); return None or the
     one-line error."""
     if parent_error is not None:
@@ -470,7 +470,8 @@ def run_stem(plan_d: dict[str, Any], sid: str, parent_error: str | None = None) 
     p0 = 0
     try:
         with _output_to(d / "log.txt"):
-            _limit_threads(plan.cpus_per_trial)
+            if limit_threads:
+                _limit_threads(plan.cpus_per_trial)
             if stem.parent is not None:
                 p0 = plan.stem(stem.parent).depth + 1
                 adopt_steps(plan.stem_dir(stem.parent), d, plan.steps[:p0])
@@ -513,7 +514,7 @@ def _write_record(plan: Plan, trial: Trial, status: str, error: str | None, seco
     return rec
 
 
-def run_trial(plan_d: dict[str, Any], tid: str, stem_error: str | None = None) -> dict[str, Any]:
+def run_trial(plan_d: dict[str, Any], tid: str, stem_error: str | None = None, limit_threads: bool = True) -> dict[str, Any]:
     """Run one trial to its end (or resume it); write and return its ``trial.json`` record. Never
     raises for a failure of the pipeline: the record says ``error`` with a one-line message."""
     _env_setup()
@@ -530,7 +531,8 @@ def run_trial(plan_d: dict[str, Any], tid: str, stem_error: str | None = None) -
     ran: list[str] = []
     try:
         with _output_to(d / "log.txt"):
-            _limit_threads(plan.cpus_per_trial)
+            if limit_threads:
+                _limit_threads(plan.cpus_per_trial)
             if trial.stem is not None:
                 adopt_steps(plan.stem_dir(trial.stem), d, plan.steps[: trial.start])
             ran = _run_steps(d, trial.config, plan.steps[trial.start :])
@@ -574,7 +576,7 @@ def _say(msg: str) -> None:
 def _stems_serial(plan: Plan) -> dict[str, str | None]:
     errors: dict[str, str | None] = {}
     for s in plan.stems:  # sorted by depth: parents first
-        errors[s.id] = run_stem(plan.to_json(), s.id, errors.get(s.parent) if s.parent else None)
+        errors[s.id] = run_stem(plan.to_json(), s.id, errors.get(s.parent) if s.parent else None, limit_threads=False)
         _say(f"[sweep] stem {s.id}: " + ("ok" if errors[s.id] is None else errors[s.id]))
     return errors
 
@@ -672,7 +674,8 @@ def _check_resources(plan: Plan, backend: str) -> None:
 def run_sweep(path: str | Path, runs_dir: str | Path = "runs", address: str | None = None, resume: bool = False,
               backend: str = "ray", num_cpus: int | None = None) -> dict[str, Any]:
     """Plan, run (stems, then trials) and tabulate a sweep. ``backend="serial"`` runs everything
-    one after another in this process (the baseline of ``benchmarks/sweep_local.py``)."""
+    one after another in this process, TensorFlow free to use every core (the baseline of
+    ``benchmarks/sweep_local.py``); ``num_cpus`` caps a local Ray (default: this machine's)."""
     plan = load_sweep(path, runs_dir)
     state_path = plan.root / "sweep.json"
     if state_path.exists():
@@ -725,7 +728,7 @@ def run_sweep(path: str | Path, runs_dir: str | Path = "runs", address: str | No
                 _trials_ray(plan, runnable, attempt)
             else:
                 for tid in runnable:
-                    _say(_progress(run_trial(plan.to_json(), tid)))
+                    _say(_progress(run_trial(plan.to_json(), tid, limit_threads=False)))
     wall = time.perf_counter() - t0
     table = write_results(plan)
     n_ok = sum(r["status"] == "finished" for r in table)

@@ -4,6 +4,7 @@
     rl2fpga train [CONFIG] [--set ...]
     rl2fpga prune|quantize|analyze|hls|rtl|cosim|board|report RUN_DIR [step flags] [--set ...]
     rl2fpga config            every config key with its default and meaning
+    rl2fpga sweep SWEEP.yaml [--address ADDR] [--resume]   trials on Ray (rl2fpga/sweep.py)
 
 Every failure the user can fix prints one line ``error: ...`` and exits with status 2.
 """
@@ -72,6 +73,10 @@ def _build_parser() -> argparse.ArgumentParser:
         for flag, (key, typ) in STEP_FLAGS[step].items():
             s.add_argument(flag, type=typ, dest=key.replace(".", "__"), help=f"sets {key}")
 
+    from rl2fpga.sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
+
     c = sub.add_parser("config", help="print every config key with its default and meaning")
     c.add_argument("--yaml", action="store_true", help="print the default config as YAML")
     return p
@@ -114,6 +119,10 @@ def _main(argv: list[str] | None) -> int:
         return 0
 
     _quiet_tf()
+    if args.cmd == "sweep":
+        from rl2fpga.sweep import cli_sweep
+
+        return cli_sweep(args)
     from rl2fpga.guard import check_overwrite, session, steps_between
     from rl2fpga.lock import run_lock
     from rl2fpga.run import Run, run_pipeline

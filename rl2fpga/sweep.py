@@ -651,7 +651,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, object_store_memory=100 * 1024 * 1024)
     try:
         ray.init(address=address, **kwargs)
-    except ConnectionError as e:
+    except (ConnectionError, RuntimeError, ValueError) as e:
         raise Rl2fpgaError(f"cannot connect to the Ray cluster at {address} ({_one_line(e)}); "
                            "start it with `ray start --head` or drop --address for a local Ray") from None
     try:
@@ -694,15 +694,8 @@ def run_sweep(path: str | Path, runs_dir: str | Path = "runs", address: str | No
         if resume:
             raise Rl2fpgaError(f"nothing to resume: no sweep '{plan.name}' in {plan.root.parent}; run it without --resume")
         attempt = 1
-    plan.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(state_path, {"fingerprint": plan.fingerprint(), "attempts": attempt, "plan": plan.to_json()})
-    _say(f"[sweep] {plan.name}: {len(plan.trials)} trials, steps {plan.steps[0]}..{plan.steps[-1]}, "
-         f"{len(plan.stems)} shared stem(s), results in {plan.root}")
-
     t0 = time.perf_counter()
     todo = [t.id for t in plan.trials if trial_record(plan, t.id) is None]
-    if len(todo) < len(plan.trials):
-        _say(f"[sweep] {len(plan.trials) - len(todo)} trial(s) already ended; running {len(todo)}")
     needed = {t.stem for t in plan.trials if t.id in todo and t.stem}
     stems_needed = set()
     for sid in needed:
@@ -713,7 +706,13 @@ def run_sweep(path: str | Path, runs_dir: str | Path = "runs", address: str | No
 
     ctx = ray_session(address, num_cpus) if backend == "ray" else contextlib.nullcontext()
     with ctx:
-        _check_resources(plan, backend)
+        _check_resources(plan, backend)  # Ray is up (or reachable) before anything is written
+        plan.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(state_path, {"fingerprint": plan.fingerprint(), "attempts": attempt, "plan": plan.to_json()})
+        _say(f"[sweep] {plan.name}: {len(plan.trials)} trials, steps {plan.steps[0]}..{plan.steps[-1]}, "
+             f"{len(plan.stems)} shared stem(s), results in {plan.root}")
+        if len(todo) < len(plan.trials):
+            _say(f"[sweep] {len(plan.trials) - len(todo)} trial(s) already ended; running {len(todo)}")
         stem_err = (_stems_ray(sub) if backend == "ray" else _stems_serial(sub)) if sub.stems else {}
         runnable = []
         for tid in todo:

@@ -128,6 +128,17 @@ def test_step_cosim_and_emulated_board(tmp_path: Path) -> None:
     assert b["returns"] == b["golden_returns"] and min(b["returns"]) >= 100
     assert b["cycles_per_step"]["min"] >= s["latency_cycles"]
 
+    # an edited source is refused before it reaches a simulator
+    from rl2fpga.errors import Rl2fpgaError
+    from rl2fpga.hls.da4ml.lowering import Da4mlDesign
+
+    rtl = run.path / "da4ml" / "rtl"
+    Da4mlDesign.load(rtl)
+    top = rtl / "rl2fpga_engine_top.sv"
+    top.write_text(top.read_text().replace("localparam int DEPTH", "localparam int DEPTH_"))
+    with pytest.raises(Rl2fpgaError, match="changed after generation"):
+        Da4mlDesign.load(rtl)
+
 
 def test_auto_enable_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     """auto: small dense policies only; never: off; a CNN is refused with always."""

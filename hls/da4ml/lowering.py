@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -125,11 +126,19 @@ class Da4mlDesign:
         p = out_dir / "design.json"
         if not p.exists():
             raise Rl2fpgaError(f"no da4ml design in {out_dir}; run `rl2fpga da4ml RUN_DIR` first")
-        meta = json.loads(p.read_text())
-        files = [out_dir / n for n in meta["sv_files"]]
+        try:
+            meta = json.loads(p.read_text())
+            names = [str(n) for n in meta["sv_files"]]
+            hashes = {str(k): str(v) for k, v in meta["sha256"].items()}
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise Rl2fpgaError(f"{p} is corrupt ({e}); rerun `rl2fpga da4ml` to regenerate it") from None
+        for n in names:  # plain file names in this folder only (run folders are untrusted)
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.s?v", n) or n not in hashes:
+                raise Rl2fpgaError(f"{p} names an unexpected source '{n[:80]}'; rerun `rl2fpga da4ml` to regenerate it")
+        files = [out_dir / n for n in names]
         for f in files:
             got = hashlib.sha256(f.read_bytes()).hexdigest() if f.exists() else "missing"
-            if got != meta["sha256"][f.name]:
+            if got != hashes[f.name]:
                 raise Rl2fpgaError(f"{f} was changed after generation (hash mismatch); rerun `rl2fpga da4ml` to regenerate it")
         return cls(out_dir, files, int(meta["input_bytes_per_beat"]), int(meta["latency_cycles"]), int(meta["stages"]),
                    int(meta["depth"]), meta.get("da4ml", {}))

@@ -56,8 +56,8 @@ def git_commit(root: Path | None = None) -> dict[str, Any]:
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
                                 text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": bool(status.strip())}
+        return {"commit": None, "dirty": None, "note": "git failed"}
+    return {"commit": commit or None, "dirty": bool(status.strip()), "note": None}
 
 
 def machine() -> dict[str, Any]:

@@ -36,6 +36,10 @@ def _get(d: Any, *keys: str) -> Any:
 # ---------------------------------------------------------------------------- summary
 
 
+def _f(v: Any) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
 def checks(run: Run, s: dict[str, Any]) -> list[dict[str, Any]]:
     """Every form checked against the golden model: what, how many, mismatches, verdict."""
     p = run.path
@@ -55,8 +59,8 @@ def checks(run: Run, s: dict[str, Any]) -> list[dict[str, Any]]:
          "count": b.get("steps"), "unit": "steps", "mismatches": b.get("action_mismatches"),
          "note": "" if not b else f"{b.get('episodes')} episodes; output mismatches {b.get('output_mismatches')}, MAC mismatches {b.get('mac_mismatches')}"},
         {"check": "closed loop: board return == golden return", "count": b.get("episodes"), "unit": "episodes",
-         "mismatches": None if not b else (0 if b.get("returns_equal") else sum(1 for x, y in zip(b.get("returns", []), b.get("golden_returns", [])) if x != y)),
-         "note": "" if not b else f"return {b.get('return_mean'):.1f}, golden {b.get('golden_return_mean'):.1f}"},
+         "mismatches": None if not b or "golden_returns" not in b else sum(1 for x, y in zip(b["returns"], b["golden_returns"]) if x != y),
+         "note": "" if not b else f"return {_f(b.get('return_mean'))}, golden {_f(b.get('golden_return_mean'))}"},
     ]
     for r in rows:
         r["verdict"] = "not run" if r["count"] is None or r["mismatches"] is None else ("pass" if r["mismatches"] == 0 else "FAIL")
@@ -96,8 +100,14 @@ def capacity(run: Run, cfg: RunConfig, s: dict[str, Any]) -> dict[str, Any]:
 
 def hls_precisions(run: Run) -> dict[str, Any]:
     h = _load(run.path / "hls" / "summary.json") or {}
+    rows = []
+    for name, p in (h.get("precisions") or {}).items():
+        p = p if isinstance(p, dict) else {"result": str(p)}
+        delta = "-" if not p.get("delta_stage") else f"yes, T_int {p.get('threshold')}"
+        rows.append({"layer": name, **{k: str(p.get(k, "-")) for k in ("input", "weight", "bias", "accum", "result", "reuse_factor")},
+                     "delta": delta})
     return {"backend": h.get("backend"), "io_type": h.get("io_type"), "strategy": h.get("strategy"),
-            "precisions": h.get("precisions") or {}, "build": h.get("build")}
+            "precisions": h.get("precisions") or {}, "rows": rows, "build": h.get("build")}
 
 
 def extra_summary(run: Run, cfg: RunConfig, s: dict[str, Any]) -> dict[str, Any]:

@@ -26,12 +26,15 @@ def _fake_run(tmp_path):
     run = Run.create(RunConfig(name="fake"), runs_dir=tmp_path)
     w = lambda step, name, obj: atomic_write_json(run.dir(step) / name, obj)  # noqa: E731
     w("train", "summary.json", {"eval_return_mean": 498.5, "steps": 1000})
+    w("train", "metrics.json", {"evals": [{"step": 500, "mean": 100.0, "std": 20.0}, {"step": 1000, "mean": 498.5, "std": 3.0}],
+                                "episodes": [{"step": 100 * i, "return": 20.0 * i} for i in range(1, 10)], "selected_step": 1000})
     w("prune", "levels.json", {"method": "imp", "levels": [
         {"level": i, "round": i, "sparsity": 1 - 0.8**i, "eval_return_mean": 500 - i} for i in range(4)]})
     w("quantize", "summary.json", {
         "prune_level": 3, "sparsity": 0.488, "weight_bits": 8, "act_bits": 8, "threshold": 0.01,
         "threshold_int": [3, 1, 0], "eval_return_mean": 497.0, "eval_return_mean_delta": 495.0,
         "compression": {"dense_fp32_bits": 32000, "stored_bits": 1000, "ratio": 32.0},
+        "golden_equals_qkeras_states": 1000, "float32_exact_proved": True,
     })
     w("quantize", "compression.json", {"layers": {"fc1": {"dense_fp32_bits": 16000, "stored_bits": 400},
                                                    "out": {"dense_fp32_bits": 16000, "stored_bits": 600}}})
@@ -43,13 +46,16 @@ def _fake_run(tmp_path):
                           "0.01": {"T": 0.01, "golden_fraction": 0.05, "float_fraction": 0.06, "float_delta_return_mean": 470}},
         "layers": {"fc1": {"dense": 256, "nnz": 30, "golden_significant_mean": 20.5, "golden_fraction": 0.08}},
     })
-    w("hls", "summary.json", {"backend": "Vitis", "csim_frames": 500, "csim_mismatches": 0})
+    w("hls", "summary.json", {"backend": "Vitis", "csim_frames": 500, "csim_mismatches": 0,
+                              "precisions": {"fc1": {"weight": "ap_fixed<8,1>", "result": "ap_ufixed<8,3>"}}})
     w("rtl", "summary.json", {"lanes": 4, "resources": {"lut": 1234, "ff": 2345, "dsp": 4, "bram36": 2}})
     w("cosim", "summary.json", {"frames": 4, "mismatches": 0, "cycles_median": 80})
     w("cosim", "latency.json", {"lanes": 4, "clock_mhz": 100.0, "cycles": {"median": 80, "p99": 120},
                                 "dense_equivalent_cycles": 1088, "lower_bound_cycles": {"median": 60}})
     w("cosim", "frames.json", [{"cycles": c, "macs": [1, 2], "golden_macs": [1, 2]} for c in (70, 80, 90, 120)])
-    w("board", "summary.json", {"target": "emulator", "episodes": 3, "steps": 1500, "action_mismatches": 0, "return_mean": 500.0})
+    w("board", "summary.json", {"target": "emulator", "episodes": 3, "steps": 1500, "action_mismatches": 0, "return_mean": 500.0,
+                                "returns": [500.0] * 3, "golden_returns": [500.0] * 3, "golden_return_mean": 500.0,
+                                "latency_us": {"mean": 380.0, "p50": 376.0, "p99": 512.0}})
     for step in ("train", "prune", "quantize"):
         run.mark_done(step, 1.0)
     return run
@@ -78,7 +84,7 @@ def test_report_is_self_contained_with_plots(tmp_path):
     run = _fake_run(tmp_path)
     report_step(run, run.config())
     html = (run.path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6
+    assert html.count("data:image/png;base64,") == 7  # + the training curve
     assert not re.search(r'(src|href)="(http|//|/)', html)
     assert "bit-exact" in html and "not run" not in html
 
@@ -108,4 +114,4 @@ def test_report_plots_the_compression_sweep_when_present(tmp_path):
     s = json.loads((run.path / "summary.json").read_text())
     assert s["compression"]["sweep_best_ratio"] == 12.5 and s["compression"]["sweep_best"]["bits"] == 4
     html = (run.path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 7 and "400x" in html
+    assert html.count("data:image/png;base64,") == 8 and "400x" in html

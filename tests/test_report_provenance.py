@@ -1,0 +1,100 @@
+"""The report's provenance, checks, latency, capacity and precisions, and the README tables
+regenerated from the committed summary excerpt."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from test_report import _fake_run
+
+from rl2fpga.config import apply_overrides
+from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.report import report_step
+from rl2fpga.run import Run
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_report_has_provenance_checks_latency_and_precisions(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path)
+    report_step(run, run.config())
+    s = json.loads((run.path / "summary.json").read_text())
+    prov = s["provenance"]
+    assert prov["packages"]["tensorflow-cpu"] == metadata.version("tensorflow-cpu")
+    assert prov["machine"]["cores"] >= 1 and prov["machine"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    if shutil.which("git") and (REPO / ".git").exists():
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        assert prov["git"]["commit"] == head
+    checks = {c["check"].split(" ")[0]: c for c in s["checks"]}
+    assert checks["QKeras"]["count"] == 1000 and checks["QKeras"]["verdict"] == "pass"
+    assert checks["hls4ml"]["count"] == 500 and checks["hls4ml"]["mismatches"] == 0
+    assert s["latency"]["host_us"]["p50"] == 376.0 and s["latency"]["engine_cycles"]["median"] == 80
+    assert s["latency"]["engine_us"]["median"] == pytest.approx(0.8)  # 80 cycles at 100 MHz
+    html = (run.path / "report.html").read_text()
+    for text in ("QKeras model == golden", "376", "assumed", "xc7z020", "ap_fixed&lt;8,1&gt;", "name: fake",
+                 metadata.version("hls4ml"), "Training curve"):
+        assert text in html, text
+
+
+def test_a_failed_check_reads_fail(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path)
+    atomic_write_json(run.dir("hls") / "summary.json", {"backend": "Vitis", "csim_frames": 500, "csim_mismatches": 3})
+    report_step(run, run.config())
+    s = json.loads((run.path / "summary.json").read_text())
+    row = next(c for c in s["checks"] if c["check"].startswith("hls4ml"))
+    assert row["verdict"] == "FAIL" and row["mismatches"] == 3
+
+
+def test_capacity_follows_the_part_in_the_config(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path)
+    cfg = apply_overrides(run.config(), ["hls.part=xczu3eg-sbva484-1-e"])
+    Run.create(cfg, path=run.path)
+    report_step(run, cfg)
+    cap = json.loads((run.path / "summary.json").read_text())["capacity"]
+    assert cap["device"] == "xczu3eg"
+    lut = next(r for r in cap["rows"] if r["resource"] == "lut")
+    assert lut["available"] == 70_560 and lut["used"] == 1234
+    cfg = apply_overrides(cfg, ["hls.part=xcvu9p-flga2104-2-i"])  # not in the table: shown, not guessed
+    report_step(run, cfg)
+    cap = json.loads((run.path / "summary.json").read_text())["capacity"]
+    assert cap["known"] is False and all(r["available"] is None for r in cap["rows"])
+
+
+def _readme_tables():  # noqa: ANN202
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import readme_tables
+    finally:
+        sys.path.pop(0)
+    return readme_tables
+
+
+def test_readme_tables_are_regenerated_from_the_committed_excerpt() -> None:
+    rt = _readme_tables()
+    text = (REPO / "README.md").read_text()
+    excerpts = sorted((REPO / "docs" / "summaries").glob("*.json"))
+    assert excerpts, "docs/summaries/*.json is missing"
+    for e in excerpts:
+        assert f"<!-- readme_tables:{e.stem} begin -->" in text, e.stem
+    assert rt.regenerate(text) == text, "README.md differs from docs/summaries; run python scripts/readme_tables.py"
+
+
+def test_readme_table_quotes_the_excerpt(tmp_path: Path) -> None:
+    rt = _readme_tables()
+    run = _fake_run(tmp_path)
+    report_step(run, run.config())
+    e = rt.excerpt(run.path)
+    md = rt.render("fake", e)
+    assert "**20.0x fewer**" in md and "**32.0x**" in md and "1,234 LUT" in md
+    assert e["measured"]["machine"]["cpu"] in md
+    readme = "x\n<!-- readme_tables:fake begin -->\nold numbers\n<!-- readme_tables:fake end -->\ny\n"
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "fake.json").write_text(json.dumps(e))
+    out = rt.regenerate(readme, tmp_path / "s")
+    assert "old numbers" not in out and md in out and out.startswith("x\n") and out.endswith("y\n")

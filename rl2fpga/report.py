@@ -396,7 +396,15 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         plots=plots,
         layer_rows=layer_rows,
         layer_header=layer_header,
+        hardware_forms=_hardware_forms(p),
     )
+
+
+def _hardware_forms(run_dir: Path) -> list[dict[str, str]]:
+    """One row per hardware form (board/forms.py): cycles, clock, host latency p50 / p99."""
+    from rl2fpga.board.forms import hardware_forms
+
+    return hardware_forms(run_dir)
 
 
 def report_step(run: Run, cfg: RunConfig) -> None:

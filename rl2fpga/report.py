@@ -452,7 +452,15 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         backend_header=TABLE_HEADER,
         recommendation=(s.get("recommendation") or {}).get("line") or "",
         da4ml_note=d4.get("delta") if d4.get("enabled") else (f"da4ml back end not run ({d4.get('reason')})" if d4.get("reason") else ""),
+        hardware_forms=_hardware_forms(p),
     )
+
+
+def _hardware_forms(run_dir: Path) -> list[dict[str, str]]:
+    """One row per hardware form (board/forms.py): cycles, clock, host latency p50 / p99."""
+    from rl2fpga.board.forms import hardware_forms
+
+    return hardware_forms(run_dir)
 
 
 def report_step(run: Run, cfg: RunConfig) -> None:

@@ -113,7 +113,7 @@ module rl2fpga_layer
   // part of it is not empty. A conv event's list holds every candidate tap (m, n) of its input
   // class (y % SH, x % SW, c) at once, so the lanes (not this stage) walk the taps.
   logic              tap_issue, fifo_space;
-  logic              marker_inflight;   // nothing new is accepted while this frame's marker is in the lanes
+  logic              marker_inflight;   // nothing new is accepted until the lanes have done this frame
   logic [TABW-1:0]   tab_addr;
   logic [YW-1:0]     ev_qy;              // conv: y / SH, x / SW (the output of tap (0, 0))
   logic [XW-1:0]     ev_qx;
@@ -199,9 +199,8 @@ module rl2fpga_layer
   endfunction
 
   // ================================================================ lanes
-  logic [LANES-1:0]         lane_space, lane_marker, lane_busy, lane_mac;
+  logic [LANES-1:0]         lane_space, lane_busy, lane_mac;
   logic [LANES*(AW+1)-1:0]  lane_dcount;
-  logic [LANES-1:0]         marker_seen;   // lane l's MAC pipeline has drained this frame
 
   for (genvar l = 0; l < LANES; l++) begin : g_lane
     // ---------------------------------------------------------- weights of this lane
@@ -210,7 +209,7 @@ module rl2fpga_layer
 
     // ---------------------------------------------------------- list FIFO
     localparam int QD  = 8;
-    localparam int QIW = 1 + YW + XW + VW + PTR_BITS + LEN_BITS;  // {marker, qy, qx, value, ptr, len}
+    localparam int QIW = YW + XW + VW + PTR_BITS + LEN_BITS;  // {qy, qx, value, ptr, len}
     logic                   q_push, q_pop;
     logic [QIW-1:0]         q_head;
     logic [$clog2(QD+1)-1:0] q_count;
@@ -218,20 +217,20 @@ module rl2fpga_layer
     logic [PTR_BITS-1:0]    t1_ptr;
 
     assign {t1_len, t1_ptr} = tab_rd[l*TEW +: TEW];
-    assign q_push        = t1_valid && (t1_marker || t1_len != '0);
+    assign q_push        = t1_valid && !t1_marker && t1_len != '0;
     assign lane_space[l] = 32'(q_count) + (t1_valid ? 1 : 0) < QD;
 
     rl2fpga_fifo #(.DEPTH(QD), .W(QIW)) u_q (
         .clk, .rst_n,
         .push     (q_push),
-        .push_data({t1_marker, t1_qy, t1_qx, t1_value, t1_ptr, t1_marker ? LEN_BITS'(1) : t1_len}),
+        .push_data({t1_qy, t1_qx, t1_value, t1_ptr, t1_len}),
         .pop      (q_pop),
         .head     (q_head),
         .count    (q_count)
     );
 
     // ---------------------------------------------------------- list walker
-    logic                cur_valid, cur_marker;
+    logic                cur_valid;
     logic [PTR_BITS-1:0] cur_ptr;
     logic [LEN_BITS-1:0] cur_left;
     logic [YW-1:0]       cur_qy;
@@ -242,7 +241,7 @@ module rl2fpga_layer
     assign q_pop = q_count != '0 && (!cur_valid || cur_left == LEN_BITS'(1));
 
     always_ff @(posedge clk) begin
-      if (cur_valid && !cur_marker) w_rd <= wmem[WAW'(cur_ptr)];
+      if (cur_valid) w_rd <= wmem[WAW'(cur_ptr)];
     end
 
     always_ff @(posedge clk) begin
@@ -250,7 +249,7 @@ module rl2fpga_layer
         cur_valid <= 1'b0;
       end else if (q_pop) begin
         cur_valid <= 1'b1;
-        {cur_marker, cur_qy, cur_qx, cur_value, cur_ptr, cur_left} <= q_head;
+        {cur_qy, cur_qx, cur_value, cur_ptr, cur_left} <= q_head;
       end else if (cur_valid) begin
         cur_ptr  <= cur_ptr + 1'b1;
         cur_left <= cur_left - 1'b1;
@@ -271,7 +270,7 @@ module rl2fpga_layer
     // ---------------------------------------------------------- MAC pipeline
     // M1: weight entry available: its tap gives the output position, which may fall outside the
     //     feature map at a border (then no MAC); accumulator read issued
-    logic              m1_valid, m1_marker, m1_ok;
+    logic              m1_valid, m1_ok;
     logic [YW-1:0]     m1_qy;
     logic [XW-1:0]     m1_qx;
     logic [OYW-1:0]    m1_oy;
@@ -279,7 +278,7 @@ module rl2fpga_layer
     logic [VW-1:0]     m1_value;
     logic [FBW-1:0]    m1_fb;
     // M2: accumulator word available, multiply-add, write back
-    logic              m2_valid, m2_marker, m2_ok;
+    logic              m2_valid, m2_ok;
     logic [OYW-1:0]    m2_oy;
     logic [OXW-1:0]    m2_ox;
     logic [VW-1:0]     m2_value;
@@ -318,11 +317,10 @@ module rl2fpga_layer
       prod     = $signed(m2_w) * $signed(m2_value);
       acc      = acc + ACC_BITS'(prod);
       mac_new  = {1'b1, old[AWW-2 -: XB], acc};
-      mac_we   = m2_valid && !m2_marker && m2_ok;
+      mac_we   = m2_valid && m2_ok;
       mac_push = mac_we && !old[AWW-1];
     end
     assign lane_mac[l]    = mac_we;
-    assign lane_marker[l] = m2_valid && m2_marker;
     assign lane_busy[l]   = q_count != '0 || cur_valid || m1_valid || m2_valid;
 
     always_ff @(posedge clk) begin
@@ -332,12 +330,10 @@ module rl2fpga_layer
         fwd_valid <= 1'b0;
       end else begin
         m1_valid  <= cur_valid;
-        m1_marker <= cur_marker;
         m1_qy     <= cur_qy;
         m1_qx     <= cur_qx;
         m1_value  <= cur_value;
         m2_valid  <= m1_valid;
-        m2_marker <= m1_marker;
         m2_ok     <= m1_ok;
         m2_oy     <= m1_oy;
         m2_ox     <= m1_ox;
@@ -401,7 +397,7 @@ module rl2fpga_layer
       dl_we = phase == S_MAC && mac_push;
       case (phase)
         S_MAC: begin
-          acc_re = m1_valid && !m1_marker && m1_ok;
+          acc_re = m1_valid && m1_ok;
           acc_ra = acc_addr(m1_oy, m1_ox, m1_fb);
           acc_we = mac_we;
           acc_wa = m2_addr;
@@ -462,8 +458,10 @@ module rl2fpga_layer
     idle_lanes = |lane_mac ? 32'(LANES) - word_macs : 32'd0;
   end
 
-  logic all_markers;
-  assign all_markers = &(marker_seen | lane_marker);
+  // the frame's MACs are done once its marker has been looked up and every lane is idle (the
+  // marker itself does not enter the lanes)
+  logic macs_done;
+  assign macs_done = marker_inflight && !t1_valid && !(|lane_busy);
   assign sweep_end   = 32'(sw_oy) == OUT_H - 1 && 32'(sw_ox) == OUT_W - 1 && 32'(sw_fb) == FB - 1;
   assign clear_dirty = (rq_done && out_ready) || (phase == S_SWEEP && sweep_end);
   assign busy = phase != S_MAC || marker_inflight || t1_valid || (|lane_busy);
@@ -489,7 +487,6 @@ module rl2fpga_layer
       phase           <= S_MAC;
       all_dirty       <= 1'b1;
       marker_inflight <= 1'b0;
-      marker_seen     <= '0;
       rq_k            <= '0;
       rq_total        <= '0;
       r1_valid        <= 1'b0;
@@ -511,8 +508,7 @@ module rl2fpga_layer
           if (tap_issue && in_last) marker_inflight <= 1'b1;
           run_macs <= run_macs + word_macs;
           run_pad  <= run_pad + idle_lanes;
-          marker_seen <= marker_seen | lane_marker;
-          if (marker_inflight && all_markers) begin
+          if (macs_done) begin
             // every lane has done the frame's MACs: start requantizing
             last_events     <= run_events;
             last_macs       <= run_macs + word_macs;
@@ -521,7 +517,6 @@ module rl2fpga_layer
             run_macs        <= '0;
             run_pad         <= '0;
             marker_inflight <= 1'b0;
-            marker_seen     <= '0;
             phase           <= S_RQ;
             rq_k            <= '0;
             sw_oy           <= '0;

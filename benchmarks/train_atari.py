@@ -1,5 +1,10 @@
 """Breakout DQN with the papers' CNN: agent steps/s including learning, replay bytes for 1M
-transitions (target <= 8 GB) and the random-policy baseline return."""
+transitions (target <= 8 GB) and the random-policy baseline return.
+
+The loop is timed side by side in one run: today's loop (one env, float32 learner, per-step
+action selection: ``--baseline-set`` overrides) and the config's default (e.g. 8 envs, bfloat16
+learner), alternating ``--repeats`` times, with the load average beside each figure (the machine
+is shared: compare the two columns of one run, not figures of different runs)."""
 
 from __future__ import annotations
 
@@ -19,17 +24,24 @@ def main() -> None:
     ap.add_argument("--config", default=str(CONFIG))
     ap.add_argument("--steps", type=int, default=2000, help="agent steps timed while learning")
     ap.add_argument("--random-episodes", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=2, help="alternating timings of each loop")
+    ap.add_argument("--baseline-set", action="append",
+                    default=["train.dqn.num_envs=1", "train.dqn.learner_dtype=float32"],
+                    help="overrides that give today's loop")
+    ap.add_argument("--set", action="append", default=[], help="overrides of the new default")
+    ap.add_argument("--skip-env", action="store_true", help="only time the training loops")
     args = ap.parse_args()
 
     import numpy as np
 
-    from benchmarks._train_util import learning_rate_steps_per_s
-    from rl2fpga.config import load_config
+    from rl2fpga.config import apply_overrides, load_config
     from rl2fpga.train.envs import env_spec, make_env
     from rl2fpga.train.evaluate import evaluate
     from rl2fpga.train.replay import ReplayBuffer, atari_bytes_per_transition
 
-    cfg = load_config(args.config)
+    cfg = apply_overrides(load_config(args.config), args.set)
+    if args.skip_env:
+        return time_loops(cfg, args)
 
     # -- replay memory: measured on real buffers, extrapolated to 1M transitions ------------------
     per = atari_bytes_per_transition()
@@ -58,13 +70,34 @@ def main() -> None:
     print(f"env alone (training wrappers): {2000 / (time.perf_counter() - t0):.0f} agent steps/s")
     env.close()
 
-    # -- full DQN loop ---------------------------------------------------------------------------
-    dc = cfg.train.dqn
-    learning, overall = learning_rate_steps_per_s(cfg, warmup=1000, steps=args.steps)
-    print(f"dqn while learning (train_freq {dc.train_freq}, batch {dc.batch_size}, {cfg.train.network} CNN): "
-          f"{learning:.0f} agent steps/s; 200k agent steps ~ {200_000 / learning / 60:.0f} min "
-          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    time_loops(cfg, args)
 
+
+def time_loops(cfg, args: argparse.Namespace) -> None:  # noqa: ANN001
+    """Today's loop and the new default, alternating, while learning."""
+    import numpy as np
+
+    from benchmarks._train_util import learning_rate_steps_per_s
+    from rl2fpga.config import apply_overrides
+
+    dc = cfg.train.dqn
+    base = apply_overrides(cfg, args.baseline_set)
+    rows: dict[str, list[tuple[float, float]]] = {"today": [], "new": []}
+    for r in range(args.repeats):
+        for name, c in (("today", base), ("new", cfg)):
+            load0 = os.getloadavg()[0]
+            learning, _ = learning_rate_steps_per_s(c, warmup=1000, steps=args.steps)
+            rows[name].append((learning, (load0 + os.getloadavg()[0]) / 2))
+            print(f"  repeat {r + 1}: {name:5s} {learning:6.1f} agent steps/s (load average {rows[name][-1][1]:.1f})", flush=True)
+    med = {k: float(np.median([v for v, _ in rows[k]])) for k in rows}
+    bd = base.train.dqn
+    print(f"dqn while learning (train_freq {dc.train_freq}, batch {dc.batch_size}, {cfg.train.network} CNN), "
+          f"median of {args.repeats}:\n"
+          f"  today: num_envs {bd.num_envs}, learner {bd.learner_dtype}: {med['today']:.0f} agent steps/s\n"
+          f"  new:   num_envs {dc.num_envs} ({dc.vector_mode}), learner {dc.learner_dtype}: {med['new']:.0f} agent steps/s "
+          f"= {med['new'] / med['today']:.2f}x; 200k agent steps ~ {200_000 / med['new'] / 60:.0f} min "
+          f"(today ~ {200_000 / med['today'] / 60:.0f} min)\n"
+          f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 if __name__ == "__main__":
     main()

@@ -265,25 +265,34 @@ def retrainer(cfg: RunConfig, algo: str, progress: bool = True, finetune: bool =
 DISTILL_SEED_OFFSET = 50_000  # episodes whose states a pruned network is distilled on
 
 
-def distiller(cfg: RunConfig, teacher: tf.keras.Model, spec: Any) -> Retrain:
+def distiller(cfg: RunConfig, teacher: tf.keras.Model, spec: Any, progress: bool = False) -> Retrain:
     """``prune.finetune = distill``: a pruned network recovers by learning the dense agent's
     outputs (Q-values, or the actor's mean) on the states the dense agent visits, then once more
     with the states the pruned agent itself visits added (DAgger), ``prune.distill_steps`` Adam
     steps each; no environment reward is used, so it cannot drift the way RL fine-tuning of a
-    SAC actor against re-learning critics does. The ``steps`` argument is ignored."""
+    SAC actor against re-learning critics does. The ``steps`` argument is ignored.
+
+    DQN: ``prune.distill_temperature`` distills softmax(Q / T) instead of the Q-values (what the
+    greedy action depends on, not the common state value), and ``prune.distill_rl_steps`` adds a
+    short RL fine-tuning in the environment after it. Atari frames stay uint8 in memory (the
+    network input p * 2^-8 is made one minibatch at a time)."""
     from rl2fpga.quantize.quant import distill
     from rl2fpga.train.common import EVAL_SEED_OFFSET
-    from rl2fpga.train.evaluate import evaluate, network_input, record_episode
+    from rl2fpga.train.evaluate import evaluate, record_episode
+    from rl2fpga.train.networks import PIXEL_SCALE
 
     pc = cfg.prune
     seed = cfg.seed + DISTILL_SEED_OFFSET
+    pixels = bool(getattr(spec, "is_atari", False))
+    temperature = pc.distill_temperature if spec.discrete else None
+    rl = retrainer(cfg, cfg.train.algo, progress=progress, finetune=True) if pc.distill_rl_steps > 0 else None
 
     def visit(model: tf.keras.Model, first: int) -> np.ndarray:
-        """Network inputs (pixels scaled as in training) of the states ``model`` visits."""
+        """Observations (uint8 pixels for Atari, else float32) of the states ``model`` visits."""
         pol = _policy(model, spec)
-        obs = np.concatenate([record_episode(pol, cfg.env, seed + first + i).observations
+        obs = np.concatenate([record_episode(pol, cfg.env, seed + first + i, pc.distill_max_steps).observations
                               for i in range(pc.distill_episodes)])
-        return np.asarray(network_input(tf.constant(obs)))
+        return obs if pixels else obs.astype(np.float32)
 
     states = visit(teacher, 0)
 
@@ -291,14 +300,20 @@ def distiller(cfg: RunConfig, teacher: tf.keras.Model, spec: Any) -> Retrain:
         student = tf.keras.models.clone_model(model)
         student.set_weights(model.get_weights())
         apply_masks(student, masks)
+        kw = {"batch": 256, "temperature": temperature, "input_scale": PIXEL_SCALE if pixels else None}
         # the QAT distillation loop, on a float student (its QKeras snapping is a no-op here)
         x = states
-        distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt, batch=256)
-        x = np.concatenate([x, visit(student, 1000)])
-        loss = float(np.mean(distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt + 1, batch=256)[-20:]))
-        ev = evaluate(_policy(student, spec), cfg.env, cfg.seed + EVAL_SEED_OFFSET, cfg.train.eval_episodes)
-        return student, {**ev.to_dict(), "steps": 2 * pc.distill_steps, "attempt": attempt,
-                         "distill_states": int(len(x)), "distill_loss": loss}
+        distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt, **kw)
+        x = np.concatenate([x, visit(student, 1000)])  # DAgger: + the student's own states
+        loss = float(np.mean(distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt + 1, **kw)[-20:]))
+        info = {"steps": 2 * pc.distill_steps, "attempt": attempt, "distill_states": int(len(x)), "distill_loss": loss}
+        if rl is not None:  # its result is evaluated on the same seeds as every level
+            student, ev_rl = rl(student, masks, pc.distill_rl_steps, attempt)
+            ev = {k: ev_rl[k] for k in ("returns", "mean", "std", "lengths")}
+            info["rl_steps"] = int(ev_rl["steps"])
+        else:
+            ev = evaluate(_policy(student, spec), cfg.env, cfg.seed + EVAL_SEED_OFFSET, cfg.train.eval_episodes).to_dict()
+        return student, {**ev, **info}
 
     return retrain
 

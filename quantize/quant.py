@@ -29,15 +29,24 @@ from rl2fpga.quantize.qkeras_model import (
 
 def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, masks: dict[str, np.ndarray],
             steps: int, seed: int, lr: float = 3e-4, batch: int = 128, advantage_weight: float = 0.0,
-            progress: Callable[[int], None] | None = None) -> list[float]:
+            progress: Callable[[int], None] | None = None, temperature: float | None = None,
+            input_scale: float | None = None) -> list[float]:
     """QAT: ``steps`` Adam steps of MSE(qmodel(x), teacher(x)); masks kept; weights snapped.
 
     ``advantage_weight`` > 0 adds the error of the outputs centred per state (Q-values minus
     their mean over actions, normalised alike): greedy actions depend only on those
-    differences, which in DQN are small next to the common state value."""
+    differences, which in DQN are small next to the common state value.
+    ``temperature`` (DQN): minimise instead the cross-entropy between the teacher's
+    softmax(Q / temperature) and the student's (policy distillation, Rusu et al. 2016).
+    ``input_scale``: ``x`` holds raw observations (e.g. uint8 pixels, kept as they are to save
+    memory) and the network input is ``x * input_scale``, converted one minibatch at a time."""
     rng = np.random.default_rng(seed)
-    x = np.asarray(x, np.float32)
-    target = np.asarray(teacher(x, training=False), np.float32)
+    if input_scale is None:
+        x = np.asarray(x, np.float32)
+        prep = lambda a: a  # noqa: E731
+    else:
+        prep = lambda a: a.astype(np.float32) * np.float32(input_scale)  # noqa: E731
+    target = _predict(teacher, x, prep)
     scale = float(np.mean(target**2)) + 1e-8  # normalised loss: comparable across agents
     centred = target - target.mean(axis=1, keepdims=True)
     scale_c = float(np.mean(centred**2)) + 1e-8
@@ -48,7 +57,11 @@ def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, mask
     def train_step(xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             y = qmodel(xb, training=True)
-            loss = tf.reduce_mean(tf.square(y - yb)) / scale
+            if temperature is not None:  # cross-entropy of softmax(Q / T): teacher -> student
+                p_teacher = tf.nn.softmax(yb / temperature, axis=1)
+                loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(p_teacher, y / temperature))
+            else:
+                loss = tf.reduce_mean(tf.square(y - yb)) / scale
             if advantage_weight > 0:
                 d = (y - tf.reduce_mean(y, axis=1, keepdims=True)) - (yb - tf.reduce_mean(yb, axis=1, keepdims=True))
                 loss += advantage_weight * tf.reduce_mean(tf.square(d)) / scale_c
@@ -62,12 +75,21 @@ def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, mask
     losses = []
     for i in range(steps):
         idx = rng.integers(0, len(x), size=min(batch, len(x)))
-        losses.append(float(train_step(tf.constant(x[idx]), tf.constant(target[idx]))))
+        losses.append(float(train_step(tf.constant(prep(x[idx])), tf.constant(target[idx]))))
         if progress is not None:
             progress(i)
     apply_masks(qmodel, masks)
     snap_to_grid(qmodel, masks)
     return losses
+
+
+def _predict(model: tf.keras.Model, x: np.ndarray, prep: Callable[[np.ndarray], np.ndarray],
+             chunk: int = 256, max_bytes: int = 64 << 20) -> np.ndarray:
+    """``model(prep(x))`` as float32; in chunks when ``x`` is large (Atari frames)."""
+    if x.nbytes <= max_bytes:
+        return np.asarray(model(prep(x), training=False), np.float32)
+    return np.concatenate([np.asarray(model(prep(x[i:i + chunk]), training=False), np.float32)
+                           for i in range(0, len(x), chunk)])
 
 
 def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: QuantizeConfig, input_fmt: Fmt,

@@ -53,7 +53,15 @@ class DQNConfig:
     max_grad_norm: float = 10.0
     """Gradient clipping by global norm."""
     num_envs: int = 1
-    """Parallel environments (Atari uses ale-py's vector env when > 1)."""
+    """Copies of the training environment stepped together (> 1: a Gymnasium vector env over the
+    same wrappers, one batched action selection per step of all copies, replay sampled in packed
+    uint8 windows). Every count (total_steps, learning_starts, train_freq,
+    target_update_interval, exploration_steps, eval_every) is in agent steps over all copies."""
+    vector_mode: Literal["sync", "async"] = "sync"
+    """num_envs > 1: step the copies in this process (sync) or in worker processes (async)."""
+    learner_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Compute type of the learner's forward and backward passes; bfloat16 uses oneDNN's
+    AVX512-BF16/AMX kernels. The weights, the acting network and the saved model stay float32."""
 
 
 @dataclass
@@ -153,6 +161,15 @@ class PruneConfig:
     """distill: Adam steps per level and per round (two rounds: dense states, then + own states)."""
     distill_episodes: int = 5
     """distill: episodes whose states are distilled on (per round)."""
+    distill_max_steps: int | None = None
+    """distill: cap on agent steps per distillation episode (None: whole episodes; Atari frames
+    are kept as uint8, 28 KB per state)."""
+    distill_temperature: float | None = None
+    """distill, DQN: learn the dense agent's softmax(Q / T) at this temperature T (cross-entropy,
+    policy distillation) instead of its Q-values (squared error; None)."""
+    distill_rl_steps: int = 0
+    """distill: environment steps of RL fine-tuning after the distillation (masks kept, no
+    epsilon-random phase, as gradual pruning's retraining; 0: none)."""
 
 
 @dataclass

@@ -5,6 +5,12 @@ Epsilon-greedy play into a replay buffer; every ``train_freq`` environment steps
 every ``target_update_interval`` steps. Pruning hooks: ``model`` starts from given (e.g. rewound)
 weights and ``masks`` (layer name -> 0/1 kernel mask) are re-applied after every gradient step,
 so pruned weights stay exactly 0.
+
+``train.dqn.num_envs > 1`` steps that many copies of the environment together (one batched
+greedy forward pass per step of all copies) and samples packed uint8 windows from a
+:class:`VectorReplay`; every schedule still counts agent steps over all copies.
+``train.dqn.learner_dtype = bfloat16`` runs the learner's passes in bfloat16 on the float32
+weights (:func:`chain_forward`); acting, evaluation and the saved model stay float32.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from rl2fpga.train.common import (
     save_keras,
     seed_everything,
 )
-from rl2fpga.train.envs import FRAME_STACK, check_algo, env_spec, make_env
+from rl2fpga.train.envs import FRAME_STACK, check_algo, env_spec, make_env, make_vector_env
 from rl2fpga.train.evaluate import (
     Policy,
     dense_chain,
@@ -38,8 +44,8 @@ from rl2fpga.train.evaluate import (
     network_input,
     numpy_greedy_policy,
 )
-from rl2fpga.train.networks import build_network
-from rl2fpga.train.replay import ReplayBuffer
+from rl2fpga.train.networks import build_network, chain_forward
+from rl2fpga.train.replay import ReplayBuffer, VectorReplay, unpack_pairs
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
@@ -63,8 +69,8 @@ def train_dqn(
     dc, tc = cfg.train.dqn, cfg.train
     spec = env_spec(cfg.env)
     check_algo("dqn", spec)
-    if dc.num_envs != 1:
-        raise Rl2fpgaError(f"train.dqn.num_envs={dc.num_envs} is not supported yet; set train.dqn.num_envs=1")
+    if dc.num_envs < 1:
+        raise Rl2fpgaError(f"train.dqn.num_envs={dc.num_envs} must be at least 1")
     if spec.is_atari and tc.network == "mlp":
         raise Rl2fpgaError(f"{spec.id} has image observations; set train.network=atari (or nature)")
     if not spec.is_atari and tc.network != "mlp":
@@ -93,18 +99,25 @@ def train_dqn(
         """Greedy policy on the current weights: NumPy for an MLP (weights change only in bursts)."""
         return numpy_greedy_policy(q_net) if dense_chain(q_net) is not None else tf_greedy
 
-    @tf.function
-    def update(obs, actions, rewards, next_obs, terminated) -> tuple[tf.Tensor, tf.Tensor]:
+    if dc.learner_dtype == "float32":
+        q_fwd = lambda x: q_net(x, training=True)  # noqa: E731
+        q_next = lambda x: q_net(x, training=False)  # noqa: E731
+        target_fwd = lambda x: target_net(x, training=False)  # noqa: E731
+    else:
+        q_fwd = q_next = chain_forward(q_net, tf.bfloat16)
+        target_fwd = chain_forward(target_net, tf.bfloat16)
+
+    def td_step(obs, actions, rewards, next_obs, terminated) -> tuple[tf.Tensor, tf.Tensor]:
         next_in = network_input(next_obs)
-        next_target = target_net(next_in, training=False)
+        next_target = target_fwd(next_in)
         if dc.double_dqn:  # online net picks the action, target net scores it
-            best = tf.argmax(q_net(next_in, training=False), axis=1, output_type=tf.int32)
+            best = tf.argmax(q_next(next_in), axis=1, output_type=tf.int32)
             next_value = tf.gather(next_target, best, axis=1, batch_dims=1)
         else:
             next_value = tf.reduce_max(next_target, axis=1)
         td_target = rewards + dc.gamma * (1.0 - terminated) * next_value
         with tf.GradientTape() as tape:
-            q = q_net(network_input(obs), training=True)
+            q = q_fwd(network_input(obs))
             q_taken = tf.gather(q, actions, axis=1, batch_dims=1)
             loss = loss_fn(tf.stop_gradient(td_target), q_taken)
         grads = tape.gradient(loss, q_net.trainable_variables)
@@ -113,6 +126,11 @@ def train_dqn(
         for var, mask in mask_pairs:  # pruned weights stay exactly zero
             var.assign(var * mask)
         return loss, tf.reduce_mean(q_taken)
+
+    update = tf.function(td_step)
+
+    if dc.num_envs > 1:
+        return _train_vector(cfg, out_dir, spec, q_net, target_net, td_step, total, rng, t0, progress)
 
     # -- replay, env, bookkeeping --------------------------------------------------------------
     stack = FRAME_STACK if spec.is_atari else 1
@@ -178,3 +196,108 @@ def train_dqn(
     if not selector.stop and (tc.eval_every <= 0 or step % tc.eval_every != 0):
         selector(step)
     return finish(cfg, out_dir, q_net, tf_greedy, selector, logger, step, t0, {"algo": "dqn"})
+
+
+def _crossed(prev: int, step: int, every: int, after: int = 0) -> int:
+    """How many multiples of ``every`` lie in (max(prev, after), step]."""
+    if every <= 0:
+        return 0
+    lo = max(prev, after)
+    return max(0, step // every - lo // every)
+
+
+def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Model, target_net: tf.keras.Model,
+                  td_step, total: int, rng: np.random.Generator, t0: float, progress: bool) -> TrainResult:
+    """The loop of :func:`train_dqn` over ``num_envs`` environment copies stepped together.
+
+    Agent step ``t`` is one step of one copy; an iteration steps every copy once (steps
+    ``t+1 .. t+N``, copy ``i`` taking step ``t+1+i`` and its epsilon). After the iteration come
+    the gradient bursts, target copies, checkpoints and evaluations whose agent-step counts fell
+    inside it, in that order, as the single-env loop does them step by step. Training stops at
+    the first iteration reaching ``total`` (at most N - 1 steps more)."""
+    dc, tc = cfg.train.dqn, cfg.train
+    n_envs = dc.num_envs
+    stack = FRAME_STACK if spec.is_atari else 1
+    obs_dtype = np.uint8 if spec.is_atari else np.float32
+    rb = VectorReplay(dc.buffer_size, n_envs, spec.obs_shape, obs_dtype, stack=stack, seed=cfg.seed)
+    logger = Logger(out_dir)
+    tf_greedy = greedy_policy(q_net)
+    selector = Selector(cfg, q_net, lambda: tf_greedy, logger)
+    ckpt_at = checkpoint_steps(cfg, total)
+    bar = progress_bar(total, progress, f"dqn {spec.id} x{n_envs}")
+
+    @tf.function
+    def act_batch(obs: tf.Tensor) -> tf.Tensor:
+        return tf.argmax(q_net(network_input(obs), training=False), axis=1, output_type=tf.int32)
+
+    @tf.function
+    def update(pairs, actions, rewards, terminated) -> tuple[tf.Tensor, tf.Tensor]:
+        obs, next_obs = unpack_pairs(pairs, dc.batch_size)
+        return td_step(obs, actions, rewards, next_obs, terminated)
+
+    envs = make_vector_env(cfg.env, cfg.seed, n_envs, training=True, mode=dc.vector_mode)
+    offsets = np.arange(1, n_envs + 1)
+    step = 0
+    loss = q_mean = None
+    try:
+        obs, _ = envs.reset(seed=cfg.seed)
+        obs = np.asarray(obs, obs_dtype)
+        rb.start_episodes(obs)
+        while step < total:
+            # -- act: copy i takes agent step step + 1 + i -----------------------------------------
+            t = step + offsets
+            eps = np.array([linear_schedule(dc.exploration_initial_eps, dc.exploration_final_eps,
+                                            dc.exploration_steps, int(s)) for s in t])
+            explore = (t <= dc.learning_starts) | (rng.random(n_envs) < eps)
+            actions = rng.integers(spec.n_actions, size=n_envs).astype(np.int32)
+            if not explore.all():
+                greedy = act_batch(tf.constant(obs)).numpy()
+                actions = np.where(explore, actions, greedy).astype(np.int32)
+            next_obs, rewards, terminated, truncated, info = envs.step(actions)
+            next_obs = np.asarray(next_obs, obs_dtype)
+            done = np.logical_or(terminated, truncated)
+            final = next_obs
+            if done.any():  # SAME_STEP autoreset: next_obs holds the reset obs of finished copies
+                final = next_obs.copy()
+                for i in np.flatnonzero(done):
+                    final[i] = info["final_obs"][i]
+            rb.add(actions, np.asarray(rewards, np.float32), np.asarray(terminated, bool), final)
+            if done.any():
+                rb.start_episodes(next_obs[done], np.flatnonzero(done))
+                fin = info.get("final_info", {})
+                if "episode" in fin:  # a real game ended (Atari: all lives, unclipped score)
+                    for i in np.flatnonzero(fin["_episode"]):
+                        logger.episode(int(t[i]), float(fin["episode"]["r"][i]))
+                    bar.set_postfix(ret=f"{logger.running_return():.1f}", eps=f"{eps[-1]:.2f}")
+            obs = next_obs
+            prev, step = step, step + n_envs
+
+            # -- learn, target copies --------------------------------------------------------------
+            bursts = _crossed(prev, step, dc.train_freq, dc.learning_starts)
+            for _ in range(bursts * dc.gradient_steps):
+                b = rb.sample(dc.batch_size)
+                loss, q_mean = update(b.pairs, b.actions, b.rewards, b.terminated)
+            if bursts:
+                logger.losses.append((step, float(loss)))
+                logger.scalar("train/loss", float(loss), step)
+                logger.scalar("train/q_mean", float(q_mean), step)
+                logger.scalar("train/epsilon", float(eps[-1]), step)
+            if _crossed(prev, step, dc.target_update_interval):
+                target_net.set_weights(q_net.get_weights())
+
+            # -- evaluate, checkpoint ----------------------------------------------------------------
+            if out_dir is not None and any(prev < s <= step for s in ckpt_at):
+                save_keras(q_net, out_dir / "checkpoints" / f"step_{step:08d}.keras")
+            if tc.eval_every > 0 and _crossed(prev, step, tc.eval_every, dc.learning_starts):
+                res = selector(step)
+                bar.write(f"step {step}: eval return {res.mean:.1f} +- {res.std:.1f}")
+                if selector.stop:
+                    break
+            bar.update(n_envs)
+    finally:
+        bar.close()
+        envs.close()
+    if not selector.stop and (tc.eval_every <= 0 or not _crossed(step - n_envs, step, tc.eval_every, dc.learning_starts)):
+        selector(step)
+    return finish(cfg, out_dir, q_net, tf_greedy, selector, logger, step, t0,
+                  {"algo": "dqn", "num_envs": n_envs, "learner_dtype": dc.learner_dtype})

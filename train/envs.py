@@ -246,3 +246,22 @@ def check_algo(algo: str, spec: EnvSpec) -> None:
         raise Rl2fpgaError(f"DQN needs discrete actions but {spec.id} has continuous ones; set train.algo=sac")
     if algo == "sac" and spec.discrete:
         raise Rl2fpgaError(f"SAC needs continuous actions but {spec.id} has discrete ones; set train.algo=dqn")
+
+
+def make_vector_env(env_cfg: EnvConfig, seed: int, num_envs: int, training: bool,
+                    mode: str = "sync") -> gym.vector.VectorEnv:
+    """``num_envs`` copies of :func:`make_env` (the very same wrappers, so the same preprocessing)
+    in a Gymnasium vector env that resets a finished copy within the step that ended it
+    (``AutoresetMode.SAME_STEP``: ``info["final_obs"]`` holds the final observations, and
+    ``info["final_info"]`` the final infos, e.g. ``episode``). Copy ``i`` uses seed ``seed + i``
+    (reset the vector env once with ``seed``). ``mode``: sync steps the copies one after the other
+    in this process, async in worker processes (spawned, so no TF state is forked)."""
+    from functools import partial
+
+    fns = [partial(make_env, env_cfg, seed + i, training) for i in range(num_envs)]
+    same_step = gym.vector.AutoresetMode.SAME_STEP
+    if mode == "sync":
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=same_step)
+    if mode == "async":
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=same_step, context="spawn")
+    raise Rl2fpgaError(f"unknown vector env mode '{mode}'; use sync or async")

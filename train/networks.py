@@ -67,3 +67,43 @@ def build_network(network: str, obs_shape: tuple[int, ...], n_out: int, hidden: 
 def weight_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """The Dense and Conv2D layers in order (what pruning, quantization and hardware map)."""
     return [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Dense | tf.keras.layers.Conv2D)]
+
+
+def chain_forward(model: tf.keras.Model, dtype: tf.DType = tf.bfloat16):
+    """``model``'s forward pass computed in ``dtype`` on its own (float32) variables, for a learner:
+    every kernel and bias is cast to ``dtype`` where it is used, so gradients flow to the float32
+    variables (bfloat16 runs the convolutions and matmuls through oneDNN's AVX512-BF16/AMX
+    kernels). Only the layers :func:`build_network` uses (Conv2D, Flatten, Dense); the output is
+    float32. The model itself (acting, evaluation, saving) is untouched and stays float32."""
+    steps = []
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.InputLayer):
+            continue
+        if isinstance(layer, tf.keras.layers.Conv2D) and type(layer) is tf.keras.layers.Conv2D:
+            if layer.data_format != "channels_last" or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
+                raise ValueError(f"chain_forward: unsupported Conv2D settings in layer {layer.name}")
+            steps.append(("conv", layer))
+        elif type(layer) is tf.keras.layers.Dense:
+            steps.append(("dense", layer))
+        elif type(layer) is tf.keras.layers.Flatten:
+            steps.append(("flatten", layer))
+        else:
+            raise ValueError(f"chain_forward: layer {layer.name} ({type(layer).__name__}) is not Conv2D, Flatten or Dense")
+
+    def forward(x: tf.Tensor) -> tf.Tensor:
+        h = tf.cast(x, dtype)
+        for kind, layer in steps:
+            if kind == "flatten":
+                h = tf.reshape(h, [tf.shape(h)[0], -1])
+                continue
+            kernel = tf.cast(layer.kernel, dtype)
+            if kind == "conv":
+                h = tf.nn.conv2d(h, kernel, strides=(1, *layer.strides, 1), padding=layer.padding.upper())
+            else:
+                h = tf.matmul(h, kernel)
+            if layer.use_bias:
+                h = tf.nn.bias_add(h, tf.cast(layer.bias, dtype))
+            h = layer.activation(h)
+        return tf.cast(h, tf.float32)
+
+    return forward

@@ -71,15 +71,15 @@ def _ordered_timings(run: Run) -> dict[str, float]:
 
 
 def _current_loader(run: Run) -> Any:
-    """``_load`` limited to the results of finished steps computed from the current artifacts
-    (rl2fpga.manifest.current_steps): a rerun earlier step hides every stale later result."""
-    from rl2fpga.manifest import current_steps
+    """``_load`` without the results of finished steps computed from artifacts that changed
+    since (rl2fpga.manifest.stale_steps); rerunning a step also removes every later summary."""
+    from rl2fpga.manifest import stale_steps
 
-    current = current_steps(run.path)
+    stale = stale_steps(run.path)
 
     def load(path: Path) -> Any:
         step = path.relative_to(run.path).parts[0]
-        return _load(path) if step in current else None
+        return None if step in stale else _load(path)
 
     return load
 
@@ -185,7 +185,33 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
         },
         "timings_s": _ordered_timings(run),
     }
+    summary["board"]["hardware_check"] = pick(brd, "hardware_check", default=None if not brd else brd.get("engine") != "golden")
+    summary["selected"]["dense_return_mean"] = pick(quant, "dense_return_mean")
+    summary["selected"]["return_below_dense"] = pick(quant, "return_below_dense")
+    summary["input_saturation"] = pick(brd, "input_saturation") or pick(quant, "input_saturation")
+    summary["warnings"] = report_warnings(summary)
     return summary
+
+
+SATURATION_WARN = 0.001  # warn when more than 0.1 % of input elements saturate
+
+
+def report_warnings(s: dict[str, Any]) -> list[str]:
+    """What a reader must not miss: weaker checks, saturated inputs, a lost return."""
+    out = []
+    sat = s.get("input_saturation") or {}
+    if sat.get("elements") and sat.get("fraction", 0.0) > SATURATION_WARN:
+        out.append(f"{100 * sat['fraction']:.2f} % of the input elements ({sat['saturated']:,} of {sat['elements']:,}; "
+                   f"{sat['frames_saturated']:,} of {sat['frames']:,} frames) fell outside the input format and were "
+                   "saturated: widen it (quantize.float_input_bits) or standardise the observations")
+    sel = s.get("selected") or {}
+    if sel.get("return_below_dense"):
+        out.append(f"the selected model's return ({_fmt(sel.get('eval_return_mean_delta'), '{:.1f}')} with delta updates) "
+                   f"is far below the dense agent's ({_fmt(sel.get('dense_return_mean'), '{:.1f}')}): check the bit widths")
+    if s.get("board", {}).get("hardware_check") is False:
+        out.append(f"the closed loop ran on the golden engine ({s['board'].get('target')}): it compares the golden model "
+                   "with itself, not hardware; use board.emulator_engine=verilator for a hardware check")
+    return out
 
 
 # ---------------------------------------------------------------------------- plots
@@ -374,6 +400,10 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         (f"closed loop ({s['board']['target'] or 'board'}, steps)", s["board"]["steps"], s["board"]["action_mismatches"]),
     ):
         verdict, cls = _verdict(n, mism)
+        if form.startswith("closed loop") and s["board"].get("engine"):
+            form = f"closed loop ({s['board']['target']}, {s['board']['engine']} engine, steps)"
+            if s["board"].get("hardware_check") is False and verdict != "not run":
+                verdict, cls = "golden vs golden: no hardware check", "na"
         verification.append({"form": form, "frames": _fmt(n), "mismatches": _fmt(mism), "verdict": verdict, "cls": cls})
     plots = [
         {"title": "Reward vs sparsity (cf. 2023 paper, Fig. 6)", "png": plot_reward_vs_sparsity(s), "missing": "prune step not run"},

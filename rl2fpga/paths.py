@@ -1,36 +1,38 @@
-"""Paths handed to make-based tools (Verilator's generated makefiles, cocotb) must not contain
-spaces: make splits them. :func:`space_free` gives such a folder a space-free alias (a symlink
-in the temp folder, private to this user), used for every path the simulator sees."""
+"""Build folders handed to make-based tools (Verilator's generated makefiles, which cocotb
+runs) must not contain whitespace: GNU make cannot build there. :func:`build_dir_for` keeps a
+build folder where it belongs unless its path has whitespace, and then moves it to a private,
+space-free folder of this user (its binaries are still verified by hash before they run)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from rl2fpga.errors import Rl2fpgaError
 
 
-@contextlib.contextmanager
-def space_free(path: str | Path) -> Iterator[Path]:
-    """``path`` itself when its absolute form has no whitespace, else a symlink alias to it."""
-    path = Path(path).absolute()
-    if not any(c.isspace() for c in str(path)):
-        yield path
-        return
+def has_space(path: str | Path) -> bool:
+    return any(c.isspace() for c in str(Path(path).absolute()))
+
+
+def private_tmp() -> Path:
+    """``<tmp>/rl2fpga-<uid>``: created 0700 and checked to be this user's own folder."""
     base = Path(tempfile.gettempdir()) / f"rl2fpga-{os.getuid()}"
     base.mkdir(mode=0o700, exist_ok=True)
-    if base.is_symlink() or base.stat().st_uid != os.getuid():
-        raise Rl2fpgaError(f"{base} is not this user's folder; remove it (it holds aliases for paths with spaces)")
-    if any(c.isspace() for c in str(base)):
+    st = base.lstat()
+    if base.is_symlink() or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise Rl2fpgaError(f"{base} is not a private folder of this user; remove it and rerun")
+    if has_space(base):
         raise Rl2fpgaError(f"the temp folder {base} has a space; set TMPDIR to a folder without spaces")
-    alias = base / hashlib.sha256(str(path).encode()).hexdigest()[:16]
-    tmp = base / f".{alias.name}.{os.getpid()}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    os.symlink(path, tmp)
-    os.replace(tmp, alias)  # atomic: a concurrent command sees the old or the new, same target
-    yield alias
+    return base
+
+
+def build_dir_for(path: str | Path) -> Path:
+    """``path`` itself, or a space-free stand-in for it when its absolute form has whitespace."""
+    path = Path(path)
+    if not has_space(path):
+        return path
+    key = hashlib.sha256(str(path.absolute()).encode()).hexdigest()[:16]
+    return private_tmp() / "build" / key

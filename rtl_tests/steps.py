@@ -97,7 +97,7 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
 
     from rl2fpga.hls.rtlgen import RtlDesign
     from rl2fpga.manifest import verify_files
-    from rl2fpga.paths import space_free
+    from rl2fpga.paths import build_dir_for
     from rl2fpga.quantize.golden import GoldenModel
     from rl2fpga.rtl_tests.harness import run_engine
 
@@ -106,14 +106,14 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
     verify_files(run.require("rtl"), "rtl", run.path)
     run.require("quantize")
     frames, starts = record_frames(cfg.env, cfg.cosim.frames, cfg.seed)
-    with space_free(run.path) as root:  # make-based builds cannot take paths with spaces
-        design = RtlDesign.load(root / "rtl")
-        golden_dir = root / "quantize" / "golden"
-        golden = GoldenModel.load(golden_dir)
-        out = run.dir("cosim")
-        console.print(f"co-simulating {len(frames)} frames ({len(starts)} episode starts) in Verilator ...")
-        res = run_engine(design, golden_dir, frames, root / "cosim" / "sim", seed=cfg.seed, idle=cfg.cosim.backpressure,
-                         stall=cfg.cosim.backpressure, resets=starts[1:], build_dir=root / "cosim" / "obj")
+    design = RtlDesign.load(run.path / "rtl")
+    golden_dir = run.path / "quantize" / "golden"
+    golden = GoldenModel.load(golden_dir)
+    out = run.dir("cosim")
+    console.print(f"co-simulating {len(frames)} frames ({len(starts)} episode starts) in Verilator ...")
+    res = run_engine(design, golden_dir, frames, out / "sim", seed=cfg.seed, idle=cfg.cosim.backpressure,
+                     stall=cfg.cosim.backpressure, resets=starts[1:],
+                     build_dir=build_dir_for(out / "obj"))  # make cannot build in a path with spaces
     stats = latency_stats(res["per_frame"], golden.dense_mults(), design.lanes, cfg.rtl.clock_mhz)
     atomic_write_json(out / "frames.json", res["per_frame"])
     atomic_write_json(out / "latency.json", stats)

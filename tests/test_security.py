@@ -205,7 +205,7 @@ def test_name_of_a_finished_run_needs_force(tmp_path, capsys):
 @pytest.mark.parametrize("argv_tail, needle", [
     (["quantize", "{run}", "--bits", "40"], "quantize.weight_bits"),
     (["rtl", "{run}", "--lanes=65"], "rtl.lanes"),
-    (["run", "{run}", "--from", "bogus"], "unknown step 'bogus'"),
+    (["run", "{run}", "--set", "quantize.weight_bits=6", "--from", "bogus"], "unknown step 'bogus'"),
     (["run", "{run}", "--from", "rtl", "--to", "quantize"], "comes after"),
     (["train", "--runs-dir", "{runs}", "--name", "g", "--steps", "-5"], "train.total_steps"),
     (["quantize", "{run}", "--set", "quantize.output_bits=0"], "quantize.output_bits"),

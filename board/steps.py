@@ -13,6 +13,7 @@ bundle and the Vivado project (:mod:`rl2fpga.board.build`).
 
 from __future__ import annotations
 
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -138,8 +139,18 @@ def _emulator_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Bac
     if kind == "auto":
         from rl2fpga.board.verilator_engine import verilator_available
 
-        kind = "verilator" if verilator_available(rtl_dir) else "golden"
+        if not verilator_available(rtl_dir):  # never fall back to comparing golden with golden
+            from rl2fpga.errors import ToolMissing
+
+            why = "verilator is not on PATH" if shutil.which("verilator") is None else f"{rtl_dir} has no generated engine"
+            raise ToolMissing(f"board.emulator_engine=auto needs the generated RTL in Verilator, but {why}; install "
+                              "verilator and run `rl2fpga rtl`, or set board.emulator_engine=golden (the Python "
+                              "reference engine: no hardware check)")
+        kind = "verilator"
     if kind == "verilator":
+        from rl2fpga.manifest import verify_files
+
+        verify_files(rtl_dir, "rtl", run.path)  # only the RTL the rtl step generated is compiled
         from rl2fpga.board.verilator_engine import VerilatorEngine
 
         src = design.rtl_sources(rtl_dir)  # the generated hardware's own parameters win
@@ -184,6 +195,7 @@ class EpisodeLog:
     latency_us: list[float] = field(default_factory=list)
     cycles: list[int] = field(default_factory=list)
     macs: list[list[int]] = field(default_factory=list)  # per step, per layer, as the back end counted them
+    saturation: dict[str, Any] | None = None  # input elements saturated by the input format
 
 
 def _make_env(cfg: RunConfig) -> Any:
@@ -244,6 +256,7 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
             log.steps.append(steps)
     finally:
         env.close()
+    log.saturation = golden.saturation.to_json()
     return log
 
 
@@ -296,6 +309,8 @@ def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[dict[str
     summary: dict[str, Any] = {
         "target": target,
         "engine": engine,
+        # golden actions compared with the golden policy check the driver, not any hardware
+        "hardware_check": engine != "golden",
         "env_id": cfg.env.id,
         "seed": cfg.seed,
         "episodes": cfg.board.episodes,
@@ -310,6 +325,7 @@ def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[dict[str
         "output_mismatches": log.output_mismatches,
         "mac_mismatches": log.mac_mismatches,
         "first_mismatch": log.first_mismatch,
+        "input_saturation": log.saturation,
         "latency_us": _stats(log.latency_us),
         "cycles_per_step": cycles,
         "clock_mhz": cfg.rtl.clock_mhz,

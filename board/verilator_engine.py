@@ -25,6 +25,7 @@ from rl2fpga.board import design
 from rl2fpga.board.engine import EngineModel, frame_bytes
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_text
+from rl2fpga.manifest import build_trusted, record_build
 from rl2fpga.quantize.golden import GoldenModel
 
 TOP = design.ENGINE_TOP
@@ -63,8 +64,12 @@ def build_library(rtl_dir: Path, build_dir: Path, input_bytes_per_beat: int, opt
     key = h.hexdigest()[:16]
     out = build_dir / key
     lib = out / f"lib{TOP}.so"
-    if lib.exists():
+    # a cached library is loaded only when it is byte for byte what this user built there
+    # (rl2fpga.manifest); a truncated, swapped or foreign one is removed with its objects
+    if lib.exists() and build_trusted(lib):
         return lib
+    if out.exists():
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "shim.cpp", shim)
     env = dict(os.environ)
@@ -81,6 +86,7 @@ def build_library(rtl_dir: Path, build_dir: Path, input_bytes_per_beat: int, opt
         atomic_write_text(out / "build.log", proc.stdout + proc.stderr)
         first = next((ln for ln in (proc.stderr or proc.stdout).splitlines() if "%Error" in ln or "error" in ln), "see the log")
         raise Rl2fpgaError(f"verilator build of {rtl_dir} failed ({first.strip()[:200]}); full log: {out / 'build.log'}")
+    record_build(lib)
     return lib
 
 

@@ -28,7 +28,16 @@ from rl2fpga.run import Run
 def rtl_step(run: Run, cfg: RunConfig) -> None:
     from rich.console import Console
 
+    from rl2fpga.errors import ToolMissing
+    from rl2fpga.manifest import record_files
+
     console = Console(stderr=True)
+    # missing tools are errors (checked before anything is replaced), not "skipped" figures
+    if not shutil.which("verilator"):
+        raise ToolMissing("verilator is not on PATH (the rtl step lints the engine with it); install it (apt install verilator)")
+    if cfg.rtl.synth and not shutil.which("yosys"):
+        raise ToolMissing("yosys is not on PATH (rtl.synth=true estimates resources with it); install it "
+                          "(apt install yosys) or set rtl.synth=false")
     golden = GoldenModel.load(run.require("quantize") / "golden")
     summary: dict[str, Any] = {"version": __version__, "lanes": cfg.rtl.lanes,
                                "input_bytes_per_beat": cfg.rtl.input_bytes_per_beat}
@@ -59,4 +68,5 @@ def rtl_step(run: Run, cfg: RunConfig) -> None:
             summary["resources"] = "skipped: yosys not on PATH"
             console.print("[yellow]yosys not on PATH: resource estimate skipped")
         atomic_write_json(out / "summary.json", summary)
+        record_files(out)  # sha256 of every generated file, checked before any simulation
     console.print(f"engine: {len(golden.layers)} layers, {cfg.rtl.lanes} lanes, lint {summary['lint']}")

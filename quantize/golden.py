@@ -243,6 +243,28 @@ class StepStats:
         return int(sum(self.macs))
 
 
+@dataclass
+class InputSaturation:
+    """Input elements that fell outside the input format and were saturated, counted over every
+    observation :meth:`GoldenModel.quantize_input` put on the grid (per frame: how many)."""
+
+    frames: int = 0
+    elements: int = 0
+    saturated: int = 0
+    frames_saturated: int = 0
+    max_per_frame: int = 0
+
+    def add(self, n_saturated: int, n_elements: int) -> None:
+        self.frames += 1
+        self.elements += n_elements
+        self.saturated += n_saturated
+        self.frames_saturated += int(n_saturated > 0)
+        self.max_per_frame = max(self.max_per_frame, n_saturated)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "fraction": self.saturated / self.elements if self.elements else 0.0}
+
+
 class GoldenModel:
     """A chain of :class:`GoldenLayer` with delta state."""
 
@@ -256,6 +278,7 @@ class GoldenModel:
                 raise Rl2fpgaError(f"layer {b.name} input format {b.in_fmt} != {a.name} output format {a.out_fmt}")
         self.layers = layers
         self.meta = dict(meta or {})
+        self.saturation = InputSaturation()
         self.reset()
 
     # -- state ----------------------------------------------------------------------------
@@ -290,8 +313,12 @@ class GoldenModel:
         """An observation onto the input grid; uint8 pixels p become p (i.e. p * 2^-8)."""
         obs = np.asarray(obs)
         if obs.dtype == np.uint8 and self.in_fmt.frac == 8 and not self.in_fmt.signed and self.in_fmt.bits == 8:
+            self.saturation.add(0, obs.size)
             return obs.astype(np.int64).reshape(self.in_shape)
-        return quantize_float(obs, self.in_fmt).reshape(self.in_shape)
+        fmt = self.in_fmt
+        q = np.round(np.asarray(obs, dtype=np.float64) * (2.0**fmt.frac))
+        self.saturation.add(int(np.count_nonzero((q < fmt.qmin) | (q > fmt.qmax))), q.size)
+        return np.clip(q, fmt.qmin, fmt.qmax).astype(np.int64).reshape(self.in_shape)
 
     def step(self, x: np.ndarray, incremental: bool = False) -> tuple[np.ndarray, StepStats]:
         """One time step on integer input ``x``; returns the integer outputs and the cost.

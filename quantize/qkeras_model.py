@@ -529,6 +529,9 @@ def save_qmodel(qmodel: tf.keras.Model, path: str | Path) -> None:
         raise Rl2fpgaError(f"QKeras models are saved as HDF5; name the file {path.with_suffix('.h5').name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".h5", dir=path.parent)
+    from rl2fpga.fsutil import current_umask
+
+    os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600: respect the umask
     os.close(fd)
     try:
         qmodel.save(tmp, save_format="h5")

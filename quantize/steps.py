@@ -13,6 +13,7 @@ Each step writes into a temp folder that replaces its folder only on success.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,10 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
             "eval_return_mean": ev0["mean"],
             "eval_return_mean_delta": evd["mean"],
             "levels_tried": tried,
+            # the selected model against the dense agent: far below it is flagged, not hidden
+            "dense_return_mean": dense_ret,
+            "return_below_dense": not _keeps(evd["mean"], dense_ret, keep),
+            "input_saturation": pol.gm.saturation.to_json(),
             "keep_fraction": ev0["mean"] / level["eval_return_mean"] if level["eval_return_mean"] else None,
             "keep_fraction_delta": evd["mean"] / level["eval_return_mean"] if level["eval_return_mean"] else None,
             "multiplications": {"dense": float(dense.sum()), "significant_mean": float(macs.sum(1).mean()),
@@ -263,6 +268,9 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
             "quantization": info,
             "seconds": round(time.perf_counter() - t0, 2),
         })
+    if not _keeps(evd["mean"], dense_ret, keep):
+        print(f"warning: the selected model's return {evd['mean']:.1f} is far below the dense agent's {dense_ret:.1f} "
+              f"(keeps less than prune.keep_return_fraction={keep}); check quantize.*_bits", file=sys.stderr)
     print(f"quantize: kept level {level['level']} (sparsity {level['sparsity']:.3f}), {qc.method} {qc.weight_bits}-bit, "
           f"return {ev0['mean']:.1f} (delta T_int={t_int}: {evd['mean']:.1f}), compression {comp['total']['ratio']:.1f}x")
 

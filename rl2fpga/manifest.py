@@ -241,3 +241,13 @@ def current_steps(run_path: Path) -> set[str]:
         if ok:
             out.add(s)
     return out
+
+
+def stale_steps(run_path: Path) -> set[str]:
+    """Finished steps computed from artifacts that have changed since (their recorded inputs
+    differ): their results must not be shown. A step that did not finish (say cosim, which
+    writes its mismatches and then fails) is not stale: its results are the latest."""
+    from rl2fpga.steps import STEP_ORDER
+
+    done = {s for s in STEP_ORDER if read_done(run_path, s) is not None}
+    return done - current_steps(run_path)

@@ -71,15 +71,15 @@ def _ordered_timings(run: Run) -> dict[str, float]:
 
 
 def _current_loader(run: Run) -> Any:
-    """``_load`` limited to the results of finished steps computed from the current artifacts
-    (rl2fpga.manifest.current_steps): a rerun earlier step hides every stale later result."""
-    from rl2fpga.manifest import current_steps
+    """``_load`` without the results of finished steps computed from artifacts that changed
+    since (rl2fpga.manifest.stale_steps); rerunning a step also removes every later summary."""
+    from rl2fpga.manifest import stale_steps
 
-    current = current_steps(run.path)
+    stale = stale_steps(run.path)
 
     def load(path: Path) -> Any:
         step = path.relative_to(run.path).parts[0]
-        return _load(path) if step in current else None
+        return None if step in stale else _load(path)
 
     return load
 
@@ -185,6 +185,11 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
         },
         "timings_s": _ordered_timings(run),
     }
+    summary["board"]["hardware_check"] = pick(brd, "hardware_check", default=None if not brd else brd.get("engine") != "golden")
+    summary["selected"]["dense_return_mean"] = pick(quant, "dense_return_mean")
+    summary["selected"]["return_below_dense"] = pick(quant, "return_below_dense")
+    summary["input_saturation"] = pick(brd, "input_saturation") or pick(quant, "input_saturation")
+    summary["warnings"] = report_warnings(summary)
     from rl2fpga.report_extras import (
         extra_summary,  # provenance, checks, latency, capacity, precisions
     )
@@ -199,6 +204,27 @@ def build_summary(run: Run, cfg: RunConfig) -> dict[str, Any]:
     summary["da4ml"] = {k: d4.get(k) for k in ("enabled", "reason", "delta", "cosim_frames", "cosim_mismatches",
                                                "latency_cycles", "axi_latency_cycles", "board")}
     return summary
+
+
+SATURATION_WARN = 0.001  # warn when more than 0.1 % of input elements saturate
+
+
+def report_warnings(s: dict[str, Any]) -> list[str]:
+    """What a reader must not miss: weaker checks, saturated inputs, a lost return."""
+    out = []
+    sat = s.get("input_saturation") or {}
+    if sat.get("elements") and sat.get("fraction", 0.0) > SATURATION_WARN:
+        out.append(f"{100 * sat['fraction']:.2f} % of the input elements ({sat['saturated']:,} of {sat['elements']:,}; "
+                   f"{sat['frames_saturated']:,} of {sat['frames']:,} frames) fell outside the input format and were "
+                   "saturated: widen it (quantize.float_input_bits) or standardise the observations")
+    sel = s.get("selected") or {}
+    if sel.get("return_below_dense"):
+        out.append(f"the selected model's return ({_fmt(sel.get('eval_return_mean_delta'), '{:.1f}')} with delta updates) "
+                   f"is far below the dense agent's ({_fmt(sel.get('dense_return_mean'), '{:.1f}')}): check the bit widths")
+    if s.get("board", {}).get("hardware_check") is False:
+        out.append(f"the closed loop ran on the golden engine ({s['board'].get('target')}): it compares the golden model "
+                   "with itself, not hardware; use board.emulator_engine=verilator for a hardware check")
+    return out
 
 
 # ---------------------------------------------------------------------------- plots
@@ -391,6 +417,8 @@ def render_html(s: dict[str, Any], run: Run) -> str:
     verification = []
     for c_ in s["checks"]:
         verdict, cls = _verdict(c_["count"], c_["mismatches"])
+        if c_["check"].startswith("closed loop") and s["board"].get("hardware_check") is False and verdict != "not run":
+            verdict, cls = "golden vs golden: no hardware check", "na"
         verification.append({"form": c_["check"], "frames": f"{_fmt(c_['count'])} {c_['unit']}" if c_["count"] is not None else "not run",
                              "mismatches": _fmt(c_["mismatches"]), "verdict": verdict, "cls": cls, "note": c_["note"]})
     d4 = s.get("da4ml") or {}

@@ -19,6 +19,7 @@ import numpy as np
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.hls.rtlgen import RtlDesign
+from rl2fpga.manifest import build_trusted, record_build
 from rl2fpga.paths import build_root
 from rl2fpga.quantize.golden import GoldenModel
 
@@ -48,10 +49,15 @@ def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any,
     digest = hashlib.sha1()
     for p in sorted(design.sv_files + design.mem_files) + [SIM_WRAPPER]:
         digest.update(p.name.encode() + p.read_bytes())
-    digest.update(str(design.out_dir.resolve()).encode())  # MEM_DIR is compiled in
+    digest.update(str(design.out_dir.absolute()).encode())  # MEM_DIR is compiled in
     build_dir = build_dir or BUILD_ROOT / "sim" / f"engine_{digest.hexdigest()[:12]}"
     runner = get_runner("verilator")
-    stamp = build_dir / ".built"
+    # the simulation binary runs only when it is byte for byte what this user built there; a
+    # truncated, swapped or foreign build folder is removed and rebuilt
+    binary = build_dir / SIM_TOP
+    trusted = binary.is_file() and build_trusted(binary)
+    if not trusted and build_dir.exists():
+        shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     build_log = build_dir / "build.log"  # Verilator and g++ output: a file, not the console
     try:
@@ -60,14 +66,17 @@ def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any,
                 sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
                 hdl_toplevel=SIM_TOP,
                 build_dir=str(build_dir),
-                parameters={"MEM_DIR": f'"{design.out_dir.resolve()}/"', "BYTES": design.input_bytes_per_beat},
+                parameters={"MEM_DIR": f'"{design.out_dir.absolute()}/"', "BYTES": design.input_bytes_per_beat},
                 build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
-                always=not stamp.exists(),
+                always=not trusted,
                 log_file=str(build_log),
             )
     except SystemExit as e:  # cocotb's runner exits on a failed tool
         raise Rl2fpgaError(f"the Verilator build of the engine failed ({e}); see {build_log}") from None
-    stamp.write_text("ok\n")
+    if not trusted:
+        if not binary.is_file():
+            raise Rl2fpgaError(f"Verilator build in {build_dir} produced no {SIM_TOP}; see {build_log}")
+        record_build(binary)
     return runner, build_dir
 
 
@@ -92,14 +101,14 @@ def run_engine(
     if result.exists():
         result.unlink()
     cfg = {
-        "golden": str(Path(golden_dir).resolve()),
-        "frames": str((work / "frames.npy").resolve()),
+        "golden": str(Path(golden_dir).absolute()),
+        "frames": str((work / "frames.npy").absolute()),
         "seed": seed,
         "idle": idle,
         "stall": stall,
         "resets": list(resets or []),
         "threshold_writes": {str(k): v for k, v in (threshold_writes or {}).items()},
-        "result": str(result.resolve()),
+        "result": str(result.absolute()),
     }
     atomic_write_json(work / "tb_config.json", cfg)
     env_before = os.environ.get("PYTEST_CURRENT_TEST")
@@ -113,7 +122,7 @@ def run_engine(
                 hdl_toplevel=SIM_TOP,
                 build_dir=str(build_dir),
                 test_dir=str(work),
-                extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").resolve())},
+                extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").absolute())},
                 results_xml="results.xml",
                 log_file=str(sim_log),
             )

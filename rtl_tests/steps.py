@@ -106,18 +106,23 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
     from rich.console import Console
 
     from rl2fpga.hls.rtlgen import RtlDesign
+    from rl2fpga.manifest import verify_files
+    from rl2fpga.paths import build_dir_for
     from rl2fpga.quantize.golden import GoldenModel
     from rl2fpga.rtl_tests.harness import run_engine
 
     console = Console(stderr=True)
-    design = RtlDesign.load(run.require("rtl"))
-    golden_dir = run.require("quantize") / "golden"
-    golden = GoldenModel.load(golden_dir)
+    # the generated RTL goes into the simulator only as the rtl step wrote it (hashes.json)
+    verify_files(run.require("rtl"), "rtl", run.path)
+    run.require("quantize")
     frames, starts = record_frames(cfg.env, cfg.cosim.frames, cfg.seed)
+    design = RtlDesign.load(run.path / "rtl")
+    golden_dir = run.path / "quantize" / "golden"
+    golden = GoldenModel.load(golden_dir)
     out = run.dir("cosim")
     console.print(f"co-simulating {len(frames)} frames ({len(starts)} episode starts) in Verilator ...")
     res = run_engine(design, golden_dir, frames, out / "sim", seed=cfg.seed, idle=cfg.cosim.backpressure,
-                     stall=cfg.cosim.backpressure, resets=starts[1:], build_dir=out / "obj")
+                     stall=cfg.cosim.backpressure, resets=starts[1:], build_dir=build_dir_for(out / "obj"))  # make cannot build in a path with spaces
     stats = latency_stats(res["per_frame"], golden.dense_mults(), design.lanes, cfg.rtl.clock_mhz,
                           design.input_bytes_per_beat)
     atomic_write_json(out / "frames.json", res["per_frame"])

@@ -36,6 +36,9 @@ def make_run(tmp: Path, model, sets: list[str]) -> Run:
     run = Run.create(cfg, path=tmp / "run")
     model.save(run.path / "quantize" / "golden")
     rtlgen.generate(model, run.path / "rtl", cfg.rtl.lanes, cfg.rtl.input_bytes_per_beat)
+    from rl2fpga.manifest import record_files
+
+    record_files(run.path / "rtl")  # as the rtl step does: the board step verifies these hashes
     return run
 
 

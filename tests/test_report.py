@@ -25,11 +25,14 @@ def _fake_run(tmp_path):
     """Step outputs in the formats the steps write (values made up, so the mapping is checked)."""
     run = Run.create(RunConfig(name="fake"), runs_dir=tmp_path)
     w = lambda step, name, obj: atomic_write_json(run.dir(step) / name, obj)  # noqa: E731
+    # each step's outputs, then its .done, in pipeline order (finishing a step invalidates later ones)
     w("train", "summary.json", {"eval_return_mean": 498.5, "steps": 1000})
     w("train", "metrics.json", {"evals": [{"step": 500, "mean": 100.0, "std": 20.0}, {"step": 1000, "mean": 498.5, "std": 3.0}],
                                 "episodes": [{"step": 100 * i, "return": 20.0 * i} for i in range(1, 10)], "selected_step": 1000})
+    run.mark_done("train", 1.0)
     w("prune", "levels.json", {"method": "imp", "levels": [
         {"level": i, "round": i, "sparsity": 1 - 0.8**i, "eval_return_mean": 500 - i} for i in range(4)]})
+    run.mark_done("prune", 1.0)
     w("quantize", "summary.json", {
         "prune_level": 3, "sparsity": 0.488, "weight_bits": 8, "act_bits": 8, "threshold": 0.01,
         "threshold_int": [3, 1, 0], "eval_return_mean": 497.0, "eval_return_mean_delta": 495.0,
@@ -38,6 +41,7 @@ def _fake_run(tmp_path):
     })
     w("quantize", "compression.json", {"layers": {"fc1": {"dense_fp32_bits": 16000, "stored_bits": 400},
                                                    "out": {"dense_fp32_bits": 16000, "stored_bits": 600}}})
+    run.mark_done("quantize", 1.0)
     w("analyze", "summary.json", {
         "multiplications": {"dense": 4352, "significant_mean": 217.6, "reduction": 20.0},
         "per_level": [{"level": i, "sparsity": 1 - 0.8**i, "return_mean": 500 - i, "delta_return_mean": 490 - i,
@@ -56,8 +60,6 @@ def _fake_run(tmp_path):
     w("board", "summary.json", {"target": "emulator", "episodes": 3, "steps": 1500, "action_mismatches": 0, "return_mean": 500.0,
                                 "returns": [500.0] * 3, "golden_returns": [500.0] * 3, "golden_return_mean": 500.0,
                                 "latency_us": {"mean": 380.0, "p50": 376.0, "p99": 512.0}})
-    for step in ("train", "prune", "quantize"):
-        run.mark_done(step, 1.0)
     return run
 
 

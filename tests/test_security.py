@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import rl2fpga
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig
 from rl2fpga.quantize.golden import Fmt, random_model
 from rl2fpga.run import Run
 from rl2fpga.train.networks import mlp
 
-REPO = Path(__file__).resolve().parent.parent
+PKG_ROOT = Path(rl2fpga.__file__).resolve().parent.parent  # where the rl2fpga under test is imported from
 
 
 def _errors(capsys: pytest.CaptureFixture) -> list[str]:
@@ -88,9 +89,10 @@ def test_hdf5_disguised_as_keras_with_lambda_never_runs(tmp_path, capsys):
     _fake_train(run)
     _save_h5(marker, run.path / "train" / "model.keras")
     assert not marker.exists()
-    err = _one_error(main(["prune", str(run.path)]), capsys)
-    assert "model.keras" in err and "zip" in err
+    rc = main(["prune", str(run.path)])
     assert not marker.exists()
+    err = _one_error(rc, capsys)
+    assert "model.keras" in err and "zip" in err
 
 
 def test_qmodel_h5_with_lambda_never_runs(tmp_path, capsys):
@@ -99,9 +101,10 @@ def test_qmodel_h5_with_lambda_never_runs(tmp_path, capsys):
     run = _golden_run(tmp_path)
     _save_h5(marker, run.path / "quantize" / "qmodel.h5")
     assert not marker.exists()
-    err = _one_error(main(["hls", str(run.path)]), capsys)
-    assert "qmodel.h5" in err and "Lambda" in err
+    rc = main(["hls", str(run.path)])
     assert not marker.exists()
+    err = _one_error(rc, capsys)
+    assert "qmodel.h5" in err and "Lambda" in err
 
 
 def test_h5_with_unknown_class_refused(tmp_path):
@@ -139,10 +142,10 @@ def test_zip_keras_importing_a_module_never_runs(tmp_path, capsys, monkeypatch):
     with zipfile.ZipFile(path, "w") as z:
         for n, b in members.items():
             z.writestr(n, b)
-    err = _one_error(main(["prune", str(run.path)]), capsys)
+    rc = main(["prune", str(run.path)])
+    assert not marker.exists() and mod not in sys.modules
+    err = _one_error(rc, capsys)
     assert "model.keras" in err and mod in err
-    assert not marker.exists()
-    assert mod not in sys.modules
 
 
 @pytest.mark.parametrize("env_id", ["{mod}:Evil-v0", "nosuchmod_{pid}:Foo-v0"])
@@ -154,8 +157,9 @@ def test_module_env_id_never_imported(tmp_path, env_id):
     env_id = env_id.format(mod=mod, pid=os.getpid())
     r = subprocess.run([sys.executable, "-m", "rl2fpga.cli", "train", "--runs-dir", str(tmp_path / "runs"),
                         "--set", f"env.id={env_id}", "--steps", "10"],
-                       cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                       cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PKG_ROOT)})
     lines = r.stderr.strip().splitlines()
+    assert not marker.exists()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "env.id" in lines[0], r.stderr
     assert not marker.exists()
     assert not (tmp_path / "runs").exists()  # nothing written for a refused config
@@ -186,7 +190,7 @@ def test_name_of_a_finished_run_needs_force(tmp_path, capsys):
     _fake_train(run)
     before = (run.path / "train" / "model.keras").read_bytes()
     cfg_before = (run.path / "config.yaml").read_text()
-    for argv in (["run", "--runs-dir", str(runs), "--name", "done", "--set", "train.total_steps=50"],
+    for argv in (["run", "--runs-dir", str(runs), "--name", "done", "--set", "train.total_steps=50", "--to", "train"],
                  ["train", "--runs-dir", str(runs), "--name", "done", "--steps", "50"]):
         err = _one_error(main(argv), capsys)
         assert "--force" in err and "already holds a finished run" in err
@@ -201,7 +205,7 @@ def test_name_of_a_finished_run_needs_force(tmp_path, capsys):
 @pytest.mark.parametrize("argv_tail, needle", [
     (["quantize", "{run}", "--bits", "40"], "quantize.weight_bits"),
     (["rtl", "{run}", "--lanes=65"], "rtl.lanes"),
-    (["run", "{run}", "--from", "bogus"], "unknown step 'bogus'"),
+    (["run", "{run}", "--set", "quantize.weight_bits=6", "--from", "bogus"], "unknown step 'bogus'"),
     (["run", "{run}", "--from", "rtl", "--to", "quantize"], "comes after"),
     (["train", "--runs-dir", "{runs}", "--name", "g", "--steps", "-5"], "train.total_steps"),
     (["quantize", "{run}", "--set", "quantize.output_bits=0"], "quantize.output_bits"),

@@ -70,6 +70,7 @@ STEP_SECTIONS: dict[str, tuple[str, ...]] = {
     "rtl": ("rtl",),
     "cosim": ("cosim",),
     "board": ("board",),
+    "da4ml": ("da4ml",),
     "report": (),
 }
 NOT_SWEPT = ("name",)  # the run name is set per trial

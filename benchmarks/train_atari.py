@@ -82,20 +82,24 @@ def time_loops(cfg, args: argparse.Namespace) -> None:  # noqa: ANN001
 
     dc = cfg.train.dqn
     base = apply_overrides(cfg, args.baseline_set)
-    rows: dict[str, list[tuple[float, float]]] = {"today": [], "new": []}
+    rows: dict[str, list[tuple[float, float, float]]] = {"today": [], "new": []}
     for r in range(args.repeats):
         for name, c in (("today", base), ("new", cfg)):
-            load0 = os.getloadavg()[0]
-            learning, _ = learning_rate_steps_per_s(c, warmup=1000, steps=args.steps)
-            rows[name].append((learning, (load0 + os.getloadavg()[0]) / 2))
-            print(f"  repeat {r + 1}: {name:5s} {learning:6.1f} agent steps/s (load average {rows[name][-1][1]:.1f})", flush=True)
-    med = {k: float(np.median([v for v, _ in rows[k]])) for k in rows}
+            load0, cpu = os.getloadavg()[0], {}
+            learning, _ = learning_rate_steps_per_s(c, warmup=1000, steps=args.steps, cpu=cpu)
+            rows[name].append((learning, cpu["ms_per_step"], (load0 + os.getloadavg()[0]) / 2))
+            print(f"  repeat {r + 1}: {name:5s} {learning:6.1f} agent steps/s, {cpu['ms_per_step']:.2f} CPU ms per "
+                  f"agent step (load average {rows[name][-1][2]:.1f})", flush=True)
+    med = {k: float(np.median([v[0] for v in rows[k]])) for k in rows}
+    cpu_med = {k: float(np.median([v[1] for v in rows[k]])) for k in rows}
     bd = base.train.dqn
     print(f"dqn while learning (train_freq {dc.train_freq}, batch {dc.batch_size}, {cfg.train.network} CNN), "
           f"median of {args.repeats}:\n"
-          f"  today: num_envs {bd.num_envs}, learner {bd.learner_dtype}: {med['today']:.0f} agent steps/s\n"
+          f"  today: num_envs {bd.num_envs}, learner {bd.learner_dtype}: {med['today']:.0f} agent steps/s, "
+          f"{cpu_med['today']:.2f} CPU ms per agent step\n"
           f"  new:   num_envs {dc.num_envs} ({dc.vector_mode}), learner {dc.learner_dtype}: {med['new']:.0f} agent steps/s "
-          f"= {med['new'] / med['today']:.2f}x; 200k agent steps ~ {200_000 / med['new'] / 60:.0f} min "
+          f"= {med['new'] / med['today']:.2f}x, {cpu_med['new']:.2f} CPU ms per agent step "
+          f"= {cpu_med['today'] / cpu_med['new']:.2f}x less; 200k agent steps ~ {200_000 / med['new'] / 60:.0f} min "
           f"(today ~ {200_000 / med['today'] / 60:.0f} min)\n"
           f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 

@@ -228,6 +228,9 @@ def add_reset_port(model: Any) -> None:
     _patch(fw / f"{proj}.cpp", [("    // hls-fpga-machine-learning insert IO\n",
                                  f"    // hls-fpga-machine-learning insert IO\n    #pragma HLS INTERFACE ap_none port={RESET_PORT}\n")])
     _patch(fw / f"{proj}.h", [(top_sig + ";", port + ";")], regex=True)
+    # the bridge is its own translation unit: it reaches the request through a C symbol
+    _patch(out / f"{proj}_bridge.cpp", [("#include <algorithm>\n", "#include <algorithm>\n"
+                                         'extern "C" bool rl2fpga_delta_take_reset(); // rl2fpga_delta.h\n')])
     axi = fw / f"{proj}_axi.cpp"
     if axi.exists():  # VivadoAccelerator: the flag travels as the first stream word
         _patch(axi, [
@@ -242,11 +245,11 @@ def add_reset_port(model: Any) -> None:
         flag_in = (r"\1{ input_axi_t rl2fpga_in[N_IN + 1]; rl2fpga_in[0] = FLAG; "
                    r"for (unsigned i = 0; i < N_IN; i++) rl2fpga_in[i + 1] = \2[i]; "
                    + proj + r"_axi(rl2fpga_in, \3); }")
-        _patch(out / f"{proj}_bridge.cpp", [(call, flag_in.replace("FLAG", "rl2fpga::take_reset() ? 1 : 0"))], regex=True)
+        _patch(out / f"{proj}_bridge.cpp", [(call, flag_in.replace("FLAG", "rl2fpga_delta_take_reset() ? 1 : 0"))], regex=True)
         _patch(out / f"{proj}_test.cpp", [(call, flag_in.replace("FLAG", "0"))], regex=True)
     else:
         call = r"( *)" + proj + r"\(([^;()]*)\);"
-        _patch(out / f"{proj}_bridge.cpp", [(call, r"\1" + proj + r"(\2, rl2fpga::take_reset());")], regex=True)
+        _patch(out / f"{proj}_bridge.cpp", [(call, r"\1" + proj + r"(\2, rl2fpga_delta_take_reset());")], regex=True)
         _patch(out / f"{proj}_test.cpp", [(call, r"\1" + proj + r"(\2, false);")], regex=True)
 
 

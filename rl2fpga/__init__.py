@@ -1,4 +1,11 @@
-"""rl2fpga: trained RL policies to sparse, delta-update FPGA firmware, verified bit for bit."""
+"""rl2fpga: trained RL policies to sparse, delta-update FPGA firmware, verified bit for bit.
+
+Python API (see :mod:`rl2fpga.api`)::
+
+    import rl2fpga
+    c = rl2fpga.compile("policy.onnx", "CartPole-v1", run_dir="runs/mine")  # .keras/.h5/.onnx
+    c.golden; c.hls_project(); c.engine(); c.cosim(); c.report()
+"""
 
 __version__ = "0.1.0"
 

@@ -54,14 +54,16 @@ class DQNConfig:
     """Gradient clipping by global norm."""
     num_envs: int = 1
     """Copies of the training environment stepped together (> 1: a Gymnasium vector env over the
-    same wrappers, one batched action selection per step of all copies, replay sampled in packed
-    uint8 windows). Every count (total_steps, learning_starts, train_freq,
+    same wrappers, one batched action selection per step of all copies, a minibatch's stacks packed in one
+    uint8 array). Every count (total_steps, learning_starts, train_freq,
     target_update_interval, exploration_steps, eval_every) is in agent steps over all copies."""
-    vector_mode: Literal["sync", "async"] = "sync"
-    """num_envs > 1: step the copies in this process (sync) or in worker processes (async)."""
+    vector_mode: Literal["sync", "thread", "async"] = "sync"
+    """num_envs > 1: sync steps the copies, then learns; thread steps them in a background
+    thread and async in worker processes while the learner runs the gradient steps (which then
+    sample the replay as it was before that step of all copies)."""
     learner_dtype: Literal["float32", "bfloat16"] = "float32"
     """Compute type of the learner's forward and backward passes; bfloat16 uses oneDNN's
-    AVX512-BF16/AMX kernels. The weights, the acting network and the saved model stay float32."""
+    AVX512-BF16 (or AMX) kernels. The weights, the acting network and the saved model stay float32."""
 
 
 @dataclass

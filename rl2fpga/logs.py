@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import IO, Any
 
 LOG_NAME = "run.log"
-NO_TTY_COLUMNS = 160  # rich's width when stdout/stderr is a file or a pipe (it would use 80)
+NO_TTY_COLUMNS = 100  # rich's width for rules when stdout/stderr is a file or a pipe
+# library chatter that says nothing about the user's run (Keras/QKeras serialisation notices)
+QUIET_WARNINGS = (
+    r"The `keras\.constraints\.serialize\(\)` API should only be used",
+    r"You are saving your model as an HDF5 file",
+    r"Python runners and associated APIs are an experimental feature",
+)
+QUIET_TF_LOGS = ("Compiled the loaded model, but the compiled metrics have yet to be built",)
 
 _active: set[str] = set()
 
@@ -56,10 +63,48 @@ class Tee:
         return getattr(self._stream, name)
 
 
+_configured = False
+
+
+class _DropMessages:
+    """A logging filter dropping records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes: tuple[str, ...]):
+        self.prefixes = prefixes
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.getMessage()).startswith(self.prefixes)
+
+
 def configure_console() -> None:
-    """No rich wrapping at 80 columns when the output is not a terminal (rich reads COLUMNS)."""
-    if not sys.stderr.isatty() and not sys.stdout.isatty():
-        os.environ.setdefault("COLUMNS", str(NO_TTY_COLUMNS))
+    """When the output is not a terminal: rich does not wrap long lines (soft wrap; rules are
+    NO_TTY_COLUMNS wide); known library notices are dropped. Idempotent."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    import logging
+    import warnings
+
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    logging.getLogger("tensorflow").addFilter(_DropMessages(QUIET_TF_LOGS))
+    if sys.stderr.isatty() or sys.stdout.isatty():
+        return
+    os.environ.setdefault("COLUMNS", str(NO_TTY_COLUMNS))
+    from rich.console import Console
+
+    init = Console.__init__
+    if getattr(init, "_rl2fpga_soft_wrap", False):
+        return
+
+    @functools.wraps(init)
+    def soft_wrap_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("soft_wrap", True)  # a line in a log file keeps its figures together
+        init(self, *args, **kwargs)
+
+    soft_wrap_init._rl2fpga_soft_wrap = True  # type: ignore[attr-defined]
+    Console.__init__ = soft_wrap_init  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

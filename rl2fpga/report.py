@@ -412,6 +412,8 @@ def render_html(s: dict[str, Any], run: Run) -> str:
     if lat.get("host_us") and lat["host_us"].get("p50") is not None:
         cards.append({"k": "host latency p50 / p99", "v": f"{lat['host_us']['p50']:,.0f} us",
                       "d": f"p99 {lat['host_us']['p99']:,.0f} us per step, {lat['host_target']} ({lat['host_engine']})", "cls": ""})
+    if s.get("imported"):
+        cards[0].update({"k": "imported policy return", "d": f"{s['imported'].get('file') or 'in-memory model'} ({s['imported'].get('format')})"})
     if r["cycles_median"]:
         cards[5]["d"] = f"{r['cycles_median'] / r['clock_mhz']:.1f} us at an assumed {r['clock_mhz']:.0f} MHz, {r['lanes']} lanes"
     verification = []

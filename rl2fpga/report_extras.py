@@ -159,7 +159,7 @@ def plot_reward_vs_sparsity(run: Run, s: dict[str, Any]) -> str | None:
                 capsize=3, label=f"pruned, float (mean +- std{f', {n_ep} episodes' if n_ep else ''})")
     per = [x for x in ana.get("per_level", []) if x.get("delta_return_mean") is not None]
     if per:
-        ax.errorbar([100 * x["sparsity"] + 0.6 for x in per], [x["delta_return_mean"] for x in per],
+        ax.errorbar([100 * x["sparsity"] for x in per], [x["delta_return_mean"] for x in per],
                     yerr=[x.get("delta_return_std") or 0 for x in per], fmt="s--", capsize=3,
                     label=f"pruned + delta, float (T={ana.get('threshold')}, {ana.get('episodes')} episodes)")
     dense = _get(s, "train", "eval_return_mean")

@@ -221,7 +221,7 @@ def _draw(spec: Any, key: str, rng: Any, src: Path) -> Any:
 
         return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
     if not (isinstance(lo, int) and isinstance(hi, int)):
-        raise Rl2fpgaError(f"sweep file {src}: random.space.{key}.randint needs integers [lo, hi) ")
+        raise Rl2fpgaError(f"sweep file {src}: random.space.{key}.randint needs integers [lo, hi)")
     return int(rng.integers(lo, hi))
 
 
@@ -921,10 +921,17 @@ def add_parser(sub: Any) -> None:
 
 
 def cli_sweep(args: Any) -> int:
+    """Exit 0 when every trial ended (finished or failed: the table says which), 130 when
+    interrupted, 1 when some trials did not end; the last two name the --resume command."""
+    again = f"rl2fpga sweep {args.sweep_file} --resume" + (f" --runs-dir {args.runs_dir}" if args.runs_dir != "runs" else "")
+    hint = f"finish it with `{again}`"
     try:
-        run_sweep(args.sweep_file, runs_dir=args.runs_dir, address=args.address, resume=args.resume)
+        out = run_sweep(args.sweep_file, runs_dir=args.runs_dir, address=args.address, resume=args.resume)
     except KeyboardInterrupt:
-        print(f"error: sweep interrupted; ended trials are kept, finish it with `rl2fpga sweep {args.sweep_file} --resume`",
-              file=sys.stderr)
+        print(f"error: sweep interrupted; ended trials are kept, {hint}", file=sys.stderr)
         return 130
+    missing = [r["trial"] for r in out["table"] if r["status"] == "not run"]
+    if missing:
+        print(f"error: {len(missing)} trial(s) did not end ({', '.join(missing[:5])}...); {hint}", file=sys.stderr)
+        return 1
     return 0

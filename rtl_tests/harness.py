@@ -41,7 +41,11 @@ def _sim_env() -> None:
 
 def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any, Path]:
     """Verilate the design (incremental: an unchanged design is not rebuilt)."""
-    from cocotb.runner import get_runner
+    import warnings
+
+    with warnings.catch_warnings():  # "Python runners ... are an experimental feature": once per run, not news
+        warnings.simplefilter("ignore", UserWarning)
+        from cocotb.runner import get_runner
 
     if not have_verilator():
         raise ToolMissing("verilator is not on PATH; install it (apt install verilator) for co-simulation")

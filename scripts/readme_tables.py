@@ -26,7 +26,7 @@ KEEP = ("name", "env", "algo", "seed", "train", "levels", "selected", "compressi
         "board", "timings_s", "checks", "latency", "capacity")
 
 
-def excerpt(run_dir: Path) -> dict[str, Any]:
+def excerpt(run_dir: Path, wall_s: float | None = None, console_log: Path | None = None) -> dict[str, Any]:
     s = json.loads((run_dir / "summary.json").read_text())
     out = {k: s.get(k) for k in KEEP}
     prov = s.get("provenance") or {}
@@ -40,6 +40,8 @@ def excerpt(run_dir: Path) -> dict[str, Any]:
     }
     log = run_dir / "run.log"
     out["measured"]["run_log_bytes"] = log.stat().st_size if log.exists() else None
+    out["measured"]["make_demo_seconds"] = wall_s
+    out["measured"]["make_demo_log_bytes"] = console_log.stat().st_size if console_log and console_log.exists() else None
     return out
 
 
@@ -96,7 +98,10 @@ def render(name: str, e: dict[str, Any]) -> str:
         "| --- | --- |",
         *[f"| {a} | {b} |" for a, b in rows],
         "",
-        "Step times: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()) + ".",
+        "Step times: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()) + "."
+        + (f" `make demo` took {m['make_demo_seconds'] / 60:.1f} min in all (set-up included)" if m.get("make_demo_seconds") else "")
+        + (f"; `make demo > log 2>&1` wrote {m['make_demo_log_bytes'] / 1024:.0f} KB" if m.get("make_demo_log_bytes") else "")
+        + (f", `run.log` {m['run_log_bytes'] / 1024:.0f} KB." if m.get("run_log_bytes") else ""),
     ]
     return "\n".join(lines)
 
@@ -120,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--excerpt", metavar="RUN_DIR", help="write docs/summaries/<name>.json from a finished run")
     ap.add_argument("--name", help="excerpt name (default: the run's name)")
     ap.add_argument("--check", action="store_true", help="exit 1 when README.md is not what the excerpts render")
+    ap.add_argument("--wall-seconds", type=float, help="with --excerpt: the wall time of make demo")
+    ap.add_argument("--console-log", type=Path, help="with --excerpt: the file `make demo > log 2>&1` wrote")
     a = ap.parse_args(argv)
     if a.excerpt:
-        e = excerpt(Path(a.excerpt))
+        e = excerpt(Path(a.excerpt), a.wall_seconds, a.console_log)
         name = a.name or e.get("name") or Path(a.excerpt).name
         SUMMARIES.mkdir(parents=True, exist_ok=True)
         (SUMMARIES / f"{name}.json").write_text(json.dumps(e, indent=1, sort_keys=False) + "\n")

@@ -324,3 +324,35 @@ def test_cli_run_model_to_cosim(tmp_path: Path) -> None:
                    "--from", frm, "--to", "cosim", *sets])
         assert rc == 0
         _check_run(tmp_path / "runs" / Path(f).stem)
+
+
+def test_onnx_sac_mean_head_tanh_is_taken_as_the_squash(tmp_path: Path) -> None:
+    """A SAC actor exported with its tanh: the tanh is removed (the pipeline applies tanh and the
+    action scale itself) and the import writes train/ for a continuous environment."""
+    from rl2fpga.api import import_policy, imported_config
+    from rl2fpga.config import RunConfig
+    from rl2fpga.run import Run
+    from rl2fpga.train.steps import load_trained
+
+    ws = onnx_mlp(tmp_path / "a.onnx", sizes=(3, 8, 8, 1), extra_op="Tanh")  # Pendulum: obs 3, action 1
+    cfg = imported_config(RunConfig(), "Pendulum-v1", False, "quantize", ["train.eval_episodes=1"])
+    assert cfg.train.algo == "sac" and cfg.prune.method == "none"
+    run = Run.create(cfg, path=tmp_path / "run")
+    rec = import_policy(run, cfg, tmp_path / "a.onnx")
+    assert rec["output_tanh_removed"] is True
+    model, spec = load_trained(run)
+    assert not spec.discrete
+    x = np.random.default_rng(4).uniform(-1, 1, (20, 3)).astype(np.float32)
+    np.testing.assert_allclose(model(x).numpy(), np_mlp(ws, x), rtol=1e-5, atol=1e-5)  # the mean, before tanh
+    assert json.loads((run.path / "train" / "summary.json").read_text())["steps"] == 0
+
+
+def test_onnx_tanh_on_a_q_network_is_refused(tmp_path: Path) -> None:
+    from rl2fpga.api import import_policy, imported_config
+    from rl2fpga.config import RunConfig
+    from rl2fpga.run import Run
+
+    onnx_mlp(tmp_path / "q.onnx", extra_op="Tanh")
+    cfg = imported_config(RunConfig(), "CartPole-v1", False, "quantize", ["train.eval_episodes=1"])
+    with pytest.raises(Rl2fpgaError, match="tanh"):
+        import_policy(Run.create(cfg, path=tmp_path / "run"), cfg, tmp_path / "q.onnx")

@@ -56,9 +56,9 @@ def test_csim_episode_reset_port(tmp_path, backend: str, model: str) -> None:
     if backend == "VivadoAccelerator":
         hcfg.board = "pynq-z2"
     project = flow.convert(golden, hcfg, tmp_path / backend, backend=backend)
+    csim = flow.CSim(project, golden)  # writes (through the writer hook) and compiles
     cpp = (tmp_path / backend / "firmware" / f"{flow.PROJECT_NAME}.cpp").read_text()
     assert "bool rl2fpga_reset" in cpp and cpp.count(", rl2fpga_reset);") == len(project.stages)
-    csim = flow.CSim(project, golden)
     with_reset = flow.compare_with_golden(csim, x, starts, progress=False)
     assert with_reset.mismatches == 0
     # the same frames, never resetting the firmware: the golden model (which resets) differs

@@ -60,7 +60,7 @@ def test_rich_does_not_wrap_at_80_columns_in_a_file(tmp_path: Path, monkeypatch:
     from rich.console import Console
 
     monkeypatch.delenv("COLUMNS", raising=False)
-    line = "cosim: 200 frames bit-exact; median 142 cycles (0.1268 of dense, 2.51x the bound) " + "x" * 40
+    line = "cosim: 200 frames bit-exact; median 142 cycles (0.1268 of dense, 2.51x the bound) " + "x" * 200
     with run_log(tmp_path):
         Console(stderr=True).print(line)
     logged = (tmp_path / "run.log").read_text()

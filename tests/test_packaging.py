@@ -87,3 +87,18 @@ def test_installed_wheel_runs_a_cosim(tmp_path: Path) -> None:
                           "-k", "test_cartpole_mlp_real_episodes"], cwd=work, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert "1 passed" in res.stdout
+
+
+def test_missing_pynq_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without pynq the emulator target says how to install it (no ModuleNotFoundError traceback)."""
+    from rl2fpga.board.steps import _emulator_backend
+    from rl2fpga.config import RunConfig
+    from rl2fpga.errors import Rl2fpgaError
+    from rl2fpga.run import Run
+
+    monkeypatch.setitem(sys.modules, "pynq", None)  # import pynq -> ImportError
+    run = Run.create(RunConfig(name="nopynq"), runs_dir=tmp_path)
+    with pytest.raises(Rl2fpgaError) as e:
+        _emulator_backend(run, run.config(), None)  # type: ignore[arg-type]
+    msg = str(e.value)
+    assert "\n" not in msg and "pip install --no-deps pynq==4.0.0" in msg and "pynq" in msg

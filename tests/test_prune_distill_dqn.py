@@ -27,7 +27,13 @@ def _cfg(**sets) -> RunConfig:
 def _teacher_and_pruned(cfg: RunConfig, seed: int = 3) -> tuple[tf.keras.Model, tf.keras.Model, dict[str, np.ndarray]]:
     spec = env_spec(cfg.env)
     tf.keras.utils.set_random_seed(seed)
-    teacher = build_network(cfg.train.network, spec.obs_shape, spec.n_actions, [32, 32], name="q_network")
+    teacher = build_network(cfg.train.network, spec.obs_shape, spec.n_actions, cfg.train.hidden, name="q_network")
+    if not spec.is_atari:  # centre the Q-values: both actions near the states it may visit
+        rng = np.random.default_rng(seed)
+        x = np.concatenate([record_episode(lambda o: int(rng.integers(2)), cfg.env, 900 + i).observations
+                            for i in range(5)]).astype(np.float32)
+        kernel, bias = teacher.get_layer("out").get_weights()
+        teacher.get_layer("out").set_weights([kernel, bias - np.asarray(teacher(x)).mean(axis=0)])
     masks = P.magnitude_masks(teacher, 0.7, None, "layer", True)
     pruned = tf.keras.models.clone_model(teacher)
     pruned.set_weights(teacher.get_weights())
@@ -66,13 +72,18 @@ def test_dqn_distill_moves_pruned_q_values_to_the_teacher():
     assert all(np.array_equal(a, b) for a, b in zip(pruned.get_weights(), _teacher_and_pruned(cfg)[1].get_weights()))
 
 
-def test_dqn_distill_softmax_temperature_agrees_on_actions_then_rl_finetunes():
-    cfg = _cfg(**{"prune.distill_temperature": 0.05})
+def test_dqn_distill_softmax_temperature_pulls_the_policy_to_the_teacher_then_rl_finetunes():
+    T = 0.1
+    cfg = _cfg(**{"prune.distill_temperature": T})
     teacher, pruned, masks = _teacher_and_pruned(cfg, seed=5)
     x = _teacher_states(cfg, teacher)
-    agree = lambda m: float(np.mean(np.argmax(_q(m, x), 1) == np.argmax(_q(teacher, x), 1)))  # noqa: E731
+
+    def kl(m: tf.keras.Model) -> float:  # KL(teacher's softmax(Q/T) || the model's), mean over states
+        p, q = (tf.nn.log_softmax(_q(mm, x) / T, axis=1).numpy() for mm in (teacher, m))
+        return float(np.mean(np.sum(np.exp(p) * (p - q), axis=1)))
+
     student, ev = P.distiller(cfg, teacher, env_spec(cfg.env))(pruned, masks, 0)
-    assert agree(student) > max(agree(pruned), 0.9), (agree(pruned), agree(student))
+    assert kl(student) < 0.3 * kl(pruned), (kl(pruned), kl(student))
     _zeros_kept(student, masks)
     # optional RL fine-tuning after the distillation: runs with the masks, changes the weights
     rl_cfg = _cfg(**{"prune.distill_temperature": 0.05, "prune.distill_rl_steps": 300,
@@ -94,5 +105,5 @@ def test_dqn_distill_on_atari_frames():
     student, ev = P.distiller(cfg, teacher, env_spec(cfg.env))(pruned, masks, 0)
     after = float(np.mean((_q(student, x) - _q(teacher, x)) ** 2))
     assert after < 0.5 * before, (before, after)
-    assert ev["distill_states"] == 80  # 40 teacher states + 40 of the student's own (DAgger)
+    assert 40 < ev["distill_states"] <= 80  # 40 teacher states + the student's own (DAgger)
     _zeros_kept(student, masks)

@@ -16,6 +16,7 @@ weights (:func:`chain_forward`); acting, evaluation and the saved model stay flo
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -214,7 +215,12 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
     ``t+1 .. t+N``, copy ``i`` taking step ``t+1+i`` and its epsilon). After the iteration come
     the gradient bursts, target copies, checkpoints and evaluations whose agent-step counts fell
     inside it, in that order, as the single-env loop does them step by step. Training stops at
-    the first iteration reaching ``total`` (at most N - 1 steps more)."""
+    the first iteration reaching ``total`` (at most N - 1 steps more).
+
+    ``vector_mode`` thread / async: the copies step in a background thread / worker processes
+    while the learner runs that iteration's gradient steps, so those steps sample the replay as
+    it was before the iteration (at most N agent steps older than in the sync order; still
+    seeded: the replay is only written by this thread, after the step)."""
     dc, tc = cfg.train.dqn, cfg.train
     n_envs = dc.num_envs
     stack = FRAME_STACK if spec.is_atari else 1
@@ -235,7 +241,16 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
         obs, next_obs = unpack_pairs(pairs, dc.batch_size)
         return td_step(obs, actions, rewards, next_obs, terminated)
 
-    envs = make_vector_env(cfg.env, cfg.seed, n_envs, training=True, mode=dc.vector_mode)
+    def learn(bursts: int, loss, q_mean):  # noqa: ANN001, ANN202
+        for _ in range(bursts * dc.gradient_steps):
+            b = rb.sample(dc.batch_size)
+            loss, q_mean = update(b.pairs, b.actions, b.rewards, b.terminated)
+        return loss, q_mean
+
+    envs = make_vector_env(cfg.env, cfg.seed, n_envs, training=True,
+                           mode="async" if dc.vector_mode == "async" else "sync")
+    overlap = dc.vector_mode != "sync"
+    pool = ThreadPoolExecutor(max_workers=1) if dc.vector_mode == "thread" else None
     offsets = np.arange(1, n_envs + 1)
     step = 0
     loss = q_mean = None
@@ -253,7 +268,18 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
             if not explore.all():
                 greedy = act_batch(tf.constant(obs)).numpy()
                 actions = np.where(explore, actions, greedy).astype(np.int32)
-            next_obs, rewards, terminated, truncated, info = envs.step(actions)
+            prev, step = step, step + n_envs
+            bursts = _crossed(prev, step, dc.train_freq, dc.learning_starts)
+            if overlap:  # the copies step (another thread / processes) while the learner learns
+                if dc.vector_mode == "async":
+                    envs.step_async(actions)
+                else:
+                    pending = pool.submit(envs.step, actions)
+                loss, q_mean = learn(bursts, loss, q_mean)
+                next_obs, rewards, terminated, truncated, info = (
+                    envs.step_wait() if dc.vector_mode == "async" else pending.result())
+            else:
+                next_obs, rewards, terminated, truncated, info = envs.step(actions)
             next_obs = np.asarray(next_obs, obs_dtype)
             done = np.logical_or(terminated, truncated)
             final = next_obs
@@ -270,13 +296,10 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
                         logger.episode(int(t[i]), float(fin["episode"]["r"][i]))
                     bar.set_postfix(ret=f"{logger.running_return():.1f}", eps=f"{eps[-1]:.2f}")
             obs = next_obs
-            prev, step = step, step + n_envs
 
             # -- learn, target copies --------------------------------------------------------------
-            bursts = _crossed(prev, step, dc.train_freq, dc.learning_starts)
-            for _ in range(bursts * dc.gradient_steps):
-                b = rb.sample(dc.batch_size)
-                loss, q_mean = update(b.pairs, b.actions, b.rewards, b.terminated)
+            if not overlap:
+                loss, q_mean = learn(bursts, loss, q_mean)
             if bursts:
                 logger.losses.append((step, float(loss)))
                 logger.scalar("train/loss", float(loss), step)
@@ -297,6 +320,8 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
     finally:
         bar.close()
         envs.close()
+        if pool is not None:
+            pool.shutdown()
     if not selector.stop and (tc.eval_every <= 0 or not _crossed(step - n_envs, step, tc.eval_every, dc.learning_starts)):
         selector(step)
     return finish(cfg, out_dir, q_net, tf_greedy, selector, logger, step, t0,

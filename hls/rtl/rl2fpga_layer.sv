@@ -21,7 +21,8 @@
 // Requantize phase (after the end-of-frame marker has drained): walk the dirty lists (or, after
 // a state reset or threshold write, every accumulator), requantize (round half even, saturate,
 // ReLU), compare with x_hat and the next layer's threshold, and send the changed outputs as
-// events (the last layer sends every output value instead), then the marker.
+// events (the last layer sends every output value instead), then the marker. Sets of changed
+// outputs queue in a small FIFO before the serializer, so walking and sending overlap.
 //
 // State reset: accumulators <- bias, x_hat <- 0, dirty lists empty, next frame all dirty.
 module rl2fpga_layer
@@ -177,7 +178,15 @@ module rl2fpga_layer
   logic [LANES*EW-1:0]      rq_payload;
 
   assign sweep_mode = all_dirty || LAST;
-  assign adv        = !r2_valid || ser_can_load;
+  // sets of changed outputs wait in a small FIFO for the serializer, so the walk does not stop
+  // while a set is being sent (walking and sending overlap)
+  localparam int SD = 4;
+  localparam int SETW = LANES + LANES * EW;  // {mask, payloads}
+  logic              set_push, set_pop;
+  logic [SETW-1:0]   set_head;
+  logic [$clog2(SD+1)-1:0] set_count;
+
+  assign adv        = !r2_valid || !(|rq_mask) || 32'(set_count) < SD;
   assign rq_issue   = phase == S_RQ && rq_k < rq_total && adv;
 
   function automatic logic signed [63:0] requantize(input logic signed [ACC_BITS-1:0] acc);
@@ -429,18 +438,30 @@ module rl2fpga_layer
   assign fifo_space = &lane_space;
 
   // ================================================================ events out
+  assign set_push = r2_valid && adv && (|rq_mask);
+  assign set_pop  = set_count != '0 && ser_can_load;
+
+  rl2fpga_fifo #(.DEPTH(SD), .W(SETW)) u_sets (
+      .clk, .rst_n,
+      .push     (set_push),
+      .push_data({rq_mask, rq_payload}),
+      .pop      (set_pop),
+      .head     (set_head),
+      .count    (set_count)
+  );
+
   rl2fpga_serializer #(.N(LANES), .PW(EW)) u_ser (
       .clk, .rst_n,
       .can_load    (ser_can_load),
-      .load        (r2_valid),
-      .load_mask   (rq_mask),
-      .load_payload(rq_payload),
+      .load        (set_pop),
+      .load_mask   (set_head[SETW-1 -: LANES]),
+      .load_payload(set_head[LANES*EW-1:0]),
       .out_valid   (ser_valid),
       .out_ready   (out_ready),
       .out_payload (ser_payload)
   );
 
-  assign rq_done     = phase == S_RQ && rq_k == rq_total && !r1_valid && !r2_valid && !ser_valid;
+  assign rq_done     = phase == S_RQ && rq_k == rq_total && !r1_valid && !r2_valid && set_count == '0 && !ser_valid;
   assign out_valid   = ser_valid || rq_done;
   assign out_last    = !ser_valid;
   assign out_payload = ser_payload;

@@ -129,6 +129,7 @@ void delta_stream(hls::stream<data_T> &data, hls::stream<res_T> &res, bool reset
 // are defined in exactly one translation unit of the compiled library.
 extern "C" {
 void rl2fpga_delta_reset() { rl2fpga::runtime().reset_pending = true; }
+bool rl2fpga_delta_take_reset() { return rl2fpga::take_reset(); }
 void rl2fpga_delta_set_threshold(int stage, long t) { rl2fpga::runtime().threshold[stage % rl2fpga::max_stages] = t; }
 long rl2fpga_delta_threshold(int stage) { return rl2fpga::runtime().threshold[stage % rl2fpga::max_stages]; }
 }

@@ -93,7 +93,9 @@ def _hls_csim_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> CSimBacke
 
     Console(stderr=True).print("compiling the hls4ml C simulation (6-25 s) ...")
     backend = "Vivado" if cfg.hls.backend == "VivadoAccelerator" else cfg.hls.backend
-    project = hls4ml_flow.convert(model, cfg.hls, run.dir("board") / "hls_csim", backend=backend)
+    project_dir = run.dir("board") / "hls_csim"
+    shutil.rmtree(project_dir, ignore_errors=True)  # only freshly generated C++ is compiled
+    project = hls4ml_flow.convert(model, cfg.hls, project_dir, backend=backend)
     return CSimBackend(hls4ml_flow.CSim(project, model))
 
 

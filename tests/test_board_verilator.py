@@ -76,6 +76,10 @@ def test_cartpole_verilator_episodes_equal_golden(tmp_path):
     i = next(k for k, ln in enumerate(lines) if ln.strip() and not ln.startswith("//"))
     lines[i] = format(int(lines[i], 16) ^ 0x100, f"0{len(lines[i])}x")  # lane 0 bias += 2^8 acc LSBs
     mem.write_text("\n".join(lines) + "\n")
+    assert main(["board", str(run.path), "--target", "emulator", "--episodes", "1"]) == 2  # edited: refused
+    from rl2fpga.manifest import record_files
+
+    record_files(run.path / "rtl")  # as if the generator itself had written the wrong bias
     assert main(["board", str(run.path), "--target", "emulator", "--episodes", "1"]) == 0
     bad = json.loads((run.path / "board" / "summary.json").read_text())
     assert bad["engine"] == "verilator" and bad["output_mismatches"] > 0

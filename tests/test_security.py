@@ -258,7 +258,7 @@ def test_second_command_on_a_busy_run_is_refused(tmp_path, capsys):
         sys.exit(main(["report", {str(run.path)!r}]))
     """)
     p = subprocess.Popen([sys.executable, "-c", busy], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PKG_ROOT)})
     try:
         assert "in-step" in p.stdout.readline()  # blocks until the step runs (or the process ends)
         cfg_before = (run.path / "config.yaml").read_bytes()

@@ -46,9 +46,10 @@ def _run(path: Path, sets: list[str] | None = None, model=None) -> Run:
     return run
 
 
-def _cli(*argv: str) -> subprocess.CompletedProcess:
-    """The command in its own process (a crash there, e.g. a bus error, fails the test only)."""
-    return subprocess.run([sys.executable, "-m", "rl2fpga.cli", *argv], capture_output=True, text=True,
+def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The command in its own process (a crash there, e.g. a bus error, fails the test only);
+    ``cwd`` outside the repository, so that `-m` imports the rl2fpga under test."""
+    return subprocess.run([sys.executable, "-m", "rl2fpga.cli", *argv], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, "PYTHONPATH": str(PKG_ROOT), "OBJCACHE": "ccache"})
 
 
@@ -90,15 +91,15 @@ def test_cosim_in_a_run_path_with_spaces(tmp_path, capsys):
 @needs_verilator
 def test_truncated_cached_simulation_binary_is_rebuilt(tmp_path):
     run = _run(tmp_path / "run")
-    r = _cli("rtl", str(run.path))
+    r = _cli("rtl", str(run.path), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = _cli("cosim", str(run.path))
+    r = _cli("cosim", str(run.path), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     first = json.loads((run.path / "cosim" / "frames.json").read_text())
     binary = run.path / "cosim" / "obj" / "rl2fpga_engine_sim"
     data = binary.read_bytes()
     binary.write_bytes(data[: len(data) // 3])
-    r = _cli("cosim", str(run.path))
+    r = _cli("cosim", str(run.path), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert binary.stat().st_size == len(data) or binary.read_bytes()[:4] == b"\x7fELF"
     assert json.loads((run.path / "cosim" / "frames.json").read_text()) == first
@@ -112,14 +113,14 @@ def test_truncated_cached_board_library_is_rebuilt(tmp_path):
     every rerun; now it is rebuilt and the closed loop matches the golden policy again."""
     run = _run(tmp_path / "run", ["board.emulator_engine=verilator", "board.max_steps=60", "rtl.input_bytes_per_beat=8"],
                model=balancer())
-    assert _cli("rtl", str(run.path)).returncode == 0
-    r = _cli("board", str(run.path), "--target", "emulator", "--episodes", "1")
+    assert _cli("rtl", str(run.path), cwd=tmp_path).returncode == 0
+    r = _cli("board", str(run.path), "--target", "emulator", "--episodes", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     libs = list((run.path / "board" / "verilator").glob("*/lib*.so"))
     assert len(libs) == 1
     size = libs[0].stat().st_size
     libs[0].write_bytes(libs[0].read_bytes()[:4096])
-    r = _cli("board", str(run.path), "--target", "emulator", "--episodes", "1")
+    r = _cli("board", str(run.path), "--target", "emulator", "--episodes", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert libs[0].stat().st_size == size
     s = json.loads((run.path / "board" / "summary.json").read_text())
@@ -228,7 +229,7 @@ def test_sigkill_leaves_no_orphan(tmp_path):
     (fake / "yosys").write_text(f"#!/bin/sh\necho $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}\nexec sleep 100000\n")
     (fake / "yosys").chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(PKG_ROOT), "PATH": f"{fake}:{os.environ['PATH']}"}
-    p = subprocess.Popen([sys.executable, "-m", "rl2fpga.cli", "rtl", str(run.path)], env=env,
+    p = subprocess.Popen([sys.executable, "-m", "rl2fpga.cli", "rtl", str(run.path)], env=env, cwd=tmp_path,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     child = None
     try:

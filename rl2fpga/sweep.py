@@ -615,7 +615,7 @@ def _trials_ray(plan: Plan, todo: list[str], attempt: int) -> None:
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(todo)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=False),
+        tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"attempt-{attempt}",
             storage_path=str(plan.root / "tune"),

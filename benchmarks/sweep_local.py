@@ -7,8 +7,9 @@ The sweep varies quantize.weight_bits over {8, 6, 4, 3} (steps train..analyze, t
 both runs train and prune once (the shared stem) and quantize + analyze four times. Sequential:
 ``rl2fpga.sweep.run_sweep(backend="serial")``, every step in this process one after another
 (TensorFlow imported once, free to use every core). Ray: the same sweep file through Ray Tune on
-a local Ray with ``--workers`` CPUs, one CPU per trial (each trial a fresh worker process that
-imports TensorFlow). Both write to a temporary runs root that is deleted at the end.
+a local Ray with ``--workers`` CPUs, one CPU per trial (Ray's start, the stem in a Ray task
+and each Tune worker importing TensorFlow once are part of its time; Tune reuses a worker for
+the next trial). Both write to a temporary runs root that is deleted at the end.
 """
 
 from __future__ import annotations

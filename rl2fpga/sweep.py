@@ -616,7 +616,7 @@ def _trials_ray(plan: Plan, todo: list[str], attempt: int) -> None:
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search(todo)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=False),
+        tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"attempt-{attempt}",
             storage_path=str(plan.root / "tune"),
@@ -850,11 +850,19 @@ def _plot_front(rows: list[dict[str, Any]], xk: str, yk: str, x_min: bool, y_max
     ax.scatter([p[1] for p in pts], [p[2] for p in pts], s=22, color="tab:blue", alpha=0.6, label="trial")
     front = sorted((p for p in pts if p[0].get(front_key)), key=lambda p: p[1])
     if front:
-        ax.plot([p[1] for p in front], [p[2] for p in front], "o-", color="tab:red", ms=6, drawstyle="steps-post"
-                if y_max == x_min else "default", label="Pareto front")
-        for r, x, y in front:
-            label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in r.items() if k.startswith("param."))
-            ax.annotate(label or r["trial"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6.5)
+        # the staircase that bounds the dominated region
+        ax.plot([p[1] for p in front], [p[2] for p in front], "o-", color="tab:red", ms=6, drawstyle="steps-post",
+                label="Pareto front")
+        same: dict[tuple[float, float], list[dict[str, Any]]] = {}
+        for r, x, y in front:  # trials on the same point get one label: differing values joined by /
+            same.setdefault((x, y), []).append(r)
+        for (x, y), rs in same.items():
+            parts = []
+            for k in (k for k in rs[0] if k.startswith("param.")):
+                vals = list(dict.fromkeys(str(r.get(k)) for r in rs))
+                parts.append(f"{k.split('.')[-1]}={'/'.join(vals)}")
+            ax.annotate(", ".join(parts) or "/".join(r["trial"] for r in rs), (x, y), textcoords="offset points",
+                        xytext=(4, -10 if y_max else 4), fontsize=6.5)
     xs = [p[1] for p in pts]
     if min(xs) > 0 and max(xs) / min(xs) > 20:
         ax.set_xscale("log")

@@ -280,3 +280,16 @@ def test_quantize_only_trials_share_one_train_and_one_prune(killed_and_resumed):
         assert len({(t / step / ".done").read_text() for t in finished}) == len(finished) == 3
     assert [s.name for s in (d / "stems").iterdir()] == [next(iter((d / "stems").iterdir())).name]
     assert not (next((d / "stems").iterdir()) / "quantize").exists()  # the stem stops before quantize
+
+
+def test_shipped_sweep_files_plan_one_stem_per_shared_prefix():
+    """configs/sweeps/*.yaml load; the CartPole one (weight bits x threshold) trains and prunes
+    once and runs quantize + analyze per trial."""
+    files = sorted((Path(__file__).parent.parent / "configs" / "sweeps").glob("*.yaml"))
+    assert files
+    plans = {f.stem: load_sweep(f, "runs") for f in files}
+    cp = plans["cartpole"]
+    assert len(cp.trials) == 16 and cp.steps == ["train", "prune", "quantize", "analyze"]
+    assert [s.id.split("-")[0] for s in cp.stems] == ["prune"]
+    assert {tuple(sorted(t.params.items())) for t in cp.trials} == {
+        (("quantize.threshold", T), ("quantize.weight_bits", b)) for b in (8, 6, 4, 3) for T in (0.0, 0.005, 0.01, 0.05)}

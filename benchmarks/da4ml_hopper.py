@@ -24,6 +24,8 @@ def main() -> None:
     ap.add_argument("--no-synth", action="store_true", help="skip yosys (slow for a design this size)")
     ap.add_argument("--no-cosim", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--full-search", action="store_true",
+                    help="da4ml's default solver search over decomposition constraints (slow at this size)")
     args = ap.parse_args()
 
     import numpy as np
@@ -36,7 +38,7 @@ def main() -> None:
     from rl2fpga.rtl_tests.harness import BUILD_ROOT
 
     h = args.hidden
-    root = BUILD_ROOT / "bench" / f"da4ml_hopper_{h}_s{args.sparsity}_c{args.latency_cutoff}_{args.seed}"
+    root = BUILD_ROOT / "bench" / f"da4ml_hopper_{h}_s{args.sparsity}_c{args.latency_cutoff}_{args.seed}{'_full' if args.full_search else ''}"
     g = random_model(np.random.default_rng(args.seed), (11,), [("dense", h), ("dense", h), ("dense", 3)],
                      sparsity=args.sparsity, in_fmt=Fmt(16, 5, True))
     g.save(root / "golden")
@@ -45,7 +47,10 @@ def main() -> None:
     out: dict = {"model": f"random 11-{h}-{h}-3, {1 - sum(la.nnz() for la in g.layers) / sum(la.w.size for la in g.layers):.3f} sparse",
                  "nonzero_weights": sum(la.nnz() for la in g.layers), "states": len(xs), "episodes": len(starts)}
     t = time.perf_counter()
-    d = generate(g, root / "rtl", input_bytes_per_beat=8, latency_cutoff=args.latency_cutoff, check_inputs=xs)
+    solver = {} if args.full_search else {"search_all_decompose_dc": False}
+    out["solver"] = solver
+    d = generate(g, root / "rtl", input_bytes_per_beat=8, latency_cutoff=args.latency_cutoff, check_inputs=xs,
+                 solver=solver, timeout_s=6 * 3600)
     out["lower_s"] = round(time.perf_counter() - t, 1)
     ref = np.stack([g.forward(x) for x in xs])
     out["interpreter_mismatches"] = int((interpreter_outputs(root / "rtl") != ref).any(axis=1).sum())

@@ -10,7 +10,7 @@ File interface (versioned; rl2fpga/hls/da4ml/lowering.py writes SPEC and reads t
   (dense layers: integer weights ``w`` (n_in, n_out), integer biases ``b`` in accumulator LSBs,
   fixed-point formats ``{bits, integer, signed}`` as in quantize/golden.py, activation), the
   rounding (``half_even``, the golden model's; ``half_up`` only to show that it differs), the
-  pipelining cutoff, optional integer ``check_inputs`` to evaluate with da4ml's bit-exact
+  pipelining cutoff, optional da4ml solver options (``solver``), optional integer ``check_inputs`` to evaluate with da4ml's bit-exact
   interpreter.
 * ``OUT_DIR/report.json`` (``format: rl2fpga.da4ml.report``, ``version: 1``): the Verilog files
   (relative to OUT_DIR), the pipeline's stage count and latency in cycles, the packed bit layout
@@ -102,7 +102,11 @@ def main(argv: list[str]) -> int:
             fail(f"layer {layer['name']}: the da4ml back end lowers dense layers only (got {layer['kind']})")
     n_in = len(layers[0]["w"])
     t0 = time.perf_counter()
-    inp = FixedVariableArrayInput(n_in)
+    # solver options (da4ml.cmvm.solve): search_all_decompose_dc=False skips the search over
+    # decomposition delay constraints, much faster on large matrices at some cost in adders
+    solver = {k: v for k, v in (spec.get("solver") or {}).items()
+              if k in ("method0", "method1", "hard_dc", "decompose_dc", "search_all_decompose_dc")}
+    inp = FixedVariableArrayInput(n_in, solver_options=solver or None)
     outv = lower(inp, layers, spec.get("rounding", "half_even"))
     comb = comb_trace(inp, outv, keep_dead_inputs=True)
     t_trace = time.perf_counter() - t0
@@ -154,6 +158,7 @@ def main(argv: list[str]) -> int:
         "latency_cycles": n_stages + 1,
         "ii": 1,
         "latency_cutoff": float(spec["latency_cutoff"]),
+        "solver": solver,
         "cost": float(comb.cost),
         "comb_latency": [float(v) for v in comb.latency],
         "reg_bits": int(pipe.reg_bits),

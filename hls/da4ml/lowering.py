@@ -59,7 +59,7 @@ def have_da4ml() -> bool:
 
 
 def write_spec(model: GoldenModel, path: Path, rounding: str = "half_even", latency_cutoff: float = 5.0,
-               check_inputs: np.ndarray | None = None) -> dict[str, Any]:
+               check_inputs: np.ndarray | None = None, solver: dict[str, Any] | None = None) -> dict[str, Any]:
     """The golden model (delta off) as the da4ml side's ``spec.json``."""
     if rounding not in ("half_even", "half_up"):
         raise Rl2fpgaError(f"rounding '{rounding}' is unknown; use half_even (the golden model's) or half_up")
@@ -74,7 +74,7 @@ def write_spec(model: GoldenModel, path: Path, rounding: str = "half_even", late
             "b": np.asarray(layer.b, dtype=np.int64).tolist(),
         })
     spec = {"format": SPEC_FORMAT, "version": VERSION, "module": CORE, "rounding": rounding,
-            "latency_cutoff": float(latency_cutoff), "layers": layers,
+            "latency_cutoff": float(latency_cutoff), "solver": dict(solver or {}), "layers": layers,
             "check_inputs": None if check_inputs is None else np.asarray(check_inputs, dtype=np.int64).reshape(len(check_inputs), -1).tolist()}
     atomic_write_json(path, spec)
     return spec
@@ -172,15 +172,16 @@ def _assigns(model: GoldenModel, report: dict[str, Any]) -> tuple[list[dict[str,
 
 
 def generate(model: GoldenModel, out_dir: Path, input_bytes_per_beat: int = 8, rounding: str = "half_even",
-             latency_cutoff: float = 5.0, check_inputs: np.ndarray | None = None) -> Da4mlDesign:
+             latency_cutoff: float = 5.0, check_inputs: np.ndarray | None = None,
+             solver: dict[str, Any] | None = None, timeout_s: float = 1800.0) -> Da4mlDesign:
     """Lower ``model`` with da4ml and write the wrapped design into ``out_dir`` (replaced whole;
     the previous design stays until the new one is complete)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        write_spec(model, tmp / "spec.json", rounding, latency_cutoff, check_inputs)
-        report = run_da4ml(tmp / "spec.json", tmp / "da4ml")
+        write_spec(model, tmp / "spec.json", rounding, latency_cutoff, check_inputs, solver)
+        report = run_da4ml(tmp / "spec.json", tmp / "da4ml", timeout_s)
         in_fmt = model.in_fmt
         n_in = int(np.prod(model.in_shape))
         n_out = int(np.prod(model.layers[-1].out_shape))

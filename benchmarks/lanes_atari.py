@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _row(lanes: int, args: argparse.Namespace) -> dict[str, Any]:
+def _row(lanes: int, args: argparse.Namespace, row: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``row`` (cosim figures unless already there, then yosys); kept on failure."""
     from rl2fpga.hls.resources import estimate
     from rl2fpga.hls.rtlgen import generate
     from rl2fpga.rtl_tests.frames import record
@@ -27,8 +28,8 @@ def _row(lanes: int, args: argparse.Namespace) -> dict[str, Any]:
     g = atari_model(sparsity=args.sparsity, threshold=args.threshold)
     g.save(root / "golden")
     design = generate(g, root / "rtl", lanes=lanes, input_bytes_per_beat=args.beat_bytes, frame_stack=True)
-    row: dict[str, Any] = {"lanes": lanes}
-    if args.frames:
+    row["lanes"] = lanes
+    if args.frames and "cycles_median" not in row:
         frames, starts = record(args.frames, seed=0)
         t0 = time.perf_counter()
         res = run_engine(design, root / "golden", frames, root / "work", resets=starts[1:])
@@ -40,7 +41,7 @@ def _row(lanes: int, args: argparse.Namespace) -> dict[str, Any]:
             "mac_bound_median": s["lower_bound_cycles"]["median"], "roofline_median": s["roofline_cycles"]["median"],
             "median_over_roofline": s["median_over_roofline"], "cosim_s": round(time.perf_counter() - t0, 1),
         })
-    if args.synth:
+    if args.synth and "lut" not in row:
         t0 = time.perf_counter()
         est = estimate(design.sv_files, design.top, design.out_dir, design.out_dir / "yosys.log")
         row.update({k: est[k] for k in ("lut", "ff", "dsp", "bram36", "fits_xc7z020", "bram_inferred")})
@@ -57,7 +58,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=int, default=2)
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     ap.add_argument("--no-synth", dest="synth", action="store_false", help="skip yosys")
-    ap.add_argument("--reuse", action="store_true", help="keep rows already in the results file")
+    ap.add_argument("--reuse", action="store_true", help="keep the figures already in the results file (fill the rest)")
     args = ap.parse_args()
 
     from rl2fpga.fsutil import atomic_write_json
@@ -66,11 +67,13 @@ def main() -> None:
     out = BUILD_ROOT / "bench" / "lanes_atari.json"
     rows: dict[str, Any] = json.loads(out.read_text()) if args.reuse and out.exists() else {}
     for lanes in [int(v) for v in args.lanes.split(",")]:
-        if str(lanes) in rows:
-            continue
-        rows[str(lanes)] = _row(lanes, args)
+        row = rows.setdefault(str(lanes), {"lanes": lanes})
+        try:
+            _row(lanes, args, row)
+        except Exception as e:  # keep what was measured (e.g. the cosim when yosys fails)
+            row["error"] = f"{type(e).__name__}: {e}"
         atomic_write_json(out, rows)
-        print(json.dumps(rows[str(lanes)]), flush=True)
+        print(json.dumps(row), flush=True)
     _print_table(rows, out)
 
 

@@ -242,7 +242,7 @@ def add_reset_port(model: Any) -> None:
         ])
         _patch(fw / f"{proj}_axi.h", [("_axi(input_axi_t in[N_IN]", "_axi(input_axi_t in[N_IN + 1]")])
         call = r"( *)" + proj + r"_axi\((\w+),\s*(\w+)\);"
-        flag_in = (r"\1{ input_axi_t rl2fpga_in[N_IN + 1]; rl2fpga_in[0] = FLAG; "
+        flag_in = (r"\1{ input_axi_t rl2fpga_in[N_IN + 1]; rl2fpga_in[0] = input_axi_t(T_in(FLAG), 0); "
                    r"for (unsigned i = 0; i < N_IN; i++) rl2fpga_in[i + 1] = \2[i]; "
                    + proj + r"_axi(rl2fpga_in, \3); }")
         _patch(out / f"{proj}_bridge.cpp", [(call, flag_in.replace("FLAG", "rl2fpga_delta_take_reset() ? 1 : 0"))], regex=True)

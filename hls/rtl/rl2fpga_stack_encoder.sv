@@ -66,7 +66,8 @@ module rl2fpga_stack_encoder
   logic [NE*IN_BITS-1:0] xhat_rd, xhat_wd, xhat_new;
   logic                  xhat_we;
   logic [BW-1:0]         xhat_wa;
-  logic [K-2:0][P*IN_BITS-1:0] slot_rd, slot_wd;
+  localparam int SW_ = P * IN_BITS;                  // bits of one kept-frame word
+  logic [(K-1)*SW_-1:0]  slot_rd, slot_wd;            // slot k at [k*SW_ +: SW_]
   logic [K-2:0]          slot_we;
   logic                  rd_en;
   logic [BW-1:0]         rd_addr, slot_wa;
@@ -79,8 +80,8 @@ module rl2fpga_stack_encoder
   for (genvar k = 0; k < K - 1; k++) begin : g_slot
     logic [P*IN_BITS-1:0] mem[BEATS];
     always_ff @(posedge clk) begin
-      if (slot_we[k]) mem[slot_wa] <= slot_wd[k];
-      if (rd_en) slot_rd[k] <= mem[rd_addr];
+      if (slot_we[k]) mem[slot_wa] <= slot_wd[k*SW_ +: SW_];
+      if (rd_en) slot_rd[k*SW_ +: SW_] <= mem[rd_addr];
     end
   end
 
@@ -118,16 +119,14 @@ module rl2fpga_stack_encoder
 
   always_comb begin
     xhat_new = xhat_rd;
-    for (int k = 0; k < K - 1; k++) slot_wd[k] = s0_data[0 +: P*IN_BITS];
+    slot_wd = '0;
     for (int e = 0; e < P; e++) begin
       logic [IN_BITS-1:0] xs[K];
       for (int ch = 0; ch < K; ch++) begin
-        xs[ch] = ch < K - 1 ? slot_rd[ch % (K - 1)][e*IN_BITS +: IN_BITS] : s0_data[e*8 +: IN_BITS];
+        xs[ch] = ch < K - 1 ? slot_rd[(ch % (K - 1))*SW_ + e*IN_BITS +: IN_BITS] : s0_data[e*8 +: IN_BITS];
       end
-      if (!s0_fill) begin
-        for (int k = 0; k < K - 1; k++) slot_wd[k][e*IN_BITS +: IN_BITS] = xs[k + 1];
-      end else begin
-        for (int k = 0; k < K - 1; k++) slot_wd[k][e*IN_BITS +: IN_BITS] = s0_data[e*8 +: IN_BITS];
+      for (int k = 0; k < K - 1; k++) begin
+        slot_wd[k*SW_ + e*IN_BITS +: IN_BITS] = s0_fill ? s0_data[e*8 +: IN_BITS] : xs[k + 1];
       end
       for (int ch = 0; ch < K; ch++) begin
         logic signed [DW-1:0] x, xh, d;

@@ -116,11 +116,12 @@ def _same(a: tf.keras.Model, b: tf.keras.Model) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_vector_dqn_same_seed_same_weights_and_float32_model(dtype: str, tmp_path):
-    a = train_dqn(_tiny(**{"train.dqn.learner_dtype": dtype}), tmp_path, progress=False)
-    b = train_dqn(_tiny(**{"train.dqn.learner_dtype": dtype}), None, progress=False)
-    c = train_dqn(_tiny(**{"train.dqn.learner_dtype": dtype, "seed": 1}), None, progress=False)
+@pytest.mark.parametrize(("dtype", "mode"), [("float32", "sync"), ("bfloat16", "thread")])
+def test_vector_dqn_same_seed_same_weights_and_float32_model(dtype: str, mode: str, tmp_path):
+    sets = {"train.dqn.learner_dtype": dtype, "train.dqn.vector_mode": mode}
+    a = train_dqn(_tiny(**sets), tmp_path, progress=False)
+    b = train_dqn(_tiny(**sets), None, progress=False)
+    c = train_dqn(_tiny(**sets, seed=1), None, progress=False)
     assert _same(a.model, b.model) and not _same(a.model, c.model)
     assert a.eval.returns == b.eval.returns
     assert a.steps == 1200 and a.metrics["num_envs"] == 4 and a.metrics["learner_dtype"] == dtype
@@ -136,3 +137,17 @@ def test_vector_dqn_same_seed_same_weights_and_float32_model(dtype: str, tmp_pat
 def test_bad_num_envs():
     with pytest.raises(Rl2fpgaError, match="num_envs"):
         train_dqn(_tiny(**{"train.dqn.num_envs": 0}), None, progress=False)
+
+
+@pytest.mark.slow
+def test_vector_bf16_dqn_keeps_pruned_weights_zero():
+    cfg = _tiny(**{"train.dqn.learner_dtype": "bfloat16", "train.dqn.vector_mode": "thread", "train.eval_every": 0})
+    start = train_dqn(cfg, None, total_steps=400, progress=False).model
+    rng = np.random.default_rng(0)
+    masks = {layer.name: (rng.random(layer.kernel.shape) < 0.5).astype(np.float32) for layer in weight_layers(start)}
+    res = train_dqn(cfg, None, model=start, masks=masks, progress=False)
+    for layer in weight_layers(res.model):
+        k = layer.kernel.numpy()
+        assert np.all(k[masks[layer.name] == 0] == 0.0)
+        assert np.count_nonzero(k[masks[layer.name] == 1]) == int(masks[layer.name].sum())
+    assert not _same(res.model, start)

@@ -7,7 +7,7 @@ weights and ``masks`` (layer name -> 0/1 kernel mask) are re-applied after every
 so pruned weights stay exactly 0.
 
 ``train.dqn.num_envs > 1`` steps that many copies of the environment together (one batched
-greedy forward pass per step of all copies) and samples packed uint8 windows from a
+greedy forward pass per step of all copies) and samples packed uint8 stacks from a
 :class:`VectorReplay`; every schedule still counts agent steps over all copies.
 ``train.dqn.learner_dtype = bfloat16`` runs the learner's passes in bfloat16 on the float32
 weights (:func:`chain_forward`); acting, evaluation and the saved model stay float32.

@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 setup:
 	@bash scripts/setup.sh
 
+# the demo reruns its own run folder (runs/cartpole) from scratch: --force
 demo: setup
-	$(BIN)/rl2fpga run
+	$(BIN)/rl2fpga run --force
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -224,6 +225,7 @@ def killed_and_resumed(tmp_path_factory):
     with open(log2, "w") as fh:
         rc = subprocess.call(_sweep_cmd(f, runs, "--resume"), stdout=fh, stderr=subprocess.STDOUT, env=env)
     _wait_until(lambda: not _ray_processes(tag), "the resumed sweep's Ray processes to exit", timeout=120)
+    shutil.rmtree(tag, ignore_errors=True)  # Ray's session folders
     return {"dir": sweep_dir, "rc": rc, "log": log2.read_text(), "before": before, "before_markers": before_markers,
             "before_records": before_records, "seen": seen, "strays": _ray_processes(tag)}
 

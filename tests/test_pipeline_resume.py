@@ -49,7 +49,7 @@ def test_kill_late_step_then_resume_from_it(tmp_path, fake_steps):
     CALLS.clear()
     cfg._kill = False
     run_pipeline(run, cfg, start="cosim")
-    assert CALLS == ["cosim", "board", "report"]
+    assert CALLS == ["cosim", "board", "da4ml", "report"]
     assert {n: (run.path / n / ".done").read_text() for n in marks} == marks  # earlier steps untouched
     assert all(run.done(n) for n in steps_mod.STEP_ORDER)
 

@@ -48,7 +48,7 @@ def test_kill_late_step_then_resume_from_it(tmp_path, fake_steps):
     CALLS.clear()
     cfg._kill = False
     run_pipeline(run, cfg, start="cosim")
-    assert CALLS == steps_mod.STEP_ORDER[steps_mod.STEP_ORDER.index("cosim"):]  # cosim and every later step
+    assert CALLS == ["cosim", "board", "da4ml", "report"]
     assert {n: (run.path / n / ".done").read_text() for n in marks} == marks  # earlier steps untouched
     assert all(run.done(n) for n in steps_mod.STEP_ORDER)
 

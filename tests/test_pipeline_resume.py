@@ -69,7 +69,9 @@ def test_sigint_during_a_real_step_then_resume(tmp_path):
         run.mark_done(n, 1.0)
     before = {n: (run.path / n / ".done").read_text() for n in ("train", "prune")}
     slow_report = textwrap.dedent(f"""
-        import sys, time
+        import signal, sys, time
+        # a command started from a background job inherits SIGINT ignored; a user's Ctrl-C is not
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import rl2fpga.report as r
         def slow(run, cfg):
             print("in-step", flush=True)

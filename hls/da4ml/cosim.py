@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import numpy as np
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.hls.da4ml.lowering import Da4mlDesign
+from rl2fpga.manifest import build_trusted, record_build
+from rl2fpga.paths import build_dir_for
 from rl2fpga.rtl_tests.harness import SIM_TOP, SIM_WRAPPER, have_verilator
 
 
@@ -32,19 +36,33 @@ def build(design: Da4mlDesign, build_dir: Path | None = None) -> tuple[Any, Path
         digest.update(p.name.encode() + p.read_bytes())
     key = digest.hexdigest()[:12]
     build_dir = Path(build_dir) if build_dir else design.out_dir.parent / "obj"
-    build_dir = build_dir / key
+    build_dir = build_dir_for(build_dir / key)  # make cannot build in a path with spaces
     runner = get_runner("verilator")
-    stamp = build_dir / ".built"
-    runner.build(
-        sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
-        hdl_toplevel=SIM_TOP,
-        build_dir=str(build_dir),
-        parameters={"BYTES": design.input_bytes_per_beat},
-        build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3",
-                    "--x-assign", "fast", "--x-initial", "fast"],
-        always=not stamp.exists(),
-    )
-    stamp.write_text("ok\n")
+    # the simulation binary runs only when it is byte for byte what this user built there
+    binary = build_dir / SIM_TOP
+    trusted = binary.is_file() and build_trusted(binary)
+    if not trusted and build_dir.exists():
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    build_log = build_dir / "build.log"  # Verilator and g++ output: a file, not the console
+    try:
+        with open(build_dir / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):
+            runner.build(
+                sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
+                hdl_toplevel=SIM_TOP,
+                build_dir=str(build_dir),
+                parameters={"BYTES": design.input_bytes_per_beat},
+                build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3",
+                            "--x-assign", "fast", "--x-initial", "fast"],
+                always=not trusted,
+                log_file=str(build_log),
+            )
+    except SystemExit as e:  # cocotb's runner exits on a failed tool
+        raise Rl2fpgaError(f"the Verilator build of the da4ml design failed ({e}); see {build_log}") from None
+    if not trusted:
+        if not binary.is_file():
+            raise Rl2fpgaError(f"Verilator build in {build_dir} produced no {SIM_TOP}; see {build_log}")
+        record_build(binary)
     return runner, build_dir
 
 
@@ -71,9 +89,13 @@ def run(design: Da4mlDesign, golden_dir: Path, frames: np.ndarray, work: Path, s
     atomic_write_json(work / "tb_config.json", cfg)
     before = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
-        runner.test(test_module="rl2fpga.hls.da4ml.da4ml_tb", hdl_toplevel=SIM_TOP, build_dir=str(build_dir),
-                    test_dir=str(work), extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").resolve())},
-                    results_xml="results.xml")
+        sim_log = work / "sim.log"  # the simulator's output: a file, not the console
+        with open(work / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):
+            runner.test(test_module="rl2fpga.hls.da4ml.da4ml_tb", hdl_toplevel=SIM_TOP, build_dir=str(build_dir),
+                        test_dir=str(work), extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").absolute())},
+                        results_xml="results.xml", log_file=str(sim_log))
+    except SystemExit as e:
+        raise Rl2fpgaError(f"the da4ml co-simulation failed ({e}); see {work / 'sim.log'}") from None
     finally:
         if before is not None:
             os.environ["PYTEST_CURRENT_TEST"] = before

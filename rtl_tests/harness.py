@@ -39,6 +39,30 @@ def _sim_env() -> None:
     os.environ.setdefault("MAKEFLAGS", "-j2")
 
 
+def verilate(runner: Any, sources: list[Path], build_dir: Path, what: str, parameters: dict[str, Any],
+             build_args: list[str]) -> None:
+    """Build ``SIM_TOP`` from ``sources`` in ``build_dir`` with cocotb's runner. The simulation
+    binary is reused only when it is byte for byte what this user built there (a truncated,
+    swapped or foreign build folder is removed and rebuilt); Verilator and g++ output go to
+    ``build.log``, the runner's command echo to ``commands.log``."""
+    binary = build_dir / SIM_TOP
+    trusted = binary.is_file() and build_trusted(binary)
+    if not trusted and build_dir.exists():
+        shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    build_log = build_dir / "build.log"
+    try:
+        with open(build_dir / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):
+            runner.build(sources=[str(p) for p in sources], hdl_toplevel=SIM_TOP, build_dir=str(build_dir),
+                         parameters=parameters, build_args=build_args, always=not trusted, log_file=str(build_log))
+    except SystemExit as e:  # cocotb's runner exits on a failed tool
+        raise Rl2fpgaError(f"the Verilator build of {what} failed ({e}); see {build_log}") from None
+    if not trusted:
+        if not binary.is_file():
+            raise Rl2fpgaError(f"Verilator build in {build_dir} produced no {SIM_TOP}; see {build_log}")
+        record_build(binary)
+
+
 def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any, Path]:
     """Verilate the design (incremental: an unchanged design is not rebuilt)."""
     import warnings
@@ -56,31 +80,9 @@ def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any,
     digest.update(str(design.out_dir.absolute()).encode())  # MEM_DIR is compiled in
     build_dir = build_dir or BUILD_ROOT / "sim" / f"engine_{digest.hexdigest()[:12]}"
     runner = get_runner("verilator")
-    # the simulation binary runs only when it is byte for byte what this user built there; a
-    # truncated, swapped or foreign build folder is removed and rebuilt
-    binary = build_dir / SIM_TOP
-    trusted = binary.is_file() and build_trusted(binary)
-    if not trusted and build_dir.exists():
-        shutil.rmtree(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    build_log = build_dir / "build.log"  # Verilator and g++ output: a file, not the console
-    try:
-        with open(build_dir / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):  # the runner's command echo
-            runner.build(
-                sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
-                hdl_toplevel=SIM_TOP,
-                build_dir=str(build_dir),
-                parameters={"MEM_DIR": f'"{design.out_dir.absolute()}/"', "BYTES": design.input_bytes_per_beat},
-                build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"],
-                always=not trusted,
-                log_file=str(build_log),
-            )
-    except SystemExit as e:  # cocotb's runner exits on a failed tool
-        raise Rl2fpgaError(f"the Verilator build of the engine failed ({e}); see {build_log}") from None
-    if not trusted:
-        if not binary.is_file():
-            raise Rl2fpgaError(f"Verilator build in {build_dir} produced no {SIM_TOP}; see {build_log}")
-        record_build(binary)
+    verilate(runner, [*design.sv_files, SIM_WRAPPER], build_dir, "the engine",
+             parameters={"MEM_DIR": f'"{design.out_dir.absolute()}/"', "BYTES": design.input_bytes_per_beat},
+             build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"])
     return runner, build_dir
 
 

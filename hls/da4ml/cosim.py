@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,8 @@ import numpy as np
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.hls.da4ml.lowering import Da4mlDesign
-from rl2fpga.manifest import build_trusted, record_build
 from rl2fpga.paths import build_dir_for
-from rl2fpga.rtl_tests.harness import SIM_TOP, SIM_WRAPPER, have_verilator
+from rl2fpga.rtl_tests.harness import SIM_TOP, SIM_WRAPPER, have_verilator, verilate
 
 
 def build(design: Da4mlDesign, build_dir: Path | None = None) -> tuple[Any, Path]:
@@ -38,31 +36,10 @@ def build(design: Da4mlDesign, build_dir: Path | None = None) -> tuple[Any, Path
     build_dir = Path(build_dir) if build_dir else design.out_dir.parent / "obj"
     build_dir = build_dir_for(build_dir / key)  # make cannot build in a path with spaces
     runner = get_runner("verilator")
-    # the simulation binary runs only when it is byte for byte what this user built there
-    binary = build_dir / SIM_TOP
-    trusted = binary.is_file() and build_trusted(binary)
-    if not trusted and build_dir.exists():
-        shutil.rmtree(build_dir)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    build_log = build_dir / "build.log"  # Verilator and g++ output: a file, not the console
-    try:
-        with open(build_dir / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):
-            runner.build(
-                sources=[str(p) for p in design.sv_files] + [str(SIM_WRAPPER)],
-                hdl_toplevel=SIM_TOP,
-                build_dir=str(build_dir),
-                parameters={"BYTES": design.input_bytes_per_beat},
-                build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3",
-                            "--x-assign", "fast", "--x-initial", "fast"],
-                always=not trusted,
-                log_file=str(build_log),
-            )
-    except SystemExit as e:  # cocotb's runner exits on a failed tool
-        raise Rl2fpgaError(f"the Verilator build of the da4ml design failed ({e}); see {build_log}") from None
-    if not trusted:
-        if not binary.is_file():
-            raise Rl2fpgaError(f"Verilator build in {build_dir} produced no {SIM_TOP}; see {build_log}")
-        record_build(binary)
+    verilate(runner, [*design.sv_files, SIM_WRAPPER], build_dir, "the da4ml design",
+             parameters={"BYTES": design.input_bytes_per_beat},
+             build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3",
+                         "--x-assign", "fast", "--x-initial", "fast"])
     return runner, build_dir
 
 

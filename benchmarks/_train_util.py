@@ -20,7 +20,7 @@ def learning_rate_steps_per_s(cfg: RunConfig, warmup: int, steps: int, cpu: dict
     the extra steps by the extra time. Returns (steps/s while learning, overall steps/s); ``cpu``
     (if given) receives ``ms_per_step``: the extra CPU milliseconds per agent step (all threads
     and worker processes; less sensitive than wall time to other jobs on a shared machine)."""
-    from rl2fpga.train.steps import train
+    from rl2fpga.train.trainer import train
 
     algo = cfg.train.algo
     sets = [f"train.{algo}.learning_starts={warmup}", "train.eval_every=0", "train.eval_episodes=1",

@@ -5,7 +5,7 @@
 
 Builds a random-pruned golden model of the papers' Atari CNN (for CartPole: the balancing
 controller of tests/board_models.py), generates
-its RTL (rl2fpga.hls.rtlgen), builds it with Verilator (ccache), and plays seeded episodes
+its RTL (rl2fpga.hls.engine.generator), builds it with Verilator (ccache), and plays seeded episodes
 until ``--steps`` agent steps have run, every action checked against the golden policy
 stepping in lockstep. Prints: Verilator build time, steps/s of the loop, host latency per step
 (driver + simulated AXI DMA + cycle-accurate engine), engine cycles per frame (the hardware's
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from rl2fpga.config import RunConfig, apply_overrides
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
+from rl2fpga.core.golden import Fmt, GoldenModel, random_model
 from rl2fpga.run import Run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,8 +54,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from rl2fpga.board.steps import _stats, make_backend, play
-    from rl2fpga.hls import rtlgen
+    from rl2fpga.board.play import _stats, make_backend, play
+    from rl2fpga.hls.engine import generator as rtlgen
 
     n_actions = 4 if "Breakout" in args.env else 2
     model = golden_for(args.env, n_actions, args.sparsity, args.seed)

@@ -25,11 +25,11 @@ def main() -> None:
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     args = ap.parse_args()
 
-    from rl2fpga.hls.rtlgen import generate
-    from rl2fpga.rtl_tests.frames import record
-    from rl2fpga.rtl_tests.harness import BUILD_ROOT, run_engine
-    from rl2fpga.rtl_tests.steps import latency_stats
+    from rl2fpga.hls.cosim.harness import BUILD_ROOT, run_engine
+    from rl2fpga.hls.cosim.latency import latency_stats
+    from rl2fpga.hls.engine.generator import generate
     from rl2fpga.rtl_tests.test_engine import atari_model
+    from rl2fpga.train.frames import record
 
     stack = not args.no_frame_stack
     root = BUILD_ROOT / "bench" / f"atari_l{args.lanes}_b{args.beat_bytes}_s{args.sparsity}_t{args.threshold}_fs{int(stack)}"

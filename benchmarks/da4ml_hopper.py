@@ -30,12 +30,12 @@ def main() -> None:
 
     import numpy as np
 
+    from rl2fpga.core.golden import Fmt, random_model
+    from rl2fpga.hls.cosim.harness import BUILD_ROOT
     from rl2fpga.hls.da4ml import cosim
     from rl2fpga.hls.da4ml.lowering import CORE, TOP, generate, interpreter_outputs
-    from rl2fpga.hls.resources import estimate
-    from rl2fpga.quantize.golden import Fmt, random_model
-    from rl2fpga.rtl_tests.frames import record_gym
-    from rl2fpga.rtl_tests.harness import BUILD_ROOT
+    from rl2fpga.hls.engine.resources import estimate
+    from rl2fpga.train.frames import record_gym
 
     h = args.hidden
     root = BUILD_ROOT / "bench" / f"da4ml_hopper_{h}_s{args.sparsity}_c{args.latency_cutoff}_{args.seed}{'_full' if args.full_search else ''}"

@@ -29,8 +29,8 @@ def main() -> None:
     import numpy as np
 
     from rl2fpga.config import HlsConfig
-    from rl2fpga.hls import hls4ml_flow as flow
-    from rl2fpga.quantize.golden import random_model
+    from rl2fpga.core.golden import random_model
+    from rl2fpga.hls.hls4ml import flow
 
     specs = [("conv2d", 32, 8, 4), ("conv2d", 32, 4, 2), ("conv2d", 64, 3, 2), ("dense", 512), ("dense", 4)]
     golden = random_model(np.random.default_rng(0), (84, 84, 4), specs, sparsity=0.9, threshold=2)

@@ -17,12 +17,12 @@ from typing import Any
 
 def _row(lanes: int, args: argparse.Namespace, row: dict[str, Any]) -> dict[str, Any]:
     """Fill ``row`` (cosim figures unless already there, then yosys); kept on failure."""
-    from rl2fpga.hls.resources import estimate
-    from rl2fpga.hls.rtlgen import generate
-    from rl2fpga.rtl_tests.frames import record
-    from rl2fpga.rtl_tests.harness import BUILD_ROOT, run_engine
-    from rl2fpga.rtl_tests.steps import latency_stats
+    from rl2fpga.hls.cosim.harness import BUILD_ROOT, run_engine
+    from rl2fpga.hls.cosim.latency import latency_stats
+    from rl2fpga.hls.engine.generator import generate
+    from rl2fpga.hls.engine.resources import estimate
     from rl2fpga.rtl_tests.test_engine import atari_model
+    from rl2fpga.train.frames import record
 
     root = BUILD_ROOT / "bench" / f"lanes_atari_l{lanes}_b{args.beat_bytes}"
     g = atari_model(sparsity=args.sparsity, threshold=args.threshold)
@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rl2fpga.fsutil import atomic_write_json
-    from rl2fpga.rtl_tests.harness import BUILD_ROOT
+    from rl2fpga.hls.cosim.harness import BUILD_ROOT
 
     out = BUILD_ROOT / "bench" / "lanes_atari.json"
     rows: dict[str, Any] = json.loads(out.read_text()) if args.reuse and out.exists() else {}

@@ -18,7 +18,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rl2fpga.config import RunConfig
-    from rl2fpga.train.steps import train
+    from rl2fpga.train.trainer import train
 
     ok = True
     for seed in args.seeds:

@@ -22,7 +22,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rl2fpga.config import apply_overrides, load_config
-    from rl2fpga.train.steps import train
+    from rl2fpga.train.trainer import train
 
     ok = True
     for seed in args.seeds:

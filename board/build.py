@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from rl2fpga.board import design
+from rl2fpga.board import block_design as design
 from rl2fpga.board.bundle import write_bundle
 from rl2fpga.config import RunConfig
+from rl2fpga.core.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_dir, atomic_write_json, atomic_write_text
-from rl2fpga.quantize.golden import GoldenModel
 from rl2fpga.run import Run
 
 
@@ -55,7 +55,7 @@ def render_tcl(params: design.DesignParams, rtl_files: list[str], mem_files: lis
 def record_check_frames(cfg: RunConfig, model: GoldenModel, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Inputs for the bundle's self-check: ``n`` real observations of the run's environment
     (seeded random policy) on the input grid, and the episode-start flags."""
-    from rl2fpga.rtl_tests.frames import record_env
+    from rl2fpga.train.frames import record_env
 
     frames, starts = record_env(cfg.env, n, cfg.seed)
     x = np.stack([model.quantize_input(f) for f in frames])

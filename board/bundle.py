@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from rl2fpga import GENERATED_HEADER, __version__
-from rl2fpga.board import design
+from rl2fpga.board import block_design as design
 from rl2fpga.board.driver import MANIFEST_VERSION, check_same_model, load_manifest, weights_digest
+from rl2fpga.core.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_dir, atomic_save_npz, atomic_write_json, atomic_write_text
-from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import GoldenModel
+from rl2fpga.hls.engine import regmap
 
 BITSTREAM = "rl2fpga.bit"
 HWH = "rl2fpga.hwh"

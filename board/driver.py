@@ -30,7 +30,7 @@ from pynq import DefaultIP, Overlay
 
 try:  # installed rl2fpga (host, tests)
     from rl2fpga.errors import Rl2fpgaError
-    from rl2fpga.hls import regmap
+    from rl2fpga.hls.engine import regmap
 except ImportError:  # deploy bundle on the board: regmap.py sits beside this file
     import regmap  # type: ignore[no-redef]
 

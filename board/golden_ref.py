@@ -1,7 +1,7 @@
 """The golden integer model in NumPy alone, for the deploy bundle's self-check on the board
 (``run_policy.py --check``): no rl2fpga, no TensorFlow. It reads the bundle's ``golden/``
 (``formats.json`` + ``weights.npz``, written by rl2fpga's GoldenModel.save) and computes what
-rl2fpga/quantize/golden.py defines, bit for bit:
+rl2fpga/core/golden.py defines, bit for bit:
 
 * per layer: x_hat <- x where |x - x_hat| > T_int (state from 0, reset at an episode start);
 * acc = W @ x_hat + b in exact integers (conv: valid padding, channels last);

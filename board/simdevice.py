@@ -8,7 +8,7 @@ DefaultIP, ``pynq.lib.dma.DMA``, ``pynq.allocate``) drives exactly as it drives 
   AXI4-Lite port, or a plain register file (the PS's SLCR, which pynq's clock code touches);
 * memory: :meth:`allocate` returns real ``PynqBuffer`` arrays with physical addresses from a
   bump allocator; the DMA model reads and writes them by address;
-* data path: MM2S packets go into an :class:`~rl2fpga.board.engine.EngineModel`, S2MM drains
+* data path: MM2S packets go into an :class:`~rl2fpga.board.engine_models.EngineModel`, S2MM drains
   its output stream.
 
 The AXI DMA model follows PG021 (direct register mode): DMACR RS/Reset, DMASR
@@ -26,8 +26,8 @@ import numpy as np
 from pynq.buffer import PynqBuffer
 from pynq.pl_server.device import Device
 
-from rl2fpga.board import design
-from rl2fpga.board.engine import EngineModel
+from rl2fpga.board import block_design as design
+from rl2fpga.board.engine_models import EngineModel
 
 # AXI DMA register offsets (PG021), per channel: MM2S at 0x00, S2MM at 0x30
 DMACR, DMASR, ADDR, ADDR_MSB, LENGTH = 0x00, 0x04, 0x18, 0x1C, 0x28

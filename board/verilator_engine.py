@@ -1,4 +1,4 @@
-"""The generated RTL as an :class:`~rl2fpga.board.engine.EngineModel`: Verilator builds
+"""The generated RTL as an :class:`~rl2fpga.board.engine_models.EngineModel`: Verilator builds
 ``rl2fpga_engine_top`` plus a small C++ shim (``templates/engine_shim.cpp.j2``) into a shared
 library, loaded with ctypes; every AXI4-Lite transaction and stream packet is clocked cycle by
 cycle inside C++.
@@ -21,12 +21,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from rl2fpga.board import design
-from rl2fpga.board.engine import EngineModel, frame_bytes
+from rl2fpga.board import block_design as design
+from rl2fpga.board.engine_models import EngineModel, frame_bytes
+from rl2fpga.core.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_text
 from rl2fpga.manifest import build_trusted, record_build
-from rl2fpga.quantize.golden import GoldenModel
 
 TOP = design.ENGINE_TOP
 AXIL_TIMEOUT = 1000

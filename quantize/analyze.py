@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from rl2fpga.config import RunConfig
+from rl2fpga.core.golden import GoldenModel, squash_action
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text, read_json
 from rl2fpga.quantize.delta import FloatDeltaNetwork
-from rl2fpga.quantize.golden import GoldenModel, squash_action
 
 ANALYZE_SEED_OFFSET = 40_000
 
@@ -74,10 +74,10 @@ def _float_input(obs: np.ndarray) -> np.ndarray:
 def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, Any]:
     import tensorflow as tf  # noqa: F401  (models load through it)
 
+    from rl2fpga.quantize.level import float_policy
     from rl2fpga.quantize.prune import load_level
-    from rl2fpga.quantize.quant import run_stateful
-    from rl2fpga.quantize.steps import _float_policy
-    from rl2fpga.train.common import EVAL_SEED_OFFSET
+    from rl2fpga.quantize.quantizer import run_stateful
+    from rl2fpga.train.training import EVAL_SEED_OFFSET
 
     ac, qc = cfg.analyze, cfg.quantize
     gm = GoldenModel.load(run_path / "quantize" / "golden")
@@ -92,7 +92,7 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
     def record(model: Any) -> list[np.ndarray]:
         from rl2fpga.train.evaluate import record_episode
 
-        pol = _float_policy(model, spec)
+        pol = float_policy(model, spec)
         return [record_episode(pol, cfg.env, rec_seed + i, ac.max_steps).observations for i in range(ac.episodes)]
 
     # -- the selected level: float vs golden, per T ------------------------------------------------

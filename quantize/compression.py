@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rl2fpga.quantize.golden import GoldenModel
+from rl2fpga.core.golden import GoldenModel
 
 
 def _bits_for(n: int) -> int:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from rl2fpga.core.golden import Fmt, GoldenLayer, StepStats
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.quantize.golden import Fmt, GoldenLayer, StepStats
 
 _DUMMY = Fmt(32, 16, True)
 

@@ -167,7 +167,7 @@ def level_name(i: int) -> str:
 
 def save_level(prune_dir: Path, index: int, rnd: int, target: float, model: tf.keras.Model,
                masks: dict[str, np.ndarray], ev: dict[str, Any]) -> Level:
-    from rl2fpga.train.common import save_keras
+    from rl2fpga.train.training import save_keras
 
     d = prune_dir / level_name(index)
     d.mkdir(parents=True, exist_ok=True)
@@ -251,8 +251,8 @@ def retrainer(cfg: RunConfig, algo: str, progress: bool = True, finetune: bool =
             res = train_sac(c, None, model=model, masks=masks, total_steps=steps, progress=progress, agent_dir=agent_dir)
         ev = {**res.eval.to_dict(), "steps": res.steps, "seconds": res.seconds, "attempt": attempt}
         if attempt:  # report on the same evaluation episodes as every other level
-            from rl2fpga.train.common import EVAL_SEED_OFFSET
             from rl2fpga.train.evaluate import evaluate
+            from rl2fpga.train.training import EVAL_SEED_OFFSET
 
             spec = env_spec_of(cfg)
             pol = _policy(res.model, spec)
@@ -276,10 +276,10 @@ def distiller(cfg: RunConfig, teacher: tf.keras.Model, spec: Any, progress: bool
     greedy action depends on, not the common state value), and ``prune.distill_rl_steps`` adds a
     short RL fine-tuning in the environment after it. Atari frames stay uint8 in memory (the
     network input p * 2^-8 is made one minibatch at a time)."""
-    from rl2fpga.quantize.quant import distill
-    from rl2fpga.train.common import EVAL_SEED_OFFSET
+    from rl2fpga.quantize.quantizer import distill
     from rl2fpga.train.evaluate import evaluate, record_episode
     from rl2fpga.train.networks import PIXEL_SCALE
+    from rl2fpga.train.training import EVAL_SEED_OFFSET
 
     pc = cfg.prune
     seed = cfg.seed + DISTILL_SEED_OFFSET

@@ -42,8 +42,8 @@ import numpy as np
 import tensorflow as tf
 
 from rl2fpga.config import QuantizeConfig
+from rl2fpga.core.golden import Fmt, GoldenLayer, GoldenModel
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel
 
 FLOAT32_EXACT = 1 << 24  # float32 significand: integers below this are exact
 INPUT_HEADROOM = 2.0  # float observations: range covered = this x the largest sample
@@ -92,7 +92,7 @@ def input_format(spec_or_samples: Any, bits: int = 8) -> Fmt:
 
 def to_grid(obs: np.ndarray, fmt: Fmt) -> np.ndarray:
     """Observations onto ``fmt``'s grid as integers (uint8 pixels p -> p)."""
-    from rl2fpga.quantize.golden import quantize_float
+    from rl2fpga.core.golden import quantize_float
 
     obs = np.asarray(obs)
     if obs.dtype == np.uint8 and fmt == Fmt(8, 0, False):

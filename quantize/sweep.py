@@ -39,7 +39,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
     from rich.progress import Progress
 
     from rl2fpga.quantize.compression import compression
-    from rl2fpga.quantize.steps import _keeps, _quantize_level
+    from rl2fpga.quantize.level import keeps_return, quantize_level
 
     keep = cfg.prune.keep_return_fraction
     levels = read_json(run.path / "prune" / "levels.json")["levels"]
@@ -48,7 +48,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
     for b in bits_list:
         if not 2 <= b <= 16:
             raise Rl2fpgaError(f"analyze.sweep_bits has {b}; use widths of 2..16 bits")
-    chosen = [lv for lv in levels if _keeps(float(lv["eval_return_mean"]), dense_ret, keep)]
+    chosen = [lv for lv in levels if keeps_return(float(lv["eval_return_mean"]), dense_ret, keep)]
     rows: list[dict[str, Any]] = []
     with Progress(transient=True) as bar:
         task = bar.add_task("compression sweep", total=len(chosen) * len(bits_list))
@@ -57,7 +57,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
                 row: dict[str, Any] = {"level": lv["level"], "sparsity": lv["sparsity"], "bits": bits,
                                        "float_return_mean": lv["eval_return_mean"]}
                 try:
-                    res = _quantize_level(run, _bits_config(cfg, bits), spec, lv["level"])
+                    res = quantize_level(run, _bits_config(cfg, bits), spec, lv["level"])
                 except Rl2fpgaError as e:  # e.g. float32 QKeras cannot be exact at this width
                     row["error"] = str(e)
                 else:
@@ -65,7 +65,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
                     row.update({"return_mean": res["ev0"]["mean"], "return_mean_delta": res["evd"]["mean"],
                                 "ratio": comp["ratio"], "ratio_values_only": comp["ratio_values_only"],
                                 "stored_bits": comp["stored_bits"], "dense_fp32_bits": comp["dense_fp32_bits"],
-                                "keeps": _keeps(res["ev0"]["mean"], dense_ret, keep)})
+                                "keeps": keeps_return(res["ev0"]["mean"], dense_ret, keep)})
                 rows.append(row)
                 bar.advance(task)
     passing = [r for r in rows if r.get("keeps")]

@@ -80,9 +80,9 @@ def import_policy(run: Run, cfg: RunConfig, model: Any, log: bool = True) -> dic
     import tensorflow as tf
 
     from rl2fpga.importers import ImportedPolicy, build_keras, check_against_env, read_policy
-    from rl2fpga.train.common import EVAL_SEED_OFFSET, save_keras
     from rl2fpga.train.envs import env_spec
     from rl2fpga.train.evaluate import deterministic_actor, evaluate, greedy_policy
+    from rl2fpga.train.training import EVAL_SEED_OFFSET, save_keras
 
     t0 = time.perf_counter()
     spec = env_spec(cfg.env)
@@ -159,7 +159,7 @@ class CompiledPolicy:
     @property
     def golden(self) -> Any:
         """The integer golden model (``quantize/golden``) with its delta thresholds."""
-        from rl2fpga.quantize.golden import GoldenModel
+        from rl2fpga.core.golden import GoldenModel
 
         return GoldenModel.load(self.run.require("quantize") / "golden")
 
@@ -170,7 +170,7 @@ class CompiledPolicy:
 
     def keras_model(self) -> Any:
         """The imported float model (canonical chain)."""
-        from rl2fpga.train.steps import load_trained
+        from rl2fpga.train.trainer import load_trained
 
         return load_trained(self.run)[0]
 

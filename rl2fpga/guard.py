@@ -26,7 +26,7 @@ SESSION_ENV = "RL2FPGA_SESSION"
 
 
 def steps_between(start: str | None, stop: str | None) -> list[str]:
-    from rl2fpga.steps import STEP_ORDER
+    from rl2fpga.pipeline import STEP_ORDER
 
     order = list(STEP_ORDER)
     for flag, name in (("--from", start), ("--to", stop)):

@@ -186,7 +186,7 @@ def read_done(run_path: Path, step: str) -> dict[str, Any] | None:
 def stamp(run_path: Path, step: str) -> dict[str, Any]:
     """What ``<step>/.done`` records beside the wall time: its outputs' digest and the
     digests of the finished earlier steps (its inputs)."""
-    from rl2fpga.steps import STEP_ORDER
+    from rl2fpga.pipeline import STEP_ORDER
 
     inputs: dict[str, str] = {}
     if step in STEP_ORDER:
@@ -200,7 +200,7 @@ def stamp(run_path: Path, step: str) -> dict[str, Any]:
 def invalidate_after(run_path: Path, step: str) -> list[str]:
     """Remove every later step's ``.done`` and summary (their results belong to the earlier
     artifacts); the top-level report summary too. Returns the steps invalidated."""
-    from rl2fpga.steps import STEP_ORDER
+    from rl2fpga.pipeline import STEP_ORDER
 
     if step not in STEP_ORDER:
         return []
@@ -224,7 +224,7 @@ def invalidate_after(run_path: Path, step: str) -> list[str]:
 
 def current_steps(run_path: Path) -> set[str]:
     """Finished steps whose recorded inputs are still the earlier steps' current outputs."""
-    from rl2fpga.steps import STEP_ORDER
+    from rl2fpga.pipeline import STEP_ORDER
 
     dones = {s: read_done(run_path, s) for s in STEP_ORDER}
     out: set[str] = set()
@@ -247,7 +247,7 @@ def stale_steps(run_path: Path) -> set[str]:
     """Finished steps computed from artifacts that have changed since (their recorded inputs
     differ): their results must not be shown. A step that did not finish (say cosim, which
     writes its mismatches and then fails) is not stale: its results are the latest."""
-    from rl2fpga.steps import STEP_ORDER
+    from rl2fpga.pipeline import STEP_ORDER
 
     done = {s for s in STEP_ORDER if read_done(run_path, s) is not None}
     return done - current_steps(run_path)

@@ -18,7 +18,6 @@ import numpy as np
 
 from rl2fpga import GENERATED_HEADER, __version__
 from rl2fpga.config import RunConfig
-from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.run import Run
 
 PYNQ_Z2 = {"lut": 53_200, "ff": 106_400, "dsp": 220, "bram36": 140}
@@ -64,7 +63,7 @@ def _threshold_key(ana: dict[str, Any], T: float) -> str | None:
 
 
 def _ordered_timings(run: Run) -> dict[str, float]:
-    from rl2fpga.steps import STEP_ORDER
+    from rl2fpga.pipeline import STEP_ORDER
 
     t = run.timings()
     return {k: t[k] for k in STEP_ORDER if k in t and k != "report"}
@@ -493,10 +492,3 @@ def _hardware_forms(run_dir: Path) -> list[dict[str, str]]:
     return hardware_forms(run_dir)
 
 
-def report_step(run: Run, cfg: RunConfig) -> None:
-    run.dir("report")
-    s = build_summary(run, cfg)
-    html = render_html(s, run)
-    atomic_write_json(run.path / "summary.json", s)
-    atomic_write_text(run.path / "report.html", html)
-    atomic_write_json(run.path / "report" / "summary.json", {"report": str(run.path / "report.html")})

@@ -1,7 +1,7 @@
 """The run-directory contract and the pipeline driver.
 
 ``runs/<name>/`` holds ``config.yaml`` (the resolved config) and one folder per step. A step is
-a plain function ``step(run, cfg) -> None`` looked up by name in :mod:`rl2fpga.steps`; it reads
+a plain function ``step(run, cfg) -> None`` looked up by name in :mod:`rl2fpga.pipeline`; it reads
 what earlier steps wrote and writes only its own folder, atomically. A finished step leaves
 ``<step>/.done`` (with its wall time), so ``--from``/``--to`` can resume anywhere.
 """
@@ -109,7 +109,7 @@ def run_pipeline(
     ``persist``: the config written to ``config.yaml`` when the first step really starts."""
     from rich.console import Console
 
-    from rl2fpga.steps import STEP_ORDER, available_steps, get_step
+    from rl2fpga.pipeline import STEP_ORDER, available_steps, get_step
 
     console = Console(stderr=True)
     order = list(STEP_ORDER)

@@ -163,7 +163,7 @@ def _hash(obj: Any) -> str:
 def step_keys(cfg: dict[str, Any], steps: list[str]) -> list[str]:
     """Artifact key of each step in ``steps``: a hash of the config sections it and every earlier
     step of the pipeline depend on."""
-    from rl2fpga.steps import STEP_ORDER
+    from rl2fpga.pipeline import STEP_ORDER
 
     keys = []
     for name in steps:
@@ -230,7 +230,7 @@ def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
     Every problem is an :class:`Rl2fpgaError` with a one-line message."""
     import numpy as np
 
-    from rl2fpga.steps import STEP_ORDER
+    from rl2fpga.pipeline import STEP_ORDER
 
     src = Path(path)
     if not src.is_file():

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl2fpga.hls.rtlgen import generate
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
-from rl2fpga.rtl_tests.harness import BUILD_ROOT, have_verilator, run_engine
+from rl2fpga.core.golden import Fmt, GoldenModel, random_model
+from rl2fpga.hls.cosim.harness import BUILD_ROOT, have_verilator, run_engine
+from rl2fpga.hls.engine.generator import generate
 
 pytestmark = [pytest.mark.verilator, pytest.mark.skipif(not have_verilator(), reason="verilator not installed")]
 
@@ -42,7 +42,7 @@ def test_cartpole_mlp_real_episodes() -> None:
     """4 -> 64 -> 64 -> 2, ~90 % sparse, 16-bit signed inputs (2-byte elements), 220 real
     CartPole frames; resets at every episode start and once mid-episode; a hidden threshold
     is rewritten mid-episode (the all-dirty pass after a threshold write)."""
-    from rl2fpga.rtl_tests.frames import record_cartpole
+    from rl2fpga.train.frames import record_cartpole
 
     rng = np.random.default_rng(7)
     g = random_model(rng, (4,), [("dense", 64), ("dense", 64), ("dense", 2)], sparsity=0.9,
@@ -122,7 +122,7 @@ def atari_model(seed: int = 1, sparsity: float = 0.9, threshold: int = 2) -> Gol
 def test_atari_cnn_real_breakout() -> None:
     """The Atari CNN, 90 % sparse, T_int = 2 on every layer, 220 consecutive real Breakout
     frames under random back-pressure, resets at episode starts and mid-episode."""
-    from rl2fpga.rtl_tests.frames import record
+    from rl2fpga.train.frames import record
 
     frames, starts = record(220, seed=0)
     res = _cosim("atari_cnn", atari_model(), frames, lanes=4, beat_bytes=128, seed=3, idle=0.2, stall=0.3,
@@ -131,7 +131,7 @@ def test_atari_cnn_real_breakout() -> None:
 
 
 def test_frames_helper_shapes() -> None:
-    from rl2fpga.rtl_tests.frames import record
+    from rl2fpga.train.frames import record
 
     frames, starts = record(8, seed=5)
     assert frames.shape == (8, 84, 84, 4) and frames.dtype == np.uint8

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from rl2fpga.hls.rtlgen import RTL_SRC
-from rl2fpga.rtl_tests.harness import BUILD_ROOT, _sim_env, have_verilator
+from rl2fpga.hls.cosim.harness import BUILD_ROOT, _sim_env, have_verilator
+from rl2fpga.hls.engine.generator import RTL_SRC
 
 pytestmark = [pytest.mark.verilator, pytest.mark.skipif(not have_verilator(), reason="verilator not installed")]
 

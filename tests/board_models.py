@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel
+from rl2fpga.core.golden import Fmt, GoldenLayer, GoldenModel
 
 
 def balancer(threshold: int = 1) -> GoldenModel:

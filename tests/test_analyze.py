@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from rl2fpga.config import QuantizeConfig
+from rl2fpga.core.golden import GoldenLayer
 from rl2fpga.quantize.compression import compression, layer_compression
 from rl2fpga.quantize.delta import FloatDeltaNetwork, float_layers
-from rl2fpga.quantize.golden import GoldenLayer
 from rl2fpga.quantize.prune import apply_masks, magnitude_masks
 from rl2fpga.quantize.qkeras_model import (
     golden_from_qkeras,

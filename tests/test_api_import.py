@@ -286,7 +286,7 @@ def _check_run(run_dir: Path) -> dict:
 @pytest.mark.verilator
 def test_api_compiles_keras_and_onnx_to_cosim(tmp_path: Path) -> None:
     import rl2fpga
-    from rl2fpga.rtl_tests.harness import have_verilator
+    from rl2fpga.hls.cosim.harness import have_verilator
 
     if not have_verilator():
         pytest.skip("verilator not on PATH")
@@ -312,7 +312,7 @@ def test_api_compiles_keras_and_onnx_to_cosim(tmp_path: Path) -> None:
 @pytest.mark.verilator
 def test_cli_run_model_to_cosim(tmp_path: Path) -> None:
     from rl2fpga.cli import main
-    from rl2fpga.rtl_tests.harness import have_verilator
+    from rl2fpga.hls.cosim.harness import have_verilator
 
     if not have_verilator():
         pytest.skip("verilator not on PATH")
@@ -332,7 +332,7 @@ def test_onnx_sac_mean_head_tanh_is_taken_as_the_squash(tmp_path: Path) -> None:
     from rl2fpga.api import import_policy, imported_config
     from rl2fpga.config import RunConfig
     from rl2fpga.run import Run
-    from rl2fpga.train.steps import load_trained
+    from rl2fpga.train.trainer import load_trained
 
     ws = onnx_mlp(tmp_path / "a.onnx", sizes=(3, 8, 8, 1), extra_op="Tanh")  # Pendulum: obs 3, action 1
     cfg = imported_config(RunConfig(), "Pendulum-v1", False, "quantize", ["train.eval_episodes=1"])

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from board_models import balancer
 
-from rl2fpga.board import design
+from rl2fpga.board import block_design as design
 from rl2fpga.board.bundle import BUNDLE_FILES, check_bundle, write_bundle
 from rl2fpga.board.driver import EngineDriver
-from rl2fpga.board.engine import GoldenEngine
+from rl2fpga.board.engine_models import GoldenEngine
 from rl2fpga.board.simdevice import SimDevice
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig, apply_overrides
+from rl2fpga.core.golden import Fmt, GoldenModel, random_model
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
 from rl2fpga.run import Run
 
 BOARD_DIR = Path(__file__).resolve().parents[1] / "board"
@@ -271,7 +271,7 @@ def test_closed_loop_detects_a_wrong_engine(tmp_path, monkeypatch):
     broken.layers[1].w[:, 0] = 0
     broken.layers[1].b = broken.layers[1].b + 5000
 
-    import rl2fpga.board.engine as engine_mod
+    import rl2fpga.board.engine_models as engine_mod
 
     real = engine_mod.GoldenEngine
     monkeypatch.setattr(engine_mod, "GoldenEngine", lambda m, lanes, bpb: real(broken, lanes, bpb))
@@ -293,7 +293,7 @@ def test_continuous_actor_plays_through_the_emulator(tmp_path, monkeypatch):
     assert s["returns"] == s["golden_returns"] and all(r < 0 for r in s["returns"])
     broken = actor.copy()
     broken.layers[1].b = broken.layers[1].b + 3000
-    import rl2fpga.board.engine as engine_mod
+    import rl2fpga.board.engine_models as engine_mod
 
     real = engine_mod.GoldenEngine
     monkeypatch.setattr(engine_mod, "GoldenEngine", lambda m, lanes, bpb: real(broken, lanes, bpb))
@@ -352,7 +352,7 @@ def test_hls_accelerator_driver_through_simulated_dma(tmp_path):
     """hls4ml's VivadoAccelerator design (hier_0/axi_dma_0, float32 streams) behind the same
     interface: integers exact through float32, actions and outputs equal to golden."""
     from rl2fpga.board.driver import HlsAcceleratorDriver
-    from rl2fpga.board.engine import HlsStreamEngine
+    from rl2fpga.board.engine_models import HlsStreamEngine
 
     model = balancer(threshold=2)
     bundle = write_bundle(tmp_path / "bundle", model, 4, 8, 100.0, "CartPole-v1")
@@ -423,7 +423,7 @@ def test_run_policy_script_drives_a_continuous_actor(tmp_path, monkeypatch):
     import pynq
 
     from rl2fpga.config import EnvConfig
-    from rl2fpga.quantize.golden import squash_action
+    from rl2fpga.core.golden import squash_action
     from rl2fpga.train.envs import make_env
 
     actor = random_model(np.random.default_rng(4), (3,), [("dense", 16), ("dense", 1)], sparsity=0.3,

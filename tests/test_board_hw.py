@@ -33,7 +33,7 @@ pytestmark = [
 def test_board_engine_matches_golden():
     from rl2fpga.board.bundle import check_bundle, require_bitstream
     from rl2fpga.board.driver import EngineDriver
-    from rl2fpga.quantize.golden import GoldenModel
+    from rl2fpga.core.golden import GoldenModel
 
     bundle = Path(os.environ["RL2FPGA_BUNDLE"]).expanduser()
     golden = GoldenModel.load(bundle / "golden")

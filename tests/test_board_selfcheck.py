@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl2fpga.board import design
+from rl2fpga.board import block_design as design
 from rl2fpga.board.bundle import write_bundle
-from rl2fpga.board.engine import GoldenEngine
+from rl2fpga.board.engine_models import GoldenEngine
 from rl2fpga.board.golden_ref import GoldenRef
 from rl2fpga.board.simdevice import SimDevice
-from rl2fpga.quantize.golden import GoldenModel, random_model
+from rl2fpga.core.golden import GoldenModel, random_model
 
 
 def _cnn() -> GoldenModel:

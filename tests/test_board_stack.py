@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rl2fpga.board import design
+from rl2fpga.board import block_design as design
 from rl2fpga.board.bundle import write_bundle
 from rl2fpga.board.driver import EngineDriver
-from rl2fpga.board.engine import GoldenEngine
+from rl2fpga.board.engine_models import GoldenEngine
 from rl2fpga.board.simdevice import SimDevice
-from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import GoldenModel, random_model
+from rl2fpga.core.golden import GoldenModel, random_model
+from rl2fpga.hls.engine import regmap
 
 
 def stacked_cnn(seed: int = 2) -> GoldenModel:
@@ -97,7 +97,7 @@ def test_hls_accelerator_driver_resets_episodes(tmp_path):
     from board_models import balancer
 
     from rl2fpga.board.driver import HlsAcceleratorDriver
-    from rl2fpga.board.engine import HlsStreamEngine
+    from rl2fpga.board.engine_models import HlsStreamEngine
 
     model = balancer(threshold=30)  # 30 LSB = 0.117: small moves are not transmitted
     bundle = write_bundle(tmp_path / "bundle", model, 4, 8, 100.0, "CartPole-v1")

@@ -16,7 +16,7 @@ from rl2fpga.board.simdevice import SimDevice
 from rl2fpga.board.verilator_engine import VerilatorEngine
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig, apply_overrides
-from rl2fpga.quantize.golden import random_model
+from rl2fpga.core.golden import random_model
 from rl2fpga.run import Run
 
 pytestmark = [
@@ -30,7 +30,7 @@ ATARI_CNN = [("conv2d", 32, 8, 4), ("conv2d", 32, 4, 2), ("conv2d", 64, 3, 2), (
 
 
 def make_run(tmp: Path, model, sets: list[str]) -> Run:
-    from rl2fpga.hls import rtlgen
+    from rl2fpga.hls.engine import generator as rtlgen
 
     cfg = apply_overrides(RunConfig(), ["board.emulator_engine=verilator", "rtl.lanes=4", "rtl.input_bytes_per_beat=8", *sets])
     run = Run.create(cfg, path=tmp / "run")
@@ -87,7 +87,7 @@ def test_cartpole_verilator_episodes_equal_golden(tmp_path):
 
 def test_breakout_500_steps_through_verilator(tmp_path):
     """The papers' Atari CNN, random-pruned to 90 %, 500 consecutive agent steps of Breakout."""
-    from rl2fpga.board.steps import make_backend, play
+    from rl2fpga.board.play import make_backend, play
 
     model = random_model(np.random.default_rng(0), (84, 84, 4), ATARI_CNN, sparsity=0.9, threshold=2)
     run = make_run(tmp_path, model, ["env.id=ALE/Breakout-v5", "seed=0", "board.episodes=20", "board.max_steps=500"])

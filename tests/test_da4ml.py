@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rl2fpga.core.golden import Fmt, GoldenModel, random_model
 from rl2fpga.hls.da4ml.lowering import have_da4ml
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
 
 needs_da4ml = pytest.mark.skipif(not have_da4ml(), reason=".venv-da4ml missing (make setup creates it)")
 needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator is not on PATH")
@@ -25,7 +25,7 @@ def cartpole_like(seed: int = 7) -> GoldenModel:
 
 
 def real_states(model: GoldenModel, n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    from rl2fpga.rtl_tests.frames import record_cartpole
+    from rl2fpga.train.frames import record_cartpole
 
     frames, _ = record_cartpole(n, seed=seed)
     return frames, np.stack([model.quantize_input(f) for f in frames])
@@ -144,7 +144,8 @@ def test_auto_enable_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     """auto: small dense policies only; never: off; a CNN is refused with always."""
     from rl2fpga.config import RunConfig, apply_overrides
     from rl2fpga.errors import Rl2fpgaError
-    from rl2fpga.hls.da4ml import lowering, steps
+    from rl2fpga.hls.da4ml import flow as steps
+    from rl2fpga.hls.da4ml import lowering
 
     monkeypatch.setattr(lowering, "have_da4ml", lambda: True)
     g = cartpole_like()

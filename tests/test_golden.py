@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from rl2fpga.core.golden import Fmt, GoldenLayer, GoldenModel, random_model, round_shift
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel, random_model, round_shift
 
 
 def test_round_shift_half_even_matches_numpy():
@@ -126,7 +126,7 @@ def test_accumulator_overflow_is_an_error():
 
 
 def test_squash_action_maps_the_mean_into_the_action_box():
-    from rl2fpga.quantize.golden import squash_action
+    from rl2fpga.core.golden import squash_action
 
     a = squash_action(np.array([0.0, 50.0, -50.0]), [-2.0, -2.0, 0.0], [2.0, 2.0, 1.0])
     assert a.dtype == np.float32

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from rl2fpga.config import EnvConfig, QuantizeConfig
-from rl2fpga.quantize.golden import Fmt
+from rl2fpga.core.golden import Fmt
 from rl2fpga.quantize.prune import apply_masks, magnitude_masks
 from rl2fpga.quantize.qkeras_model import (
     FLOAT32_EXACT,

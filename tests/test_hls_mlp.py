@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from rl2fpga.config import EnvConfig, HlsConfig, RunConfig
-from rl2fpga.hls import hls4ml_flow as flow
-from rl2fpga.hls.hls_steps import write_testbench_data
-from rl2fpga.hls.reports import check_project_files
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
+from rl2fpga.core.golden import Fmt, GoldenModel, random_model
+from rl2fpga.hls.hls4ml import flow
+from rl2fpga.hls.hls4ml.build import write_testbench_data
+from rl2fpga.hls.hls4ml.reports import check_project_files
 
 pytestmark = pytest.mark.slow
 

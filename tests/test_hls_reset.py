@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from rl2fpga.config import EnvConfig, HlsConfig
-from rl2fpga.hls import hls4ml_flow as flow
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
+from rl2fpga.core.golden import Fmt, GoldenModel, random_model
+from rl2fpga.hls.hls4ml import flow
 
 pytestmark = pytest.mark.slow
 

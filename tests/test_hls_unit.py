@@ -12,11 +12,11 @@ import pytest
 import tensorflow as tf
 
 from rl2fpga.config import HlsConfig, RunConfig
+from rl2fpga.core.golden import Fmt, random_model
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
-from rl2fpga.hls import hls4ml_flow as flow
-from rl2fpga.hls.delta_layer import DeltaStage, reset_delta_states
-from rl2fpga.hls.reports import check_project_files, synthesis_figures
-from rl2fpga.quantize.golden import Fmt, random_model
+from rl2fpga.hls.hls4ml import flow
+from rl2fpga.hls.hls4ml.delta_layer import DeltaStage, reset_delta_states
+from rl2fpga.hls.hls4ml.reports import check_project_files, synthesis_figures
 
 tf.config.threading.set_inter_op_parallelism_threads(1)
 tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -195,7 +195,7 @@ def test_hls_step_refuses_quantized_model_with_batchnorm(tmp_path: Path, capsys:
 
 def test_missing_vendor_tool_one_line_notice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture) -> None:
-    from rl2fpga.hls.hls_steps import vendor_build
+    from rl2fpga.hls.hls4ml.build import vendor_build
 
     monkeypatch.setenv("PATH", str(tmp_path))
     for backend, tool in (("Vitis", "vitis-run"), ("Vivado", "vivado_hls"), ("VivadoAccelerator", "vivado_hls")):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rl2fpga.config import HlsConfig, RunConfig
-from rl2fpga.hls import hls4ml_flow as flow
-from rl2fpga.quantize.golden import Fmt, random_model
+from rl2fpga.core.golden import Fmt, random_model
+from rl2fpga.hls.hls4ml import flow
 
 pytestmark = [pytest.mark.vivado, pytest.mark.slow]
 
@@ -21,7 +21,7 @@ TOOLS = {"Vitis": "vitis-run", "Vivado": "vivado_hls"}
 def test_synthesis_reports_latency_and_resources(backend: str, tmp_path: Path) -> None:
     if shutil.which(TOOLS[backend]) is None:
         pytest.skip(f"{TOOLS[backend]} not on PATH: {backend} synthesis needs the Xilinx tools")
-    from rl2fpga.hls.hls_steps import vendor_build
+    from rl2fpga.hls.hls4ml.build import vendor_build
 
     rng = np.random.default_rng(0)
     g = random_model(rng, (4,), [("dense", 16), ("dense", 2)], sparsity=0.8, in_fmt=Fmt(8, 3, True), threshold=1)

@@ -48,7 +48,7 @@ def test_run_log_records_an_error_and_restores_streams(tmp_path: Path) -> None:
 
 
 def test_progress_bar_is_off_without_a_terminal() -> None:
-    from rl2fpga.train.common import progress_bar
+    from rl2fpga.train.training import progress_bar
 
     assert not sys.stderr.isatty()  # pytest captures stderr
     bar = progress_bar(100, True, "x")

@@ -52,8 +52,8 @@ def test_wheel_carries_every_data_file(tmp_path: Path) -> None:
     missing = sorted(_expected_files() - names)
     assert not missing, f"not in the wheel: {missing}"
     # the files the code opens by path, named explicitly
-    for f in ("rl2fpga/rtl_tests/sim/rl2fpga_engine_sim.sv", "rl2fpga/templates/report.html.j2",
-              "rl2fpga/hls/templates/hls4ml/rl2fpga_delta.h", "rl2fpga/hls/templates/rtl/rl2fpga_engine_top.sv.j2",
+    for f in ("rl2fpga/hls/cosim/sim/rl2fpga_engine_sim.sv", "rl2fpga/templates/report.html.j2",
+              "rl2fpga/hls/hls4ml/templates/rl2fpga_delta.h", "rl2fpga/hls/engine/templates/rl2fpga_engine_top.sv.j2",
               "rl2fpga/board/templates/engine_shim.cpp.j2", "rl2fpga/configs/hopper.yaml", "rl2fpga/importers/onnx_import.py"):
         assert f in names, f
 
@@ -78,7 +78,7 @@ def test_installed_wheel_runs_a_cosim(tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"
     work.mkdir()
     env["RL2FPGA_BUILD_DIR"] = str(tmp_path / "build")
-    probe = subprocess.run([str(py), "-c", "import rl2fpga, rl2fpga.rtl_tests.harness as h; print(rl2fpga.__file__); print(h.SIM_WRAPPER.exists())"],
+    probe = subprocess.run([str(py), "-c", "import rl2fpga, rl2fpga.hls.cosim.harness as h; print(rl2fpga.__file__); print(h.SIM_WRAPPER.exists())"],
                            cwd=work, capture_output=True, text=True, env=env)
     assert probe.returncode == 0, probe.stderr[-2000:]
     where, wrapper = probe.stdout.split()
@@ -91,7 +91,7 @@ def test_installed_wheel_runs_a_cosim(tmp_path: Path) -> None:
 
 def test_missing_pynq_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without pynq the emulator target says how to install it (no ModuleNotFoundError traceback)."""
-    from rl2fpga.board.steps import _emulator_backend
+    from rl2fpga.board.play import _emulator_backend
     from rl2fpga.config import RunConfig
     from rl2fpga.errors import Rl2fpgaError
     from rl2fpga.run import Run

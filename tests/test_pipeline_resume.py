@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from rl2fpga import steps as steps_mod
+from rl2fpga import pipeline as steps_mod
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig
 from rl2fpga.run import Run, run_pipeline
@@ -72,7 +72,7 @@ def test_sigint_during_a_real_step_then_resume(tmp_path):
         import signal, sys, time
         # a command started from a background job inherits SIGINT ignored; a user's Ctrl-C is not
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        import rl2fpga.report as r
+        import rl2fpga.stages.report as r
         def slow(run, cfg):
             print("in-step", flush=True)
             time.sleep(3600)  # interrupted by the test's SIGINT

@@ -155,7 +155,7 @@ def test_imp_retries_a_failed_round_and_keeps_the_better(tmp_path):
 
 def test_distill_pulls_a_float_pruned_student_to_the_teacher_and_keeps_zeros():
     """prune.finetune=distill runs the QAT distillation loop on a float (not QKeras) student."""
-    from rl2fpga.quantize.quant import distill
+    from rl2fpga.quantize.quantizer import distill
 
     tf.keras.utils.set_random_seed(3)
     teacher = mlp(4, 2, [32, 32], name="q_network")

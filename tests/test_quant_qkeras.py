@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from rl2fpga.config import QuantizeConfig
+from rl2fpga.core.golden import Fmt
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.quantize.golden import Fmt
 from rl2fpga.quantize.qkeras_model import (
     FLOAT32_EXACT,
     float32_bounds,
@@ -118,7 +118,7 @@ def test_save_load_roundtrip(cartpole_q, tmp_path):
     assert np.array_equal(qkeras_int_outputs(q2, gm2, x_int[:50]), qkeras_int_outputs(qmodel, gm, x_int[:50]))
     assert q2.rl2fpga_meta["act_scale"] == list(qmodel.rl2fpga_meta["act_scale"])
     gm.save(tmp_path / "golden")
-    from rl2fpga.quantize.golden import GoldenModel
+    from rl2fpga.core.golden import GoldenModel
 
     gm3 = GoldenModel.load(tmp_path / "golden")
     assert np.array_equal(gm3.forward(x_int[0]), gm.forward(x_int[0]))

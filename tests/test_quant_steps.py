@@ -82,7 +82,7 @@ def test_prune_none_quantize_analyze_end_to_end(tmp_path, capsys):
     assert (run.path / "analyze" / "fig6_reward_vs_sparsity.png").stat().st_size > 1000
     assert (run.path / "analyze" / "fig8_fraction_vs_sparsity.png").stat().st_size > 1000
     # the golden model the others consume loads back
-    from rl2fpga.quantize.golden import GoldenModel
+    from rl2fpga.core.golden import GoldenModel
 
     gm = GoldenModel.load(run.path / "quantize" / "golden")
     assert gm.thresholds == q["threshold_int"]
@@ -153,8 +153,8 @@ def test_sac_actor_quantize_and_analyze(tmp_path, capsys):
 
 
 def test_keeps_return_fraction_for_positive_and_negative_returns():
-    from rl2fpga.quantize.steps import _keeps
+    from rl2fpga.quantize.level import keeps_return
 
-    assert _keeps(475.0, 500.0, 0.95) and not _keeps(474.0, 500.0, 0.95)
+    assert keeps_return(475.0, 500.0, 0.95) and not keeps_return(474.0, 500.0, 0.95)
     # negative returns (Pendulum): at most 5 % worse
-    assert _keeps(-1050.0, -1000.0, 0.95) and not _keeps(-1051.0, -1000.0, 0.95)
+    assert keeps_return(-1050.0, -1000.0, 0.95) and not keeps_return(-1051.0, -1000.0, 0.95)

@@ -5,8 +5,8 @@ import re
 
 from rl2fpga.config import RunConfig
 from rl2fpga.fsutil import atomic_write_json
-from rl2fpga.report import report_step
 from rl2fpga.run import Run
+from rl2fpga.stages.report import report_step
 
 REQUIRED = {
     "": ["env", "algo", "train", "levels", "selected", "compression", "multiplications", "hls", "rtl", "board", "timings_s"],

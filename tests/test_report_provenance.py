@@ -15,8 +15,8 @@ from test_report import _fake_run
 
 from rl2fpga.config import apply_overrides
 from rl2fpga.fsutil import atomic_write_json
-from rl2fpga.report import report_step
 from rl2fpga.run import Run
+from rl2fpga.stages.report import report_step
 
 REPO = Path(__file__).resolve().parent.parent
 

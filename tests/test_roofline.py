@@ -3,7 +3,7 @@ beat) per frame beside the MAC bound (rtl_tests/steps.py)."""
 
 from __future__ import annotations
 
-from rl2fpga.rtl_tests.steps import latency_stats
+from rl2fpga.hls.cosim.latency import latency_stats
 
 
 def test_roofline_takes_the_larger_of_macs_and_input():

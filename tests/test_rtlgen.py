@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from rl2fpga import GENERATED_HEADER
+from rl2fpga.core.golden import Fmt, GoldenModel, random_model
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.hls.rtlgen import generate, lint, pack_lists
-from rl2fpga.quantize.golden import Fmt, GoldenModel, random_model
+from rl2fpga.hls.engine.generator import generate, lint, pack_lists
 
 
 def _unpack(packed, n_out: int, lanes: int, w_bits: int) -> np.ndarray:

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from rl2fpga.hls.resources import XC7Z020, estimate, parse_stat
-from rl2fpga.hls.rtlgen import generate
-from rl2fpga.quantize.golden import random_model
+from rl2fpga.core.golden import random_model
+from rl2fpga.hls.engine.generator import generate
+from rl2fpga.hls.engine.resources import XC7Z020, estimate, parse_stat
 
 STAT = """
 === design hierarchy ===

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rl2fpga.config import RunConfig
-from rl2fpga.quantize.golden import Fmt, random_model
-from rl2fpga.rtl_tests.steps import latency_stats
+from rl2fpga.core.golden import Fmt, random_model
+from rl2fpga.hls.cosim.latency import latency_stats
 from rl2fpga.run import Run
 
 
@@ -43,7 +43,7 @@ def _run_with_golden(tmp_path, **cfg_kw) -> tuple[Run, RunConfig]:
 
 def test_rtl_step_refuses_missing_golden(tmp_path) -> None:
     from rl2fpga.errors import Rl2fpgaError
-    from rl2fpga.hls.rtl_steps import rtl_step
+    from rl2fpga.stages.rtl import rtl_step
 
     cfg = RunConfig(name="t")
     run = Run.create(cfg, path=tmp_path / "run")
@@ -55,8 +55,8 @@ def test_rtl_step_refuses_missing_golden(tmp_path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
 def test_rtl_and_cosim_steps_cartpole(tmp_path) -> None:
-    from rl2fpga.hls.rtl_steps import rtl_step
-    from rl2fpga.rtl_tests.steps import cosim_step
+    from rl2fpga.stages.cosim import cosim_step
+    from rl2fpga.stages.rtl import rtl_step
 
     run, cfg = _run_with_golden(tmp_path)
     cfg.cosim.frames = 40

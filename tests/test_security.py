@@ -19,7 +19,7 @@ import tensorflow as tf
 import rl2fpga
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig
-from rl2fpga.quantize.golden import Fmt, random_model
+from rl2fpga.core.golden import Fmt, random_model
 from rl2fpga.run import Run
 from rl2fpga.train.networks import mlp
 
@@ -249,7 +249,7 @@ def test_second_command_on_a_busy_run_is_refused(tmp_path, capsys):
     (run.path / "rtl").mkdir()
     busy = textwrap.dedent(f"""
         import sys, time
-        import rl2fpga.report as r
+        import rl2fpga.stages.report as r
         def slow(run, cfg):
             print("in-step", flush=True)
             sys.stdin.read()  # until the test closes stdin
@@ -278,7 +278,7 @@ def test_second_command_on_a_busy_run_is_refused(tmp_path, capsys):
 
 def test_rerunning_a_step_invalidates_later_results(tmp_path, monkeypatch):
     """After quantize is rerun, the report must not show the old cosim/board results."""
-    from rl2fpga import steps as steps_mod
+    from rl2fpga import pipeline as steps_mod
     from rl2fpga.report import build_summary
     from rl2fpga.run import run_pipeline
 

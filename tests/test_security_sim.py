@@ -19,7 +19,7 @@ from board_models import balancer
 import rl2fpga
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig, apply_overrides
-from rl2fpga.quantize.golden import Fmt, random_model
+from rl2fpga.core.golden import Fmt, random_model
 from rl2fpga.run import Run
 
 PKG_ROOT = Path(rl2fpga.__file__).resolve().parent.parent
@@ -170,7 +170,7 @@ def test_rtl_without_tools_keeps_the_last_figures(tmp_path, capsys, monkeypatch,
 def test_saturated_inputs_are_counted_and_warned(tmp_path):
     """CartPole's velocities leave a narrow input format (4 integer bits of 8: +-8): the golden
     model counts the saturated elements per frame, the summary reports them, the report warns."""
-    from rl2fpga.quantize.golden import GoldenModel
+    from rl2fpga.core.golden import GoldenModel
 
     g = balancer()
     narrow = Fmt(6, 0, True)  # about +-0.5: CartPole's velocities leave it

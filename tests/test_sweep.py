@@ -18,7 +18,7 @@ import yaml
 
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig
-from rl2fpga.steps import STEP_ORDER
+from rl2fpga.pipeline import STEP_ORDER
 from rl2fpga.sweep import STEP_SECTIONS, load_sweep, pareto_front
 
 # tiny budgets: a 1,500-step DQN, no pruning retrain, 50 QAT steps, a 50-step analysis

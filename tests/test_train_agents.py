@@ -15,11 +15,12 @@ import tensorflow as tf
 from rl2fpga.config import RunConfig, apply_overrides
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.run import Run
+from rl2fpga.stages.train import train_step
 from rl2fpga.train.dqn import train_dqn
 from rl2fpga.train.evaluate import evaluate, greedy_policy, record_episode
 from rl2fpga.train.networks import weight_layers
 from rl2fpga.train.sac import train_sac
-from rl2fpga.train.steps import load_trained, train_step
+from rl2fpga.train.trainer import load_trained
 
 pytestmark = pytest.mark.slow
 

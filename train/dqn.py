@@ -24,7 +24,17 @@ import tensorflow as tf
 
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.train.common import (
+from rl2fpga.train.envs import FRAME_STACK, check_algo, env_spec, make_env, make_vector_env
+from rl2fpga.train.evaluate import (
+    Policy,
+    dense_chain,
+    greedy_policy,
+    network_input,
+    numpy_greedy_policy,
+)
+from rl2fpga.train.networks import build_network, chain_forward
+from rl2fpga.train.replay import ReplayBuffer, VectorReplay, unpack_pairs
+from rl2fpga.train.training import (
     Logger,
     Selector,
     TrainResult,
@@ -37,16 +47,6 @@ from rl2fpga.train.common import (
     save_keras,
     seed_everything,
 )
-from rl2fpga.train.envs import FRAME_STACK, check_algo, env_spec, make_env, make_vector_env
-from rl2fpga.train.evaluate import (
-    Policy,
-    dense_chain,
-    greedy_policy,
-    network_input,
-    numpy_greedy_policy,
-)
-from rl2fpga.train.networks import build_network, chain_forward
-from rl2fpga.train.replay import ReplayBuffer, VectorReplay, unpack_pairs
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:

@@ -20,7 +20,10 @@ import tensorflow as tf
 
 from rl2fpga.config import RunConfig
 from rl2fpga.fsutil import atomic_write_json
-from rl2fpga.train.common import (
+from rl2fpga.train.envs import EnvSpec, check_algo, env_spec, make_env
+from rl2fpga.train.evaluate import deterministic_actor
+from rl2fpga.train.replay import ReplayBuffer
+from rl2fpga.train.training import (
     Logger,
     Selector,
     TrainResult,
@@ -33,9 +36,6 @@ from rl2fpga.train.common import (
     save_keras,
     seed_everything,
 )
-from rl2fpga.train.envs import EnvSpec, check_algo, env_spec, make_env
-from rl2fpga.train.evaluate import deterministic_actor
-from rl2fpga.train.replay import ReplayBuffer
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 

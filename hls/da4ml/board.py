@@ -9,7 +9,7 @@ from typing import Any
 
 from rl2fpga.board.driver import EngineDriver
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.hls import regmap
+from rl2fpga.hls.engine import regmap
 
 
 class Da4mlDriver(EngineDriver):

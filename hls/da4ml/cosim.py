@@ -1,5 +1,5 @@
 """Co-simulation of a da4ml design with cocotb 1.9's runner and Verilator (the pattern of
-:mod:`rl2fpga.rtl_tests.harness`, whose simulation wrapper it reuses: the same
+:mod:`rl2fpga.hls.cosim.harness`, whose simulation wrapper it reuses: the same
 ``rl2fpga_engine_sim`` clocks ``rl2fpga_engine_top``, here the da4ml top)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.hls.cosim.harness import SIM_TOP, SIM_WRAPPER, have_verilator, verilate
 from rl2fpga.hls.da4ml.lowering import Da4mlDesign
 from rl2fpga.paths import build_dir_for
-from rl2fpga.rtl_tests.harness import SIM_TOP, SIM_WRAPPER, have_verilator, verilate
 
 
 def build(design: Da4mlDesign, build_dir: Path | None = None) -> tuple[Any, Path]:

@@ -2,7 +2,7 @@
 golden model with delta off (``GoldenModel.forward``: stateless, every T_int = 0).
 
 It drives the design with the engine testbench's own bus models (AXI4-Lite master, AXI4-Stream
-frame driver and output monitor from :mod:`rl2fpga.rtl_tests.engine_tb`, imported, not
+frame driver and output monitor from :mod:`rl2fpga.hls.cosim.engine_tb`, imported, not
 copied). Two phases over the real frames of the config file (``RL2FPGA_TB_CONFIG``):
 
 * one frame at a time with random idle input cycles and output back-pressure; outputs, action
@@ -27,9 +27,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import GoldenModel
-from rl2fpga.rtl_tests.engine_tb import AxiLiteMaster, FrameDriver, OutputMonitor, pack_frame
+from rl2fpga.core.golden import GoldenModel
+from rl2fpga.hls.cosim.engine_tb import AxiLiteMaster, FrameDriver, OutputMonitor, pack_frame
+from rl2fpga.hls.engine import regmap
 
 
 class Da4mlTB:

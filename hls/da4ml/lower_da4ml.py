@@ -8,7 +8,7 @@ File interface (versioned; rl2fpga/hls/da4ml/lowering.py writes SPEC and reads t
 
 * ``SPEC.json`` (``format: rl2fpga.da4ml.spec``, ``version: 1``): the golden model with delta off
   (dense layers: integer weights ``w`` (n_in, n_out), integer biases ``b`` in accumulator LSBs,
-  fixed-point formats ``{bits, integer, signed}`` as in quantize/golden.py, activation), the
+  fixed-point formats ``{bits, integer, signed}`` as in rl2fpga/core/golden.py, activation), the
   rounding (``half_even``, the golden model's; ``half_up`` only to show that it differs), the
   pipelining cutoff, optional da4ml solver options (``solver``), optional integer ``check_inputs`` to evaluate with da4ml's bit-exact
   interpreter.

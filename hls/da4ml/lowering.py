@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from rl2fpga import GENERATED_HEADER
+from rl2fpga.core.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
-from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import GoldenModel
+from rl2fpga.hls.engine import regmap
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import tensorflow as tf
 
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_dir, atomic_write_json
+from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.run import Run
-from rl2fpga.train.common import TrainResult
 from rl2fpga.train.envs import EnvSpec, check_algo, env_spec
+from rl2fpga.train.training import TrainResult
 
 
 def train(cfg: RunConfig, out_dir: Path | None, progress: bool = True) -> TrainResult:
@@ -42,16 +43,6 @@ def train(cfg: RunConfig, out_dir: Path | None, progress: bool = True) -> TrainR
     return train_sac(cfg, out_dir, progress=progress)
 
 
-def train_step(run: Run, cfg: RunConfig) -> None:
-    """Train into a fresh temp folder that replaces ``train/`` only on success (a failed or
-    interrupted training leaves an earlier ``train/`` intact)."""
-    check_algo(cfg.train.algo, env_spec(cfg.env))  # bad input fails before anything is touched
-    with atomic_dir(run.path / "train") as out:
-        res = train(cfg, out)
-    print(
-        f"train: {cfg.env.id} {cfg.train.algo} {res.steps} steps in {res.seconds:.0f} s, "
-        f"eval return {res.eval.mean:.1f} +- {res.eval.std:.1f} over {len(res.eval.returns)} episodes"
-    )
 
 
 def load_trained(run_or_dir: Run | Path) -> tuple[tf.keras.Model, EnvSpec]:
@@ -64,3 +55,23 @@ def load_trained(run_or_dir: Run | Path) -> tuple[tf.keras.Model, EnvSpec]:
 
     model = load_keras_model(model_path)
     return model, EnvSpec.from_dict(json.loads(spec_path.read_text()))
+
+
+def require_files(paths: list[Path], step: str, run: Run) -> None:
+    for p in paths:
+        if not p.exists():
+            raise Rl2fpgaError(f"{p} is missing; run `rl2fpga {step} {run.path}` first")
+
+
+def load_train_outputs(run: Run) -> tuple[Any, Any, dict[str, Any]]:
+    from rl2fpga.quantize.prune import read_eval
+    from rl2fpga.train.trainer import load_trained
+
+    d = run.path / "train"
+    require_files([d / "model.keras", d / "env.json", d / "eval.json"], "train", run)
+    try:
+        model, spec = load_trained(run)
+    except (OSError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise Rl2fpgaError(f"the trained model in {d} is corrupt ({first}); rerun `rl2fpga train`") from None
+    return model, spec, read_eval(d / "eval.json")

@@ -76,3 +76,11 @@ def record_gym(env_id: str, n_frames: int, seed: int = 0) -> tuple[np.ndarray, l
 def record_cartpole(n_frames: int, seed: int = 0) -> tuple[np.ndarray, list[int]]:
     """CartPole-v1 observations: :func:`record_gym` on CartPole-v1."""
     return record_gym("CartPole-v1", n_frames, seed)
+
+
+def record_frames(env_cfg: EnvConfig, n: int, seed: int) -> tuple[np.ndarray, list[int]]:
+    """``n`` consecutive observations of the run's environment (seeded random policy) and the
+    episode starts."""
+    from rl2fpga.train.frames import record_env
+
+    return record_env(env_cfg, n, seed)

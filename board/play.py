@@ -1,15 +1,6 @@
-"""The ``board`` step: closed-loop episodes on a chosen back end, or the deploy build.
-
-    rl2fpga board RUN_DIR --target reference|hls-csim|emulator|pynq --episodes N
-    rl2fpga board RUN_DIR --action build
-
-``run`` plays seeded episodes with actions from the back end while the golden model steps in
-lockstep on the same states (action agreement, output and MAC-counter agreement), then plays
-the same seeded episodes with the golden policy alone (its returns). Writes
-``board/summary.json`` (and ``board/summary_<target>.json``) and the per-step distributions
-``board/latency_<target>.json`` (cycles, host latency, MACs per layer). ``build`` writes the deploy
-bundle and the Vivado project (:mod:`rl2fpga.board.build`).
-"""
+"""Closed-loop episodes on interchangeable back ends (golden reference, hls4ml C simulation, the
+simulated PYNQ-Z2 over Verilator, a real board), with the golden model stepping in lockstep.
+Used by the ``board`` and ``da4ml`` stages (:mod:`rl2fpga.stages.board`)."""
 
 from __future__ import annotations
 
@@ -22,9 +13,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from rl2fpga.config import RunConfig
+from rl2fpga.core.golden import GoldenModel, squash_action
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
-from rl2fpga.quantize.golden import GoldenModel, squash_action
 from rl2fpga.run import Run
 
 
@@ -63,7 +54,7 @@ class GoldenBackend:
 
 
 class CSimBackend:
-    """target=hls-csim: the hls4ml C simulation (rl2fpga.hls.hls4ml_flow.CSim)."""
+    """target=hls-csim: the hls4ml C simulation (rl2fpga.hls.hls4ml.flow.CSim)."""
 
     def __init__(self, csim: Any):
         self.csim = csim
@@ -84,7 +75,7 @@ class CSimBackend:
 
 def _hls_csim_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> CSimBackend:
     try:
-        from rl2fpga.hls import hls4ml_flow
+        from rl2fpga.hls.hls4ml import flow as hls4ml_flow
     except ImportError as e:
         raise Rl2fpgaError(f"target hls-csim is unavailable (the hls4ml flow does not import: {e}); use --target emulator or reference") from None
     if not hasattr(hls4ml_flow, "CSim") or not hasattr(hls4ml_flow, "convert"):
@@ -126,14 +117,14 @@ def _emulator_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Bac
         raise Rl2fpgaError(f"the board emulator needs the pynq package ({e.name} is missing); install it with "
                            "`pip install --no-deps pynq==4.0.0 pynqmetadata==0.2.0 pynqutils==0.1.3` (make setup does), "
                            "or use --target reference") from None
-    from rl2fpga.board import design
+    from rl2fpga.board import block_design as design
     from rl2fpga.board.bundle import make_manifest
     from rl2fpga.board.driver import EngineDriver
-    from rl2fpga.board.engine import GoldenEngine
+    from rl2fpga.board.engine_models import GoldenEngine
     from rl2fpga.board.simdevice import SimDevice
 
     lanes, bpb = cfg.rtl.lanes, cfg.rtl.input_bytes_per_beat
-    from rl2fpga.hls.rtlgen import use_frame_stack
+    from rl2fpga.hls.engine.generator import use_frame_stack
 
     stack = use_frame_stack(cfg, model)
     kind = cfg.board.emulator_engine
@@ -340,31 +331,4 @@ def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[dict[str
 # ------------------------------------------------------------------------------ the step
 
 
-def board_step(run: Run, cfg: RunConfig) -> None:
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    model = GoldenModel.load(run.path / "quantize" / "golden")
-    if cfg.board.action == "build":
-        from rl2fpga.board.build import build
-
-        build(run, cfg, model, console)
-        return
-    summary, log = run_episodes(run, cfg, model)
-    out = run.dir("board")
-    atomic_write_json(out / f"summary_{cfg.board.target}.json", summary)
-    atomic_write_json(out / "summary.json", summary)
-    # per-step distributions over the real episodes (same shape as cosim/latency.json)
-    atomic_write_json(out / f"latency_{cfg.board.target}.json",
-                      {"cycles": log.cycles, "latency_us": [round(v, 2) for v in log.latency_us], "macs": log.macs})
-    lat = summary["latency_us"]
-    cyc = summary["cycles_per_step"]
-    console.print(
-        f"{summary['target']} ({summary['engine']}): {summary['episodes']} episodes, {summary['steps']} steps, "
-        f"return {summary['return_mean']:.1f} (golden {summary['golden_return_mean']:.1f}), "
-        f"action mismatches {summary['action_mismatches']}, output mismatches {summary['output_mismatches']}"
-        + (f", host latency {lat['mean']:.0f} us/step" if lat else "")
-        + (f", {cyc['mean']:.0f} cycles/step" if cyc else "")
-        + (f", MACs {summary['mac_fraction']:.4f} of dense" if summary["mac_fraction"] is not None else "")
-    )
 

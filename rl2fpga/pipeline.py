@@ -19,18 +19,7 @@ StepFn = Callable[["Run", "RunConfig"], None]
 
 STEP_ORDER: list[str] = ["train", "prune", "quantize", "analyze", "hls", "rtl", "cosim", "board", "da4ml", "report"]
 
-STEPS: dict[str, str] = {
-    "train": "rl2fpga.train.steps:train_step",
-    "prune": "rl2fpga.quantize.steps:prune_step",
-    "quantize": "rl2fpga.quantize.steps:quantize_step",
-    "analyze": "rl2fpga.quantize.steps:analyze_step",
-    "hls": "rl2fpga.hls.hls_steps:hls_step",
-    "rtl": "rl2fpga.hls.rtl_steps:rtl_step",
-    "cosim": "rl2fpga.rtl_tests.steps:cosim_step",
-    "board": "rl2fpga.board.steps:board_step",
-    "da4ml": "rl2fpga.hls.da4ml.steps:da4ml_step",
-    "report": "rl2fpga.report:report_step",
-}
+STEPS: dict[str, str] = {name: f"rl2fpga.stages.{name}:{name}_step" for name in STEP_ORDER}
 
 
 def _resolve(name: str) -> StepFn | None:

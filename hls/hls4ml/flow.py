@@ -7,7 +7,7 @@ Read top to bottom:
 2. :func:`delta_stage_layers` - where the delta stages go (before every layer whose golden
    threshold is > 0, and always before the first layer);
 3. :func:`build_keras` - a Keras model whose weights are exactly ``w_int * 2^-frac`` of the golden
-   model, with a :class:`~rl2fpga.hls.delta_layer.DeltaStage` before those layers;
+   model, with a :class:`~rl2fpga.hls.hls4ml.delta_layer.DeltaStage` before those layers;
 4. :func:`layer_precisions` / :func:`hls_config` - every hls4ml precision (input, delta, weight,
    bias, accumulator, result, activation) GENERATED from the golden formats;
 5. :func:`convert` - ``hls4ml.converters.convert_from_keras_model`` for the chosen backend
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from rl2fpga.config import HlsConfig
+from rl2fpga.core.golden import Fmt, GoldenLayer, GoldenModel, squash_action
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
-from rl2fpga.quantize.golden import Fmt, GoldenLayer, GoldenModel, squash_action
 
 PROJECT_NAME = "rl2fpga_policy"
 INPUT_NAME = "obs"
@@ -126,7 +126,7 @@ def build_keras(golden: GoldenModel, stages: list[int] | None = None) -> Any:
     precisions that :func:`hls_config` generates."""
     import tensorflow as tf
 
-    from rl2fpga.hls.delta_layer import DeltaStage
+    from rl2fpga.hls.hls4ml.delta_layer import DeltaStage
 
     stages = delta_stage_layers(golden) if stages is None else stages
     inp = tf.keras.Input(shape=golden.in_shape, name=INPUT_NAME)
@@ -292,7 +292,7 @@ def convert(golden: GoldenModel, hcfg: HlsConfig, out_dir: str | Path, backend: 
     """Golden model -> Keras with delta stages -> hls4ml project written to ``out_dir``."""
     import hls4ml
 
-    from rl2fpga.hls.delta_layer import register_delta_extension
+    from rl2fpga.hls.hls4ml.delta_layer import register_delta_extension
 
     backend = backend or hcfg.backend
     if hcfg.strategy == "Resource" and hcfg.compression:

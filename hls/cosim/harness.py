@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from rl2fpga.core.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json
-from rl2fpga.hls.rtlgen import RtlDesign
+from rl2fpga.hls.engine.generator import RtlDesign
 from rl2fpga.manifest import build_trusted, record_build
 from rl2fpga.paths import build_root
-from rl2fpga.quantize.golden import GoldenModel
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BUILD_ROOT = build_root()  # build/ in a checkout; ~/.cache/rl2fpga/build when installed
 SIM_WRAPPER = Path(__file__).resolve().parent / "sim" / "rl2fpga_engine_sim.sv"
 SIM_TOP = "rl2fpga_engine_sim"
@@ -124,7 +124,7 @@ def run_engine(
         os.environ.pop("PYTEST_CURRENT_TEST", None)
         with open(work / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):  # the runner's command echo
             runner.test(
-                test_module="rl2fpga.rtl_tests.engine_tb",
+                test_module="rl2fpga.hls.cosim.engine_tb",
                 hdl_toplevel=SIM_TOP,
                 build_dir=str(build_dir),
                 test_dir=str(work),

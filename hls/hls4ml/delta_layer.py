@@ -1,6 +1,6 @@
 """The delta-update input stage, as a Keras layer and as an hls4ml extension layer.
 
-Semantics (quantize/golden.py): every element keeps the value it last transmitted, ``x_hat``,
+Semantics (rl2fpga/core/golden.py): every element keeps the value it last transmitted, ``x_hat``,
 and takes the new value only when ``|x - x_hat| > T`` (strict); the layer outputs ``x_hat``.
 ``x_hat`` starts at 0 and is reset at every episode start. ``T = T_int * 2^-frac`` where
 ``T_int`` is the golden threshold in LSBs of the layer's input format; ``T_int = 0`` makes the
@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from rl2fpga import GENERATED_HEADER
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "hls4ml"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 HEADER = TEMPLATE_DIR / "rl2fpga_delta.h"
 BACKENDS = ("Vivado", "Vitis", "VivadoAccelerator")
 

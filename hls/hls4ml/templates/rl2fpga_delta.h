@@ -6,7 +6,7 @@
 //     x_hat_i <- x_i   if |x_i - x_hat_i| > T,   else unchanged;      res_i = x_hat_i
 //
 // x_hat is static state kept from call to call (one time step per call) and starts at 0. The
-// next layer computes W @ x_hat + b, which is what the golden model (quantize/golden.py) defines.
+// next layer computes W @ x_hat + b, which is what the golden model (rl2fpga/core/golden.py) defines.
 //
 // Episode reset: the top function has a port `bool rl2fpga_reset` (added by the writer hook in
 // hls/delta_layer.py) that every stage takes: when it is true, the stage's x_hat is cleared to 0

@@ -78,7 +78,7 @@ def render(template: str, **ctx: Any) -> str:
     return env.get_template(template).render(header=GENERATED_HEADER, **ctx)
 
 
-HLS_PROJECT = "rl2fpga_policy"  # hls4ml project name (rl2fpga.hls.hls4ml_flow.PROJECT_NAME)
+HLS_PROJECT = "rl2fpga_policy"  # hls4ml project name (rl2fpga.hls.hls4ml.flow.PROJECT_NAME)
 HLS_INSTANCE = f"{HLS_PROJECT}_axi_0"
 HLS_VLNV = f"xilinx.com:hls:{HLS_PROJECT}_axi:1.0"
 

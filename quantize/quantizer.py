@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from rl2fpga.config import QuantizeConfig
-from rl2fpga.quantize.golden import Fmt, GoldenModel, squash_action
+from rl2fpga.core.golden import Fmt, GoldenModel, squash_action
 from rl2fpga.quantize.qkeras_model import (
     apply_masks,
     grid_float,

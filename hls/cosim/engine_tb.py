@@ -4,7 +4,7 @@ monitor with random idle / back-pressure, the golden model as reference, a score
 TB class with ``reset()``.
 
 The test is configured by a JSON file named in ``RL2FPGA_TB_CONFIG`` (written by
-:mod:`rl2fpga.rtl_tests.harness`): golden model folder, frames (.npy), seed, stall
+:mod:`rl2fpga.hls.cosim.harness`): golden model folder, frames (.npy), seed, stall
 probabilities, frames before which the state is reset, threshold writes, result path.
 """
 
@@ -22,8 +22,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import GoldenModel
+from rl2fpga.core.golden import GoldenModel
+from rl2fpga.hls.engine import regmap
 
 
 # ------------------------------------------------------------------------------ drivers

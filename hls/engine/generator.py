@@ -1,6 +1,6 @@
 """RTL generator of the sparse delta engine: golden model -> top level + memory images.
 
-The hand-written modules in ``hls/rtl/*.sv`` are parameterised; this module only decides the
+The hand-written modules in ``hls/engine/rtl/*.sv`` are parameterised; this module only decides the
 parameters and writes what depends on the weights:
 
 * per layer a *compressed fan-out list* for every input index (dense: the nonzero rows of
@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from rl2fpga import GENERATED_HEADER, __version__
+from rl2fpga.core.golden import ACC_LIMIT_BITS, GoldenModel
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
-from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import ACC_LIMIT_BITS, GoldenModel
+from rl2fpga.hls.engine import regmap
 
 RTL_SRC = Path(__file__).resolve().parent / "rtl"
-TEMPLATES = Path(__file__).resolve().parent / "templates" / "rtl"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 # order matters for tools that want packages first
 SV_MODULES = [
     "rl2fpga_pkg.sv",

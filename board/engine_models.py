@@ -4,7 +4,7 @@ the AXI4-Lite control port of the sparse delta engine.
 One small interface (:class:`EngineModel`), two implementations:
 
 * :class:`GoldenEngine` — the Python reference: the register and stream semantics of
-  :mod:`rl2fpga.hls.regmap` implemented on top of the golden integer model. Its cycle counts
+  :mod:`rl2fpga.hls.engine.regmap` implemented on top of the golden integer model. Its cycle counts
   are a documented estimate (the golden model has no clock).
 * :class:`rl2fpga.board.verilator_engine.VerilatorEngine` — the generated RTL compiled with
   Verilator and clocked cycle by cycle; its counters are the hardware's own.
@@ -21,8 +21,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from rl2fpga.hls import regmap
-from rl2fpga.quantize.golden import Fmt, GoldenModel
+from rl2fpga.core.golden import Fmt, GoldenModel
+from rl2fpga.hls.engine import regmap
 
 
 def elem_dtype(fmt: Fmt) -> np.dtype:

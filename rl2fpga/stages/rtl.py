@@ -19,9 +19,9 @@ from typing import Any
 
 from rl2fpga import __version__
 from rl2fpga.config import RunConfig
+from rl2fpga.core.golden import GoldenModel
 from rl2fpga.fsutil import atomic_dir, atomic_write_json
-from rl2fpga.hls.rtlgen import generate, lint, use_frame_stack
-from rl2fpga.quantize.golden import GoldenModel
+from rl2fpga.hls.engine.generator import generate, lint, use_frame_stack
 from rl2fpga.run import Run
 
 
@@ -56,7 +56,7 @@ def rtl_step(run: Run, cfg: RunConfig) -> None:
             summary["lint"] = "skipped: verilator not on PATH"
             console.print("[yellow]verilator not on PATH: lint skipped")
         if cfg.rtl.synth and shutil.which("yosys"):
-            from rl2fpga.hls.resources import estimate
+            from rl2fpga.hls.engine.resources import estimate
 
             console.print("yosys synth_xilinx -family xc7 (resource estimate) ...")
             t0 = time.perf_counter()

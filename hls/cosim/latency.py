@@ -1,0 +1,75 @@
+"""Latency figures of a co-simulation: per-frame cycle statistics, the MAC and roofline bounds, the histogram."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl2fpga.fsutil import atomic_write_bytes
+
+
+def latency_stats(per_frame: list[dict[str, Any]], dense_mults: list[int], lanes: int,
+                  clock_mhz: float, bytes_per_cycle: int = 0) -> dict[str, Any]:
+    """Cycle distribution vs the dense-equivalent engine, the significant-MAC lower bound and
+    the roofline max(significant MACs / lanes, input bytes / bytes per cycle) of each frame
+    (``bytes_per_cycle``: the input stream's bytes per beat at one beat per cycle)."""
+    cycles = np.array([f["cycles"] for f in per_frame], dtype=np.float64)
+    bound = np.array([np.ceil(sum(f["golden_macs"]) / lanes) for f in per_frame], dtype=np.float64)
+    in_cycles = np.array([np.ceil(f.get("input_bytes", 0) / bytes_per_cycle) if bytes_per_cycle else 0.0
+                          for f in per_frame], dtype=np.float64)
+    roof = np.maximum(bound, in_cycles)
+    dense = float(np.ceil(sum(dense_mults) / lanes))
+
+    def dist(x: np.ndarray) -> dict[str, float]:
+        return {"min": float(x.min()), "median": float(np.median(x)), "p99": float(np.percentile(x, 99)),
+                "max": float(x.max()), "mean": float(x.mean())}
+
+    us = 1.0 / clock_mhz
+    med = float(np.median(cycles))
+    return {
+        "frames": len(per_frame),
+        "lanes": lanes,
+        "clock_mhz": clock_mhz,
+        "cycles": dist(cycles),
+        "microseconds": {k: v * us for k, v in dist(cycles).items()},
+        "dense_equivalent_cycles": dense,
+        "dense_equivalent_us": dense * us,
+        "lower_bound_cycles": dist(bound),
+        "median_over_dense": med / dense,
+        "median_over_lower_bound": med / max(float(np.median(bound)), 1.0),
+        "median_ratio_to_own_bound": float(np.median(cycles / np.maximum(bound, 1.0))),
+        "bytes_per_cycle": bytes_per_cycle,
+        "input_cycles": dist(in_cycles),
+        "roofline_cycles": dist(roof),
+        "median_over_roofline": med / max(float(np.median(roof)), 1.0),
+        "median_ratio_to_own_roofline": float(np.median(cycles / np.maximum(roof, 1.0))),
+        "significant_macs_total": int(sum(sum(f["golden_macs"]) for f in per_frame)),
+        "padding_slots_total": int(sum(f.get("pad", 0) for f in per_frame)),
+    }
+
+
+def plot_histogram(per_frame: list[dict[str, Any]], stats: dict[str, Any], path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cycles = [f["cycles"] for f in per_frame]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    lo, hi = max(min(cycles), 1), max(max(cycles), 2, stats["dense_equivalent_cycles"])
+    ax.hist(cycles, bins=np.geomspace(lo, hi, 60), color="#4477aa", label="engine, cycles per frame")
+    ax.axvline(stats["lower_bound_cycles"]["median"], color="#228833", ls="--", label="lower bound (median)")
+    ax.axvline(stats["dense_equivalent_cycles"], color="#cc3311", ls=":", label="dense equivalent")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"cycles per frame ({stats['lanes']} lanes)")
+    ax.set_ylabel("frames")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

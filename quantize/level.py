@@ -1,0 +1,104 @@
+"""Quantizing one prune level: visited states for calibration, PTQ or QAT, the golden model
+checked == QKeras on real states, and the golden agent run without and with delta updates.
+Shared by the quantize stage and the compression sweep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.run import Run
+
+CALIB_SEED_OFFSET = 30_000  # calibration / distillation episodes
+
+
+ANALYZE_SEED_OFFSET = 40_000  # analysed episodes
+
+
+MAX_CALIB_STATES = 3000
+
+
+def float_policy(model: Any, spec: Any) -> Any:
+    from rl2fpga.train.evaluate import deterministic_actor, greedy_policy
+
+    return greedy_policy(model) if spec.discrete else deterministic_actor(model, spec)
+
+
+def collect_states(policy: Any, cfg: RunConfig, episodes: int, max_steps: int, seed: int) -> np.ndarray:
+    """Observations the float agent visits (real episodes, seeds ``seed + i``)."""
+    from rl2fpga.train.evaluate import record_episode
+
+    obs = [record_episode(policy, cfg.env, seed + i, max_steps).observations for i in range(episodes)]
+    return np.concatenate(obs)
+
+
+def keeps_return(ret: float, dense: float, keep: float) -> bool:
+    """``ret`` keeps ``keep`` of ``dense`` (for negative returns: at most (1 - keep) worse)."""
+    return ret >= keep * dense - 1e-9 if dense > 0 else ret >= dense + (1 - keep) * dense - 1e-9
+
+
+def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> dict[str, Any]:
+    """Quantize one prune level, check golden == QKeras, run the golden agent with and without
+    delta updates."""
+    from rl2fpga.quantize.prune import load_level
+    from rl2fpga.quantize.qkeras_model import (
+        FLOAT32_EXACT,
+        float32_bounds,
+        golden_from_qkeras,
+        input_format,
+        qkeras_int_outputs,
+        threshold_ints,
+    )
+    from rl2fpga.quantize.quantizer import (
+        GoldenPolicy,
+        qkeras_policy,
+        quantize_policy,
+        run_stateful,
+    )
+    from rl2fpga.train.training import EVAL_SEED_OFFSET
+
+    qc = cfg.quantize
+    model, masks, level = load_level(run.path, index)
+    states = collect_states(float_policy(model, spec), cfg, qc.calib_episodes, qc.calib_max_steps,
+                            cfg.seed + CALIB_SEED_OFFSET)
+    if len(states) > MAX_CALIB_STATES:  # Atari frames: keep memory and distillation time bounded
+        keep = np.random.default_rng(cfg.seed).choice(len(states), MAX_CALIB_STATES, replace=False)
+        states = states[np.sort(keep)]
+    in_fmt = input_format(states, qc.float_input_bits)
+
+    def visit(qm: Any) -> np.ndarray:
+        pol = qkeras_policy(qm, in_fmt, spec.discrete, spec.action_low, spec.action_high)
+        return collect_states(pol, cfg, qc.calib_episodes, qc.calib_max_steps, cfg.seed + CALIB_SEED_OFFSET + 500)
+
+    qmodel, info = quantize_policy(model, masks, qc, in_fmt, states, cfg.seed, discrete=spec.discrete, visit=visit)
+    gm = golden_from_qkeras(qmodel, in_fmt, 0)
+    acc_bits = gm.check_accumulators()
+    t_int = threshold_ints(gm, qc.threshold)
+
+    # exactness: static float32 proof, else a per-state certificate, then == on the states
+    static = float32_bounds(gm)
+    check = states[: qc.check_states]
+    x_int = np.stack([gm.quantize_input(o) for o in check])
+    dynamic = float32_bounds(gm, x_int) if max(static) >= FLOAT32_EXACT else static
+    if max(dynamic) >= FLOAT32_EXACT:
+        raise Rl2fpgaError(f"accumulators reach {max(dynamic)} LSBs >= 2^24 on real states, so float32 QKeras cannot be exact; use fewer weight or activation bits")
+    y_q = qkeras_int_outputs(qmodel, gm, x_int)
+    y_g = np.stack([gm.forward(x) for x in x_int])
+    if not np.array_equal(y_q, y_g):
+        raise Rl2fpgaError(f"golden model differs from QKeras on {int((y_q != y_g).any(axis=1).sum())} of {len(x_int)} states; this is a bug, please report it")
+
+    # the quantized agent, without and with delta updates
+    seed = cfg.seed + EVAL_SEED_OFFSET
+    g0 = gm.copy()
+    g0.set_thresholds(0)
+    ev0 = run_stateful(GoldenPolicy(g0, spec.discrete, spec.action_low, spec.action_high), cfg.env, seed, qc.delta_episodes)
+    gd = gm.copy()
+    gd.set_thresholds(t_int)
+    pol = GoldenPolicy(gd, spec.discrete, spec.action_low, spec.action_high)
+    evd = run_stateful(pol, cfg.env, seed, qc.delta_episodes)
+    return {"model": model, "level": level, "qmodel": qmodel, "info": info, "gm": gm, "in_fmt": in_fmt, "t_int": t_int,
+            "acc_bits": acc_bits, "static": static, "dynamic": dynamic, "x_int": x_int, "ev0": ev0, "evd": evd,
+            "seed": seed, "pol": pol}

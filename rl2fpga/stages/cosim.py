@@ -1,0 +1,71 @@
+"""The ``cosim`` pipeline step: the generated engine in Verilator (cocotb) vs the golden model on
+real episodes, with the latency distribution.
+
+``rl2fpga cosim RUN_DIR --frames N`` reads ``rtl/`` and ``quantize/golden/`` and writes
+``cosim/``:
+
+  latency.json       cycles per frame (min / median / p99 / max) in cycles and microseconds,
+                     beside the dense-equivalent engine at the same lanes (every multiplication
+                     of the dense network / lanes) and the lower bound (significant MACs /
+                     lanes) of each frame; their ratios
+  frames.json        per frame: cycles, events and MACs per layer (engine and golden)
+  latency_hist.png   histogram of cycles per frame with the dense and bound lines
+  summary.json       frames, mismatches (must be 0), headline figures
+
+Frames come from seeded episodes of the run's environment (random policy); the engine state is
+reset at every episode start, as the golden model is. Back-pressure: cfg.cosim.backpressure.
+"""
+
+from __future__ import annotations
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.hls.cosim.latency import latency_stats, plot_histogram
+from rl2fpga.run import Run
+from rl2fpga.train.frames import record_frames
+
+
+def cosim_step(run: Run, cfg: RunConfig) -> None:
+    from rich.console import Console
+
+    from rl2fpga.core.golden import GoldenModel
+    from rl2fpga.hls.cosim.harness import run_engine
+    from rl2fpga.hls.engine.generator import RtlDesign
+    from rl2fpga.manifest import verify_files
+    from rl2fpga.paths import build_dir_for
+
+    console = Console(stderr=True)
+    # the generated RTL goes into the simulator only as the rtl step wrote it (hashes.json)
+    verify_files(run.require("rtl"), "rtl", run.path)
+    run.require("quantize")
+    frames, starts = record_frames(cfg.env, cfg.cosim.frames, cfg.seed)
+    design = RtlDesign.load(run.path / "rtl")
+    golden_dir = run.path / "quantize" / "golden"
+    golden = GoldenModel.load(golden_dir)
+    out = run.dir("cosim")
+    console.print(f"co-simulating {len(frames)} frames ({len(starts)} episode starts) in Verilator ...")
+    res = run_engine(design, golden_dir, frames, out / "sim", seed=cfg.seed, idle=cfg.cosim.backpressure,
+                     stall=cfg.cosim.backpressure, resets=starts[1:], build_dir=build_dir_for(out / "obj"))  # make cannot build in a path with spaces
+    stats = latency_stats(res["per_frame"], golden.dense_mults(), design.lanes, cfg.rtl.clock_mhz,
+                          design.input_bytes_per_beat)
+    atomic_write_json(out / "frames.json", res["per_frame"])
+    atomic_write_json(out / "latency.json", stats)
+    plot_histogram(res["per_frame"], stats, out / "latency_hist.png")
+    summary = {
+        "frames": res["frames"],
+        "mismatches": res["mismatches"],
+        "episodes": len(starts),
+        "cycles_median": stats["cycles"]["median"],
+        "us_median": stats["microseconds"]["median"],
+        "median_over_dense": stats["median_over_dense"],
+        "median_over_lower_bound": stats["median_over_lower_bound"],
+        "median_over_roofline": stats["median_over_roofline"],
+        "input_bytes_per_beat": design.input_bytes_per_beat,
+        "frame_stack": design.frame_stack,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    if res["mismatches"]:
+        raise Rl2fpgaError(f"co-simulation: {res['mismatches']} of {res['frames']} frames differ from the golden model; see {out / 'frames.json'}")
+    console.print(f"cosim: {res['frames']} frames bit-exact; median {stats['cycles']['median']:.0f} cycles "
+                  f"({stats['median_over_dense']:.4f} of dense, {stats['median_over_lower_bound']:.2f}x the bound)")

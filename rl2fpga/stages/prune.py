@@ -1,0 +1,61 @@
+"""The ``prune`` stage: ``prune/level_XX/{model.keras, masks.npz, eval.json}``, ``levels.json``,
+``selected.json`` (see :mod:`rl2fpga.quantize.prune`). Writes into a temp folder that replaces
+``prune/`` only on success."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.fsutil import atomic_dir, atomic_write_json
+from rl2fpga.run import Run
+from rl2fpga.train.trainer import load_train_outputs, require_files
+
+
+def prune_step(run: Run, cfg: RunConfig) -> None:
+
+    from rl2fpga.quantize import prune as P
+
+    dense, spec, dense_eval = load_train_outputs(run)
+    pc = cfg.prune
+    if pc.method == "imp" and pc.rewind == "init":
+        rewind_path = run.path / "train" / "init_model.keras"
+    elif pc.method == "imp":
+        ckpts = sorted((run.path / "train" / "checkpoints").glob("step_*.keras"))
+        if not ckpts:
+            raise Rl2fpgaError(f"prune.rewind=checkpoint but {run.path / 'train' / 'checkpoints'} has none; set prune.rewind=init or train with checkpoints")
+        rewind_path = ckpts[0]
+    else:
+        rewind_path = None
+    if rewind_path is not None:
+        require_files([rewind_path], "train", run)
+    t0 = time.perf_counter()
+    with atomic_dir(run.path / "prune") as out:
+        agent_dir = run.path / "train" / "agent"
+        finetune = pc.method == "gradual"
+        if pc.finetune == "distill":
+            retrain = P.distiller(cfg, dense, spec)
+        else:
+            retrain = P.retrainer(cfg, cfg.train.algo, finetune=finetune,
+                                  agent_dir=agent_dir if finetune and cfg.train.algo == "sac" and agent_dir.is_dir() else None)
+        if pc.method == "imp":
+            from rl2fpga.safety import load_keras_model
+
+            rewind_to = load_keras_model(rewind_path)
+            levels = P.imp(dense, dense_eval, rewind_to, retrain, cfg, out)
+        elif pc.method == "gradual":
+            levels = P.gradual(dense, dense_eval, retrain, cfg, out)
+        else:
+            masks = {la.name: np.ones(la.get_weights()[0].shape, bool) for la in P.prunable_layers(dense)}
+            levels = [P.save_level(out, 0, 0, 0.0, dense, masks, dense_eval)]
+        sel = P.write_levels(out, levels, pc.keep_return_fraction, pc.method)
+        atomic_write_json(out / "summary.json", {
+            "method": pc.method, "levels": len(levels), "selected_level": sel.index,
+            "selected_sparsity": sel.sparsity, "selected_return_mean": sel.eval_return_mean,
+            "dense_return_mean": levels[0].eval_return_mean, "max_sparsity": max(lv.sparsity for lv in levels),
+            "seconds": round(time.perf_counter() - t0, 2),
+        })
+    print(f"prune: {len(levels)} levels, selected level {sel.index} (sparsity {sel.sparsity:.3f}, return {sel.eval_return_mean:.1f})")

@@ -44,8 +44,8 @@ class DeltaInput:
         dtype of ``x`` is kept (exact for integers)."""
         d = x - x_hat
         changed = np.abs(d) > self.threshold
-        delta = np.where(changed, d, 0)
-        return x_hat + delta, changed, delta
+        # x itself, not x_hat + d: equal for integers, and exact for the float DeltaNetwork
+        return np.where(changed, x, x_hat), changed, np.where(changed, d, 0)
 
 
 @dataclass

@@ -305,6 +305,11 @@ def layer_from_json(d: Mapping[str, Any], w: np.ndarray, b: np.ndarray) -> Layer
     )
 
 
+def lowers(table: Mapping[type[Layer], Any], layer: Layer) -> bool:
+    """Whether a back end's lowering ``table`` has an entry for ``layer``'s class."""
+    return any(cls in table for cls in type(layer).__mro__)
+
+
 def lowering(table: Mapping[type[Layer], T], layer: Layer, backend: str) -> T:
     """A back end's entry for ``layer`` in its lowering ``table`` (keyed by layer class, the
     nearest base class wins); a class the back end does not lower is a one-line error."""

@@ -409,6 +409,31 @@ def _on_grid(values: np.ndarray, fmt: Fmt, what: str) -> np.ndarray:
     return ints.astype(np.int64)
 
 
+def _weight_record(layer: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+    """A QDense/QConv2D layer's integer weights and biases read through its own quantizers, its
+    golden layer class, formats, input shape (``shape`` is the producer's) and stride."""
+    act = layer.get_config().get("activation")
+    if act not in (None, "linear") and not (isinstance(act, dict) and act.get("class_name") == "linear"):
+        raise Rl2fpgaError(f"layer {layer.name}: put the activation in a separate QActivation layer")
+    w_fmt = _quantizer_fmt(layer.kernel_quantizer_internal, layer.name)
+    b_fmt = _quantizer_fmt(layer.bias_quantizer_internal, layer.name)
+    w_q = layer.kernel_quantizer_internal(layer.kernel).numpy()
+    b_q = layer.bias_quantizer_internal(layer.bias).numpy()
+    if getattr(layer, "padding", "valid") != "valid":
+        raise Rl2fpgaError(f"layer {layer.name}: padding '{layer.padding}' unsupported; use padding='valid'")
+    cls = golden_class_of(layer)
+    return {
+        "name": layer.name,
+        "cls": cls,
+        "w": _on_grid(w_q, w_fmt, f"layer {layer.name} kernel"),
+        "b_int": _on_grid(b_q, b_fmt, f"layer {layer.name} bias"),
+        "w_fmt": w_fmt,
+        "b_fmt": b_fmt,
+        "in_shape": KERAS_KINDS[cls].in_shape(shape),
+        "stride": KERAS_KINDS[cls].stride(layer),
+    }
+
+
 def golden_from_qkeras(qmodel: tf.keras.Model, input_fmt: Fmt, threshold: int | list[int] = 0) -> GoldenModel:
     """Integer weights/biases and formats exactly matching what the QKeras chain computes.
 
@@ -453,26 +478,7 @@ def golden_from_qkeras(qmodel: tf.keras.Model, input_fmt: Fmt, threshold: int | 
         if hasattr(layer, "kernel_quantizer_internal"):
             if pending is not None:
                 close(None, "linear")
-            act = layer.get_config().get("activation")
-            if act not in (None, "linear") and not (isinstance(act, dict) and act.get("class_name") == "linear"):
-                raise Rl2fpgaError(f"layer {layer.name}: put the activation in a separate QActivation layer")
-            w_fmt = _quantizer_fmt(layer.kernel_quantizer_internal, layer.name)
-            b_fmt = _quantizer_fmt(layer.bias_quantizer_internal, layer.name)
-            w_q = layer.kernel_quantizer_internal(layer.kernel).numpy()
-            b_q = layer.bias_quantizer_internal(layer.bias).numpy()
-            if getattr(layer, "padding", "valid") != "valid":
-                raise Rl2fpgaError(f"layer {layer.name}: padding '{layer.padding}' unsupported; use padding='valid'")
-            cls = golden_class_of(layer)
-            pending = {
-                "name": layer.name,
-                "cls": cls,
-                "w": _on_grid(w_q, w_fmt, f"layer {layer.name} kernel"),
-                "b_int": _on_grid(b_q, b_fmt, f"layer {layer.name} bias"),
-                "w_fmt": w_fmt,
-                "b_fmt": b_fmt,
-                "in_shape": KERAS_KINDS[cls].in_shape(shape),
-                "stride": KERAS_KINDS[cls].stride(layer),
-            }
+            pending = _weight_record(layer, shape)
             continue
         if isinstance(layer, QActivation):
             if pending is None:

@@ -13,6 +13,7 @@ per T). Results: ``analyze/summary.json``, ``layers.{json,md}``, ``fig6_reward_v
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,47 +72,57 @@ def _float_input(obs: np.ndarray) -> np.ndarray:
     return obs.astype(np.float64) * 2.0**-8 if obs.dtype == np.uint8 else obs.astype(np.float64)
 
 
-def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, Any]:
-    import tensorflow as tf  # noqa: F401  (models load through it)
+@dataclass
+class _Analysis:
+    """What every part of the analysis shares: the run, the golden model, the seeds."""
 
-    from rl2fpga.quantize.level import float_policy
-    from rl2fpga.quantize.prune import load_level
-    from rl2fpga.quantize.quantizer import run_stateful
-    from rl2fpga.train.training import EVAL_SEED_OFFSET
+    run_path: Path
+    cfg: RunConfig
+    spec: Any
+    gm: GoldenModel
+    dense: np.ndarray  # dense multiplications per layer (float64)
+    thresholds: list[float]
 
-    ac, qc = cfg.analyze, cfg.quantize
-    gm = GoldenModel.load(run_path / "quantize" / "golden")
-    qsum = read_json(run_path / "quantize" / "summary.json")
-    levels = read_json(run_path / "prune" / "levels.json")["levels"]
-    sel_model, _, sel_rec = load_level(run_path, qsum["prune_level"])
-    dense = np.asarray(gm.dense_mults(), dtype=np.float64)
-    rec_seed = cfg.seed + ANALYZE_SEED_OFFSET
-    eval_seed = cfg.seed + EVAL_SEED_OFFSET
-    thresholds = sorted(set([*ac.thresholds, qc.threshold]))
+    @property
+    def rec_seed(self) -> int:
+        return self.cfg.seed + ANALYZE_SEED_OFFSET
 
-    def record(model: Any) -> list[np.ndarray]:
+    @property
+    def eval_seed(self) -> int:
+        from rl2fpga.train.training import EVAL_SEED_OFFSET
+
+        return self.cfg.seed + EVAL_SEED_OFFSET
+
+    def record(self, model: Any) -> list[np.ndarray]:
+        """Observations of the analysed episodes, recorded with the float policy ``model``."""
+        from rl2fpga.quantize.level import float_policy
         from rl2fpga.train.evaluate import record_episode
 
-        pol = float_policy(model, spec)
-        return [record_episode(pol, cfg.env, rec_seed + i, ac.max_steps).observations for i in range(ac.episodes)]
+        ac = self.cfg.analyze
+        pol = float_policy(model, self.spec)
+        return [record_episode(pol, self.cfg.env, self.rec_seed + i, ac.max_steps).observations for i in range(ac.episodes)]
 
-    # -- the selected level: float vs golden, per T ------------------------------------------------
-    episodes = record(sel_model)
-    steps = sum(len(e) for e in episodes)
-    per_t: dict[str, Any] = {}
-    layer_rows: dict[str, Any] = {}
-    for t in thresholds:
-        fnet = FloatDeltaNetwork(sel_model, t)
+    def delta_return(self, net: Any, to_input: Any, to_output: Any) -> dict[str, Any]:
+        from rl2fpga.quantize.quantizer import run_stateful
+
+        ac = self.cfg.analyze
+        return run_stateful(_DeltaPolicy(net, to_input, to_output, self.spec), self.cfg.env, self.eval_seed, ac.episodes, ac.max_steps)
+
+    def at_threshold(self, model: Any, episodes: list[np.ndarray], t: float) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+        """Float DeltaNetwork against the golden model at threshold ``t``: the row of
+        per_threshold and the per-step, per-layer counts of both."""
+        qc, dense = self.cfg.quantize, self.dense
+        fnet = FloatDeltaNetwork(model, t)
         f_counts = np.concatenate([episode_counts(fnet, e, _float_input) for e in episodes])
-        t_int, below = golden_thresholds(gm, t)
-        g = gm.copy()
+        t_int, below = golden_thresholds(self.gm, t)
+        g = self.gm.copy()
         g.set_thresholds(t_int)
         g_counts = np.concatenate([episode_counts(g, e, g.quantize_input) for e in episodes])
-        g_ret = {"mean": None}
+        g_ret: dict[str, Any] = {"mean": None}
         if t == 0 or math.isclose(t, qc.threshold):  # closed-loop integer episodes are slow on Atari
-            g_ret = run_stateful(_DeltaPolicy(g, g.quantize_input, g.output_float, spec), cfg.env, eval_seed, ac.episodes, ac.max_steps)
-        f_ret = run_stateful(_DeltaPolicy(fnet, _float_input, lambda y: y, spec), cfg.env, eval_seed, ac.episodes, ac.max_steps)
-        per_t[f"{t:g}"] = {
+            g_ret = self.delta_return(g, g.quantize_input, g.output_float)
+        f_ret = self.delta_return(fnet, _float_input, lambda y: y)
+        row = {
             "T": t, "T_int": t_int, "below_input_lsb": below,
             "float_significant_mean": float(f_counts.sum(1).mean()),
             "golden_significant_mean": float(g_counts.sum(1).mean()),
@@ -124,34 +135,64 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
             "golden_delta_return_std": g_ret.get("std"),
             "float_delta_return_std": f_ret["std"],
         }
-        if math.isclose(t, qc.threshold):
-            layer_rows = {la.name: {"dense": int(dense[k]), "nnz": la.nnz(), "float_significant_mean": float(f_counts[:, k].mean()),
-                                    "golden_significant_mean": float(g_counts[:, k].mean()),
-                                    "golden_fraction": float(g_counts[:, k].mean() / dense[k]),
-                                    "golden_significant_max": float(g_counts[:, k].max())}
-                          for k, la in enumerate(gm.layers)}
+        return row, f_counts, g_counts
 
-    # -- the sparsity sweep (float DeltaNetwork, the papers' Fig. 6 and Fig. 8) --------------------
-    per_level = []
-    for rec in levels:
-        model, _, _ = load_level(run_path, rec["level"])
-        eps = record(model)
-        fr = {}
-        for t in thresholds:
-            fnet = FloatDeltaNetwork(model, t)
-            c = np.concatenate([episode_counts(fnet, e, _float_input) for e in eps])
-            fr[f"{t:g}"] = float(c.sum(1).mean() / dense.sum())
-        fnet = FloatDeltaNetwork(model, qc.threshold)
-        d_ret = run_stateful(_DeltaPolicy(fnet, _float_input, lambda y: y, spec), cfg.env, eval_seed, ac.episodes, ac.max_steps)
-        per_level.append({"level": rec["level"], "sparsity": rec["sparsity"], "return_mean": rec["eval_return_mean"],
-                          "delta_return_mean": d_ret["mean"], "delta_return_std": d_ret["std"],
-                          "delta_returns": d_ret["returns"], "fraction": fr})
+    def layer_rows(self, f_counts: np.ndarray, g_counts: np.ndarray) -> dict[str, Any]:
+        dense = self.dense
+        return {la.name: {"dense": int(dense[k]), "nnz": la.nnz(), "float_significant_mean": float(f_counts[:, k].mean()),
+                          "golden_significant_mean": float(g_counts[:, k].mean()),
+                          "golden_fraction": float(g_counts[:, k].mean() / dense[k]),
+                          "golden_significant_max": float(g_counts[:, k].max())}
+                for k, la in enumerate(self.gm.layers)}
+
+    def sparsity_sweep(self, levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The float DeltaNetwork over every pruning level (the papers' Fig. 6 and Fig. 8)."""
+        from rl2fpga.quantize.prune import load_level
+
+        per_level = []
+        for rec in levels:
+            model, _, _ = load_level(self.run_path, rec["level"])
+            eps = self.record(model)
+            fr = {}
+            for t in self.thresholds:
+                fnet = FloatDeltaNetwork(model, t)
+                c = np.concatenate([episode_counts(fnet, e, _float_input) for e in eps])
+                fr[f"{t:g}"] = float(c.sum(1).mean() / self.dense.sum())
+            d_ret = self.delta_return(FloatDeltaNetwork(model, self.cfg.quantize.threshold), _float_input, lambda y: y)
+            per_level.append({"level": rec["level"], "sparsity": rec["sparsity"], "return_mean": rec["eval_return_mean"],
+                              "delta_return_mean": d_ret["mean"], "delta_return_std": d_ret["std"],
+                              "delta_returns": d_ret["returns"], "fraction": fr})
+        return per_level
+
+
+def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, Any]:
+    import tensorflow as tf  # noqa: F401  (models load through it)
+
+    from rl2fpga.quantize.prune import load_level
+
+    ac, qc = cfg.analyze, cfg.quantize
+    gm = GoldenModel.load(run_path / "quantize" / "golden")
+    qsum = read_json(run_path / "quantize" / "summary.json")
+    levels = read_json(run_path / "prune" / "levels.json")["levels"]
+    sel_model, _, sel_rec = load_level(run_path, qsum["prune_level"])
+    dense = np.asarray(gm.dense_mults(), dtype=np.float64)
+    an = _Analysis(run_path, cfg, spec, gm, dense, sorted(set([*ac.thresholds, qc.threshold])))
+
+    # the selected level: float vs golden, per T
+    episodes = an.record(sel_model)
+    per_t: dict[str, Any] = {}
+    layer_rows: dict[str, Any] = {}
+    for t in an.thresholds:
+        per_t[f"{t:g}"], f_counts, g_counts = an.at_threshold(sel_model, episodes, t)
+        if math.isclose(t, qc.threshold):
+            layer_rows = an.layer_rows(f_counts, g_counts)
+    per_level = an.sparsity_sweep(levels)
 
     key = f"{qc.threshold:g}"
     sig = per_t[key]["golden_significant_mean"]
     summary = {
-        "episodes": ac.episodes, "steps": steps, "threshold": qc.threshold, "threshold_int": per_t[key]["T_int"],
-        "prune_level": sel_rec["level"], "sparsity": sel_rec["sparsity"],
+        "episodes": ac.episodes, "steps": sum(len(e) for e in episodes), "threshold": qc.threshold,
+        "threshold_int": per_t[key]["T_int"], "prune_level": sel_rec["level"], "sparsity": sel_rec["sparsity"],
         "dense_layer_mults": dense.astype(int).tolist(),
         "multiplications": {"dense": float(dense.sum()), "significant_mean": sig, "reduction": float(dense.sum() / max(sig, 1e-9)),
                             "float_significant_mean": per_t[key]["float_significant_mean"]},
@@ -162,7 +203,7 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
     atomic_write_json(out / "summary.json", summary)
     atomic_write_json(out / "layers.json", layer_rows)
     atomic_write_text(out / "layers.md", _layers_md(layer_rows, qc.threshold))
-    _plots(out, per_level, thresholds, qc.threshold, levels[0]["eval_return_mean"], spec.id)
+    _plots(out, per_level, an.thresholds, qc.threshold, levels[0]["eval_return_mean"], spec.id)
     return summary
 
 

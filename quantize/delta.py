@@ -5,7 +5,7 @@ its column of weights used) only when ``|x - x_hat| > T`` (T in the float units 
 layer's input: pixels in [0, 1), hidden activations as the float network computes them).
 ``acc = W x_hat + b`` is recomputed in float64 (equal to the incremental sum up to rounding).
 The significant multiplications of a step are counted exactly as the golden model counts
-them (:meth:`GoldenLayer.significant` on the nonzero pattern of the weights).
+them (:meth:`rl2fpga.core.layers.Layer.significant` on the nonzero pattern of the weights).
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from rl2fpga.core.golden import Fmt, GoldenLayer, StepStats
+from rl2fpga.core.fixedpoint import Fmt
+from rl2fpga.core.golden import StepStats
+from rl2fpga.core.layers import DeltaInput, Layer
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.quantize.qkeras_model import KERAS_KINDS, golden_class_of
 
 _DUMMY = Fmt(32, 16, True)
 
@@ -24,27 +27,22 @@ _DUMMY = Fmt(32, 16, True)
 @dataclass
 class FloatLayer:
     name: str
-    kind: str
     w: np.ndarray  # float64, dense (n_in, n_out), conv (kh, kw, c_in, c_out)
     b: np.ndarray
     activation: str
-    in_shape: tuple[int, ...]
-    stride: tuple[int, int]
-    structure: GoldenLayer  # nonzero pattern as an integer layer (for counting)
+    structure: Layer  # nonzero pattern as an integer golden layer (geometry and counting)
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.structure.in_shape
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.structure.stride
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float64).reshape(self.in_shape)
-        if self.kind == "dense":
-            y = x.reshape(-1) @ self.w + self.b
-        else:
-            kh, kw, cin, cout = self.w.shape
-            oh, ow = self.structure.out_hw
-            sh, sw = self.stride
-            s = np.ascontiguousarray(x).strides
-            view = np.lib.stride_tricks.as_strided(np.ascontiguousarray(x), shape=(oh, ow, kh, kw, cin),
-                                                   strides=(s[0] * sh, s[1] * sw, s[0], s[1], s[2]), writeable=False)
-            y = view.reshape(oh * ow, -1) @ self.w.reshape(-1, cout) + self.b
-            y = y.reshape(oh, ow, cout)
+        x = np.ascontiguousarray(np.asarray(x, np.float64).reshape(self.in_shape))
+        y = self.structure.apply(self.w, x) + self.b
         return np.maximum(y, 0.0) if self.activation == "relu" else y
 
 
@@ -59,13 +57,11 @@ def float_layers(model: tf.keras.Model) -> list[FloatLayer]:
             raise Rl2fpgaError(f"layer {layer.name} ({type(layer).__name__}) unsupported; use Dense, Conv2D and Flatten")
         w, b = (np.asarray(a, np.float64) for a in layer.get_weights())
         act = layer.get_config().get("activation", "linear")
-        conv = isinstance(layer, tf.keras.layers.Conv2D)
-        kind = "conv2d" if conv else "dense"
-        in_shape = shape if conv else (int(np.prod(shape)),)
-        stride = tuple(layer.strides) if conv else (1, 1)
-        structure = GoldenLayer(layer.name, kind, (w != 0).astype(np.int64), np.zeros(w.shape[-1], np.int64),
-                                _DUMMY, _DUMMY, _DUMMY, "linear", in_shape, stride)
-        out.append(FloatLayer(layer.name, kind, w, b, act, in_shape, stride, structure))
+        cls = golden_class_of(layer)
+        kind = KERAS_KINDS[cls]
+        structure = cls(layer.name, (w != 0).astype(np.int64), np.zeros(w.shape[-1], np.int64),
+                        _DUMMY, _DUMMY, _DUMMY, "linear", kind.in_shape(shape), kind.stride(layer))
+        out.append(FloatLayer(layer.name, w, b, act, structure))
         shape = structure.out_shape
     return out
 
@@ -87,8 +83,7 @@ class FloatDeltaNetwork:
         stats = StepStats()
         for k, layer in enumerate(self.layers):
             x = np.asarray(x, np.float64).reshape(layer.in_shape)
-            changed = np.abs(x - self.x_hat[k]) > self.threshold
-            self.x_hat[k] = np.where(changed, x, self.x_hat[k])
+            self.x_hat[k], changed, _ = DeltaInput(self.threshold).update(x, self.x_hat[k])
             stats.events.append(int(changed.sum()))
             stats.macs.append(layer.structure.significant(changed))
             x = layer.forward(self.x_hat[k])

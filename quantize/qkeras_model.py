@@ -33,8 +33,11 @@ computes ``S`` per layer statically (worst case over the input format) or for gi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,9 @@ import numpy as np
 import tensorflow as tf
 
 from rl2fpga.config import QuantizeConfig
-from rl2fpga.core.golden import Fmt, GoldenLayer, GoldenModel
+from rl2fpga.core.fixedpoint import Fmt, quantize_float
+from rl2fpga.core.golden import GoldenModel
+from rl2fpga.core.layers import Conv2D, Dense, Layer
 from rl2fpga.errors import Rl2fpgaError
 
 FLOAT32_EXACT = 1 << 24  # float32 significand: integers below this are exact
@@ -92,8 +97,6 @@ def input_format(spec_or_samples: Any, bits: int = 8) -> Fmt:
 
 def to_grid(obs: np.ndarray, fmt: Fmt) -> np.ndarray:
     """Observations onto ``fmt``'s grid as integers (uint8 pixels p -> p)."""
-    from rl2fpga.core.golden import quantize_float
-
     obs = np.asarray(obs)
     if obs.dtype == np.uint8 and fmt == Fmt(8, 0, False):
         return obs.astype(np.int64)
@@ -198,6 +201,101 @@ def _qlayers():
     return QActivation, QConv2D, QDense, quantized_bits, quantized_relu
 
 
+@dataclass(frozen=True)
+class _QKerasKind:
+    """How a golden layer class meets Keras: the float Keras class it comes
+    from, the QKeras layer it becomes, and the golden layer's input shape and stride."""
+
+    keras: type
+    build: Callable[[Any, dict[str, Any]], Any]  # (float Keras layer, quantizer kwargs) -> QKeras layer
+    in_shape: Callable[[tuple[int, ...]], tuple[int, ...]]  # producer's shape -> golden in_shape
+    stride: Callable[[Any], tuple[int, int]]
+
+
+def _qconv(layer: Any, kw: dict[str, Any]) -> Any:
+    return _qlayers()[1](layer.filters, layer.kernel_size, strides=layer.strides, padding="valid", **kw)
+
+
+def _qdense(layer: Any, kw: dict[str, Any]) -> Any:
+    return _qlayers()[2](layer.units, **kw)
+
+
+# Keras/QKeras layers <-> golden layer classes: the QKeras back end lowers by this one table and
+# the float DeltaNetwork (quantize/delta.py) reads Keras layers through it
+KERAS_KINDS: dict[type[Layer], _QKerasKind] = {
+    Conv2D: _QKerasKind(tf.keras.layers.Conv2D, _qconv, lambda shape: shape, lambda la: tuple(la.strides)),
+    Dense: _QKerasKind(tf.keras.layers.Dense, _qdense, lambda shape: (int(np.prod(shape)),), lambda la: (1, 1)),
+}
+
+
+def golden_class_of(layer: Any) -> type[Layer]:
+    """The golden layer class a (Q)Keras weight layer lowers to (QConv2D/QDense subclass the
+    Keras classes)."""
+    for cls, k in KERAS_KINDS.items():
+        if isinstance(layer, k.keras):
+            return cls
+    raise Rl2fpgaError(f"layer {layer.name} ({type(layer).__name__}) unsupported; use Dense or Conv2D weight layers")
+
+
+def _calibration_samples(model: tf.keras.Model, input_fmt: Fmt, samples: np.ndarray | None) -> np.ndarray:
+    if samples is None:
+        rng = np.random.default_rng(0)
+        shape = (256, *model.input_shape[1:])
+        samples = grid_float(rng.integers(input_fmt.qmin, input_fmt.qmax + 1, size=shape), input_fmt)
+    return np.asarray(samples, dtype=np.float32)
+
+
+def _masked_float_weights(wl: list[tf.keras.layers.Layer], masks: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The float weights with the pruning masks applied (pruned weights are zero before anything
+    else happens)."""
+    for name in masks:
+        if name not in {la.name for la in wl}:
+            raise Rl2fpgaError(f"mask for unknown layer '{name}'; masks must be keyed by the model's layer names")
+    float_w: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for layer in wl:
+        w, b = layer.get_weights()
+        if layer.name in masks:
+            m = np.asarray(masks[layer.name])
+            if m.shape != w.shape:
+                raise Rl2fpgaError(f"mask of layer {layer.name} has shape {m.shape}, weights {w.shape}; use the masks saved with this model")
+            w = w * m
+        float_w[layer.name] = (w, b)
+    return float_w
+
+
+def _weight_formats(w: np.ndarray, b: np.ndarray, in_fmt: Fmt, qcfg: QuantizeConfig) -> tuple[Fmt, Fmt]:
+    """(weight, bias) formats of the rescaled float weights; the bias LSB is a whole number of
+    accumulator LSBs."""
+    w_fmt = signed_fmt_for(float(np.abs(w).max()), qcfg.weight_bits)
+    acc_frac = in_fmt.frac + w_fmt.frac
+    b_fmt = signed_fmt_for(float(np.abs(b).max()), qcfg.bias_bits)
+    if b_fmt.frac > acc_frac:
+        b_fmt = Fmt(qcfg.bias_bits, qcfg.bias_bits - acc_frac, True)
+    return w_fmt, b_fmt
+
+
+def _output_activation(layer: tf.keras.layers.Layer, a: np.ndarray, acc_frac: int, qcfg: QuantizeConfig,
+                       last: bool) -> tuple[Fmt, str, Any]:
+    """(output format, activation, the QActivation layer) from the calibrated (rescaled) float
+    activations ``a``: the last layer is linear into a signed format, the others ReLU into an
+    unsigned one."""
+    QActivation, _, _, quantized_bits, quantized_relu = _qlayers()
+    if last:
+        if _activation_name(layer) != "linear":
+            raise Rl2fpgaError(f"last layer {layer.name} must be linear; build the policy with a linear output layer")
+        o_fmt = signed_fmt_for(2.0 * float(np.abs(a).max()), qcfg.output_bits)
+        if o_fmt.frac > acc_frac:
+            o_fmt = Fmt(qcfg.output_bits, qcfg.output_bits - acc_frac, True)
+        ob, oi = qkeras_signed(o_fmt)
+        return o_fmt, "linear", QActivation(quantized_bits(ob, oi, alpha=1), name="out_quant")
+    if _activation_name(layer) != "relu":
+        raise Rl2fpgaError(f"hidden layer {layer.name} must use relu; only the last layer may be linear")
+    o_fmt = unsigned_fmt_for(float(a.max()), qcfg.act_bits)
+    if o_fmt.frac > acc_frac:
+        o_fmt = Fmt(qcfg.act_bits, qcfg.act_bits - acc_frac, False)
+    return o_fmt, "relu", QActivation(quantized_relu(o_fmt.bits, o_fmt.integer), name=f"{layer.name}_relu")
+
+
 def quantize_model(
     model: tf.keras.Model,
     qcfg: QuantizeConfig,
@@ -213,29 +311,12 @@ def quantize_model(
     The scales ``c_k`` and formats are attached as ``qmodel.rl2fpga_meta`` (saved by
     :func:`save_qmodel`).
     """
-    QActivation, QConv2D, QDense, quantized_bits, quantized_relu = _qlayers()
+    quantized_bits = _qlayers()[3]
     chain = _chain(model)
     wl = _weight_layers(chain)
     masks = dict(masks or {})
-    for name in masks:
-        if name not in {la.name for la in wl}:
-            raise Rl2fpgaError(f"mask for unknown layer '{name}'; masks must be keyed by the model's layer names")
-    if samples is None:
-        rng = np.random.default_rng(0)
-        shape = (256, *model.input_shape[1:])
-        samples = grid_float(rng.integers(input_fmt.qmin, input_fmt.qmax + 1, size=shape), input_fmt)
-    samples = np.asarray(samples, dtype=np.float32)
-
-    # masked float weights first (pruned weights are zero before anything else happens)
-    float_w: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for layer in wl:
-        w, b = layer.get_weights()
-        if layer.name in masks:
-            m = np.asarray(masks[layer.name])
-            if m.shape != w.shape:
-                raise Rl2fpgaError(f"mask of layer {layer.name} has shape {m.shape}, weights {w.shape}; use the masks saved with this model")
-            w = w * m
-        float_w[layer.name] = (w, b)
+    float_w = _masked_float_weights(wl, masks)
+    samples = _calibration_samples(model, input_fmt, samples)
 
     masked = tf.keras.models.clone_model(model)
     masked.set_weights([a for la in wl for a in float_w[la.name]])
@@ -253,50 +334,19 @@ def quantize_model(
         if isinstance(layer, tf.keras.layers.Flatten):
             x = tf.keras.layers.Flatten(name=layer.name)(x)
             continue
-        last = k == len(wl) - 1
         c = scales[k]
         w, b = float_w[layer.name]
-        w = w * (c / prev_scale)
-        b = b * c
-        w_fmt = signed_fmt_for(float(np.abs(w).max()), qcfg.weight_bits)
-        acc_frac = in_fmt.frac + w_fmt.frac
-        b_fmt = signed_fmt_for(float(np.abs(b).max()), qcfg.bias_bits)
-        if b_fmt.frac > acc_frac:  # bias LSB must be a whole number of accumulator LSBs
-            b_fmt = Fmt(qcfg.bias_bits, qcfg.bias_bits - acc_frac, True)
-        w_q = quantize_exact(w, w_fmt) * w_fmt.lsb
-        b_q = quantize_exact(b, b_fmt) * b_fmt.lsb
-        wb, wi = qkeras_signed(w_fmt)
-        bb, bi = qkeras_signed(b_fmt)
-        kw = dict(
-            kernel_quantizer=quantized_bits(wb, wi, alpha=1),
-            bias_quantizer=quantized_bits(bb, bi, alpha=1),
-            name=layer.name,
-        )
-        if isinstance(layer, tf.keras.layers.Conv2D):
-            x = QConv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding="valid", **kw)(x)
-        else:
-            x = QDense(layer.units, **kw)(x)
-        a = acts[k] * c
-        if last:
-            if _activation_name(layer) != "linear":
-                raise Rl2fpgaError(f"last layer {layer.name} must be linear; build the policy with a linear output layer")
-            o_fmt = signed_fmt_for(2.0 * float(np.abs(a).max()), qcfg.output_bits)
-            if o_fmt.frac > acc_frac:
-                o_fmt = Fmt(qcfg.output_bits, qcfg.output_bits - acc_frac, True)
-            ob, oi = qkeras_signed(o_fmt)
-            x = QActivation(quantized_bits(ob, oi, alpha=1), name="out_quant")(x)
-            act = "linear"
-        else:
-            if _activation_name(layer) != "relu":
-                raise Rl2fpgaError(f"hidden layer {layer.name} must use relu; only the last layer may be linear")
-            o_fmt = unsigned_fmt_for(float(a.max()), qcfg.act_bits)
-            if o_fmt.frac > acc_frac:
-                o_fmt = Fmt(qcfg.act_bits, qcfg.act_bits - acc_frac, False)
-            x = QActivation(quantized_relu(o_fmt.bits, o_fmt.integer), name=f"{layer.name}_relu")(x)
-            act = "relu"
+        w, b = w * (c / prev_scale), b * c
+        w_fmt, b_fmt = _weight_formats(w, b, in_fmt, qcfg)
+        (wb, wi), (bb, bi) = qkeras_signed(w_fmt), qkeras_signed(b_fmt)
+        kw = dict(kernel_quantizer=quantized_bits(wb, wi, alpha=1), bias_quantizer=quantized_bits(bb, bi, alpha=1),
+                  name=layer.name)
+        x = KERAS_KINDS[golden_class_of(layer)].build(layer, kw)(x)
+        o_fmt, act, qact = _output_activation(layer, acts[k] * c, in_fmt.frac + w_fmt.frac, qcfg, k == len(wl) - 1)
+        x = qact(x)
         formats[layer.name] = {"w_fmt": w_fmt.to_json(), "b_fmt": b_fmt.to_json(), "in_fmt": in_fmt.to_json(),
                                "out_fmt": o_fmt.to_json(), "activation": act, "act_scale": c}
-        weights[layer.name] = (w_q, b_q)
+        weights[layer.name] = (quantize_exact(w, w_fmt) * w_fmt.lsb, quantize_exact(b, b_fmt) * b_fmt.lsb)
         in_fmt = o_fmt
         prev_scale = c
         k += 1
@@ -359,6 +409,31 @@ def _on_grid(values: np.ndarray, fmt: Fmt, what: str) -> np.ndarray:
     return ints.astype(np.int64)
 
 
+def _weight_record(layer: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+    """A QDense/QConv2D layer's integer weights and biases read through its own quantizers, its
+    golden layer class, formats, input shape (``shape`` is the producer's) and stride."""
+    act = layer.get_config().get("activation")
+    if act not in (None, "linear") and not (isinstance(act, dict) and act.get("class_name") == "linear"):
+        raise Rl2fpgaError(f"layer {layer.name}: put the activation in a separate QActivation layer")
+    w_fmt = _quantizer_fmt(layer.kernel_quantizer_internal, layer.name)
+    b_fmt = _quantizer_fmt(layer.bias_quantizer_internal, layer.name)
+    w_q = layer.kernel_quantizer_internal(layer.kernel).numpy()
+    b_q = layer.bias_quantizer_internal(layer.bias).numpy()
+    if getattr(layer, "padding", "valid") != "valid":
+        raise Rl2fpgaError(f"layer {layer.name}: padding '{layer.padding}' unsupported; use padding='valid'")
+    cls = golden_class_of(layer)
+    return {
+        "name": layer.name,
+        "cls": cls,
+        "w": _on_grid(w_q, w_fmt, f"layer {layer.name} kernel"),
+        "b_int": _on_grid(b_q, b_fmt, f"layer {layer.name} bias"),
+        "w_fmt": w_fmt,
+        "b_fmt": b_fmt,
+        "in_shape": KERAS_KINDS[cls].in_shape(shape),
+        "stride": KERAS_KINDS[cls].stride(layer),
+    }
+
+
 def golden_from_qkeras(qmodel: tf.keras.Model, input_fmt: Fmt, threshold: int | list[int] = 0) -> GoldenModel:
     """Integer weights/biases and formats exactly matching what the QKeras chain computes.
 
@@ -367,7 +442,7 @@ def golden_from_qkeras(qmodel: tf.keras.Model, input_fmt: Fmt, threshold: int | 
     ``quantized_bits`` output quantizer when present, else the accumulator itself.
     """
     QActivation = _qlayers()[0]
-    layers: list[GoldenLayer] = []
+    layers: list[Layer] = []
     pending: dict[str, Any] | None = None
     shape = tuple(int(s) for s in qmodel.input_shape[1:])
     in_fmt = input_fmt
@@ -381,11 +456,11 @@ def golden_from_qkeras(qmodel: tf.keras.Model, input_fmt: Fmt, threshold: int | 
             raise Rl2fpgaError(f"layer {p['name']}: bias has {p['b_fmt'].frac} fractional bits, more than the accumulator's {acc_frac}; use fewer bias fractional bits")
         b_acc = p["b_int"] << (acc_frac - p["b_fmt"].frac)
         if out_fmt is None:  # linear, no output quantizer: the accumulator is the output
-            probe = GoldenLayer(p["name"], p["kind"], p["w"], b_acc, p["w_fmt"], in_fmt,
+            probe = p["cls"](p["name"], p["w"], b_acc, p["w_fmt"], in_fmt,
                                 Fmt(64, 64 - acc_frac, True), "linear", p["in_shape"], p["stride"])
             bits = probe.acc_bits()
             out_fmt = Fmt(bits, bits - acc_frac, True)
-        layer = GoldenLayer(p["name"], p["kind"], p["w"], b_acc, p["w_fmt"], in_fmt, out_fmt, activation,
+        layer = p["cls"](p["name"], p["w"], b_acc, p["w_fmt"], in_fmt, out_fmt, activation,
                             p["in_shape"], p["stride"])
         layers.append(layer)
         shape = layer.out_shape
@@ -403,26 +478,7 @@ def golden_from_qkeras(qmodel: tf.keras.Model, input_fmt: Fmt, threshold: int | 
         if hasattr(layer, "kernel_quantizer_internal"):
             if pending is not None:
                 close(None, "linear")
-            act = layer.get_config().get("activation")
-            if act not in (None, "linear") and not (isinstance(act, dict) and act.get("class_name") == "linear"):
-                raise Rl2fpgaError(f"layer {layer.name}: put the activation in a separate QActivation layer")
-            w_fmt = _quantizer_fmt(layer.kernel_quantizer_internal, layer.name)
-            b_fmt = _quantizer_fmt(layer.bias_quantizer_internal, layer.name)
-            w_q = layer.kernel_quantizer_internal(layer.kernel).numpy()
-            b_q = layer.bias_quantizer_internal(layer.bias).numpy()
-            conv = isinstance(layer, tf.keras.layers.Conv2D)
-            if conv and layer.padding != "valid":
-                raise Rl2fpgaError(f"layer {layer.name}: padding '{layer.padding}' unsupported; use padding='valid'")
-            pending = {
-                "name": layer.name,
-                "kind": "conv2d" if conv else "dense",
-                "w": _on_grid(w_q, w_fmt, f"layer {layer.name} kernel"),
-                "b_int": _on_grid(b_q, b_fmt, f"layer {layer.name} bias"),
-                "w_fmt": w_fmt,
-                "b_fmt": b_fmt,
-                "in_shape": shape if conv else (int(np.prod(shape)),),
-                "stride": tuple(layer.strides) if conv else (1, 1),
-            }
+            pending = _weight_record(layer, shape)
             continue
         if isinstance(layer, QActivation):
             if pending is None:
@@ -449,23 +505,20 @@ def float32_bounds(gm: GoldenModel, states: np.ndarray | None = None) -> list[in
         for layer in gm.layers:
             xmax = max(abs(layer.in_fmt.qmin), abs(layer.in_fmt.qmax))
             aw = np.abs(layer.w)
-            axes = 0 if layer.kind == "dense" else (0, 1, 2)
-            s = aw.sum(axis=axes) * xmax + np.abs(layer.b)
+            s = aw.sum(axis=layer.fan_in_axes) * xmax + np.abs(layer.b)
             out.append(int(s.max()))
         return out
     worst = [0] * len(gm.layers)
     for x in np.asarray(states, dtype=np.int64):
         x = x.reshape(gm.in_shape)
         for k, layer in enumerate(gm.layers):
-            s = GoldenLayer.matvec(_abs_layer(layer), np.abs(x)) + np.abs(layer.b)
+            s = _abs_layer(layer).matvec(np.abs(x)) + np.abs(layer.b)
             worst[k] = max(worst[k], int(np.max(s)))
             x = layer.requantize(layer.matvec(x) + layer.b)
     return worst
 
 
-def _abs_layer(layer: GoldenLayer) -> GoldenLayer:
-    import dataclasses
-
+def _abs_layer(layer: Layer) -> Layer:
     return dataclasses.replace(layer, w=np.abs(layer.w), b=np.zeros_like(layer.b))
 
 

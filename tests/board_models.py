@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rl2fpga.core.golden import Fmt, GoldenLayer, GoldenModel
+from rl2fpga.core.fixedpoint import Fmt
+from rl2fpga.core.golden import GoldenModel
+from rl2fpga.core.layers import Dense
 
 
 def balancer(threshold: int = 1) -> GoldenModel:
@@ -18,6 +20,6 @@ def balancer(threshold: int = 1) -> GoldenModel:
     w1[0, 1] = 64  # q_right = 0.5 * relu(s)
     w1[1, 0] = 64  # q_left = 0.5 * relu(-s)
     wf, act = Fmt(8, 1, True), Fmt(8, 3, False)
-    l0 = GoldenLayer("d0", "dense", w0, np.zeros(4, np.int64), wf, Fmt(12, 4, True), act, "relu", (4,), threshold=threshold)
-    l1 = GoldenLayer("d1", "dense", w1, np.zeros(2, np.int64), wf, act, Fmt(16, 8, True), "linear", (4,))
+    l0 = Dense("d0", w0, np.zeros(4, np.int64), wf, Fmt(12, 4, True), act, "relu", (4,), threshold=threshold)
+    l1 = Dense("d1", w1, np.zeros(2, np.int64), wf, act, Fmt(16, 8, True), "linear", (4,))
     return GoldenModel([l0, l1])

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from rl2fpga.config import QuantizeConfig
-from rl2fpga.core.golden import GoldenLayer
+from rl2fpga.core.layers import Layer
 from rl2fpga.quantize.compression import compression, layer_compression
 from rl2fpga.quantize.delta import FloatDeltaNetwork, float_layers
 from rl2fpga.quantize.prune import apply_masks, magnitude_masks
@@ -99,7 +99,7 @@ def _cartpole_episode(n: int = 400, seed: int = 3) -> np.ndarray:
     return np.asarray(out, np.float32)
 
 
-def _brute_dense(layer: GoldenLayer, changed: np.ndarray) -> int:
+def _brute_dense(layer: Layer, changed: np.ndarray) -> int:
     return sum(int(np.count_nonzero(layer.w[i])) for i in np.flatnonzero(changed))
 
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rl2fpga.core.golden import Fmt, GoldenLayer, GoldenModel, random_model, round_shift
+from rl2fpga.core.golden import Fmt, GoldenModel, random_model, round_shift
+from rl2fpga.core.layers import Conv2D, Dense, Layer
 from rl2fpga.errors import Rl2fpgaError
 
 
@@ -32,9 +33,9 @@ def test_papers_atari_dense_mults_table1():
     assert m.dense_mults() == expect
 
 
-def _brute_significant(layer: GoldenLayer, changed: np.ndarray) -> int:
+def _brute_significant(layer: Layer, changed: np.ndarray) -> int:
     """Walk every (output position, tap) and count nonzero weights on changed inputs."""
-    if layer.kind == "dense":
+    if not isinstance(layer, Conv2D):
         return sum(int(np.count_nonzero(layer.w[i])) for i in np.flatnonzero(changed.reshape(-1)))
     kh, kw, cin, cout = layer.w.shape
     oh, ow = layer.out_hw
@@ -83,7 +84,7 @@ def test_incremental_equals_direct(threshold):
 
 def test_threshold_hysteresis_semantics():
     w = np.eye(3, dtype=np.int64)
-    layer = GoldenLayer("l", "dense", w, np.zeros(3), Fmt(8, 1), Fmt(8, 8, False), Fmt(16, 9), "linear", (3,), threshold=2)
+    layer = Dense("l", w, np.zeros(3), Fmt(8, 1), Fmt(8, 8, False), Fmt(16, 9), "linear", (3,), threshold=2)
     assert layer.shift == 0
     m = GoldenModel([layer])
     y, s = m.step(np.array([2, 3, 0]))
@@ -118,7 +119,7 @@ def test_save_load_roundtrip_and_corrupt(tmp_path):
 
 def test_accumulator_overflow_is_an_error():
     w = np.full((4096, 2), 127, dtype=np.int64)
-    layer = GoldenLayer("big", "dense", w, np.zeros(2), Fmt(8, 1), Fmt(16, 0, False), Fmt(16, 8), "linear", (4096,))
+    layer = Dense("big", w, np.zeros(2), Fmt(8, 1), Fmt(16, 0, False), Fmt(16, 8), "linear", (4096,))
     m = GoldenModel([layer])
     assert m.check_accumulators(limit_bits=48) == [layer.acc_bits()]
     with pytest.raises(Rl2fpgaError, match="accumulator needs"):

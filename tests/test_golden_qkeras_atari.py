@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from rl2fpga.config import EnvConfig, QuantizeConfig
 from rl2fpga.core.golden import Fmt
+from rl2fpga.core.layers import Conv2D
 from rl2fpga.quantize.prune import apply_masks, magnitude_masks
 from rl2fpga.quantize.qkeras_model import (
     FLOAT32_EXACT,
@@ -95,7 +96,7 @@ def test_breakout_incremental_direct_and_brute_force(atari):
             for k, la in enumerate(gm.layers):
                 # an input was transmitted exactly when its kept value changed (|d| > T >= 0)
                 changed = gm.x_hat[k] != prev[k]
-                if la.kind == "conv2d":
+                if isinstance(la, Conv2D):
                     brute = _brute_conv(la.w, changed, la.stride[0])
                 else:
                     brute = sum(int(np.count_nonzero(la.w[j])) for j in np.flatnonzero(changed.reshape(-1)))

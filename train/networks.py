@@ -8,6 +8,7 @@ the golden model and the hardware refer to layers by name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -75,32 +76,37 @@ def chain_forward(model: tf.keras.Model, dtype: tf.DType = tf.bfloat16):
     variables (bfloat16 runs the convolutions and matmuls through oneDNN's AVX512-BF16/AMX
     kernels). Only the layers :func:`build_network` uses (Conv2D, Flatten, Dense); the output is
     float32. The model itself (acting, evaluation, saving) is untouched and stays float32."""
-    steps = []
+    def flatten(h: tf.Tensor, layer: tf.keras.layers.Layer) -> tf.Tensor:
+        return tf.reshape(h, [tf.shape(h)[0], -1])
+
+    def conv(h: tf.Tensor, layer: tf.keras.layers.Layer) -> tf.Tensor:
+        return tf.nn.conv2d(h, tf.cast(layer.kernel, dtype), strides=(1, *layer.strides, 1), padding=layer.padding.upper())
+
+    def dense(h: tf.Tensor, layer: tf.keras.layers.Layer) -> tf.Tensor:
+        return tf.matmul(h, tf.cast(layer.kernel, dtype))
+
+    # each layer with the function computing its linear part (a Flatten has no bias/activation)
+    steps: list[tuple[Callable[[tf.Tensor, tf.keras.layers.Layer], tf.Tensor], tf.keras.layers.Layer]] = []
     for layer in model.layers:
         if isinstance(layer, tf.keras.layers.InputLayer):
             continue
         if isinstance(layer, tf.keras.layers.Conv2D) and type(layer) is tf.keras.layers.Conv2D:
             if layer.data_format != "channels_last" or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
                 raise ValueError(f"chain_forward: unsupported Conv2D settings in layer {layer.name}")
-            steps.append(("conv", layer))
+            steps.append((conv, layer))
         elif type(layer) is tf.keras.layers.Dense:
-            steps.append(("dense", layer))
+            steps.append((dense, layer))
         elif type(layer) is tf.keras.layers.Flatten:
-            steps.append(("flatten", layer))
+            steps.append((flatten, layer))
         else:
             raise ValueError(f"chain_forward: layer {layer.name} ({type(layer).__name__}) is not Conv2D, Flatten or Dense")
 
     def forward(x: tf.Tensor) -> tf.Tensor:
         h = tf.cast(x, dtype)
-        for kind, layer in steps:
-            if kind == "flatten":
-                h = tf.reshape(h, [tf.shape(h)[0], -1])
+        for op, layer in steps:
+            h = op(h, layer)
+            if op is flatten:
                 continue
-            kernel = tf.cast(layer.kernel, dtype)
-            if kind == "conv":
-                h = tf.nn.conv2d(h, kernel, strides=(1, *layer.strides, 1), padding=layer.padding.upper())
-            else:
-                h = tf.matmul(h, kernel)
             if layer.use_bias:
                 h = tf.nn.bias_add(h, tf.cast(layer.bias, dtype))
             h = layer.activation(h)

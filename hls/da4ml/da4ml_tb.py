@@ -61,6 +61,71 @@ class Da4mlTB:
         return pack_frame(x, g.in_fmt.bits, g.in_fmt.signed, self.beat_bytes)
 
 
+    async def sequential(self, xs: list[np.ndarray], n_seq: int) -> list[dict[str, Any]]:
+        """Phase 1: one frame at a time, random idle / back-pressure, registers checked."""
+        per_frame: list[dict[str, Any]] = []
+        for i in range(n_seq):
+            send = cocotb.start_soon(self.driver.send(self.beats(xs[i])))
+            out = await self.monitor.receive()
+            await send
+            exp = self.expect(xs[i])
+            cycles = await self.axil.read(regmap.CYCLES)
+            action_reg = await self.axil.read(regmap.ACTION)
+            ok = out == exp and action_reg == exp[-1]
+            per_frame.append({"index": i, "ok": ok, "out": out, "expect": exp, "cycles": cycles, "phase": "sequential"})
+            if not ok:
+                self.dut._log.error("frame %d: out %s expect %s (ACTION reg %d)", i, out, exp, action_reg)
+        return per_frame
+
+    async def send_train(self, frames: list[list[int]]) -> None:
+        """One continuous packet train (no idle cycle between frames, unlike FrameDriver.send
+        per frame), so that frames enter the core on consecutive cycles."""
+        stream = [beat for b in frames for beat in b]
+        ends = set(np.cumsum([len(b) for b in frames]) - 1)
+        d, k = self.dut, 0
+        while k < len(stream):
+            await FallingEdge(self.clk)
+            d.s_axis_tvalid.value = 1
+            d.s_axis_tdata.value = stream[k]
+            d.s_axis_tlast.value = int(k in ends)
+            await ReadOnly()
+            if d.s_axis_tready.value:
+                k += 1
+        await FallingEdge(self.clk)
+        d.s_axis_tvalid.value = 0
+        d.s_axis_tlast.value = 0
+
+    async def streamed(self, xs: list[np.ndarray], rest: list[int]) -> list[dict[str, Any]]:
+        """Phase 2: the frames ``rest`` back to back, several frames in flight."""
+        per_frame: list[dict[str, Any]] = []
+        if not rest:
+            return per_frame
+        self.driver.idle = 0.0
+        send = cocotb.start_soon(self.send_train([self.beats(xs[i]) for i in rest]))
+        for i in rest:
+            out = await self.monitor.receive()
+            exp = self.expect(xs[i])
+            ok = out == exp
+            per_frame.append({"index": i, "ok": ok, "out": out, "expect": exp, "cycles": None, "phase": "streamed"})
+            if not ok:
+                self.dut._log.error("streamed frame %d: out %s expect %s", i, out, exp)
+        await send
+        return per_frame
+
+    async def bad_packet(self, xs: list[np.ndarray]) -> None:
+        """A misplaced TLAST: STATUS.error, no output, the next frame still right."""
+        bad = self.beats(xs[0])
+        await self.axil.read(regmap.STATUS)  # clear the sticky flags
+        extra = [0] * (len(bad) + 1)  # one beat too many: TLAST comes late
+        await self.driver.send(extra)
+        status = await self.axil.read(regmap.STATUS)
+        assert status & regmap.STATUS_ERROR, f"STATUS {status:#x}: a packet with a late TLAST was not flagged"
+        send = cocotb.start_soon(self.driver.send(self.beats(xs[-1])))
+        out = await self.monitor.receive()
+        await send
+        assert out == self.expect(xs[-1]), "the frame after a bad packet is wrong (or the bad packet produced output)"
+
+
 @cocotb.test()
 async def da4ml_vs_golden(dut: Any) -> None:
     cfg = json.loads(Path(os.environ["RL2FPGA_TB_CONFIG"]).read_text())
@@ -72,75 +137,15 @@ async def da4ml_vs_golden(dut: Any) -> None:
     assert await tb.axil.read(regmap.ID) == regmap.ENGINE_ID
     info = await tb.axil.read(regmap.INFO)
     assert info & 0xFF == len(tb.golden.layers) and (info >> 8) & 0xFF == 0
-    per_frame: list[dict[str, Any]] = []
 
-    # phase 1: one frame at a time, random idle / back-pressure, registers checked
-    for i in range(n_seq):
-        send = cocotb.start_soon(tb.driver.send(tb.beats(xs[i])))
-        out = await tb.monitor.receive()
-        await send
-        exp = tb.expect(xs[i])
-        cycles = await tb.axil.read(regmap.CYCLES)
-        action_reg = await tb.axil.read(regmap.ACTION)
-        ok = out == exp and action_reg == exp[-1]
-        per_frame.append({"index": i, "ok": ok, "out": out, "expect": exp, "cycles": cycles, "phase": "sequential"})
-        if not ok:
-            dut._log.error("frame %d: out %s expect %s (ACTION reg %d)", i, out, exp, action_reg)
+    per_frame = await tb.sequential(xs, n_seq)
     assert await tb.axil.read(regmap.FRAMES) == n_seq
-
-    # phase 2: the rest back to back, several frames in flight
     rest = list(range(n_seq, len(xs)))
-    if rest:
-        tb.driver.idle = 0.0
-        stream: list[int] = []
-        lengths = []
-        for i in rest:
-            b = tb.beats(xs[i])
-            lengths.append(len(b))
-            stream += b
-
-        async def send_all() -> None:
-            # one continuous packet train (no idle cycle between frames, unlike
-            # FrameDriver.send per frame), so that frames enter the core on consecutive cycles
-            d, k = tb.dut, 0
-            ends = set(np.cumsum(lengths) - 1)
-            while k < len(stream):
-                await FallingEdge(tb.clk)
-                d.s_axis_tvalid.value = 1
-                d.s_axis_tdata.value = stream[k]
-                d.s_axis_tlast.value = int(k in ends)
-                await ReadOnly()
-                if d.s_axis_tready.value:
-                    k += 1
-            await FallingEdge(tb.clk)
-            d.s_axis_tvalid.value = 0
-            d.s_axis_tlast.value = 0
-
-        send = cocotb.start_soon(send_all())
-        for i in rest:
-            out = await tb.monitor.receive()
-            exp = tb.expect(xs[i])
-            ok = out == exp
-            per_frame.append({"index": i, "ok": ok, "out": out, "expect": exp, "cycles": None, "phase": "streamed"})
-            if not ok:
-                dut._log.error("streamed frame %d: out %s expect %s", i, out, exp)
-        await send
+    per_frame += await tb.streamed(xs, rest)
     frames_reg = await tb.axil.read(regmap.FRAMES)
-
-    # a misplaced TLAST: STATUS.error, no output, the next frame still right
-    error_checked = False
-    bad = tb.beats(xs[0])
-    if cfg.get("error_check", True):
-        await tb.axil.read(regmap.STATUS)  # clear the sticky flags
-        extra = [0] * (len(bad) + 1)  # one beat too many: TLAST comes late
-        await tb.driver.send(extra)
-        status = await tb.axil.read(regmap.STATUS)
-        assert status & regmap.STATUS_ERROR, f"STATUS {status:#x}: a packet with a late TLAST was not flagged"
-        send = cocotb.start_soon(tb.driver.send(tb.beats(xs[-1])))
-        out = await tb.monitor.receive()
-        await send
-        assert out == tb.expect(xs[-1]), "the frame after a bad packet is wrong (or the bad packet produced output)"
-        error_checked = True
+    error_checked = bool(cfg.get("error_check", True))
+    if error_checked:
+        await tb.bad_packet(xs)
 
     mism = sum(not f["ok"] for f in per_frame)
     res = {"frames": len(per_frame), "mismatches": mism, "sequential": n_seq, "streamed": len(rest),

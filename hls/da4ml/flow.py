@@ -20,12 +20,12 @@ DELTA_NOTE = ("delta off: the fully parallel circuit is stateless and recomputes
 
 def decide(model: GoldenModel, cfg: RunConfig) -> tuple[bool, str]:
     """Whether the step runs, and why."""
-    from rl2fpga.hls.da4ml.lowering import have_da4ml
+    from rl2fpga.hls.da4ml.lowering import have_da4ml, lowers_model
 
     mode = cfg.da4ml.enabled
     if mode == "never":
         return False, "da4ml.enabled=never"
-    dense = all(layer.kind == "dense" for layer in model.layers)
+    dense = lowers_model(model)
     nnz = sum(layer.nnz() for layer in model.layers)
     if mode == "always":
         if not dense:

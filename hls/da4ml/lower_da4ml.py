@@ -79,7 +79,8 @@ def lower(inp, layers: list[dict], rounding: str):  # noqa: ANN001, ANN201
     return x
 
 
-def main(argv: list[str]) -> int:
+def read_spec(argv: list[str]) -> tuple[dict, Path]:
+    """The spec (format and version checked) and the output folder from the command line."""
     if len(argv) != 2:
         fail("usage: lower_da4ml.py SPEC.json OUT_DIR")
     spec_path, out = Path(argv[0]), Path(argv[1])
@@ -89,69 +90,92 @@ def main(argv: list[str]) -> int:
         fail(f"cannot read the spec {spec_path} ({e})")
     if spec.get("format") != SPEC_FORMAT or spec.get("version") != VERSION:
         fail(f"spec {spec_path} is {spec.get('format')} v{spec.get('version')}, this script reads {SPEC_FORMAT} v{VERSION}")
-    import da4ml
-    from da4ml.codegen import RTLModel
-    from da4ml.codegen.rtl.verilog.io_wrapper import hetero_io_map
-    from da4ml.trace import FixedVariableArrayInput, comb_trace
-    from da4ml.trace.pipeline import to_pipeline
-    from da4ml.types import minimal_kif
+    # rl2fpga's write_spec lowers dense layers only (its lowering table refuses the others), so
+    # every layer here is a 2-D (n_in, n_out) matrix; check that shape, not a kind name
+    for layer in spec["layers"]:
+        w = layer["w"]
+        if not w or not all(isinstance(row, list) and len(row) == len(w[0]) for row in w):
+            fail(f"layer {layer['name']}: weights are not an (n_in, n_out) matrix; the da4ml back end lowers dense layers only")
+    return spec, out
 
-    layers = spec["layers"]
-    for layer in layers:
-        if layer["kind"] != "dense":
-            fail(f"layer {layer['name']}: the da4ml back end lowers dense layers only (got {layer['kind']})")
-    n_in = len(layers[0]["w"])
-    t0 = time.perf_counter()
+
+def solver_options(spec: dict) -> dict:
     # solver options (da4ml.cmvm.solve): search_all_decompose_dc=False skips the search over
     # decomposition delay constraints, much faster on large matrices at some cost in adders
-    solver = {k: v for k, v in (spec.get("solver") or {}).items()
-              if k in ("method0", "method1", "hard_dc", "decompose_dc", "search_all_decompose_dc")}
-    inp = FixedVariableArrayInput(n_in, solver_options=solver or None)
+    return {k: v for k, v in (spec.get("solver") or {}).items()
+            if k in ("method0", "method1", "hard_dc", "decompose_dc", "search_all_decompose_dc")}
+
+
+def trace_and_write(spec: dict, out: Path, solver: dict):  # noqa: ANN201
+    """Trace the network, pipeline it and write the Verilog: (comb, pipe, seconds)."""
+    from da4ml.codegen import RTLModel
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+    from da4ml.trace.pipeline import to_pipeline
+
+    layers = spec["layers"]
+    t0 = time.perf_counter()
+    inp = FixedVariableArrayInput(len(layers[0]["w"]), solver_options=solver or None)
     outv = lower(inp, layers, spec.get("rounding", "half_even"))
     comb = comb_trace(inp, outv, keep_dead_inputs=True)
     t_trace = time.perf_counter() - t0
     pipe = to_pipeline(comb, float(spec["latency_cutoff"]), verbose=False)
-    name = spec.get("module", "rl2fpga_da4ml_core")
-    model = RTLModel(pipe, name, out, flavor="verilog", print_latency=False, register_layers=1,
-                     clock_period=float(spec.get("clock_period_ns", 10.0)))
+    model = RTLModel(pipe, spec.get("module", "rl2fpga_da4ml_core"), out, flavor="verilog", print_latency=False,
+                     register_layers=1, clock_period=float(spec.get("clock_period_ns", 10.0)))
     model.write()
-    t_all = time.perf_counter() - t0
+    return comb, pipe, {"trace": round(t_trace, 3), "total": round(time.perf_counter() - t0, 3)}
 
-    def layout(qints) -> list[dict]:  # noqa: ANN001
-        _, het, _, _ = hetero_io_map(list(qints), merge=False)
-        kifs = [minimal_kif(q) for q in qints]
-        rows, j = [], 0
-        for q, p in zip(qints, kifs):
-            width = int(p.keep_negative) + int(p.integers) + int(p.fractional)
-            row = {"k": int(p.keep_negative), "i": int(p.integers), "f": int(p.fractional), "width": max(width, 0),
-                   "lsb": None, "min": float(q.min), "max": float(q.max), "step": float(q.step)}
-            if width > 0:
-                hi, lo = het[j]
-                row["lsb"] = int(lo)
-                j += 1
-            rows.append(row)
-        return rows
 
-    files = sorted(str(p.relative_to(out)) for p in (out / "src").rglob("*.v"))
+def layout(qints) -> list[dict]:  # noqa: ANN001
+    """Each port element's fixed-point type and its bit position in the flat port."""
+    from da4ml.codegen.rtl.verilog.io_wrapper import hetero_io_map
+    from da4ml.types import minimal_kif
+
+    _, het, _, _ = hetero_io_map(list(qints), merge=False)
+    kifs = [minimal_kif(q) for q in qints]
+    rows, j = [], 0
+    for q, p in zip(qints, kifs):
+        width = int(p.keep_negative) + int(p.integers) + int(p.fractional)
+        row = {"k": int(p.keep_negative), "i": int(p.integers), "f": int(p.fractional), "width": max(width, 0),
+               "lsb": None, "min": float(q.min), "max": float(q.max), "step": float(q.step)}
+        if width > 0:
+            hi, lo = het[j]
+            row["lsb"] = int(lo)
+            j += 1
+        rows.append(row)
+    return rows
+
+
+def check_outputs(comb, spec: dict) -> list | None:  # noqa: ANN001
+    """da4ml's own interpreter on the spec's check inputs, as integers of the output format."""
     check = spec.get("check_inputs")
-    check_out = None
-    if check:
-        in_frac = kif(layers[0]["in_fmt"])[2]
-        of = kif(layers[-1]["out_fmt"])[2]
-        xr = np.asarray(check, dtype=np.float64) * 2.0**-in_frac
-        y = np.asarray(comb.predict(xr), dtype=np.float64)
-        yi = np.round(y * 2.0**of)
-        if not np.array_equal(yi, y * 2.0**of):
-            fail("da4ml's interpreter returned values off the output grid")
-        check_out = yi.astype(np.int64).tolist()
+    if not check:
+        return None
+    layers = spec["layers"]
+    in_frac = kif(layers[0]["in_fmt"])[2]
+    of = kif(layers[-1]["out_fmt"])[2]
+    xr = np.asarray(check, dtype=np.float64) * 2.0**-in_frac
+    y = np.asarray(comb.predict(xr), dtype=np.float64)
+    yi = np.round(y * 2.0**of)
+    if not np.array_equal(yi, y * 2.0**of):
+        fail("da4ml's interpreter returned values off the output grid")
+    return yi.astype(np.int64).tolist()
+
+
+def main(argv: list[str]) -> int:
+    spec, out = read_spec(argv)
+    import da4ml
+
+    solver = solver_options(spec)
+    comb, pipe, seconds = trace_and_write(spec, out, solver)
     n_stages = len(pipe.solutions)
+    inputs, outputs = layout(pipe.inp_qint), layout(pipe.out_qint)
     report = {
         "format": REPORT_FORMAT,
         "version": VERSION,
         "da4ml_version": getattr(da4ml, "__version__", "unknown"),
         "numpy_version": np.__version__,
-        "module": name,
-        "files": files,
+        "module": spec.get("module", "rl2fpga_da4ml_core"),
+        "files": sorted(str(p.relative_to(out)) for p in (out / "src").rglob("*.v")),
         "rounding": spec.get("rounding", "half_even"),
         "stages": n_stages,
         # the core registers its input (stage0_inp), every stage boundary and its output
@@ -162,12 +186,12 @@ def main(argv: list[str]) -> int:
         "cost": float(comb.cost),
         "comb_latency": [float(v) for v in comb.latency],
         "reg_bits": int(pipe.reg_bits),
-        "inputs": layout(pipe.inp_qint),
-        "outputs": layout(pipe.out_qint),
-        "in_width": int(sum(r["width"] for r in layout(pipe.inp_qint))),
-        "out_width": int(sum(r["width"] for r in layout(pipe.out_qint))),
-        "seconds": {"trace": round(t_trace, 3), "total": round(t_all, 3)},
-        "check_outputs": check_out,
+        "inputs": inputs,
+        "outputs": outputs,
+        "in_width": int(sum(r["width"] for r in inputs)),
+        "out_width": int(sum(r["width"] for r in outputs)),
+        "seconds": seconds,
+        "check_outputs": check_outputs(comb, spec),
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
     return 0

@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import numpy as np
 
 from rl2fpga import GENERATED_HEADER
 from rl2fpga.core.golden import GoldenModel
+from rl2fpga.core.layers import Dense, Layer, lowering, lowers
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.hls.engine import regmap
@@ -58,6 +60,25 @@ def have_da4ml() -> bool:
     return da4ml_python().exists()
 
 
+def _dense_entry(layer: Layer) -> dict[str, Any]:
+    return {
+        "name": layer.name, "kind": layer.kind, "activation": layer.activation,
+        "in_fmt": layer.in_fmt.to_json(), "w_fmt": layer.w_fmt.to_json(), "out_fmt": layer.out_fmt.to_json(),
+        "w": np.asarray(layer.w, dtype=np.int64).reshape(-1, layer.n_out).tolist(),
+        "b": np.asarray(layer.b, dtype=np.int64).tolist(),
+    }
+
+
+# the back end's one lowering table, keyed by golden layer class: a layer's entry in spec.json
+# (da4ml's constant matrix-vector multiplication takes dense layers only)
+DA4ML_LOWERING: dict[type[Layer], Callable[[Layer], dict[str, Any]]] = {Dense: _dense_entry}
+
+
+def lowers_model(model: GoldenModel) -> bool:
+    """Whether every layer of ``model`` has a da4ml lowering."""
+    return all(lowers(DA4ML_LOWERING, layer) for layer in model.layers)
+
+
 def write_spec(model: GoldenModel, path: Path, rounding: str = "half_even", latency_cutoff: float = 5.0,
                check_inputs: np.ndarray | None = None, solver: dict[str, Any] | None = None) -> dict[str, Any]:
     """The golden model (delta off) as the da4ml side's ``spec.json``."""
@@ -65,14 +86,9 @@ def write_spec(model: GoldenModel, path: Path, rounding: str = "half_even", late
         raise Rl2fpgaError(f"rounding '{rounding}' is unknown; use half_even (the golden model's) or half_up")
     layers = []
     for layer in model.layers:
-        if layer.kind != "dense":
+        if not lowers(DA4ML_LOWERING, layer):
             raise Rl2fpgaError(f"layer {layer.name} is a {layer.kind}; the da4ml back end lowers dense layers only (set da4ml.enabled=never)")
-        layers.append({
-            "name": layer.name, "kind": layer.kind, "activation": layer.activation,
-            "in_fmt": layer.in_fmt.to_json(), "w_fmt": layer.w_fmt.to_json(), "out_fmt": layer.out_fmt.to_json(),
-            "w": np.asarray(layer.w, dtype=np.int64).reshape(-1, layer.n_out).tolist(),
-            "b": np.asarray(layer.b, dtype=np.int64).tolist(),
-        })
+        layers.append(lowering(DA4ML_LOWERING, layer, "da4ml")(layer))
     spec = {"format": SPEC_FORMAT, "version": VERSION, "module": CORE, "rounding": rounding,
             "latency_cutoff": float(latency_cutoff), "solver": dict(solver or {}), "layers": layers,
             "check_inputs": None if check_inputs is None else np.asarray(check_inputs, dtype=np.int64).reshape(len(check_inputs), -1).tolist()}

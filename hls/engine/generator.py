@@ -27,6 +27,7 @@ import numpy as np
 
 from rl2fpga import GENERATED_HEADER, __version__
 from rl2fpga.core.golden import ACC_LIMIT_BITS, GoldenModel
+from rl2fpga.core.layers import Conv2D
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.hls.engine import regmap
@@ -259,9 +260,9 @@ def check_mappable(golden: GoldenModel, lanes: int, input_bytes_per_beat: int) -
         where = f"layer {layer.name}"
         if layer.activation not in ("relu", "linear"):
             raise Rl2fpgaError(f"{where}: activation '{layer.activation}' is not supported by the rtl engine; use relu or linear")
-        if layer.kind == "conv2d" and len(golden.layers[k - 1].out_shape if k else golden.in_shape) != 3:
+        if isinstance(layer, Conv2D) and len(golden.layers[k - 1].out_shape if k else golden.in_shape) != 3:
             raise Rl2fpgaError(f"{where}: conv2d after a dense layer is not supported by the rtl engine; put convolutions first")
-        if layer.kind == "conv2d" and len(layer.in_shape) != 3:
+        if isinstance(layer, Conv2D) and len(layer.in_shape) != 3:
             raise Rl2fpgaError(f"{where}: conv2d input must be (h, w, c); reshape the model input")
         for fmt_name, fmt in (("input", layer.in_fmt), ("output", layer.out_fmt), ("weight", layer.w_fmt)):
             if fmt.bits > 16:
@@ -288,7 +289,7 @@ def _event_shape(golden: GoldenModel, k: int) -> tuple[int, int, int]:
 
 def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, PackedLists, np.ndarray]:
     layer, n_layers = golden.layers[k], len(golden.layers)
-    conv = layer.kind == "conv2d"
+    conv = isinstance(layer, Conv2D)
     # dense: row (y * w + x) * c + ch, the channels-last flatten; conv: one list per input class
     w2 = conv_lists(layer.w, tuple(layer.stride)) if conv else layer.w.reshape(-1, layer.n_out)
     n_taps = w2.shape[1] if conv else 1
@@ -304,7 +305,7 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, Pac
     plan = LayerPlan(
         name=layer.name,
         kind=layer.kind,
-        kind_id=1 if conv else 0,
+        kind_id=layer.engine_kind_id,
         in_shape=tuple(layer.in_shape),
         out_shape=tuple(layer.out_shape),
         in_h=in_h, in_w=in_w, in_c=in_c, kh=kh, kw=kw,

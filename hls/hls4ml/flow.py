@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from rl2fpga.config import HlsConfig
-from rl2fpga.core.golden import Fmt, GoldenLayer, GoldenModel, squash_action
+from rl2fpga.core.fixedpoint import Fmt
+from rl2fpga.core.golden import GoldenModel, squash_action
+from rl2fpga.core.layers import Conv2D, Dense, Layer, lowering
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 
 PROJECT_NAME = "rl2fpga_policy"
@@ -112,7 +115,7 @@ def needs_flatten(golden: GoldenModel, k: int) -> bool:
     """A dense layer reading an image (the input or a convolution's output) flattens it first."""
     layer = golden.layers[k]
     prev_shape = golden.in_shape if k == 0 else golden.layers[k - 1].out_shape
-    return layer.kind == "dense" and len(prev_shape) > 1
+    return layer.reads_flattened(prev_shape)
 
 
 def _frac_scale(bits: int) -> float:
@@ -149,15 +152,42 @@ def build_keras(golden: GoldenModel, stages: list[int] | None = None) -> Any:
     return model
 
 
-def _weight_layer(layer: GoldenLayer) -> Any:
+def _keras_dense(layer: Layer) -> Any:
     import tensorflow as tf
 
-    if layer.kind == "dense":
-        return tf.keras.layers.Dense(layer.n_out, activation="linear", name=layer.name)
+    return tf.keras.layers.Dense(layer.n_out, activation="linear", name=layer.name)
+
+
+def _keras_conv(layer: Layer) -> Any:
+    import tensorflow as tf
+
     kh, kw = layer.w.shape[:2]
     return tf.keras.layers.Conv2D(
         layer.n_out, (kh, kw), strides=layer.stride, padding="valid", activation="linear", name=layer.name
     )
+
+
+@dataclass(frozen=True)
+class HlsLowering:
+    """How the hls4ml back end lowers one golden layer class."""
+
+    keras_layer: Callable[[Layer], Any]  # the float Keras layer hls4ml converts
+    streams: bool  # needs io_stream (hls4ml's convolutions are stream-only)
+
+
+# the back end's one lowering table, keyed by golden layer class
+HLS4ML_LOWERING: dict[type[Layer], HlsLowering] = {
+    Dense: HlsLowering(_keras_dense, streams=False),
+    Conv2D: HlsLowering(_keras_conv, streams=True),
+}
+
+
+def _lowering(layer: Layer) -> HlsLowering:
+    return lowering(HLS4ML_LOWERING, layer, "hls4ml")
+
+
+def _weight_layer(layer: Layer) -> Any:
+    return _lowering(layer).keras_layer(layer)
 
 
 # ------------------------------------------------------------------------------ 4. precisions
@@ -191,7 +221,7 @@ class LayerPrecisions:
         return dict(self.__dict__)
 
 
-def layer_precisions(layer: GoldenLayer, max_accum_bits: int) -> LayerPrecisions:
+def layer_precisions(layer: Layer, max_accum_bits: int) -> LayerPrecisions:
     """Precisions generated from the golden formats: exact products, an accumulator as wide as
     the proved bound (never wrapping), round-half-even + saturation into the output format."""
     acc_frac = layer.acc_frac
@@ -214,7 +244,7 @@ def layer_precisions(layer: GoldenLayer, max_accum_bits: int) -> LayerPrecisions
     )
 
 
-def reuse_factor(layer: GoldenLayer, override: int | None, max_mults: int) -> int:
+def reuse_factor(layer: Layer, override: int | None, max_mults: int) -> int:
     """Reuse factor of a layer: the override, else 1 up to ``max_mults`` multipliers per layer
     (per output pixel for a convolution), else the smallest valid factor that fits."""
     from hls4ml.backends import get_backend
@@ -273,7 +303,7 @@ def check_board(board: str) -> None:
 
 
 def io_type_for(golden: GoldenModel) -> str:
-    return "io_stream" if any(layer.kind == "conv2d" for layer in golden.layers) else "io_parallel"
+    return "io_stream" if any(_lowering(layer).streams for layer in golden.layers) else "io_parallel"
 
 
 @dataclass

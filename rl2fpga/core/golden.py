@@ -1,6 +1,6 @@
 """The golden integer model: the one meaning every hardware form is checked against.
 
-Per layer (dense or valid-padding conv2d, channels-last):
+Per layer (the classes of :mod:`rl2fpga.core.layers`: Dense, or valid-padding Conv2D, channels-last):
 
 * integer weights ``w`` (dense: ``(n_in, n_out)``; conv: ``(kh, kw, c_in, c_out)``), their
   format ``w_fmt``; integer biases ``b`` already in accumulator LSBs
@@ -30,205 +30,20 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from rl2fpga.core.fixedpoint import Fmt, quantize_float, round_shift
+from rl2fpga.core.layers import Conv2D, Dense, Layer, layer_class, layer_from_json
 from rl2fpga.errors import Rl2fpgaError
+
+# re-exported: the fixed-point types and layer classes are imported from here by older code
+__all__ = ["ACC_LIMIT_BITS", "FORMAT_VERSION", "Conv2D", "Dense", "Fmt", "GoldenModel", "InputSaturation", "Layer",
+           "StepStats", "quantize_float", "random_model", "round_shift", "squash_action"]
 
 FORMAT_VERSION = 1
 ACC_LIMIT_BITS = 48  # accumulators the hardware keeps (DSP48 P register)
-
-
-@dataclass(frozen=True)
-class Fmt:
-    """A fixed-point format in hls4ml/ap_fixed terms: ``bits`` total, ``integer`` bits before
-    the binary point (sign bit included when signed). Value = q * 2^-frac."""
-
-    bits: int
-    integer: int
-    signed: bool = True
-
-    @property
-    def frac(self) -> int:
-        return self.bits - self.integer
-
-    @property
-    def qmin(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
-
-    @property
-    def qmax(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
-
-    @property
-    def lsb(self) -> float:
-        return 2.0 ** (-self.frac)
-
-    def ap_type(self) -> str:
-        base = "ap_fixed" if self.signed else "ap_ufixed"
-        return f"{base}<{self.bits},{self.integer},AP_RND_CONV,AP_SAT>"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"bits": self.bits, "integer": self.integer, "signed": self.signed}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Fmt:
-        return cls(int(d["bits"]), int(d["integer"]), bool(d["signed"]))
-
-
-def round_shift(acc: np.ndarray, shift: int) -> np.ndarray:
-    """``acc * 2^-shift`` rounded half to even (ap_fixed AP_RND_CONV, tf.round), exact in int64."""
-    acc = np.asarray(acc, dtype=np.int64)
-    if shift <= 0:
-        return acc << (-shift)
-    q = acc >> shift  # floor
-    rem = acc - (q << shift)
-    half = 1 << (shift - 1)
-    up = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    return q + up.astype(np.int64)
-
-
-def quantize_float(x: np.ndarray, fmt: Fmt) -> np.ndarray:
-    """Floats onto ``fmt``'s grid (round half to even, saturate) as integers."""
-    q = np.round(np.asarray(x, dtype=np.float64) * (2.0**fmt.frac))
-    return np.clip(q, fmt.qmin, fmt.qmax).astype(np.int64)
-
-
-@dataclass
-class GoldenLayer:
-    name: str
-    kind: Literal["dense", "conv2d"]
-    w: np.ndarray
-    b: np.ndarray
-    w_fmt: Fmt
-    in_fmt: Fmt
-    out_fmt: Fmt
-    activation: Literal["relu", "linear"]
-    in_shape: tuple[int, ...]
-    stride: tuple[int, int] = (1, 1)
-    threshold: int = 0
-
-    def __post_init__(self) -> None:
-        self.w = np.asarray(self.w, dtype=np.int64)
-        self.b = np.asarray(self.b, dtype=np.int64)
-        self.in_shape = tuple(int(s) for s in self.in_shape)
-        self.stride = (int(self.stride[0]), int(self.stride[1]))
-        if self.kind == "dense":
-            if self.w.ndim != 2 or int(np.prod(self.in_shape)) != self.w.shape[0]:
-                raise Rl2fpgaError(f"layer {self.name}: dense weights {self.w.shape} do not fit input {self.in_shape}")
-        elif self.kind == "conv2d":
-            if self.w.ndim != 4 or len(self.in_shape) != 3 or self.in_shape[2] != self.w.shape[2]:
-                raise Rl2fpgaError(f"layer {self.name}: conv weights {self.w.shape} do not fit input {self.in_shape}")
-            if self.out_hw[0] < 1 or self.out_hw[1] < 1:
-                raise Rl2fpgaError(f"layer {self.name}: kernel {self.w.shape[:2]} larger than input {self.in_shape[:2]}")
-        else:
-            raise Rl2fpgaError(f"layer {self.name}: unsupported kind '{self.kind}' (dense and conv2d only)")
-        if self.b.shape != (self.n_out,):
-            raise Rl2fpgaError(f"layer {self.name}: bias shape {self.b.shape} != ({self.n_out},)")
-        if self.threshold < 0:
-            raise Rl2fpgaError(f"layer {self.name}: negative delta threshold {self.threshold}")
-        if self.out_fmt.frac > self.acc_frac:
-            raise Rl2fpgaError(
-                f"layer {self.name}: output format has {self.out_fmt.frac} fractional bits, more than the accumulator's {self.acc_frac}; use fewer output fractional bits"
-            )
-
-    # -- shapes ---------------------------------------------------------------------------
-    @property
-    def n_out(self) -> int:
-        return int(self.w.shape[-1])
-
-    @property
-    def out_hw(self) -> tuple[int, int]:
-        kh, kw = self.w.shape[:2]
-        h, w = self.in_shape[:2]
-        return ((h - kh) // self.stride[0] + 1, (w - kw) // self.stride[1] + 1)
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        if self.kind == "dense":
-            return (self.n_out,)
-        return (*self.out_hw, self.n_out)
-
-    @property
-    def acc_frac(self) -> int:
-        return self.in_fmt.frac + self.w_fmt.frac
-
-    @property
-    def shift(self) -> int:
-        return self.acc_frac - self.out_fmt.frac
-
-    def dense_mults(self) -> int:
-        """Multiplications of the dense (no sparsity) layer: Table 1 of the 2023 paper."""
-        if self.kind == "dense":
-            return int(self.w.shape[0] * self.w.shape[1])
-        kh, kw, cin, cout = self.w.shape
-        oh, ow = self.out_hw
-        return int(oh * ow * cout * kh * kw * cin)
-
-    def nnz(self) -> int:
-        return int(np.count_nonzero(self.w))
-
-    def acc_bound(self) -> int:
-        """Largest |acc| any input in ``in_fmt`` can produce (exact, from the weights)."""
-        lo, hi = self.in_fmt.qmin, self.in_fmt.qmax
-        wpos = np.clip(self.w, 0, None)
-        wneg = np.clip(self.w, None, 0)
-        axes = 0 if self.kind == "dense" else (0, 1, 2)
-        # per output: max of sum w*x with x in [lo, hi]
-        mx = (wpos * hi + wneg * lo).sum(axis=axes)
-        mn = (wpos * lo + wneg * hi).sum(axis=axes)
-        return int(max(np.abs(mx + self.b).max(), np.abs(mn + self.b).max()))
-
-    def acc_bits(self) -> int:
-        """Signed accumulator width that provably holds every reachable value."""
-        return int(self.acc_bound()).bit_length() + 1
-
-    # -- arithmetic -----------------------------------------------------------------------
-    def _patches(self, x: np.ndarray) -> np.ndarray:
-        kh, kw, cin, _ = self.w.shape
-        oh, ow = self.out_hw
-        sh, sw = self.stride
-        s = x.strides
-        view = np.lib.stride_tricks.as_strided(
-            x, shape=(oh, ow, kh, kw, cin), strides=(s[0] * sh, s[1] * sw, s[0], s[1], s[2]), writeable=False
-        )
-        return view.reshape(oh * ow, kh * kw * cin)
-
-    def matvec(self, x: np.ndarray) -> np.ndarray:
-        """``W (*) x`` without bias, exact int64; x has ``in_shape``."""
-        x = np.ascontiguousarray(np.asarray(x, dtype=np.int64).reshape(self.in_shape))
-        if self.kind == "dense":
-            return x.reshape(-1) @ self.w
-        oh, ow = self.out_hw
-        return (self._patches(x) @ self.w.reshape(-1, self.n_out)).reshape(oh, ow, self.n_out)
-
-    def requantize(self, acc: np.ndarray) -> np.ndarray:
-        y = np.clip(round_shift(acc, self.shift), self.out_fmt.qmin, self.out_fmt.qmax)
-        if self.activation == "relu":
-            y = np.maximum(y, 0)
-        return y
-
-    def fanout_nnz(self) -> np.ndarray:
-        """Nonzero weights per (tap, input channel): dense (n_in,), conv (kh, kw, c_in)."""
-        return np.count_nonzero(self.w, axis=-1)
-
-    def significant(self, changed: np.ndarray) -> int:
-        """(nonzero weight, changed input) pairs actually used; ``changed`` is a bool mask."""
-        changed = np.asarray(changed, dtype=bool).reshape(self.in_shape)
-        nnz = self.fanout_nnz()
-        if self.kind == "dense":
-            return int(nnz[changed.reshape(-1)].sum())
-        kh, kw, _, _ = self.w.shape
-        oh, ow = self.out_hw
-        sh, sw = self.stride
-        c = changed.astype(np.int64)
-        total = 0
-        for i in range(kh):
-            for j in range(kw):
-                sub = c[i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
-                total += int(sub.sum(axis=(0, 1)) @ nnz[i, j, :])
-        return total
 
 
 @dataclass
@@ -266,9 +81,9 @@ class InputSaturation:
 
 
 class GoldenModel:
-    """A chain of :class:`GoldenLayer` with delta state."""
+    """A chain of :class:`~rl2fpga.core.layers.Layer` with delta state."""
 
-    def __init__(self, layers: list[GoldenLayer], meta: dict[str, Any] | None = None):
+    def __init__(self, layers: list[Layer], meta: dict[str, Any] | None = None):
         if not layers:
             raise Rl2fpgaError("golden model has no layers")
         for a, b in zip(layers, layers[1:], strict=False):
@@ -333,10 +148,7 @@ class GoldenModel:
         stats = StepStats()
         for k, layer in enumerate(self.layers):
             x = x.reshape(layer.in_shape)
-            d = x - self.x_hat[k]
-            changed = np.abs(d) > layer.threshold
-            delta = np.where(changed, d, 0)
-            self.x_hat[k] = self.x_hat[k] + delta
+            self.x_hat[k], changed, delta = layer.delta_input.update(x, self.x_hat[k])
             stats.events.append(int(changed.sum()))
             stats.macs.append(layer.significant(changed))
             if incremental:
@@ -379,28 +191,7 @@ class GoldenModel:
 
     # -- files ----------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        layers = []
-        for layer in self.layers:
-            layers.append(
-                {
-                    "name": layer.name,
-                    "kind": layer.kind,
-                    "activation": layer.activation,
-                    "in_shape": list(layer.in_shape),
-                    "out_shape": list(layer.out_shape),
-                    "w_shape": list(layer.w.shape),
-                    "stride": list(layer.stride),
-                    "w_fmt": layer.w_fmt.to_json(),
-                    "in_fmt": layer.in_fmt.to_json(),
-                    "out_fmt": layer.out_fmt.to_json(),
-                    "acc_frac": layer.acc_frac,
-                    "acc_bits": layer.acc_bits(),
-                    "threshold": layer.threshold,
-                    "nnz": layer.nnz(),
-                    "dense_mults": layer.dense_mults(),
-                }
-            )
-        return {"format_version": FORMAT_VERSION, "meta": self.meta, "layers": layers}
+        return {"format_version": FORMAT_VERSION, "meta": self.meta, "layers": [layer.to_json() for layer in self.layers]}
 
     def save(self, folder: str | Path) -> None:
         from rl2fpga.fsutil import atomic_save_npz, atomic_write_json
@@ -429,24 +220,8 @@ class GoldenModel:
             raise Rl2fpgaError(f"golden model in {folder} is corrupt ({e}); rerun `rl2fpga quantize`") from None
         if spec.get("format_version") != FORMAT_VERSION:
             raise Rl2fpgaError(f"golden model in {folder} has format version {spec.get('format_version')}, expected {FORMAT_VERSION}; rerun `rl2fpga quantize`")
-        layers = []
         try:
-            for d in spec["layers"]:
-                layers.append(
-                    GoldenLayer(
-                        name=d["name"],
-                        kind=d["kind"],
-                        w=arrays[f"{d['name']}.w"],
-                        b=arrays[f"{d['name']}.b"],
-                        w_fmt=Fmt.from_json(d["w_fmt"]),
-                        in_fmt=Fmt.from_json(d["in_fmt"]),
-                        out_fmt=Fmt.from_json(d["out_fmt"]),
-                        activation=d["activation"],
-                        in_shape=tuple(d["in_shape"]),
-                        stride=tuple(d["stride"]),
-                        threshold=int(d["threshold"]),
-                    )
-                )
+            layers = [layer_from_json(d, arrays[f"{d['name']}.w"], arrays[f"{d['name']}.b"]) for d in spec["layers"]]
         except KeyError as e:
             raise Rl2fpgaError(f"golden model in {folder} is corrupt (missing {e}); rerun `rl2fpga quantize`") from None
         return cls(layers, spec.get("meta"))
@@ -486,7 +261,8 @@ def random_model(
     for i, spec in enumerate(specs):
         last = i == len(specs) - 1
         o_fmt = out_fmt if last else act
-        if spec[0] == "dense":
+        cls = layer_class(spec[0], f"random_model spec {spec}")
+        if issubclass(cls, Dense):
             n_in = int(np.prod(shape))
             if flatten:
                 shape = (n_in,)
@@ -499,7 +275,7 @@ def random_model(
         w = np.where(rng.random(w.shape) < sparsity, 0, w)
         acc_frac = fmt_in.frac + w_fmt.frac
         b = rng.integers(-(1 << (acc_frac - 1)), 1 << (acc_frac - 1), size=w.shape[-1])
-        layer = GoldenLayer(f"l{i}", spec[0], w, b, w_fmt, fmt_in, o_fmt, "linear" if last else "relu",
+        layer = cls(f"l{i}", w, b, w_fmt, fmt_in, o_fmt, "linear" if last else "relu",
                             shape, stride, threshold)
         layers.append(layer)
         shape = layer.out_shape

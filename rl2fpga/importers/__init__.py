@@ -9,63 +9,30 @@ chain every later step maps (Conv2D with valid padding, Flatten, Dense; ReLU or 
   Tanh at the end (the SAC mean head), Identity, and a constant input scale (``x / 255``)
   folded into the first layer.
 
-Every importer produces a list of :class:`LayerSpec`; :func:`build_keras` turns it into the
-canonical model (layer names ``conv1..``, ``flatten``, ``fc1..``, ``out``).
+Every importer produces a list of :class:`~rl2fpga.importers.chain.LayerSpec`;
+:func:`~rl2fpga.importers.chain.build_keras` turns it into the canonical model (layer names ``conv1..``, ``flatten``, ``fc1..``, ``out``).
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
 
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.importers.chain import (
+    ConvSpec,
+    DenseSpec,
+    FlattenSpec,
+    ImportedPolicy,
+    LayerSpec,
+    build_keras,
+    check_against_env,
+    sha256_file,
+)
+
+__all__ = ["SUFFIXES", "ConvSpec", "DenseSpec", "FlattenSpec", "ImportedPolicy", "LayerSpec", "build_keras",
+           "check_against_env", "read_policy", "sha256_file"]
 
 SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx")
-
-
-@dataclass
-class LayerSpec:
-    """One layer in the canonical chain, weights in Keras layout."""
-
-    kind: Literal["dense", "conv", "flatten"]
-    w: np.ndarray | None = None  # dense (in, out); conv (kh, kw, cin, cout)
-    b: np.ndarray | None = None
-    strides: tuple[int, int] = (1, 1)
-    relu: bool = False
-
-
-@dataclass
-class ImportedPolicy:
-    """The chain, plus what the importer folded away and where it came from."""
-
-    layers: list[LayerSpec]
-    input_shape: tuple[int, ...]  # channels-last for images
-    output_tanh: bool = False  # the source ended in tanh (SAC mean head); the pipeline re-applies it
-    source: dict[str, Any] = field(default_factory=dict)
-    input_scale: float = 1.0  # a constant the source multiplied its input by (x / 255), folded into layer 1
-    raw_input: bool = False  # the source takes the raw observation (ONNX); Keras takes rl2fpga's input (p * 2^-8)
-
-    def fold_input_scale(self, pixels: bool) -> None:
-        """Fold the input scale into the first layer's weights (once): for pixel observations a
-        raw-input source sees ``p = 256 * x`` where rl2fpga feeds ``x = p * 2^-8``."""
-        s = self.input_scale * (256.0 if pixels and self.raw_input else 1.0)
-        if s != 1.0:
-            first = next(la for la in self.layers if la.kind != "flatten")
-            first.w = (first.w.astype(np.float64) * s).astype(np.float32)  # type: ignore[union-attr]
-        self.source["input_scale_folded"] = s
-        self.input_scale, self.raw_input = 1.0, False
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_policy(path: str | Path) -> ImportedPolicy:
@@ -86,76 +53,3 @@ def read_policy(path: str | Path) -> ImportedPolicy:
         raise Rl2fpgaError(f"model file {p.name} has an unknown type '{suffix}'; use .keras, .h5 (Keras or QKeras) or .onnx")
     pol.source.update({"file": p.name, "sha256": sha256_file(p)})
     return pol
-
-
-def _check_chain(layers: list[LayerSpec], where: str) -> None:
-    weighted = [la for la in layers if la.kind != "flatten"]
-    if not weighted:
-        raise Rl2fpgaError(f"{where} has no Dense/Gemm or Conv layer; pass a policy network")
-    if weighted[-1].relu:
-        raise Rl2fpgaError(f"{where} ends in a ReLU; the output layer must be linear (Q-values or the actor's mean)")
-    seen_dense = False
-    for la in layers:
-        if la.kind == "dense":
-            seen_dense = True
-        elif la.kind == "conv" and seen_dense:
-            raise Rl2fpgaError(f"{where} has a convolution after a dense layer; only Conv... -> Flatten -> Dense... chains map to hardware")
-
-
-def build_keras(pol: ImportedPolicy, name: str = "policy") -> Any:
-    """The canonical tf.keras model of an imported chain (float32 weights copied exactly)."""
-    import tensorflow as tf
-
-    _check_chain(pol.layers, pol.source.get("file", "the model"))
-    inp = tf.keras.Input(shape=tuple(pol.input_shape), name="obs")
-    x = inp
-    weighted = [i for i, la in enumerate(pol.layers) if la.kind != "flatten"]
-    last = weighted[-1]
-    n_conv = n_fc = 0
-    pending: list[tuple[str, np.ndarray, np.ndarray]] = []
-    if len(pol.input_shape) > 1 and pol.layers[0].kind == "dense":
-        x = tf.keras.layers.Flatten(name="flatten")(x)
-    for i, la in enumerate(pol.layers):
-        act = "relu" if la.relu else "linear"
-        if la.kind == "flatten":
-            if len(x.shape) > 2:
-                x = tf.keras.layers.Flatten(name="flatten")(x)
-            continue
-        assert la.w is not None
-        b = la.b if la.b is not None else np.zeros(la.w.shape[-1], np.float32)
-        if la.kind == "conv":
-            n_conv += 1
-            lname = f"conv{n_conv}"
-            kh, kw, _, cout = la.w.shape
-            x = tf.keras.layers.Conv2D(cout, (kh, kw), strides=la.strides, padding="valid", activation=act, name=lname)(x)
-        else:
-            if len(x.shape) > 2:
-                x = tf.keras.layers.Flatten(name="flatten")(x)
-            lname = "out" if i == last else f"fc{n_fc + 1}"
-            if i != last:
-                n_fc += 1
-            if int(x.shape[-1]) != la.w.shape[0]:
-                raise Rl2fpgaError(f"layer {lname} expects {la.w.shape[0]} inputs but gets {int(x.shape[-1])}; the model's shapes do not chain")
-            x = tf.keras.layers.Dense(la.w.shape[1], activation=act, name=lname)(x)
-        pending.append((lname, np.asarray(la.w, np.float32), np.asarray(b, np.float32)))
-    model = tf.keras.Model(inp, x, name=name)
-    for lname, w, b in pending:
-        layer = model.get_layer(lname)
-        want = [tuple(v.shape) for v in layer.get_weights()]
-        if want != [w.shape, b.shape]:
-            raise Rl2fpgaError(f"layer {lname}: weights {w.shape}/{b.shape} do not fit {want}; the model's shapes do not chain")
-        layer.set_weights([w, b])
-    return model
-
-
-def check_against_env(pol: ImportedPolicy, model: Any, spec: Any) -> None:
-    """The model's input and output fit the environment (observation shape, actions)."""
-    obs = tuple(spec.obs_shape)
-    if tuple(pol.input_shape) != obs:
-        raise Rl2fpgaError(f"the model takes inputs of shape {tuple(pol.input_shape)} but {spec.id} observations are {obs}; pass a policy for this environment")
-    n_out = int(model.output_shape[-1])
-    if n_out != spec.n_actions:
-        what = "actions" if spec.discrete else "action dimensions"
-        raise Rl2fpgaError(f"the model has {n_out} outputs but {spec.id} has {spec.n_actions} {what}; pass a policy for this environment")
-    if pol.output_tanh and spec.discrete:
-        raise Rl2fpgaError(f"the model ends in tanh but {spec.id} has discrete actions; a Q-network's output must be linear")

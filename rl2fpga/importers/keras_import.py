@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.importers import ImportedPolicy, LayerSpec
+from rl2fpga.importers.chain import (
+    ConvSpec,
+    DenseSpec,
+    FlattenSpec,
+    ImportedPolicy,
+    LayerSpec,
+    build_keras,
+)
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 LAYER_CLASSES = {"InputLayer", "Dense", "Conv2D", "Flatten", "Activation", "ReLU", "Dropout",
@@ -140,8 +147,8 @@ def policy_from_model(model: Any, fname: str = "the model") -> ImportedPolicy:
             raise Rl2fpgaError(f"{fname}: layer {where} has an unsupported activation; use relu or linear")
         if a == "linear":
             return
-        weighted = [la for la in layers if la.kind != "flatten"]
-        if not weighted or layers[-1].kind == "flatten":
+        weighted = [la for la in layers if la.weighted]
+        if not weighted or not layers[-1].weighted:
             raise Rl2fpgaError(f"{fname}: activation {where} does not follow a Dense or Conv2D layer; put it right after one")
         if a == "relu":
             if tanh:
@@ -168,12 +175,12 @@ def policy_from_model(model: Any, fname: str = "the model") -> ImportedPolicy:
                 if layer.padding != "valid" or tuple(layer.dilation_rate) != (1, 1) or layer.data_format != "channels_last" \
                         or getattr(layer, "groups", 1) != 1:
                     raise Rl2fpgaError(f"{fname}: Conv2D {layer.name} must have padding='valid', no dilation, no groups, channels_last")
-                layers.append(LayerSpec("conv", kernel, bias, tuple(int(s) for s in layer.strides)))
+                layers.append(ConvSpec(kernel, bias, tuple(int(s) for s in layer.strides)))
             else:
-                layers.append(LayerSpec("dense", kernel, bias))
+                layers.append(DenseSpec(kernel, bias))
             set_act(_act_name(layer.activation), layer.name)
         elif cls == "Flatten":
-            layers.append(LayerSpec("flatten"))
+            layers.append(FlattenSpec())
         elif cls in ("Activation", "QActivation"):
             quantized |= cls == "QActivation"
             set_act(_act_name(layer.activation), layer.name)
@@ -225,7 +232,5 @@ def read_keras_file(path: Path) -> ImportedPolicy:
     pol = policy_from_model(model, path.name)
     pol.source["file"] = path.name
     if pol.source["format"] == "keras":
-        from rl2fpga.importers import build_keras
-
         verify_same_function(pol, model, build_keras(pol))
     return pol

@@ -26,7 +26,8 @@ from typing import Any
 from rl2fpga.config import RunConfig, apply_overrides, load_config
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_dir, atomic_write_json, read_json
-from rl2fpga.run import Run, run_pipeline
+from rl2fpga.pipeline import run_pipeline
+from rl2fpga.run import Run
 
 IMPORT_RECORD = "imported.json"  # in train/: marks a run whose policy was brought, not trained
 # an imported policy has no training checkpoints and no replay: prune by distilling from it

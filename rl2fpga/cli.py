@@ -125,7 +125,8 @@ def _main(argv: list[str] | None) -> int:
         return cli_sweep(args)
     from rl2fpga.guard import check_overwrite, session, steps_between
     from rl2fpga.lock import run_lock
-    from rl2fpga.run import Run, run_pipeline
+    from rl2fpga.pipeline import run_pipeline
+    from rl2fpga.run import Run
     from rl2fpga.safety import run_folder
     from rl2fpga.validate import validate_config
 

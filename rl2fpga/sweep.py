@@ -446,7 +446,8 @@ def _env_setup() -> None:
 
 def _run_steps(run_dir: Path, cfg_d: dict[str, Any], steps: list[str]) -> list[str]:
     """Run ``steps`` (consecutive) in ``run_dir``, from the first without a ``.done`` marker."""
-    from rl2fpga.run import Run, run_pipeline
+    from rl2fpga.pipeline import run_pipeline
+    from rl2fpga.run import Run
 
     cfg = from_dict(RunConfig, cfg_d)
     run = Run.create(cfg, path=run_dir)
@@ -840,7 +841,8 @@ def write_results(plan: Plan) -> list[dict[str, Any]]:
 
 def _plot_front(rows: list[dict[str, Any]], xk: str, yk: str, x_min: bool, y_max: bool,
                 xlabel: str, ylabel: str, front_key: str) -> str | None:
-    from rl2fpga.report import _fig, _png
+    from rl2fpga.plots import new_figure as _fig
+    from rl2fpga.plots import png_base64 as _png
 
     pts = [(r, _metric(r, xk), _metric(r, yk)) for r in rows if r["status"] == "finished"]
     pts = [p for p in pts if p[1] is not None and p[2] is not None]

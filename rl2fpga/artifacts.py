@@ -27,6 +27,10 @@ from rl2fpga.fsutil import atomic_write_json
 STEP_ORDER: list[str] = ["train", "prune", "quantize", "analyze", "hls", "rtl", "cosim", "board", "da4ml", "report"]
 
 
+#: The deployable trained model inside ``train/`` (also inside each ``prune/level_XX/``).
+TRAIN_MODEL = "model.keras"
+
+
 def read_json(path: Path) -> Any:
     """The JSON document at ``path``, or None when it is missing or unreadable (the report's rule:
     a step that did not run shows as not run)."""
@@ -51,8 +55,18 @@ class RunLayout:
         """The folder of step ``name`` (one of :data:`STEP_ORDER`)."""
         return self.root / name
 
+    def require(self, step: str, *paths: Path) -> None:
+        """One-line error for the first of ``paths`` (written by ``step``) that is missing."""
+        for p in paths:
+            if not p.exists():
+                raise Rl2fpgaError(f"{p} is missing; run `rl2fpga {step} {self.root}` first")
+
     def done_marker(self, name: str) -> Path:
         return self.step(name) / ".done"
+
+    def file(self, kind: type[Artifact]) -> Path:
+        """Where the artifact class ``kind`` lives in this run."""
+        return self.step(kind.STEP) / kind.FILE
 
     def summary_of(self, name: str) -> Path:
         """``<step>/summary.json``: every step's headline figures."""
@@ -78,33 +92,33 @@ class RunLayout:
     # -- train ------------------------------------------------------------------------------
     @property
     def train_model(self) -> Path:
-        return self.root / "train" / "model.keras"
+        return self.step("train") / TRAIN_MODEL
 
     @property
     def train_env(self) -> Path:
-        return self.root / "train" / "env.json"
+        return self.file(TrainEnv)
 
     @property
     def train_eval(self) -> Path:
-        return self.root / "train" / "eval.json"
+        return self.file(TrainEval)
 
     @property
     def train_metrics(self) -> Path:
-        return self.root / "train" / "metrics.json"
+        return self.file(TrainMetrics)
 
     @property
     def train_imported(self) -> Path:
         """Present when the policy was imported (``rl2fpga import``), not trained."""
-        return self.root / "train" / "imported.json"
+        return self.file(ImportedRecord)
 
     # -- prune ------------------------------------------------------------------------------
     @property
     def prune_levels(self) -> Path:
-        return self.root / "prune" / "levels.json"
+        return self.file(PruneLevels)
 
     @property
     def prune_selected(self) -> Path:
-        return self.root / "prune" / "selected.json"
+        return self.file(PruneSelected)
 
     # -- quantize ---------------------------------------------------------------------------
     @property
@@ -122,7 +136,7 @@ class RunLayout:
 
     @property
     def quantize_compression(self) -> Path:
-        return self.root / "quantize" / "compression.json"
+        return self.file(QuantizeCompression)
 
     @property
     def quantize_compression_md(self) -> Path:
@@ -130,16 +144,16 @@ class RunLayout:
 
     @property
     def quantize_eval(self) -> Path:
-        return self.root / "quantize" / "eval.json"
+        return self.file(QuantizeEval)
 
     # -- analyze ----------------------------------------------------------------------------
     @property
     def analyze_layers(self) -> Path:
-        return self.root / "analyze" / "layers.json"
+        return self.file(AnalyzeLayers)
 
     @property
     def analyze_sweep(self) -> Path:
-        return self.root / "analyze" / "sweep.json"
+        return self.file(AnalyzeSweep)
 
     @property
     def analyze_sweep_png(self) -> Path:
@@ -148,7 +162,7 @@ class RunLayout:
     # -- hls, rtl, cosim --------------------------------------------------------------------
     @property
     def hls_csim(self) -> Path:
-        return self.root / "hls" / "csim.json"
+        return self.file(HlsCsim)
 
     @property
     def rtl_design(self) -> Path:
@@ -156,15 +170,15 @@ class RunLayout:
 
     @property
     def rtl_resources(self) -> Path:
-        return self.root / "rtl" / "resources.json"
+        return self.file(RtlResources)
 
     @property
     def cosim_frames(self) -> Path:
-        return self.root / "cosim" / "frames.json"
+        return self.file(CosimFrames)
 
     @property
     def cosim_latency(self) -> Path:
-        return self.root / "cosim" / "latency.json"
+        return self.file(CosimLatency)
 
     # -- board, da4ml -----------------------------------------------------------------------
     def board_summary_for(self, target: str) -> Path:
@@ -179,15 +193,15 @@ class RunLayout:
 
     @property
     def da4ml_frames(self) -> Path:
-        return self.root / "da4ml" / "frames.json"
+        return self.file(Da4mlFrames)
 
     @property
     def da4ml_resources(self) -> Path:
-        return self.root / "da4ml" / "resources.json"
+        return self.file(Da4mlResources)
 
     @property
     def da4ml_board(self) -> Path:
-        return self.root / "da4ml" / "board.json"
+        return self.file(Da4mlBoard)
 
 
 # ---------------------------------------------------------------------------- step results
@@ -220,7 +234,7 @@ class Artifact:
 
     @classmethod
     def path(cls, layout: RunLayout) -> Path:
-        return layout.step(cls.STEP) / cls.FILE
+        return layout.file(cls)
 
     @classmethod
     def load(cls: type[A], layout: RunLayout) -> A | None:
@@ -230,16 +244,28 @@ class Artifact:
 
     @classmethod
     def require(cls: type[A], layout: RunLayout) -> A:
+        """The artifact, or a one-line error naming the file and the step that writes it."""
         p = cls.path(layout)
-        if not p.exists():
-            raise Rl2fpgaError(f"{p} is missing; run `rl2fpga {cls.STEP} {layout.root}` first")
+        layout.require(cls.STEP, p)
         data = read_json(p)
         if data is None:
             raise Rl2fpgaError(f"{p} is corrupt (not JSON); rerun `rl2fpga {cls.STEP} {layout.root}`")
         return cls(data)
 
+    @classmethod
+    def exists(cls, layout: RunLayout) -> bool:
+        return cls.path(layout).exists()
+
     def save(self, layout: RunLayout) -> Path:
+        """Write into the run folder (atomically)."""
         p = self.path(layout)
+        atomic_write_json(p, self.data)
+        return p
+
+    def save_in(self, step_dir: Path) -> Path:
+        """Write into ``step_dir``: the step's folder, or the temporary folder that replaces it
+        when the step succeeds (:func:`rl2fpga.fsutil.atomic_dir`)."""
+        p = Path(step_dir) / self.FILE
         atomic_write_json(p, self.data)
         return p
 
@@ -271,6 +297,16 @@ class TrainMetrics(Artifact):
 
 class ImportedRecord(Artifact):
     STEP, FILE = "train", "imported.json"
+
+
+class TrainEnv(Artifact):
+    """``train/env.json``: the environment's spec (observation and action spaces)."""
+
+    STEP, FILE = "train", "env.json"
+
+
+class PruneSummary(Artifact):
+    STEP = "prune"
 
 
 class PruneLevels(Artifact):
@@ -311,6 +347,12 @@ class QuantizeCompression(Artifact):
     STEP, FILE = "quantize", "compression.json"
 
 
+class QuantizeEval(Artifact):
+    """``quantize/eval.json``: the golden agent's episodes without and with delta updates."""
+
+    STEP, FILE = "quantize", "eval.json"
+
+
 class AnalyzeSummary(Artifact):
     STEP = "analyze"
 
@@ -329,12 +371,34 @@ class AnalyzeSummary(Artifact):
         return list(self.get("per_level", default=[]))
 
 
+class AnalyzeLayers(Artifact):
+    STEP, FILE = "analyze", "layers.json"
+
+
+class AnalyzeSweep(Artifact):
+    """``analyze/sweep.json``: the compression sweep over levels x weight bits."""
+
+    STEP, FILE = "analyze", "sweep.json"
+
+
 class HlsSummary(Artifact):
     STEP = "hls"
 
 
+class HlsCsim(Artifact):
+    """``hls/csim.json``: C simulation vs golden, delta stage active and inactive."""
+
+    STEP, FILE = "hls", "csim.json"
+
+
 class RtlSummary(Artifact):
     STEP = "rtl"
+
+
+class RtlResources(Artifact):
+    """``rtl/resources.json``: the yosys estimate of the engine."""
+
+    STEP, FILE = "rtl", "resources.json"
 
 
 class CosimSummary(Artifact):
@@ -366,12 +430,42 @@ class BoardSummary(Artifact):
     STEP = "board"
 
     def save_for_target(self, layout: RunLayout) -> None:
+        """``summary_<target>.json`` (kept per target) and ``summary.json`` (the latest)."""
         atomic_write_json(layout.board_summary_for(str(self.data["target"])), self.data)
         self.save(layout)
 
 
+class BoardLatency(Artifact):
+    """``board/latency_<target>.json``: per-step cycles, host latency and MACs."""
+
+    STEP = "board"
+
+    @classmethod
+    def path_for(cls, layout: RunLayout, target: str) -> Path:
+        return layout.board_latency_for(target)
+
+    def save_for_target(self, layout: RunLayout, target: str) -> Path:
+        p = self.path_for(layout, target)
+        atomic_write_json(p, self.data)
+        return p
+
+
 class Da4mlSummary(Artifact):
     STEP = "da4ml"
+
+
+class Da4mlFrames(Artifact):
+    STEP, FILE = "da4ml", "frames.json"
+
+
+class Da4mlResources(Artifact):
+    STEP, FILE = "da4ml", "resources.json"
+
+
+class Da4mlBoard(Artifact):
+    """``da4ml/board.json``: closed-loop episodes on the da4ml design."""
+
+    STEP, FILE = "da4ml", "board.json"
 
 
 class ReportRecord(Artifact):

@@ -95,6 +95,20 @@ class RunLayout:
         return self.step("train") / TRAIN_MODEL
 
     @property
+    def train_init_model(self) -> Path:
+        """Initial weights, for rewinding (prune.rewind=init)."""
+        return self.step("train") / "init_model.keras"
+
+    @property
+    def train_checkpoints(self) -> Path:
+        return self.step("train") / "checkpoints"
+
+    @property
+    def train_agent(self) -> Path:
+        """SAC: the whole agent (actor, critics), for fine-tuning."""
+        return self.step("train") / "agent"
+
+    @property
     def train_env(self) -> Path:
         return self.file(TrainEnv)
 

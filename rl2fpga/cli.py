@@ -145,7 +145,7 @@ def _main(argv: list[str] | None) -> int:
         fresh = not (src is not None and Path(src).is_dir())
         if not fresh:
             run = Run.open(src)
-            if args.cmd == "run" and args.start is None and (run.path / "train" / "imported.json").exists():
+            if args.cmd == "run" and args.start is None and run.layout.train_imported.exists():
                 args.start = "prune"  # an imported policy is never retrained
             cfg = apply_overrides(run.config(), args.set)
             target = run.path

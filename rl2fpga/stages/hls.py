@@ -21,19 +21,16 @@ from rl2fpga.config import RunConfig
 from rl2fpga.core.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.hls.hls4ml import flow
-from rl2fpga.hls.hls4ml.build import (
-    _console,
-    check_quantized_model,
-    vendor_build,
-    write_testbench_data,
-)
+from rl2fpga.hls.hls4ml.build import check_quantized_model, vendor_build, write_testbench_data
 from rl2fpga.hls.hls4ml.reports import check_project_files
 from rl2fpga.run import Run
 
 
 def hls_step(run: Run, cfg: RunConfig) -> None:
     hcfg = cfg.hls
-    console = _console()
+    from rich.console import Console
+
+    console = Console(stderr=True)
     t0 = time.perf_counter()
     quantize_dir = run.require("quantize")
     golden = GoldenModel.load(run.layout.quantize_golden)

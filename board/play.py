@@ -17,6 +17,7 @@ from rl2fpga.core.golden import GoldenModel, squash_action
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.run import Run
+from rl2fpga.train.rollout import rollout
 
 
 class Backend(Protocol):
@@ -212,43 +213,43 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
     host_action = None if hasattr(space, "n") else (
         lambda y: squash_action(golden.output_float(y), space.low, space.high))
     log = EpisodeLog()
-    try:
-        for ep in range(cfg.board.episodes):
-            if step_budget is not None and sum(log.steps) >= step_budget:
-                break
-            obs, _ = env.reset(seed=cfg.seed) if ep == 0 else env.reset()
-            golden.reset()
-            if backend is not None:
-                backend.reset_state()
-            total, steps, done = 0.0, 0, False
-            cap = cfg.board.max_steps if step_budget is None else min(cfg.board.max_steps, step_budget - sum(log.steps))
-            while not done and steps < cap:
-                x = golden.quantize_input(obs)
-                y_ref, stats = golden.step(x)
-                ref_action = GoldenModel.action(y_ref) if host_action is None else host_action(y_ref)
-                action = ref_action
-                if backend is not None:
-                    t0 = time.perf_counter()
-                    y, action = backend.infer(x)
-                    if host_action is not None:
-                        action = host_action(y)
-                    log.latency_us.append((time.perf_counter() - t0) * 1e6)
-                    c = backend.counters()
-                    if c.get("cycles") is not None:
-                        log.cycles.append(int(c["cycles"]))
-                    if c.get("macs"):
-                        log.macs.append([int(m) for m in c["macs"]])
-                    _compare(log, ep, steps, y, action, y_ref.reshape(-1), ref_action, c.get("macs"), stats.macs)
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                steps += 1
-                done = terminated or truncated
-                if progress is not None:
-                    progress()
-            log.returns.append(total)
-            log.steps.append(steps)
+    where = {"ep": 0, "step": 0}  # the episode and step being played (for the mismatch record)
+
+    def start(ep: int) -> None:
+        where.update(ep=ep, step=0)
+        golden.reset()
+        if backend is not None:
+            backend.reset_state()
+
+    def act(obs: Any) -> Any:
+        x = golden.quantize_input(obs)
+        y_ref, stats = golden.step(x)
+        ref_action = GoldenModel.action(y_ref) if host_action is None else host_action(y_ref)
+        action = ref_action
+        if backend is not None:
+            t0 = time.perf_counter()
+            y, action = backend.infer(x)
+            if host_action is not None:
+                action = host_action(y)
+            log.latency_us.append((time.perf_counter() - t0) * 1e6)
+            c = backend.counters()
+            if c.get("cycles") is not None:
+                log.cycles.append(int(c["cycles"]))
+            if c.get("macs"):
+                log.macs.append([int(m) for m in c["macs"]])
+            _compare(log, where["ep"], where["step"], y, action, y_ref.reshape(-1), ref_action, c.get("macs"), stats.macs)
+        where["step"] += 1
+        if progress is not None:
+            progress()
+        return action
+
+    try:  # one seeded stream (rl2fpga.train.rollout): the first reset seeded, the rest continue
+        eps = rollout(env, act, seed=cfg.seed, episodes=cfg.board.episodes, max_steps=cfg.board.max_steps,
+                      total_steps=step_budget, reseed=False, on_reset=start)
     finally:
         env.close()
+    log.returns = [e.total for e in eps]
+    log.steps = [e.length for e in eps]
     log.saturation = golden.saturation.to_json()
     return log
 

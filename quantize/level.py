@@ -4,6 +4,7 @@ Shared by the quantize stage and the compression sweep."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,33 @@ def keeps_return(ret: float, dense: float, keep: float) -> bool:
     return ret >= keep * dense - 1e-9 if dense > 0 else ret >= dense + (1 - keep) * dense - 1e-9
 
 
-def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> dict[str, Any]:
+@dataclass
+class QuantizedLevel:
+    """One prune level quantized, its golden model checked == QKeras, and the golden agent's
+    episodes without (``ev0``) and with (``evd``) delta updates."""
+
+    model: Any  # the pruned float Keras model
+    level: dict[str, Any]  # its record in prune/levels.json
+    qmodel: Any  # the QKeras model
+    info: dict[str, Any]  # how it was quantized (PTQ / QAT details)
+    golden: Any  # the golden integer model (rl2fpga.core.golden.GoldenModel), thresholds 0
+    in_fmt: Any  # the input fixed-point format
+    t_int: list[int]  # delta thresholds in LSBs, per layer
+    acc_bits: Any
+    static: list[int]  # float32 accumulator bounds over every input of the format
+    dynamic: list[int]  # ... over the checked real states
+    x_int: np.ndarray  # the checked states on the input grid
+    ev0: dict[str, Any]  # golden agent, T_int = 0: returns, mean, std, lengths
+    evd: dict[str, Any]  # golden agent with delta updates
+    seed: int  # the evaluation episodes' first seed
+    policy: Any  # the delta GoldenPolicy that played evd (its statistics per step)
+
+    @property
+    def sparsity(self) -> float:
+        return float(self.level["sparsity"])
+
+
+def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> QuantizedLevel:
     """Quantize one prune level, check golden == QKeras, run the golden agent with and without
     delta updates."""
     from rl2fpga.quantize.prune import load_level
@@ -99,6 +126,6 @@ def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> dict[str,
     gd.set_thresholds(t_int)
     pol = GoldenPolicy(gd, spec.discrete, spec.action_low, spec.action_high)
     evd = run_stateful(pol, cfg.env, seed, qc.delta_episodes)
-    return {"model": model, "level": level, "qmodel": qmodel, "info": info, "gm": gm, "in_fmt": in_fmt, "t_int": t_int,
-            "acc_bits": acc_bits, "static": static, "dynamic": dynamic, "x_int": x_int, "ev0": ev0, "evd": evd,
-            "seed": seed, "pol": pol}
+    return QuantizedLevel(model=model, level=level, qmodel=qmodel, info=info, golden=gm, in_fmt=in_fmt, t_int=t_int,
+                          acc_bits=acc_bits, static=static, dynamic=dynamic, x_int=x_int, ev0=ev0, evd=evd,
+                          seed=seed, policy=pol)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from rl2fpga.artifacts import PruneLevels, PruneSelected, RunLayout
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_save_npz, atomic_write_json, read_json
@@ -188,13 +189,14 @@ def select_level(levels: list[Level], keep: float) -> Level:
 
 def load_level(run_path: Path, index: int | None = None) -> tuple[tf.keras.Model, dict[str, np.ndarray], dict[str, Any]]:
     """(model, masks, level record) of a prune level; ``None`` = the selected one."""
-    pdir = Path(run_path) / "prune"
-    levels = read_json(pdir / "levels.json")["levels"]
+    layout = RunLayout(Path(run_path))
+    pdir = layout.step("prune")
+    levels = read_json(layout.prune_levels)["levels"]
     if index is None:
-        index = int(read_json(pdir / "selected.json")["level"])
+        index = int(read_json(layout.prune_selected)["level"])
     rec = next((lv for lv in levels if lv["level"] == index), None)
     if rec is None:
-        raise Rl2fpgaError(f"prune level {index} is not in {pdir / 'levels.json'}; pick one of {[lv['level'] for lv in levels]}")
+        raise Rl2fpgaError(f"prune level {index} is not in {layout.prune_levels}; pick one of {[lv['level'] for lv in levels]}")
     d = pdir / rec["dir"]
     try:
         from rl2fpga.safety import load_keras_model, load_npz
@@ -403,9 +405,9 @@ def gradual(
 
 def write_levels(prune_dir: Path, levels: list[Level], keep: float, method: str) -> Level:
     sel = select_level(levels, keep)
-    atomic_write_json(prune_dir / "levels.json", {"method": method, "levels": [lv.to_json() for lv in levels]})
-    atomic_write_json(prune_dir / "selected.json", {**sel.to_json(), "keep_return_fraction": keep,
-                                                    "dense_return_mean": levels[0].eval_return_mean})
+    PruneLevels({"method": method, "levels": [lv.to_json() for lv in levels]}).save_in(prune_dir)
+    PruneSelected({**sel.to_json(), "keep_return_fraction": keep,
+                   "dense_return_mean": levels[0].eval_return_mean}).save_in(prune_dir)
     return sel
 
 

@@ -174,22 +174,12 @@ class GoldenPolicy:
 def run_stateful(policy: Any, env_cfg: Any, seed: int, episodes: int, max_steps: int | None = None) -> dict[str, Any]:
     """Episodes ``seed + i`` with a stateful policy (``reset()`` at every episode start)."""
     from rl2fpga.train.envs import make_env
+    from rl2fpga.train.rollout import rollout
 
     env = make_env(env_cfg, seed, training=False)
-    returns, lengths = [], []
     try:
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            policy.reset()
-            total, n = 0.0, 0
-            while max_steps is None or n < max_steps:
-                obs, r, term, trunc, _ = env.step(policy(obs))
-                total += float(r)
-                n += 1
-                if term or trunc:
-                    break
-            returns.append(total)
-            lengths.append(n)
+        eps = rollout(env, policy, seed=seed, episodes=episodes, max_steps=max_steps, on_reset=lambda _: policy.reset())
     finally:
         env.close()
+    returns, lengths = [e.total for e in eps], [e.length for e in eps]
     return {"returns": returns, "mean": float(np.mean(returns)), "std": float(np.std(returns)), "lengths": lengths}

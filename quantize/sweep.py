@@ -20,9 +20,10 @@ import io
 from pathlib import Path
 from typing import Any
 
+from rl2fpga.artifacts import AnalyzeSweep, PruneLevels
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from rl2fpga.fsutil import atomic_write_bytes, atomic_write_text
 from rl2fpga.run import Run
 
 PAPER_CLAIM = 400.0  # "pruning + quantization shrink RL networks up to 400x" (2025 paper)
@@ -42,7 +43,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
     from rl2fpga.quantize.level import keeps_return, quantize_level
 
     keep = cfg.prune.keep_return_fraction
-    levels = read_json(run.path / "prune" / "levels.json")["levels"]
+    levels = PruneLevels.require(run.layout).levels
     dense_ret = float(levels[0]["eval_return_mean"])
     bits_list = sorted(set(cfg.analyze.sweep_bits), reverse=True)
     for b in bits_list:
@@ -61,11 +62,11 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
                 except Rl2fpgaError as e:  # e.g. float32 QKeras cannot be exact at this width
                     row["error"] = str(e)
                 else:
-                    comp = compression(res["gm"])["total"]
-                    row.update({"return_mean": res["ev0"]["mean"], "return_mean_delta": res["evd"]["mean"],
+                    comp = compression(res.golden)["total"]
+                    row.update({"return_mean": res.ev0["mean"], "return_mean_delta": res.evd["mean"],
                                 "ratio": comp["ratio"], "ratio_values_only": comp["ratio_values_only"],
                                 "stored_bits": comp["stored_bits"], "dense_fp32_bits": comp["dense_fp32_bits"],
-                                "keeps": keeps_return(res["ev0"]["mean"], dense_ret, keep)})
+                                "keeps": keeps_return(res.ev0["mean"], dense_ret, keep)})
                 rows.append(row)
                 bar.advance(task)
     passing = [r for r in rows if r.get("keeps")]
@@ -82,7 +83,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
         "best_ratio_values_only": max((r["ratio_values_only"] for r in passing), default=None),
         "paper_claim_ratio": PAPER_CLAIM,
     }
-    atomic_write_json(out / "sweep.json", result)
+    AnalyzeSweep(result).save_in(out)
     atomic_write_text(out / "sweep.md", sweep_markdown(result))
     atomic_write_bytes(out / "sweep.png", sweep_plot(result, spec.id))
     return result

@@ -23,12 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rl2fpga.artifacts import ImportedRecord, QuantizeSummary, TrainEnv, TrainEval, TrainSummary
 from rl2fpga.config import RunConfig, apply_overrides, load_config
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_dir, atomic_write_json, read_json
-from rl2fpga.run import Run, run_pipeline
+from rl2fpga.fsutil import atomic_dir, read_json
+from rl2fpga.pipeline import run_pipeline
+from rl2fpga.run import Run
 
-IMPORT_RECORD = "imported.json"  # in train/: marks a run whose policy was brought, not trained
+IMPORT_RECORD = ImportedRecord.FILE  # in train/: marks a run whose policy was brought, not trained
 # an imported policy has no training checkpoints and no replay: prune by distilling from it
 IMPORTED_DEFAULTS = ["prune.method=gradual", "prune.finetune=distill"]
 START_STEPS = ("prune", "quantize")
@@ -110,17 +112,18 @@ def import_policy(run: Run, cfg: RunConfig, model: Any, log: bool = True) -> dic
     record = {**pol.source, "output_tanh_removed": pol.output_tanh,
               "layers": [la.kind + ("+relu" if la.relu else "") for la in pol.layers],
               "input_shape": list(pol.input_shape)}
-    with atomic_dir(run.path / "train") as out:
-        save_keras(canon, out / "model.keras")
-        save_keras(init, out / "init_model.keras")
-        atomic_write_json(out / "env.json", spec.to_dict())
-        atomic_write_json(out / "eval.json", {**ev.to_dict(), "seed": seed, "episodes": cfg.train.eval_episodes})
-        atomic_write_json(out / IMPORT_RECORD, record)
-        atomic_write_json(out / "summary.json", {
+    lay = run.layout
+    with atomic_dir(lay.step("train")) as out:
+        save_keras(canon, out / lay.train_model.name)
+        save_keras(init, out / lay.train_init_model.name)
+        TrainEnv(spec.to_dict()).save_in(out)
+        TrainEval({**ev.to_dict(), "seed": seed, "episodes": cfg.train.eval_episodes}).save_in(out)
+        ImportedRecord(record).save_in(out)
+        TrainSummary({
             "eval_return_mean": ev.mean, "eval_return_std": ev.std, "steps": 0,
             "seconds": round(time.perf_counter() - t0, 3), "selected_step": None,
             "algo": cfg.train.algo, "env": cfg.env.id, "imported": record,
-        })
+        }).save_in(out)
     run.mark_done("train", time.perf_counter() - t0)
     if log:
         print(f"import: {record.get('file') or record.get('in_memory')} ({record['format']}) -> {canon.count_params():,} parameters, "
@@ -138,7 +141,7 @@ def _preread(model: Any) -> Any:
 
 
 def is_imported(run: Run) -> bool:
-    return (run.path / "train" / IMPORT_RECORD).exists()
+    return run.layout.train_imported.exists()
 
 
 class CompiledPolicy:
@@ -161,12 +164,14 @@ class CompiledPolicy:
         """The integer golden model (``quantize/golden``) with its delta thresholds."""
         from rl2fpga.core.golden import GoldenModel
 
-        return GoldenModel.load(self.run.require("quantize") / "golden")
+        self.run.require("quantize")
+        return GoldenModel.load(self.run.layout.quantize_golden)
 
     @property
     def summary(self) -> dict[str, Any]:
         """``quantize/summary.json``: sparsity, formats, returns, multiplications, compression."""
-        return read_json(self.run.require("quantize") / "summary.json")
+        self.run.require("quantize")
+        return QuantizeSummary.require(self.run.layout).data
 
     def keras_model(self) -> Any:
         """The imported float model (canonical chain)."""
@@ -177,7 +182,8 @@ class CompiledPolicy:
     def qkeras_model(self) -> Any:
         from rl2fpga.quantize.qkeras_model import load_qmodel
 
-        return load_qmodel(self.run.require("quantize") / "qmodel.h5")
+        self.run.require("quantize")
+        return load_qmodel(self.run.layout.quantize_qmodel)
 
     # -- steps ----------------------------------------------------------------------------
     def _step(self, step: str, sets: list[str]) -> dict[str, Any]:
@@ -186,7 +192,7 @@ class CompiledPolicy:
             Run.create(cfg, path=self.run.path)
             self.config = cfg
         run_pipeline(self.run, cfg, start=step, stop=step)
-        summary = self.run.path / step / "summary.json"
+        summary = self.run.layout.summary_of(step)
         return read_json(summary) if summary.exists() else {}
 
     def analyze(self, episodes: int | None = None) -> dict[str, Any]:

@@ -125,7 +125,8 @@ def _main(argv: list[str] | None) -> int:
         return cli_sweep(args)
     from rl2fpga.guard import check_overwrite, session, steps_between
     from rl2fpga.lock import run_lock
-    from rl2fpga.run import Run, run_pipeline
+    from rl2fpga.pipeline import run_pipeline
+    from rl2fpga.run import Run
     from rl2fpga.safety import run_folder
     from rl2fpga.validate import validate_config
 
@@ -144,7 +145,7 @@ def _main(argv: list[str] | None) -> int:
         fresh = not (src is not None and Path(src).is_dir())
         if not fresh:
             run = Run.open(src)
-            if args.cmd == "run" and args.start is None and (run.path / "train" / "imported.json").exists():
+            if args.cmd == "run" and args.start is None and run.layout.train_imported.exists():
                 args.start = "prune"  # an imported policy is never retrained
             cfg = apply_overrides(run.config(), args.set)
             target = run.path

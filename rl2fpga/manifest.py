@@ -26,7 +26,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rl2fpga.artifacts import STEP_ORDER, RunLayout
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.fsutil import atomic_write_json
 
 HASHES = "hashes.json"
 GENERATED_SUFFIXES = (".sv", ".v", ".svh", ".vh", ".mem", ".cpp", ".h", ".hpp", ".cc", ".json", ".tcl")
@@ -81,8 +83,6 @@ def _sign(payload: Any) -> str:
 
 def record_files(folder: Path, suffixes: tuple[str, ...] = GENERATED_SUFFIXES) -> dict[str, str]:
     """Hash every generated file in ``folder`` (top level) into a signed ``hashes.json``."""
-    from rl2fpga.fsutil import atomic_write_json
-
     folder = Path(folder)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())
              if p.is_file() and p.suffix in suffixes and p.name != HASHES and not p.name.startswith(".")}
@@ -124,8 +124,6 @@ def _build_record(binary: Path) -> Path:
 
 
 def record_build(binary: Path) -> None:
-    from rl2fpga.fsutil import atomic_write_json
-
     binary = Path(binary)
     payload = {"path": str(binary.resolve()), "sha256": sha256_file(binary)}
     atomic_write_json(_build_record(binary), {**payload, "hmac": _sign(payload)})
@@ -186,8 +184,6 @@ def read_done(run_path: Path, step: str) -> dict[str, Any] | None:
 def stamp(run_path: Path, step: str) -> dict[str, Any]:
     """What ``<step>/.done`` records beside the wall time: its outputs' digest and the
     digests of the finished earlier steps (its inputs)."""
-    from rl2fpga.pipeline import STEP_ORDER
-
     inputs: dict[str, str] = {}
     if step in STEP_ORDER:
         for earlier in STEP_ORDER[: STEP_ORDER.index(step)]:
@@ -200,23 +196,19 @@ def stamp(run_path: Path, step: str) -> dict[str, Any]:
 def invalidate_after(run_path: Path, step: str) -> list[str]:
     """Remove every later step's ``.done`` and summary (their results belong to the earlier
     artifacts); the top-level report summary too. Returns the steps invalidated."""
-    from rl2fpga.pipeline import STEP_ORDER
-
     if step not in STEP_ORDER:
         return []
     gone = []
+    layout = RunLayout(Path(run_path))
     for later in STEP_ORDER[STEP_ORDER.index(step) + 1:]:
-        d = Path(run_path) / later
-        hit = False
-        for name in (".done", "summary.json"):
-            with contextlib.suppress(FileNotFoundError):
-                (d / name).unlink()
-                hit = True
+        files = [layout.done_marker(later), layout.summary_of(later)]
         if later == "report":
-            for name in ("summary.json", "report.html"):
-                with contextlib.suppress(FileNotFoundError):
-                    (Path(run_path) / name).unlink()
-                    hit = True
+            files += [layout.summary, layout.report_html]
+        hit = False
+        for f in files:
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+                hit = True
         if hit:
             gone.append(later)
     return gone
@@ -224,8 +216,6 @@ def invalidate_after(run_path: Path, step: str) -> list[str]:
 
 def current_steps(run_path: Path) -> set[str]:
     """Finished steps whose recorded inputs are still the earlier steps' current outputs."""
-    from rl2fpga.pipeline import STEP_ORDER
-
     dones = {s: read_done(run_path, s) for s in STEP_ORDER}
     out: set[str] = set()
     for s in STEP_ORDER:
@@ -247,7 +237,5 @@ def stale_steps(run_path: Path) -> set[str]:
     """Finished steps computed from artifacts that have changed since (their recorded inputs
     differ): their results must not be shown. A step that did not finish (say cosim, which
     writes its mismatches and then fails) is not stale: its results are the latest."""
-    from rl2fpga.pipeline import STEP_ORDER
-
     done = {s for s in STEP_ORDER if read_done(run_path, s) is not None}
     return done - current_steps(run_path)

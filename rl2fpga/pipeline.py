@@ -1,23 +1,27 @@
-"""The table of pipeline steps, in order. Each entry names ``module:function``; the module is
-imported only when the step runs, so the CLI starts fast and a step that is not built yet is
-simply absent."""
+"""The table of pipeline steps, in order, and the driver that runs them.
+
+Each entry names ``module:function``; the module is imported only when the step runs, so the
+CLI starts fast and a step that is not built yet is simply absent. A step is a plain function
+``step(run, cfg) -> None``; a finished step leaves ``<step>/.done`` (with its wall time), so
+``--from``/``--to`` can resume anywhere."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from rl2fpga.artifacts import STEP_ORDER
+from rl2fpga.config import RunConfig, dump_yaml
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.fsutil import atomic_write_text
+from rl2fpga.logs import logged_to_run
+from rl2fpga.run import Run
 
-if TYPE_CHECKING:
-    from rl2fpga.config import RunConfig
-    from rl2fpga.run import Run
+__all__ = ["STEP_ORDER", "STEPS", "StepFn", "available_steps", "get_step", "run_pipeline"]
 
-StepFn = Callable[["Run", "RunConfig"], None]
-
-STEP_ORDER: list[str] = ["train", "prune", "quantize", "analyze", "hls", "rtl", "cosim", "board", "da4ml", "report"]
+StepFn = Callable[[Run, RunConfig], None]
 
 STEPS: dict[str, str] = {name: f"rl2fpga.stages.{name}:{name}_step" for name in STEP_ORDER}
 
@@ -53,3 +57,44 @@ def get_step(name: str) -> StepFn:
     if fn is None:
         raise Rl2fpgaError(f"step '{name}' is not implemented in this version")
     return fn
+
+
+@logged_to_run  # runs/<name>/run.log gets everything printed (rl2fpga/logs.py)
+def run_pipeline(
+    run: Run,
+    cfg: RunConfig,
+    start: str | None = None,
+    stop: str | None = None,
+    persist: RunConfig | None = None,
+) -> dict[str, float]:
+    """Run the steps from ``start`` to ``stop`` (inclusive) in order; return their wall times.
+    ``persist``: the config written to ``config.yaml`` when the first step really starts."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    order = list(STEP_ORDER)
+    for name in (start, stop):
+        if name is not None and name not in order:
+            raise Rl2fpgaError(f"unknown step '{name}'; steps are: {', '.join(order)}")
+    i0 = order.index(start) if start else 0
+    i1 = order.index(stop) if stop else len(order) - 1
+    names = order[i0 : i1 + 1]
+    avail = set(available_steps())
+    times: dict[str, float] = {}
+    for name in names:
+        if name not in avail:
+            console.print(f"[yellow]skip[/] {name}: not implemented in this version")
+            continue
+        fn = get_step(name)
+        console.rule(f"[bold]{name}")
+        if persist is not None:
+            atomic_write_text(run.layout.config, dump_yaml(persist))
+            persist = None
+        run.clear_done(name)
+        t0 = time.perf_counter()
+        fn(run, cfg)
+        dt = time.perf_counter() - t0
+        run.mark_done(name, dt)
+        times[name] = dt
+        console.print(f"[green]done[/] {name} in {dt:.1f} s")
+    return times

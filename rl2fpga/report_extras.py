@@ -6,23 +6,19 @@ shows as not run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rl2fpga import provenance
+from rl2fpga.artifacts import RunArtifacts, data
 from rl2fpga.config import RunConfig, dump_yaml
-from rl2fpga.run import Run
-
-
-def _load(path: Path) -> Any:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
+from rl2fpga.parts import capacity as part_capacity
+from rl2fpga.parts import utilisation
+from rl2fpga.plots import new_figure as _fig
+from rl2fpga.plots import png_base64 as _png
 
 
 def _get(d: Any, *keys: str) -> Any:
@@ -40,11 +36,9 @@ def _f(v: Any) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-def checks(run: Run, s: dict[str, Any]) -> list[dict[str, Any]]:
+def checks(a: RunArtifacts, s: dict[str, Any]) -> list[dict[str, Any]]:
     """Every form checked against the golden model: what, how many, mismatches, verdict."""
-    p = run.path
-    q = _load(p / "quantize" / "summary.json") or {}
-    b = _load(p / "board" / "summary.json") or {}
+    q, b = data(a.quantize), data(a.board)
     rows = [
         {"check": "QKeras model == golden (integers, visited states)", "count": q.get("golden_equals_qkeras_states"),
          "unit": "states", "mismatches": 0 if q.get("golden_equals_qkeras_states") else None,
@@ -67,10 +61,9 @@ def checks(run: Run, s: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def latency(run: Run, cfg: RunConfig) -> dict[str, Any]:
+def latency(a: RunArtifacts, cfg: RunConfig) -> dict[str, Any]:
     """Engine cycles (co-simulation) at the assumed clock beside the host's per-step latency."""
-    lat = _load(run.path / "cosim" / "latency.json") or {}
-    b = _load(run.path / "board" / "summary.json") or {}
+    lat, b = data(a.latency), data(a.board)
     clock = lat.get("clock_mhz") or cfg.rtl.clock_mhz
     cyc = lat.get("cycles") or {}
     host = b.get("latency_us") or {}
@@ -88,18 +81,15 @@ def latency(run: Run, cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def capacity(run: Run, cfg: RunConfig, s: dict[str, Any]) -> dict[str, Any]:
-    from rl2fpga.parts import capacity as part_capacity
-    from rl2fpga.parts import utilisation
-
+def capacity(cfg: RunConfig, s: dict[str, Any]) -> dict[str, Any]:
     used = {k: _get(s, "rtl", k) for k in ("lut", "ff", "dsp", "bram36")}
     cap = part_capacity(cfg.hls.part)
     return {"part": cfg.hls.part, "device": cap[0] if cap else None, "known": cap is not None,
             "rows": utilisation(used, cfg.hls.part), "source": "yosys synth_xilinx estimate of the sparse delta engine"}
 
 
-def hls_precisions(run: Run) -> dict[str, Any]:
-    h = _load(run.path / "hls" / "summary.json") or {}
+def hls_precisions(a: RunArtifacts) -> dict[str, Any]:
+    h = data(a.hls)
     rows = []
     for name, p in (h.get("precisions") or {}).items():
         p = p if isinstance(p, dict) else {"result": str(p)}
@@ -110,51 +100,31 @@ def hls_precisions(run: Run) -> dict[str, Any]:
             "precisions": h.get("precisions") or {}, "rows": rows, "build": h.get("build")}
 
 
-def extra_summary(run: Run, cfg: RunConfig, s: dict[str, Any]) -> dict[str, Any]:
-    from rl2fpga import provenance
-
-    prov = provenance.collect()
+def extra_summary(a: RunArtifacts, cfg: RunConfig, s: dict[str, Any]) -> dict[str, Any]:
     return {
-        "provenance": prov,
-        "config": json.loads(json.dumps(__import__("dataclasses").asdict(cfg))),
-        "checks": checks(run, s),
-        "latency": latency(run, cfg),
-        "capacity": capacity(run, cfg, s),
-        "hls_precisions": hls_precisions(run),
-        "imported": _load(run.path / "train" / "imported.json"),
+        "provenance": provenance.collect(),
+        "config": json.loads(json.dumps(dataclasses.asdict(cfg))),
+        "checks": checks(a, s),
+        "latency": latency(a, cfg),
+        "capacity": capacity(cfg, s),
+        "hls_precisions": hls_precisions(a),
+        "imported": a.imported.data if a.imported else None,
     }
 
 
 # ---------------------------------------------------------------------------- plots
 
 
-def _fig(w: float = 5.6, h: float = 3.4) -> tuple[Any, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(w, h))
-    ax.grid(alpha=0.3)
-    return fig, ax
-
-
-def _png(fig: Any) -> str:
-    from rl2fpga.report import _png as png
-
-    return png(fig)
-
-
-def plot_reward_vs_sparsity(run: Run, s: dict[str, Any]) -> str | None:
+def plot_reward_vs_sparsity(a: RunArtifacts, s: dict[str, Any]) -> str | None:
     """Mean return +- one standard deviation over the evaluation episodes of every level."""
-    levels = (_load(run.path / "prune" / "levels.json") or {}).get("levels", [])
+    levels = a.levels.levels if a.levels else []
     lv = [x for x in levels if x.get("sparsity") is not None and x.get("eval_return_mean") is not None]
     if not lv:
         return None
-    ana = _load(run.path / "analyze" / "summary.json") or {}
+    ana = data(a.analyze)
     fig, ax = _fig()
     xs = np.array([100 * x["sparsity"] for x in lv])
-    n_ep = len(_get(_load(run.path / "train" / "eval.json") or {}, "returns") or []) or None
+    n_ep = len(a.train_eval.returns if a.train_eval else []) or None
     ax.errorbar(xs, [x["eval_return_mean"] for x in lv], yerr=[x.get("eval_return_std") or 0 for x in lv], fmt="o-",
                 capsize=3, label=f"pruned, float (mean +- std{f', {n_ep} episodes' if n_ep else ''})")
     per = [x for x in ana.get("per_level", []) if x.get("delta_return_mean") is not None]
@@ -174,8 +144,8 @@ def plot_reward_vs_sparsity(run: Run, s: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
-def plot_training_curve(run: Run) -> str | None:
-    m = _load(run.path / "train" / "metrics.json") or {}
+def plot_training_curve(a: RunArtifacts) -> str | None:
+    m = data(a.train_metrics)
     evals = [e for e in m.get("evals", []) if e.get("mean") is not None]
     eps = m.get("episodes", [])
     if not evals and not eps:
@@ -200,10 +170,10 @@ def plot_training_curve(run: Run) -> str | None:
     return _png(fig)
 
 
-def plot_threshold_sweep(run: Run, cfg: RunConfig) -> str | None:
+def plot_threshold_sweep(a: RunArtifacts, cfg: RunConfig) -> str | None:
     """Significant-multiplication fraction (left, log) and return (right) against T on a numeric
     (symmetric-log) axis; the selected T is marked."""
-    ana = _load(run.path / "analyze" / "summary.json") or {}
+    ana = data(a.analyze)
     rows = sorted((ana.get("per_threshold") or {}).values(), key=lambda x: x.get("T", 0))
     if not rows:
         return None

@@ -1,4 +1,4 @@
-"""The run-directory contract and the pipeline driver.
+"""The run-directory contract (the driver is :func:`rl2fpga.pipeline.run_pipeline`).
 
 ``runs/<name>/`` holds ``config.yaml`` (the resolved config) and one folder per step. A step is
 a plain function ``step(run, cfg) -> None`` looked up by name in :mod:`rl2fpga.pipeline`; it reads
@@ -12,10 +12,11 @@ import json
 import time
 from pathlib import Path
 
+from rl2fpga.artifacts import RunLayout
 from rl2fpga.config import RunConfig, dump_yaml, load_config
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
-from rl2fpga.logs import logged_to_run
+from rl2fpga.manifest import invalidate_after, stamp
 
 
 class Run:
@@ -23,6 +24,7 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.layout = RunLayout(self.path)  # every path of the folder
 
     # -- creation -------------------------------------------------------------------------
     @classmethod
@@ -45,18 +47,18 @@ class Run:
             ) from None
         run = cls(root)
         if write_config:
-            atomic_write_text(run.path / "config.yaml", dump_yaml(cfg))
+            atomic_write_text(run.layout.config, dump_yaml(cfg))
         return run
 
     @classmethod
     def open(cls, path: str | Path) -> Run:
         p = Path(path)
-        if not (p / "config.yaml").exists():
+        if not RunLayout(p).config.exists():
             raise Rl2fpgaError(f"{p} is not a run directory (no config.yaml); create one with `rl2fpga run` or `rl2fpga train`")
         return cls(p)
 
     def config(self) -> RunConfig:
-        return load_config(self.path / "config.yaml")
+        return load_config(self.layout.config)
 
     # -- step folders ---------------------------------------------------------------------
     def dir(self, step: str) -> Path:
@@ -65,7 +67,7 @@ class Run:
         return d
 
     def done(self, step: str) -> bool:
-        return (self.path / step / ".done").exists()
+        return self.layout.done_marker(step).exists()
 
     def require(self, step: str) -> Path:
         if not self.done(step):
@@ -73,15 +75,13 @@ class Run:
         return self.path / step
 
     def mark_done(self, step: str, seconds: float) -> None:
-        from rl2fpga.manifest import invalidate_after, stamp
-
         # a finished step's results replace what every later step was computed from
         invalidate_after(self.path, step)
-        atomic_write_json(self.path / step / ".done",
+        atomic_write_json(self.layout.done_marker(step),
                           {"seconds": round(seconds, 3), "finished": time.time(), **stamp(self.path, step)})
 
     def clear_done(self, step: str) -> None:
-        marker = self.path / step / ".done"
+        marker = self.layout.done_marker(step)
         if marker.exists():
             marker.unlink()
 
@@ -95,46 +95,3 @@ class Run:
                 except (json.JSONDecodeError, KeyError):
                     pass
         return out
-
-
-@logged_to_run  # runs/<name>/run.log gets everything printed (rl2fpga/logs.py)
-def run_pipeline(
-    run: Run,
-    cfg: RunConfig,
-    start: str | None = None,
-    stop: str | None = None,
-    persist: RunConfig | None = None,
-) -> dict[str, float]:
-    """Run the steps from ``start`` to ``stop`` (inclusive) in order; return their wall times.
-    ``persist``: the config written to ``config.yaml`` when the first step really starts."""
-    from rich.console import Console
-
-    from rl2fpga.pipeline import STEP_ORDER, available_steps, get_step
-
-    console = Console(stderr=True)
-    order = list(STEP_ORDER)
-    for name in (start, stop):
-        if name is not None and name not in order:
-            raise Rl2fpgaError(f"unknown step '{name}'; steps are: {', '.join(order)}")
-    i0 = order.index(start) if start else 0
-    i1 = order.index(stop) if stop else len(order) - 1
-    names = order[i0 : i1 + 1]
-    avail = set(available_steps())
-    times: dict[str, float] = {}
-    for name in names:
-        if name not in avail:
-            console.print(f"[yellow]skip[/] {name}: not implemented in this version")
-            continue
-        fn = get_step(name)
-        console.rule(f"[bold]{name}")
-        if persist is not None:
-            atomic_write_text(run.path / "config.yaml", dump_yaml(persist))
-            persist = None
-        run.clear_done(name)
-        t0 = time.perf_counter()
-        fn(run, cfg)
-        dt = time.perf_counter() - t0
-        run.mark_done(name, dt)
-        times[name] = dt
-        console.print(f"[green]done[/] {name} in {dt:.1f} s")
-    return times

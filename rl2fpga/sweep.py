@@ -55,6 +55,7 @@ from typing import Any
 
 import yaml
 
+from rl2fpga.artifacts import STEP_ORDER
 from rl2fpga.config import RunConfig, from_dict, load_config, to_dict
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
@@ -163,8 +164,6 @@ def _hash(obj: Any) -> str:
 def step_keys(cfg: dict[str, Any], steps: list[str]) -> list[str]:
     """Artifact key of each step in ``steps``: a hash of the config sections it and every earlier
     step of the pipeline depend on."""
-    from rl2fpga.pipeline import STEP_ORDER
-
     keys = []
     for name in steps:
         upto = STEP_ORDER[: STEP_ORDER.index(name) + 1]
@@ -225,14 +224,8 @@ def _draw(spec: Any, key: str, rng: Any, src: Path) -> Any:
     return int(rng.integers(lo, hi))
 
 
-def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
-    """Read and validate a sweep file; resolve every trial's config and plan the shared stems.
-    Every problem is an :class:`Rl2fpgaError` with a one-line message."""
-    import numpy as np
-
-    from rl2fpga.pipeline import STEP_ORDER
-
-    src = Path(path)
+def _read_sweep_file(src: Path) -> dict[str, Any]:
+    """The sweep file as a mapping with known keys only."""
     if not src.is_file():
         raise Rl2fpgaError(f"sweep file {src} not found; pass a YAML sweep file (see `rl2fpga sweep --help`)")
     try:
@@ -246,11 +239,11 @@ def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
     unknown = sorted(set(map(str, data)) - set(SWEEP_FIELDS))
     if unknown:
         raise Rl2fpgaError(f"sweep file {src}: unknown key '{unknown[0]}'; known keys: {', '.join(SWEEP_FIELDS)}")
+    return data
 
-    name = data.get("name", src.stem)
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise Rl2fpgaError(f"sweep file {src}: name {name!r} must be letters, digits, '.', '_' or '-' (no slashes)")
 
+def _base_dict(data: dict[str, Any], src: Path) -> dict[str, Any]:
+    """The base config (``base`` file or the defaults) with ``set`` applied, as a dict."""
     base = data.get("base")
     if base is None:
         base_cfg = RunConfig()
@@ -262,7 +255,11 @@ def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
     base_d = to_dict(base_cfg)
     for k, v in _check_keys(data.get("set"), "set", src).items():
         _set_key(base_d, k, v, f"sweep file {src}: 'set'")
+    return base_d
 
+
+def _search_space(data: dict[str, Any], src: Path) -> tuple[dict[str, list[Any]], dict[str, Any], int]:
+    """(grid, random space, random samples)."""
     grid = _check_keys(data.get("grid"), "grid", src)
     for k, vals in grid.items():
         if not isinstance(vals, list) or not vals:
@@ -277,7 +274,11 @@ def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
     both = sorted(set(grid) & set(space))
     if both:
         raise Rl2fpgaError(f"sweep file {src}: '{both[0]}' is in both grid and random.space; keep it in one")
+    return grid, space, samples
 
+
+def _scheduling(data: dict[str, Any], src: Path) -> tuple[int, float, int | None]:
+    """(seed, cpus_per_trial, max_concurrent)."""
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise Rl2fpgaError(f"sweep file {src}: seed must be an integer, got {seed!r}")
@@ -287,7 +288,10 @@ def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
     maxc = data.get("max_concurrent")
     if maxc is not None and (isinstance(maxc, bool) or not isinstance(maxc, int) or maxc < 1):
         raise Rl2fpgaError(f"sweep file {src}: max_concurrent must be a positive integer or null, got {maxc!r}")
+    return seed, float(cpus), maxc
 
+
+def _sweep_steps(data: dict[str, Any], src: Path) -> list[str]:
     steps_spec = data.get("steps") or {}
     if not isinstance(steps_spec, dict) or set(steps_spec) - {"from", "to"}:
         raise Rl2fpgaError(f"sweep file {src}: steps must be a mapping {{from: STEP, to: STEP}}")
@@ -301,8 +305,10 @@ def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
     i0, i1 = STEP_ORDER.index(first), STEP_ORDER.index(last)
     if i1 < i0:
         raise Rl2fpgaError(f"sweep file {src}: steps.to ({last}) comes before steps.from ({first})")
-    steps = STEP_ORDER[i0 : i1 + 1]
+    return STEP_ORDER[i0 : i1 + 1]
 
+
+def _sweep_dir(data: dict[str, Any], name: str, runs_dir: str | Path, src: Path) -> Path:
     storage = data.get("storage", "sweeps")
     if not isinstance(storage, str) or not storage:
         raise Rl2fpgaError(f"sweep file {src}: storage must be a folder name under the runs root")
@@ -311,8 +317,14 @@ def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
     if not sweep_dir.is_relative_to(root):
         raise Rl2fpgaError(f"sweep file {src}: storage {storage!r} leaves the runs root {root}; "
                            "pass --runs-dir to put the runs root elsewhere (e.g. on shared storage)")
+    return sweep_dir
 
-    # the trials: every grid point x every random draw
+
+def _trials(name: str, base_d: dict[str, Any], grid: dict[str, list[Any]], space: dict[str, Any], samples: int,
+            seed: int, steps: list[str], src: Path) -> list[Trial]:
+    """Every grid point x every random draw, each a resolved config."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     draws = [{k: _draw(spec, k, rng, src) for k, spec in space.items()} for _ in range(samples)] or [{}]
     points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())] if grid else [{}]
@@ -331,7 +343,24 @@ def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
             raise Rl2fpgaError(f"sweep file {src}: trial {tid} ({desc}): {e}") from None
         cd = to_dict(cfg)
         trials.append(Trial(tid, params, cd, step_keys(cd, steps)))
-    plan = Plan(name, str(sweep_dir), steps, float(cpus), maxc, trials, [], source=str(src.resolve()))
+    return trials
+
+
+def load_sweep(path: str | Path, runs_dir: str | Path = "runs") -> Plan:
+    """Read and validate a sweep file; resolve every trial's config and plan the shared stems.
+    Every problem is an :class:`Rl2fpgaError` with a one-line message."""
+    src = Path(path)
+    data = _read_sweep_file(src)
+    name = data.get("name", src.stem)
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise Rl2fpgaError(f"sweep file {src}: name {name!r} must be letters, digits, '.', '_' or '-' (no slashes)")
+    base_d = _base_dict(data, src)
+    grid, space, samples = _search_space(data, src)
+    seed, cpus, maxc = _scheduling(data, src)
+    steps = _sweep_steps(data, src)
+    sweep_dir = _sweep_dir(data, name, runs_dir, src)
+    trials = _trials(name, base_d, grid, space, samples, seed, steps, src)
+    plan = Plan(name, str(sweep_dir), steps, cpus, maxc, trials, [], source=str(src.resolve()))
     plan_stems(plan)
     return plan
 
@@ -446,7 +475,8 @@ def _env_setup() -> None:
 
 def _run_steps(run_dir: Path, cfg_d: dict[str, Any], steps: list[str]) -> list[str]:
     """Run ``steps`` (consecutive) in ``run_dir``, from the first without a ``.done`` marker."""
-    from rl2fpga.run import Run, run_pipeline
+    from rl2fpga.pipeline import run_pipeline
+    from rl2fpga.run import Run
 
     cfg = from_dict(RunConfig, cfg_d)
     run = Run.create(cfg, path=run_dir)
@@ -840,7 +870,8 @@ def write_results(plan: Plan) -> list[dict[str, Any]]:
 
 def _plot_front(rows: list[dict[str, Any]], xk: str, yk: str, x_min: bool, y_max: bool,
                 xlabel: str, ylabel: str, front_key: str) -> str | None:
-    from rl2fpga.report import _fig, _png
+    from rl2fpga.plots import new_figure as _fig
+    from rl2fpga.plots import png_base64 as _png
 
     pts = [(r, _metric(r, xk), _metric(r, yk)) for r in rows if r["status"] == "finished"]
     pts = [p for p in pts if p[1] is not None and p[2] is not None]

@@ -35,10 +35,19 @@ def validate_config(cfg: RunConfig, check_env: bool = True) -> None:
     else:
         if ":" in cfg.env.id:
             check_env_id(cfg.env.id)
+    for check in (_check_env, _check_train, _check_dqn, _check_sac, _check_prune, _check_quantize, _check_analyze,
+                  _check_hardware):
+        check(cfg)
+
+
+def _check_env(cfg: RunConfig) -> None:
     _range("env.max_episode_steps", cfg.env.max_episode_steps, 1)
     _range("env.frame_skip", cfg.env.frame_skip, 1)
     _range("env.noop_max", cfg.env.noop_max, 0)
     _range("env.sticky_actions", cfg.env.sticky_actions, 0, 1)
+
+
+def _check_train(cfg: RunConfig) -> None:
     t = cfg.train
     _range("train.total_steps", t.total_steps, 1)
     _range("train.eval_episodes", t.eval_episodes, 1)
@@ -46,7 +55,10 @@ def validate_config(cfg: RunConfig, check_env: bool = True) -> None:
     _range("train.checkpoint_every", t.checkpoint_every, 0)
     for i, h in enumerate(t.hidden):
         _range(f"train.hidden[{i}]", h, 1)
-    d = t.dqn
+
+
+def _check_dqn(cfg: RunConfig) -> None:
+    d = cfg.train.dqn
     _range("train.dqn.learning_rate", d.learning_rate, 0, lo_open=True)
     _range("train.dqn.buffer_size", d.buffer_size, 1)
     _range("train.dqn.batch_size", d.batch_size, 1)
@@ -60,7 +72,10 @@ def validate_config(cfg: RunConfig, check_env: bool = True) -> None:
     _range("train.dqn.exploration_steps", d.exploration_steps, 0)
     _range("train.dqn.max_grad_norm", d.max_grad_norm, 0, lo_open=True)
     _range("train.dqn.num_envs", d.num_envs, 1)
-    s = t.sac
+
+
+def _check_sac(cfg: RunConfig) -> None:
+    s = cfg.train.sac
     _range("train.sac.learning_rate", s.learning_rate, 0, lo_open=True)
     _range("train.sac.critic_learning_rate", s.critic_learning_rate, 0, lo_open=True)
     _range("train.sac.buffer_size", s.buffer_size, 1)
@@ -73,6 +88,9 @@ def validate_config(cfg: RunConfig, check_env: bool = True) -> None:
     _range("train.sac.init_alpha", s.init_alpha, 0, lo_open=True)
     for i, h in enumerate(s.critic_hidden):
         _range(f"train.sac.critic_hidden[{i}]", h, 1)
+
+
+def _check_prune(cfg: RunConfig) -> None:
     p = cfg.prune
     _range("prune.rate", p.rate, 0, 1, hi_open=True)
     _range("prune.rounds", p.rounds, 0)
@@ -82,6 +100,9 @@ def validate_config(cfg: RunConfig, check_env: bool = True) -> None:
     _range("prune.keep_return_fraction", p.keep_return_fraction, 0, 1)
     _range("prune.distill_steps", p.distill_steps, 0)
     _range("prune.distill_episodes", p.distill_episodes, 1)
+
+
+def _check_quantize(cfg: RunConfig) -> None:
     q = cfg.quantize
     for key in ("weight_bits", "act_bits"):
         _range(f"quantize.{key}", getattr(q, key), 2, 16, hint=" (8, 6 and 4 are tested)")
@@ -97,6 +118,9 @@ def validate_config(cfg: RunConfig, check_env: bool = True) -> None:
     _range("quantize.fallback_levels", q.fallback_levels, 0)
     _range("quantize.dagger_rounds", q.dagger_rounds, 0)
     _range("quantize.advantage_weight", q.advantage_weight, 0)
+
+
+def _check_analyze(cfg: RunConfig) -> None:
     a = cfg.analyze
     for i, th in enumerate(a.thresholds):
         _range(f"analyze.thresholds[{i}]", th, 0)
@@ -104,6 +128,10 @@ def validate_config(cfg: RunConfig, check_env: bool = True) -> None:
     _range("analyze.max_steps", a.max_steps, 1)
     for i, b in enumerate(a.sweep_bits):
         _range(f"analyze.sweep_bits[{i}]", b, 2, 16)
+
+
+def _check_hardware(cfg: RunConfig) -> None:
+    """hls, rtl, cosim and board."""
     h = cfg.hls
     _range("hls.clock_period_ns", h.clock_period_ns, 0, lo_open=True)
     _range("hls.reuse_factor", h.reuse_factor, 1)

@@ -10,7 +10,8 @@ import pytest
 
 from rl2fpga.config import RunConfig
 from rl2fpga.logs import Tee, run_log
-from rl2fpga.run import Run, run_pipeline
+from rl2fpga.pipeline import run_pipeline
+from rl2fpga.run import Run
 
 
 def test_run_pipeline_writes_run_log(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -12,7 +12,8 @@ import pytest
 from rl2fpga import pipeline as steps_mod
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig
-from rl2fpga.run import Run, run_pipeline
+from rl2fpga.pipeline import run_pipeline
+from rl2fpga.run import Run
 
 CALLS: list[str] = []
 

@@ -279,8 +279,8 @@ def test_second_command_on_a_busy_run_is_refused(tmp_path, capsys):
 def test_rerunning_a_step_invalidates_later_results(tmp_path, monkeypatch):
     """After quantize is rerun, the report must not show the old cosim/board results."""
     from rl2fpga import pipeline as steps_mod
+    from rl2fpga.pipeline import run_pipeline
     from rl2fpga.report import build_summary
-    from rl2fpga.run import run_pipeline
 
     def fake(name):
         def step(run, cfg):

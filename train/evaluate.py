@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +17,7 @@ import tensorflow as tf
 from rl2fpga.config import EnvConfig
 from rl2fpga.train.envs import EnvSpec, make_env
 from rl2fpga.train.networks import PIXEL_SCALE
+from rl2fpga.train.rollout import EpisodeRecord, rollout
 
 Policy = Callable[[np.ndarray], "int | np.ndarray"]
 
@@ -109,31 +111,23 @@ def deterministic_actor(model: tf.keras.Model, spec: EnvSpec) -> Policy:
     return policy
 
 
-def run_episode(policy_fn: Policy, env, seed: int, max_steps: int | None, record: bool) -> Episode:
-    obs, _ = env.reset(seed=seed)
-    observations, actions, rewards = [], [], []
-    steps = 0
-    while max_steps is None or steps < max_steps:
-        action = policy_fn(obs)
-        if record:
-            observations.append(obs)
-            actions.append(action)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        rewards.append(float(reward))
-        steps += 1
-        if terminated or truncated:
-            break
-    rew = np.asarray(rewards, np.float64)
+def _episode(rec: EpisodeRecord, record: bool) -> Episode:
+    rew = np.asarray(rec.rewards, np.float64)
     if record:
-        return Episode(np.stack(observations), np.asarray(actions), rew, float(rew.sum()))
+        return Episode(np.stack(rec.observations), np.asarray(rec.actions), rew, float(rew.sum()))
     return Episode(np.empty(0), np.empty(0), rew, float(rew.sum()))
+
+
+def run_episode(policy_fn: Policy, env: Any, seed: int, max_steps: int | None, record: bool) -> Episode:
+    """One episode of ``env`` reset with ``seed`` (:func:`rl2fpga.train.rollout.rollout`)."""
+    return _episode(rollout(env, policy_fn, seed=seed, episodes=1, max_steps=max_steps, record=record)[0], record)
 
 
 def evaluate(policy_fn: Policy, env_cfg: EnvConfig, seed: int, episodes: int, max_steps: int | None = None) -> EvalResult:
     """Undiscounted returns of ``episodes`` seeded episodes (episode i uses seed + i)."""
     env = make_env(env_cfg, seed, training=False)
     try:
-        eps = [run_episode(policy_fn, env, seed + i, max_steps, record=False) for i in range(episodes)]
+        eps = [_episode(r, False) for r in rollout(env, policy_fn, seed=seed, episodes=episodes, max_steps=max_steps)]
     finally:
         env.close()
     returns = [e.total_return for e in eps]

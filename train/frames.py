@@ -10,11 +10,14 @@ settings, count and seed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from rl2fpga.config import EnvConfig
 from rl2fpga.fsutil import atomic_save_npz
 from rl2fpga.paths import build_root
+from rl2fpga.train.rollout import rollout
 
 CACHE = build_root() / "frames"
 
@@ -37,24 +40,20 @@ def record_env(env_cfg: EnvConfig, n_frames: int, seed: int = 0, fire_prob: floa
     rng = np.random.default_rng(seed)
     meanings = env.unwrapped.get_action_meanings() if atari else []
     fire = meanings.index("FIRE") if "FIRE" in meanings else None
-    obs, _ = env.reset(seed=seed)
-    frames, starts, steps = [], [0], 0
-    try:
-        while len(frames) < n_frames:
-            frames.append(np.array(obs, dtype=np.uint8 if atari else np.float32))
-            if fire is not None and rng.random() < fire_prob:
-                a = fire
-            elif hasattr(env.action_space, "n"):
-                a = int(rng.integers(env.action_space.n))
-            else:
-                a = env.action_space.sample()
-            obs, _, term, trunc, _ = env.step(a)
-            steps += 1
-            if term or trunc or steps >= max_episode_steps:
-                obs, _ = env.reset()
-                steps = 0
-                if len(frames) < n_frames:
-                    starts.append(len(frames))
+    frames: list[np.ndarray] = []
+    starts: list[int] = []
+
+    def act(obs: Any) -> Any:
+        frames.append(np.array(obs, dtype=np.uint8 if atari else np.float32))
+        if fire is not None and rng.random() < fire_prob:
+            return fire
+        if hasattr(env.action_space, "n"):
+            return int(rng.integers(env.action_space.n))
+        return env.action_space.sample()
+
+    try:  # one seeded stream: episodes after the first continue the environment's random state
+        rollout(env, act, seed=seed, max_steps=max_episode_steps, total_steps=n_frames, reseed=False,
+                on_reset=lambda _: starts.append(len(frames)))
     finally:
         env.close()
     out = np.stack(frames)
@@ -81,6 +80,4 @@ def record_cartpole(n_frames: int, seed: int = 0) -> tuple[np.ndarray, list[int]
 def record_frames(env_cfg: EnvConfig, n: int, seed: int) -> tuple[np.ndarray, list[int]]:
     """``n`` consecutive observations of the run's environment (seeded random policy) and the
     episode starts."""
-    from rl2fpga.train.frames import record_env
-
     return record_env(env_cfg, n, seed)

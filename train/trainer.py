@@ -20,9 +20,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from rl2fpga.artifacts import TRAIN_MODEL, TrainEnv
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.run import Run
 from rl2fpga.train.envs import EnvSpec, check_algo, env_spec
 from rl2fpga.train.training import TrainResult
@@ -33,7 +33,7 @@ def train(cfg: RunConfig, out_dir: Path | None, progress: bool = True) -> TrainR
     spec = env_spec(cfg.env)
     check_algo(cfg.train.algo, spec)
     if out_dir is not None:
-        atomic_write_json(out_dir / "env.json", spec.to_dict())
+        TrainEnv(spec.to_dict()).save_in(out_dir)
     if cfg.train.algo == "dqn":
         from rl2fpga.train.dqn import train_dqn
 
@@ -43,12 +43,10 @@ def train(cfg: RunConfig, out_dir: Path | None, progress: bool = True) -> TrainR
     return train_sac(cfg, out_dir, progress=progress)
 
 
-
-
 def load_trained(run_or_dir: Run | Path) -> tuple[tf.keras.Model, EnvSpec]:
     """The trained deployable model and its EnvSpec from a run (or a train/ folder)."""
-    d = run_or_dir.path / "train" if isinstance(run_or_dir, Run) else Path(run_or_dir)
-    model_path, spec_path = d / "model.keras", d / "env.json"
+    d = run_or_dir.layout.step("train") if isinstance(run_or_dir, Run) else Path(run_or_dir)
+    model_path, spec_path = d / TRAIN_MODEL, d / TrainEnv.FILE
     if not model_path.exists() or not spec_path.exists():
         raise Rl2fpgaError(f"{d} has no trained model; run `rl2fpga train` (or the train step) first")
     from rl2fpga.safety import load_keras_model
@@ -58,20 +56,19 @@ def load_trained(run_or_dir: Run | Path) -> tuple[tf.keras.Model, EnvSpec]:
 
 
 def require_files(paths: list[Path], step: str, run: Run) -> None:
-    for p in paths:
-        if not p.exists():
-            raise Rl2fpgaError(f"{p} is missing; run `rl2fpga {step} {run.path}` first")
+    """One-line error for the first missing path (see :meth:`RunLayout.require`)."""
+    run.layout.require(step, *paths)
 
 
 def load_train_outputs(run: Run) -> tuple[Any, Any, dict[str, Any]]:
+    """The trained model, its EnvSpec and its evaluation, or a one-line error."""
     from rl2fpga.quantize.prune import read_eval
-    from rl2fpga.train.trainer import load_trained
 
-    d = run.path / "train"
-    require_files([d / "model.keras", d / "env.json", d / "eval.json"], "train", run)
+    lay = run.layout
+    lay.require("train", lay.train_model, lay.train_env, lay.train_eval)
     try:
         model, spec = load_trained(run)
     except (OSError, ValueError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise Rl2fpgaError(f"the trained model in {d} is corrupt ({first}); rerun `rl2fpga train`") from None
-    return model, spec, read_eval(d / "eval.json")
+        raise Rl2fpgaError(f"the trained model in {lay.step('train')} is corrupt ({first}); rerun `rl2fpga train`") from None
+    return model, spec, read_eval(lay.train_eval)

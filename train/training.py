@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from rl2fpga.artifacts import TRAIN_MODEL, TrainEval, TrainMetrics, TrainSummary
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_write_bytes, atomic_write_json
+from rl2fpga.fsutil import atomic_write_bytes
 from rl2fpga.train.evaluate import EvalResult, Policy, evaluate
 
 EVAL_SEED_OFFSET = 10_000  # the reported evaluation uses seed + 10_000 + i
@@ -186,13 +187,12 @@ def finish(
         **extra_metrics,
     }
     if out_dir is not None:
-        save_keras(model, out_dir / "model.keras")
+        save_keras(model, out_dir / TRAIN_MODEL)
         if save_extra is not None:
             save_extra(out_dir)
-        atomic_write_json(out_dir / "metrics.json", metrics)
-        atomic_write_json(out_dir / "eval.json", {**res.to_dict(), "seed": cfg.seed + EVAL_SEED_OFFSET, "episodes": cfg.train.eval_episodes})
-        atomic_write_json(
-            out_dir / "summary.json",
+        TrainMetrics(metrics).save_in(out_dir)
+        TrainEval({**res.to_dict(), "seed": cfg.seed + EVAL_SEED_OFFSET, "episodes": cfg.train.eval_episodes}).save_in(out_dir)
+        TrainSummary(
             {
                 "eval_return_mean": res.mean,
                 "eval_return_std": res.std,
@@ -202,5 +202,5 @@ def finish(
                 "algo": cfg.train.algo,
                 "env": cfg.env.id,
             },
-        )
+        ).save_in(out_dir)
     return TrainResult(model, res, steps, seconds, selector.best_step, metrics, out_dir)

@@ -18,18 +18,20 @@ LUT x latency is the area-delay product (LUT x cycles). Every figure is at the s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from rl2fpga.artifacts import (
+    CosimLatency,
+    CosimSummary,
+    Da4mlSummary,
+    HlsSummary,
+    RtlSummary,
+    RunLayout,
+)
+from rl2fpga.artifacts import read_json as _load
+
 XC7Z020 = {"lut": 53_200, "ff": 106_400, "dsp": 220, "bram36": 140}
-
-
-def _load(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text()) if path.exists() else None
-    except json.JSONDecodeError:
-        return None
 
 
 def _fits(row: dict[str, Any]) -> bool | None:
@@ -48,9 +50,9 @@ def _finish(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def backends(run_path: Path, clock_mhz: float) -> dict[str, dict[str, Any]]:
-    p = Path(run_path)
+    lay = RunLayout(Path(run_path))
     out: dict[str, dict[str, Any]] = {}
-    rtl, lat, cos = _load(p / "rtl" / "summary.json"), _load(p / "cosim" / "latency.json"), _load(p / "cosim" / "summary.json")
+    rtl, lat, cos = _load(RtlSummary.path(lay)), _load(CosimLatency.path(lay)), _load(CosimSummary.path(lay))
     if rtl and isinstance(rtl.get("resources"), dict) and lat:
         r = rtl["resources"]
         med = lat.get("cycles", {}).get("median")
@@ -61,7 +63,7 @@ def backends(run_path: Path, clock_mhz: float) -> dict[str, dict[str, Any]]:
             "verified_frames": (cos or {}).get("frames"), "mismatches": (cos or {}).get("mismatches"),
             "delta": True, "note": f"{lat.get('lanes')} lanes, event-driven; latency = median cycles per frame over real episodes",
         })
-    d = _load(p / "da4ml" / "summary.json")
+    d = _load(Da4mlSummary.path(lay))
     if d and d.get("enabled") and isinstance(d.get("resources"), dict):
         top, core = d["resources"]["top"], d["resources"]["core"]
         out["da4ml"] = _finish({
@@ -74,7 +76,7 @@ def backends(run_path: Path, clock_mhz: float) -> dict[str, dict[str, Any]]:
             "verified_frames": d.get("cosim_frames"), "mismatches": d.get("cosim_mismatches"),
             "delta": False, "note": "fully parallel (da4ml), delta off; latency = first input beat -> action beat",
         })
-    h = _load(p / "hls" / "summary.json")
+    h = _load(HlsSummary.path(lay))
     build = (h or {}).get("build") or {}
     if build.get("status") == "built":
         r = build.get("resources", {})

@@ -3,19 +3,21 @@ the compression sweep, plots (see :mod:`rl2fpga.quantize.analyze`)."""
 
 from __future__ import annotations
 
+from rl2fpga.artifacts import AnalyzeSummary, QuantizeSummary
 from rl2fpga.config import RunConfig
-from rl2fpga.fsutil import atomic_dir, atomic_write_json
+from rl2fpga.fsutil import atomic_dir
 from rl2fpga.run import Run
-from rl2fpga.train.trainer import load_train_outputs, require_files
+from rl2fpga.train.trainer import load_train_outputs
 
 
 def analyze_step(run: Run, cfg: RunConfig) -> None:
     from rl2fpga.quantize.analyze import analyze
 
     _, spec, dense_eval = load_train_outputs(run)
-    require_files([run.path / "prune" / "levels.json"], "prune", run)
-    require_files([run.path / "quantize" / "golden" / "formats.json", run.path / "quantize" / "summary.json"], "quantize", run)
-    with atomic_dir(run.path / "analyze") as out:
+    lay = run.layout
+    lay.require("prune", lay.prune_levels)
+    lay.require("quantize", lay.quantize_formats, QuantizeSummary.path(lay))
+    with atomic_dir(lay.step("analyze")) as out:
         summary = analyze(run.path, cfg, spec, out)
         if cfg.analyze.sweep_bits:
             from rl2fpga.quantize.sweep import compression_sweep
@@ -23,7 +25,7 @@ def analyze_step(run: Run, cfg: RunConfig) -> None:
             sweep = compression_sweep(run, cfg, spec, out)
             summary["compression_sweep"] = {k: sweep[k] for k in ("best", "best_ratio", "best_ratio_values_only",
                                                                   "paper_claim_ratio", "bits", "levels_swept")}
-            atomic_write_json(out / "summary.json", summary)
+            AnalyzeSummary(summary).save_in(out)
     m = summary["multiplications"]
     print(f"analyze: {m['dense']:.0f} dense multiplications per step, {m['significant_mean']:.1f} significant "
           f"({m['reduction']:.1f}x fewer) at T={cfg.quantize.threshold}")

@@ -13,10 +13,10 @@ bundle and the Vivado project (:mod:`rl2fpga.board.build`).
 
 from __future__ import annotations
 
+from rl2fpga.artifacts import BoardLatency, BoardSummary
 from rl2fpga.board.play import run_episodes
 from rl2fpga.config import RunConfig
 from rl2fpga.core.golden import GoldenModel
-from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.run import Run
 
 
@@ -24,19 +24,18 @@ def board_step(run: Run, cfg: RunConfig) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
-    model = GoldenModel.load(run.path / "quantize" / "golden")
+    model = GoldenModel.load(run.layout.quantize_golden)
     if cfg.board.action == "build":
         from rl2fpga.board.build import build
 
         build(run, cfg, model, console)
         return
     summary, log = run_episodes(run, cfg, model)
-    out = run.dir("board")
-    atomic_write_json(out / f"summary_{cfg.board.target}.json", summary)
-    atomic_write_json(out / "summary.json", summary)
+    run.dir("board")
+    BoardSummary(summary).save_for_target(run.layout)
     # per-step distributions over the real episodes (same shape as cosim/latency.json)
-    atomic_write_json(out / f"latency_{cfg.board.target}.json",
-                      {"cycles": log.cycles, "latency_us": [round(v, 2) for v in log.latency_us], "macs": log.macs})
+    BoardLatency({"cycles": log.cycles, "latency_us": [round(v, 2) for v in log.latency_us], "macs": log.macs}
+                 ).save_for_target(run.layout, cfg.board.target)
     lat = summary["latency_us"]
     cyc = summary["cycles_per_step"]
     console.print(

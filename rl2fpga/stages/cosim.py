@@ -18,9 +18,9 @@ reset at every episode start, as the golden model is. Back-pressure: cfg.cosim.b
 
 from __future__ import annotations
 
+from rl2fpga.artifacts import CosimFrames, CosimLatency, CosimSummary
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.hls.cosim.latency import latency_stats, plot_histogram
 from rl2fpga.run import Run
 from rl2fpga.train.frames import record_frames
@@ -41,7 +41,7 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
     run.require("quantize")
     frames, starts = record_frames(cfg.env, cfg.cosim.frames, cfg.seed)
     design = RtlDesign.load(run.path / "rtl")
-    golden_dir = run.path / "quantize" / "golden"
+    golden_dir = run.layout.quantize_golden
     golden = GoldenModel.load(golden_dir)
     out = run.dir("cosim")
     console.print(f"co-simulating {len(frames)} frames ({len(starts)} episode starts) in Verilator ...")
@@ -49,8 +49,8 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
                      stall=cfg.cosim.backpressure, resets=starts[1:], build_dir=build_dir_for(out / "obj"))  # make cannot build in a path with spaces
     stats = latency_stats(res["per_frame"], golden.dense_mults(), design.lanes, cfg.rtl.clock_mhz,
                           design.input_bytes_per_beat)
-    atomic_write_json(out / "frames.json", res["per_frame"])
-    atomic_write_json(out / "latency.json", stats)
+    CosimFrames(res["per_frame"]).save_in(out)
+    CosimLatency(stats).save_in(out)
     plot_histogram(res["per_frame"], stats, out / "latency_hist.png")
     summary = {
         "frames": res["frames"],
@@ -64,8 +64,8 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
         "input_bytes_per_beat": design.input_bytes_per_beat,
         "frame_stack": design.frame_stack,
     }
-    atomic_write_json(out / "summary.json", summary)
+    CosimSummary(summary).save_in(out)
     if res["mismatches"]:
-        raise Rl2fpgaError(f"co-simulation: {res['mismatches']} of {res['frames']} frames differ from the golden model; see {out / 'frames.json'}")
+        raise Rl2fpgaError(f"co-simulation: {res['mismatches']} of {res['frames']} frames differ from the golden model; see {run.layout.cosim_frames}")
     console.print(f"cosim: {res['frames']} frames bit-exact; median {stats['cycles']['median']:.0f} cycles "
                   f"({stats['median_over_dense']:.4f} of dense, {stats['median_over_lower_bound']:.2f}x the bound)")

@@ -16,27 +16,24 @@ import shutil
 import time
 
 from rl2fpga import __version__
+from rl2fpga.artifacts import HlsCsim, HlsSummary
 from rl2fpga.config import RunConfig
 from rl2fpga.core.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_write_json
 from rl2fpga.hls.hls4ml import flow
-from rl2fpga.hls.hls4ml.build import (
-    _console,
-    check_quantized_model,
-    vendor_build,
-    write_testbench_data,
-)
+from rl2fpga.hls.hls4ml.build import check_quantized_model, vendor_build, write_testbench_data
 from rl2fpga.hls.hls4ml.reports import check_project_files
 from rl2fpga.run import Run
 
 
 def hls_step(run: Run, cfg: RunConfig) -> None:
     hcfg = cfg.hls
-    console = _console()
+    from rich.console import Console
+
+    console = Console(stderr=True)
     t0 = time.perf_counter()
     quantize_dir = run.require("quantize")
-    golden = GoldenModel.load(quantize_dir / "golden")
+    golden = GoldenModel.load(run.layout.quantize_golden)
     qmodel_file = check_quantized_model(quantize_dir, golden)
 
     out = run.dir("hls")
@@ -70,7 +67,7 @@ def hls_step(run: Run, cfg: RunConfig) -> None:
         "delta_inactive": without_delta.to_json(),
         "frames_where_delta_changes_output": delta_changes,
     }
-    atomic_write_json(out / "csim.json", csim_json)
+    HlsCsim(csim_json).save_in(out)
     build = vendor_build(project, cfg)
     summary = {
         "rl2fpga_version": __version__,
@@ -92,12 +89,12 @@ def hls_step(run: Run, cfg: RunConfig) -> None:
         "compile_seconds": round(t_compile, 2),
         "build": build,
     }
-    atomic_write_json(out / "summary.json", summary)
+    HlsSummary(summary).save_in(out)
     if csim_json["mismatches"]:
         first = with_delta.first_mismatch if with_delta.mismatches else without_delta.first_mismatch
         raise Rl2fpgaError(
             f"C simulation differs from the golden model on {csim_json['mismatches']} frames (first: frame {first}); "
-            f"see {out / 'csim.json'}"
+            f"see {run.layout.hls_csim}"
         )
     console.print(
         f"C simulation == golden on {len(frames)} frames x 2 thresholds; "

@@ -8,11 +8,12 @@ import time
 
 import numpy as np
 
+from rl2fpga.artifacts import PruneSummary
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_dir, atomic_write_json
+from rl2fpga.fsutil import atomic_dir
 from rl2fpga.run import Run
-from rl2fpga.train.trainer import load_train_outputs, require_files
+from rl2fpga.train.trainer import load_train_outputs
 
 
 def prune_step(run: Run, cfg: RunConfig) -> None:
@@ -22,19 +23,19 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
     dense, spec, dense_eval = load_train_outputs(run)
     pc = cfg.prune
     if pc.method == "imp" and pc.rewind == "init":
-        rewind_path = run.path / "train" / "init_model.keras"
+        rewind_path = run.layout.train_init_model
     elif pc.method == "imp":
-        ckpts = sorted((run.path / "train" / "checkpoints").glob("step_*.keras"))
+        ckpts = sorted(run.layout.train_checkpoints.glob("step_*.keras"))
         if not ckpts:
-            raise Rl2fpgaError(f"prune.rewind=checkpoint but {run.path / 'train' / 'checkpoints'} has none; set prune.rewind=init or train with checkpoints")
+            raise Rl2fpgaError(f"prune.rewind=checkpoint but {run.layout.train_checkpoints} has none; set prune.rewind=init or train with checkpoints")
         rewind_path = ckpts[0]
     else:
         rewind_path = None
     if rewind_path is not None:
-        require_files([rewind_path], "train", run)
+        run.layout.require("train", rewind_path)
     t0 = time.perf_counter()
-    with atomic_dir(run.path / "prune") as out:
-        agent_dir = run.path / "train" / "agent"
+    with atomic_dir(run.layout.step("prune")) as out:
+        agent_dir = run.layout.train_agent
         finetune = pc.method == "gradual"
         if pc.finetune == "distill":
             retrain = P.distiller(cfg, dense, spec)
@@ -52,10 +53,10 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
             masks = {la.name: np.ones(la.get_weights()[0].shape, bool) for la in P.prunable_layers(dense)}
             levels = [P.save_level(out, 0, 0, 0.0, dense, masks, dense_eval)]
         sel = P.write_levels(out, levels, pc.keep_return_fraction, pc.method)
-        atomic_write_json(out / "summary.json", {
+        PruneSummary({
             "method": pc.method, "levels": len(levels), "selected_level": sel.index,
             "selected_sparsity": sel.sparsity, "selected_return_mean": sel.eval_return_mean,
             "dense_return_mean": levels[0].eval_return_mean, "max_sparsity": max(lv.sparsity for lv in levels),
             "seconds": round(time.perf_counter() - t0, 2),
-        })
+        }).save_in(out)
     print(f"prune: {len(levels)} levels, selected level {sel.index} (sparsity {sel.sparsity:.3f}, return {sel.eval_return_mean:.1f})")

@@ -7,15 +7,105 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
-from rl2fpga.config import RunConfig
+from rl2fpga.artifacts import (
+    PruneLevels,
+    PruneSelected,
+    QuantizeCompression,
+    QuantizeEval,
+    QuantizeSummary,
+)
+from rl2fpga.config import QuantizeConfig, RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.fsutil import atomic_dir, atomic_write_json, atomic_write_text, read_json
-from rl2fpga.quantize.level import keeps_return, quantize_level
+from rl2fpga.fsutil import atomic_dir, atomic_write_text
+from rl2fpga.quantize.level import QuantizedLevel, keeps_return, quantize_level
 from rl2fpga.run import Run
-from rl2fpga.train.trainer import load_train_outputs, require_files
+from rl2fpga.train.trainer import load_train_outputs
+
+
+def _check_bits(qc: QuantizeConfig) -> None:
+    for bits, what in ((qc.weight_bits, "weight_bits"), (qc.act_bits, "act_bits")):
+        if not 2 <= bits <= 16:
+            raise Rl2fpgaError(f"quantize.{what}={bits} is unsupported; use 2..16 bits (8, 6 and 4 are tested)")
+
+
+def _candidates(levels: list[dict[str, Any]], selected: PruneSelected, keep: float, fallback: int) -> list[int]:
+    """The selected level first, then less sparse ones that kept the return in float."""
+    dense_ret = float(levels[0]["eval_return_mean"])
+    passing = sorted((lv for lv in levels if lv["sparsity"] < selected.sparsity
+                      and keeps_return(lv["eval_return_mean"], dense_ret, keep)), key=lambda lv: -lv["sparsity"])
+    return [selected.level] + [lv["level"] for lv in passing][:fallback]
+
+
+def _first_keeping(run: Run, cfg: RunConfig, spec: Any, candidates: list[int],
+                   dense_ret: float) -> tuple[QuantizedLevel, list[dict[str, Any]]]:
+    """Quantize the candidates in order until one keeps the return (else the best tried);
+    that level and every attempt."""
+    keep = cfg.prune.keep_return_fraction
+    tried: list[dict[str, Any]] = []
+    best: QuantizedLevel | None = None
+    for index in candidates:
+        res = quantize_level(run, cfg, spec, index)
+        tried.append({"level": index, "sparsity": res.level["sparsity"], "eval_return_mean": res.ev0["mean"],
+                      "eval_return_mean_delta": res.evd["mean"]})
+        print(f"quantize: level {index} (sparsity {res.sparsity:.3f}): golden return {res.ev0['mean']:.1f}, "
+              f"with delta {res.evd['mean']:.1f}")
+        if best is None or res.evd["mean"] > best.evd["mean"]:
+            best = res
+        if keeps_return(res.evd["mean"], dense_ret, keep):
+            best = res
+            break
+    if best is None:
+        raise Rl2fpgaError("quantize: no prune level to quantize; rerun `rl2fpga prune`")
+    return best, tried
+
+
+def _summary(cfg: RunConfig, q: QuantizedLevel, comp: dict[str, Any], tried: list[dict[str, Any]],
+             dense_ret: float, seconds: float) -> dict[str, Any]:
+    """``quantize/summary.json``: the kept level, its formats, exactness, returns and savings."""
+    from rl2fpga.quantize.qkeras_model import FLOAT32_EXACT
+
+    qc, level, gm, ev0, evd = cfg.quantize, q.level, q.golden, q.ev0, q.evd
+    keep = cfg.prune.keep_return_fraction
+    macs = np.array([s.macs for s in q.policy.stats], dtype=np.float64)
+    dense = np.array(gm.dense_mults(), dtype=np.float64)
+    return {
+        "prune_level": level["level"],
+        "sparsity": level["sparsity"],
+        "float_return_mean": level["eval_return_mean"],
+        "method": qc.method,
+        "weight_bits": qc.weight_bits,
+        "act_bits": qc.act_bits,
+        "input_fmt": q.in_fmt.to_json(),
+        "formats": {la.name: {"w": la.w_fmt.to_json(), "in": la.in_fmt.to_json(), "out": la.out_fmt.to_json()} for la in gm.layers},
+        "threshold": qc.threshold,
+        "threshold_int": q.t_int,
+        "acc_bits": q.acc_bits,
+        "float32_bound_static": q.static,
+        "float32_bound_states": q.dynamic,
+        # True: every input of the format keeps float32 QKeras exact (a proof); False: only
+        # the checked real states are certified (and compared)
+        "float32_exact_proved": max(q.static) < FLOAT32_EXACT,
+        "golden_equals_qkeras_states": int(len(q.x_int)),
+        "eval_return_mean": ev0["mean"],
+        "eval_return_mean_delta": evd["mean"],
+        "levels_tried": tried,
+        # the selected model against the dense agent: far below it is flagged, not hidden
+        "dense_return_mean": dense_ret,
+        "return_below_dense": not keeps_return(evd["mean"], dense_ret, keep),
+        "input_saturation": q.policy.gm.saturation.to_json(),
+        "keep_fraction": ev0["mean"] / level["eval_return_mean"] if level["eval_return_mean"] else None,
+        "keep_fraction_delta": evd["mean"] / level["eval_return_mean"] if level["eval_return_mean"] else None,
+        "multiplications": {"dense": float(dense.sum()), "significant_mean": float(macs.sum(1).mean()),
+                            "reduction": float(dense.sum() / max(macs.sum(1).mean(), 1e-9)),
+                            "per_layer_mean": macs.mean(0).tolist()},
+        "compression": comp["total"],
+        "quantization": q.info,
+        "seconds": round(seconds, 2),
+    }
 
 
 def quantize_step(run: Run, cfg: RunConfig) -> None:
@@ -24,87 +114,31 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     ``quantize.fallback_levels`` less sparse levels (that kept it in float) and keep the first
     that does (else the best tried). Every attempt is listed in the summary."""
     from rl2fpga.quantize.compression import compression, markdown_table
-    from rl2fpga.quantize.qkeras_model import FLOAT32_EXACT, save_qmodel
+    from rl2fpga.quantize.qkeras_model import save_qmodel
 
     qc = cfg.quantize
-    for bits, what in ((qc.weight_bits, "weight_bits"), (qc.act_bits, "act_bits")):
-        if not 2 <= bits <= 16:
-            raise Rl2fpgaError(f"quantize.{what}={bits} is unsupported; use 2..16 bits (8, 6 and 4 are tested)")
+    _check_bits(qc)
     _, spec, _ = load_train_outputs(run)
-    require_files([run.path / "prune" / "levels.json", run.path / "prune" / "selected.json"], "prune", run)
+    levels, selected = PruneLevels.require(run.layout).levels, PruneSelected.require(run.layout)
     t0 = time.perf_counter()
-    levels = read_json(run.path / "prune" / "levels.json")["levels"]
-    selected = read_json(run.path / "prune" / "selected.json")
     dense_ret = float(levels[0]["eval_return_mean"])
     keep = cfg.prune.keep_return_fraction
-    # the selected level first, then less sparse ones that kept the return in float
-    passing = sorted((lv for lv in levels if lv["sparsity"] < selected["sparsity"] and keeps_return(lv["eval_return_mean"], dense_ret, keep)),
-                     key=lambda lv: -lv["sparsity"])
-    candidates = [selected["level"]] + [lv["level"] for lv in passing][: qc.fallback_levels]
-    tried, best = [], None
-    for index in candidates:
-        res = quantize_level(run, cfg, spec, index)
-        tried.append({"level": index, "sparsity": res["level"]["sparsity"], "eval_return_mean": res["ev0"]["mean"],
-                      "eval_return_mean_delta": res["evd"]["mean"]})
-        print(f"quantize: level {index} (sparsity {res['level']['sparsity']:.3f}): golden return {res['ev0']['mean']:.1f}, "
-              f"with delta {res['evd']['mean']:.1f}")
-        if best is None or res["evd"]["mean"] > best["evd"]["mean"]:
-            best = res
-        if keeps_return(res["evd"]["mean"], dense_ret, keep):
-            best = res
-            break
-    assert best is not None
-    model, level, qmodel, info, gm = best["model"], best["level"], best["qmodel"], best["info"], best["gm"]
-    in_fmt, t_int, acc_bits, static, dynamic = best["in_fmt"], best["t_int"], best["acc_bits"], best["static"], best["dynamic"]
-    x_int, ev0, evd, seed, pol = best["x_int"], best["ev0"], best["evd"], best["seed"], best["pol"]
-    del model
-    macs = np.array([s.macs for s in pol.stats], dtype=np.float64)
-    dense = np.array(gm.dense_mults(), dtype=np.float64)
-    comp = compression(gm)
+    candidates = _candidates(levels, selected, keep, qc.fallback_levels)
+    q, tried = _first_keeping(run, cfg, spec, candidates, dense_ret)
+    gm, level, ev0, evd, t_int = q.golden, q.level, q.ev0, q.evd, q.t_int
+    comp = compression(gm)  # of the model as quantized (thresholds 0)
 
     gm.set_thresholds(t_int)
     gm.meta.update({"threshold": qc.threshold, "threshold_int": t_int, "prune_level": level["level"],
-                    "sparsity": level["sparsity"], "env": spec.id, "input_bits": in_fmt.bits})
-    with atomic_dir(run.path / "quantize") as out:
-        save_qmodel(qmodel, out / "qmodel.h5")
-        gm.save(out / "golden")
-        atomic_write_json(out / "compression.json", comp)
-        atomic_write_text(out / "compression.md", markdown_table(comp))
-        atomic_write_json(out / "eval.json", {"golden": ev0, "golden_delta": evd, "seed": seed})
-        atomic_write_json(out / "summary.json", {
-            "prune_level": level["level"],
-            "sparsity": level["sparsity"],
-            "float_return_mean": level["eval_return_mean"],
-            "method": qc.method,
-            "weight_bits": qc.weight_bits,
-            "act_bits": qc.act_bits,
-            "input_fmt": in_fmt.to_json(),
-            "formats": {la.name: {"w": la.w_fmt.to_json(), "in": la.in_fmt.to_json(), "out": la.out_fmt.to_json()} for la in gm.layers},
-            "threshold": qc.threshold,
-            "threshold_int": t_int,
-            "acc_bits": acc_bits,
-            "float32_bound_static": static,
-            "float32_bound_states": dynamic,
-            # True: every input of the format keeps float32 QKeras exact (a proof); False: only
-            # the checked real states are certified (and compared)
-            "float32_exact_proved": max(static) < FLOAT32_EXACT,
-            "golden_equals_qkeras_states": int(len(x_int)),
-            "eval_return_mean": ev0["mean"],
-            "eval_return_mean_delta": evd["mean"],
-            "levels_tried": tried,
-            # the selected model against the dense agent: far below it is flagged, not hidden
-            "dense_return_mean": dense_ret,
-            "return_below_dense": not keeps_return(evd["mean"], dense_ret, keep),
-            "input_saturation": pol.gm.saturation.to_json(),
-            "keep_fraction": ev0["mean"] / level["eval_return_mean"] if level["eval_return_mean"] else None,
-            "keep_fraction_delta": evd["mean"] / level["eval_return_mean"] if level["eval_return_mean"] else None,
-            "multiplications": {"dense": float(dense.sum()), "significant_mean": float(macs.sum(1).mean()),
-                                "reduction": float(dense.sum() / max(macs.sum(1).mean(), 1e-9)),
-                                "per_layer_mean": macs.mean(0).tolist()},
-            "compression": comp["total"],
-            "quantization": info,
-            "seconds": round(time.perf_counter() - t0, 2),
-        })
+                    "sparsity": level["sparsity"], "env": spec.id, "input_bits": q.in_fmt.bits})
+    lay = run.layout
+    with atomic_dir(lay.step("quantize")) as out:
+        save_qmodel(q.qmodel, out / lay.quantize_qmodel.name)
+        gm.save(out / lay.quantize_golden.name)
+        QuantizeCompression(comp).save_in(out)
+        atomic_write_text(out / lay.quantize_compression_md.name, markdown_table(comp))
+        QuantizeEval({"golden": ev0, "golden_delta": evd, "seed": q.seed}).save_in(out)
+        QuantizeSummary(_summary(cfg, q, comp, tried, dense_ret, time.perf_counter() - t0)).save_in(out)
     if not keeps_return(evd["mean"], dense_ret, keep):
         print(f"warning: the selected model's return {evd['mean']:.1f} is far below the dense agent's {dense_ret:.1f} "
               f"(keeps less than prune.keep_return_fraction={keep}); check quantize.*_bits", file=sys.stderr)

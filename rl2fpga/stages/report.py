@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from rl2fpga.artifacts import ReportRecord
 from rl2fpga.config import RunConfig
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.report import build_summary, render_html
@@ -11,8 +12,9 @@ from rl2fpga.run import Run
 
 def report_step(run: Run, cfg: RunConfig) -> None:
     run.dir("report")
+    lay = run.layout
     s = build_summary(run, cfg)
     html = render_html(s, run)
-    atomic_write_json(run.path / "summary.json", s)
-    atomic_write_text(run.path / "report.html", html)
-    atomic_write_json(run.path / "report" / "summary.json", {"report": str(run.path / "report.html")})
+    atomic_write_json(lay.summary, s)
+    atomic_write_text(lay.report_html, html)
+    ReportRecord({"report": str(lay.report_html)}).save(lay)

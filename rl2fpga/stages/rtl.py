@@ -18,9 +18,10 @@ import time
 from typing import Any
 
 from rl2fpga import __version__
+from rl2fpga.artifacts import RtlResources, RtlSummary
 from rl2fpga.config import RunConfig
 from rl2fpga.core.golden import GoldenModel
-from rl2fpga.fsutil import atomic_dir, atomic_write_json
+from rl2fpga.fsutil import atomic_dir
 from rl2fpga.hls.engine.generator import generate, lint, use_frame_stack
 from rl2fpga.run import Run
 
@@ -38,10 +39,11 @@ def rtl_step(run: Run, cfg: RunConfig) -> None:
     if cfg.rtl.synth and not shutil.which("yosys"):
         raise ToolMissing("yosys is not on PATH (rtl.synth=true estimates resources with it); install it "
                           "(apt install yosys) or set rtl.synth=false")
-    golden = GoldenModel.load(run.require("quantize") / "golden")
+    run.require("quantize")
+    golden = GoldenModel.load(run.layout.quantize_golden)
     summary: dict[str, Any] = {"version": __version__, "lanes": cfg.rtl.lanes,
                                "input_bytes_per_beat": cfg.rtl.input_bytes_per_beat}
-    with atomic_dir(run.path / "rtl") as out:
+    with atomic_dir(run.layout.step("rtl")) as out:
         t0 = time.perf_counter()
         design = generate(golden, out, lanes=cfg.rtl.lanes, input_bytes_per_beat=cfg.rtl.input_bytes_per_beat,
                           frame_stack=use_frame_stack(cfg, golden))
@@ -62,11 +64,11 @@ def rtl_step(run: Run, cfg: RunConfig) -> None:
             t0 = time.perf_counter()
             est = estimate(design.sv_files, design.top, out, out / "yosys.log")
             est["seconds"] = round(time.perf_counter() - t0, 1)
-            atomic_write_json(out / "resources.json", est)
+            RtlResources(est).save_in(out)
             summary["resources"] = {k: est[k] for k in ("lut", "ff", "dsp", "bram36", "fits_xc7z020", "bram_inferred")}
         elif cfg.rtl.synth:
             summary["resources"] = "skipped: yosys not on PATH"
             console.print("[yellow]yosys not on PATH: resource estimate skipped")
-        atomic_write_json(out / "summary.json", summary)
+        RtlSummary(summary).save_in(out)
         record_files(out)  # sha256 of every generated file, checked before any simulation
     console.print(f"engine: {len(golden.layers)} layers, {cfg.rtl.lanes} lanes, lint {summary['lint']}")

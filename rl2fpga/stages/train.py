@@ -14,7 +14,7 @@ def train_step(run: Run, cfg: RunConfig) -> None:
     """Train into a fresh temp folder that replaces ``train/`` only on success (a failed or
     interrupted training leaves an earlier ``train/`` intact)."""
     check_algo(cfg.train.algo, env_spec(cfg.env))  # bad input fails before anything is touched
-    with atomic_dir(run.path / "train") as out:
+    with atomic_dir(run.layout.step("train")) as out:
         res = train(cfg, out)
     print(
         f"train: {cfg.env.id} {cfg.train.algo} {res.steps} steps in {res.seconds:.0f} s, "

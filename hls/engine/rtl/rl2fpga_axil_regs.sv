@@ -1,9 +1,11 @@
-// AXI4-Lite register file of the engine (addresses: hls/regmap.py). One outstanding write and
-// one outstanding read; writes take address and data together. Reads of unmapped addresses
-// return 0; writes to read-only registers are ignored.
-module rl2fpga_axil_regs #(
+// AXI4-Lite register file of the engine. Addresses and bit positions come from the generated
+// package rl2fpga_pkg (rendered from hls/engine/contract.py, the one definition of the map).
+// One outstanding write and one outstanding read; writes take address and data together. Reads
+// of unmapped addresses return 0; writes to read-only registers are ignored.
+module rl2fpga_axil_regs
+  import rl2fpga_pkg::*;
+#(
     parameter int                     N_LAYERS    = 1,
-    parameter int                     ADDR_WIDTH  = 8,
     parameter logic [31:0]            INFO        = 32'h0,
     parameter logic [N_LAYERS*32-1:0] THRESH_INIT = '0
 ) (
@@ -44,10 +46,6 @@ module rl2fpga_axil_regs #(
     input  logic [N_LAYERS*32-1:0] events,
     input  logic [N_LAYERS*32-1:0] macs
 );
-  localparam logic [31:0] ENGINE_ID = 32'h524C3246;  // "RL2F"
-  localparam int CTRL = 'h00, STATUS = 'h04, ID = 'h08, INFO_A = 'h0C, FRAMES = 'h10,
-                 CYCLES = 'h14, TOTAL_LO = 'h18, TOTAL_HI = 'h1C, ACTION = 'h20,
-                 THRESHOLD_BASE = 'h40, EVENTS_BASE = 'h80, MACS_BASE = 'h84;
 
   logic done_flag, error_flag;
   logic wr, rd;
@@ -63,19 +61,23 @@ module rl2fpga_axil_regs #(
   function automatic logic [31:0] read_reg(input logic [ADDR_WIDTH-1:0] a);
     read_reg = 32'd0;
     case (32'(a))
-      STATUS:   read_reg = {29'd0, error_flag, done_flag, busy};
-      ID:       read_reg = ENGINE_ID;
-      INFO_A:   read_reg = INFO;
-      FRAMES:   read_reg = frames;
-      CYCLES:   read_reg = last_cycles;
-      TOTAL_LO: read_reg = total_cycles[31:0];
-      TOTAL_HI: read_reg = total_cycles[63:32];
-      ACTION:   read_reg = action;
+      REG_STATUS: begin
+        read_reg[STATUS_BUSY_BIT]  = busy;
+        read_reg[STATUS_DONE_BIT]  = done_flag;
+        read_reg[STATUS_ERROR_BIT] = error_flag;
+      end
+      REG_ID:              read_reg = ENGINE_ID;
+      REG_INFO:            read_reg = INFO;
+      REG_FRAMES:          read_reg = frames;
+      REG_CYCLES:          read_reg = last_cycles;
+      REG_TOTAL_CYCLES_LO: read_reg = total_cycles[31:0];
+      REG_TOTAL_CYCLES_HI: read_reg = total_cycles[63:32];
+      REG_ACTION:          read_reg = action;
       default: begin
         for (int k = 0; k < N_LAYERS; k++) begin
-          if (32'(a) == THRESHOLD_BASE + 4 * k) read_reg = threshold[32*k +: 32];
-          if (32'(a) == EVENTS_BASE + 8 * k) read_reg = events[32*k +: 32];
-          if (32'(a) == MACS_BASE + 8 * k) read_reg = macs[32*k +: 32];
+          if (32'(a) == REG_THRESHOLD_BASE + THRESHOLD_STRIDE * k) read_reg = threshold[32*k +: 32];
+          if (32'(a) == REG_EVENTS_BASE + COUNTER_STRIDE * k) read_reg = events[32*k +: 32];
+          if (32'(a) == REG_MACS_BASE + COUNTER_STRIDE * k) read_reg = macs[32*k +: 32];
         end
       end
     endcase
@@ -100,13 +102,13 @@ module rl2fpga_axil_regs #(
       if (s_axil_rvalid && s_axil_rready) s_axil_rvalid <= 1'b0;
       if (wr) begin
         s_axil_bvalid <= 1'b1;
-        if (32'(s_axil_awaddr) == CTRL && s_axil_wstrb[0]) begin
-          req_reset_state    <= s_axil_wdata[0];
-          req_reset_counters <= s_axil_wdata[1];
-          req_full_frame     <= s_axil_wdata[2];
+        if (32'(s_axil_awaddr) == REG_CTRL && s_axil_wstrb[0]) begin
+          req_reset_state    <= s_axil_wdata[CTRL_RESET_STATE_BIT];
+          req_reset_counters <= s_axil_wdata[CTRL_RESET_COUNTERS_BIT];
+          req_full_frame     <= s_axil_wdata[CTRL_FULL_FRAME_BIT];
         end
         for (int k = 0; k < N_LAYERS; k++) begin
-          if (32'(s_axil_awaddr) == THRESHOLD_BASE + 4 * k) begin
+          if (32'(s_axil_awaddr) == REG_THRESHOLD_BASE + THRESHOLD_STRIDE * k) begin
             for (int b = 0; b < 4; b++)
               if (s_axil_wstrb[b]) threshold[32*k+8*b +: 8] <= s_axil_wdata[8*b +: 8];
             threshold_written[k] <= 1'b1;
@@ -116,7 +118,7 @@ module rl2fpga_axil_regs #(
       if (rd) begin
         s_axil_rvalid <= 1'b1;
         s_axil_rdata  <= read_reg(s_axil_araddr);
-        if (32'(s_axil_araddr) == STATUS) begin
+        if (32'(s_axil_araddr) == REG_STATUS) begin
           done_flag  <= frame_done;
           error_flag <= stream_error;
         end

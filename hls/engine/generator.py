@@ -133,13 +133,26 @@ class RtlDesign:
     full_frame_beats: int = 0
     contract: Contract = field(default_factory=Contract)  # register map and FIFO depths built in
 
+    @staticmethod
+    def read_meta(folder: str | Path) -> dict[str, Any]:
+        """``folder``/design.json as written by :func:`generate` (the one reader of that file;
+        :meth:`load` builds the design from it, board/ takes the sources and parameters)."""
+        from rl2fpga.fsutil import read_json
+
+        path = Path(folder) / "design.json"
+        try:
+            d = read_json(path)
+        except ValueError as e:
+            raise Rl2fpgaError(f"{path} is corrupt ({e}); rerun `rl2fpga rtl`") from None
+        if not isinstance(d, dict):
+            raise Rl2fpgaError(f"{path} is corrupt (not an object); rerun `rl2fpga rtl`")
+        return d
+
     @classmethod
     def load(cls, folder: str | Path) -> RtlDesign:
         """The design :func:`generate` wrote into ``folder`` (from its design.json)."""
-        from rl2fpga.fsutil import read_json
-
         folder = Path(folder)
-        d = read_json(folder / "design.json")
+        d = cls.read_meta(folder)
         try:
             layers = [LayerPlan(**{**p, "in_shape": tuple(p["in_shape"]), "out_shape": tuple(p["out_shape"]),
                                    "wmem_file": f"{p['name']}_w", "tab_file": f"{p['name']}_tab.mem",

@@ -3,7 +3,6 @@
 // One outstanding write and one outstanding read; writes take address and data together. Reads
 // of unmapped addresses return 0; writes to read-only registers are ignored.
 module rl2fpga_axil_regs
-  import rl2fpga_pkg::*;
 #(
     parameter int                     N_LAYERS    = 1,
     parameter logic [31:0]            INFO        = 32'h0,
@@ -12,7 +11,7 @@ module rl2fpga_axil_regs
     input  logic                  clk,
     input  logic                  rst_n,
     // AXI4-Lite slave
-    input  logic [ADDR_WIDTH-1:0] s_axil_awaddr,
+    input  logic [rl2fpga_pkg::ADDR_WIDTH-1:0] s_axil_awaddr,
     input  logic                  s_axil_awvalid,
     output logic                  s_axil_awready,
     input  logic [31:0]           s_axil_wdata,
@@ -22,7 +21,7 @@ module rl2fpga_axil_regs
     output logic [1:0]            s_axil_bresp,
     output logic                  s_axil_bvalid,
     input  logic                  s_axil_bready,
-    input  logic [ADDR_WIDTH-1:0] s_axil_araddr,
+    input  logic [rl2fpga_pkg::ADDR_WIDTH-1:0] s_axil_araddr,
     input  logic                  s_axil_arvalid,
     output logic                  s_axil_arready,
     output logic [31:0]           s_axil_rdata,
@@ -58,26 +57,26 @@ module rl2fpga_axil_regs
   assign s_axil_arready = rd;
   assign s_axil_rresp   = 2'b00;
 
-  function automatic logic [31:0] read_reg(input logic [ADDR_WIDTH-1:0] a);
+  function automatic logic [31:0] read_reg(input logic [rl2fpga_pkg::ADDR_WIDTH-1:0] a);
     read_reg = 32'd0;
     case (32'(a))
-      REG_STATUS: begin
-        read_reg[STATUS_BUSY_BIT]  = busy;
-        read_reg[STATUS_DONE_BIT]  = done_flag;
-        read_reg[STATUS_ERROR_BIT] = error_flag;
+      rl2fpga_pkg::REG_STATUS: begin
+        read_reg[rl2fpga_pkg::STATUS_BUSY_BIT]  = busy;
+        read_reg[rl2fpga_pkg::STATUS_DONE_BIT]  = done_flag;
+        read_reg[rl2fpga_pkg::STATUS_ERROR_BIT] = error_flag;
       end
-      REG_ID:              read_reg = ENGINE_ID;
-      REG_INFO:            read_reg = INFO;
-      REG_FRAMES:          read_reg = frames;
-      REG_CYCLES:          read_reg = last_cycles;
-      REG_TOTAL_CYCLES_LO: read_reg = total_cycles[31:0];
-      REG_TOTAL_CYCLES_HI: read_reg = total_cycles[63:32];
-      REG_ACTION:          read_reg = action;
+      rl2fpga_pkg::REG_ID:              read_reg = rl2fpga_pkg::ENGINE_ID;
+      rl2fpga_pkg::REG_INFO:            read_reg = INFO;
+      rl2fpga_pkg::REG_FRAMES:          read_reg = frames;
+      rl2fpga_pkg::REG_CYCLES:          read_reg = last_cycles;
+      rl2fpga_pkg::REG_TOTAL_CYCLES_LO: read_reg = total_cycles[31:0];
+      rl2fpga_pkg::REG_TOTAL_CYCLES_HI: read_reg = total_cycles[63:32];
+      rl2fpga_pkg::REG_ACTION:          read_reg = action;
       default: begin
         for (int k = 0; k < N_LAYERS; k++) begin
-          if (32'(a) == REG_THRESHOLD_BASE + THRESHOLD_STRIDE * k) read_reg = threshold[32*k +: 32];
-          if (32'(a) == REG_EVENTS_BASE + COUNTER_STRIDE * k) read_reg = events[32*k +: 32];
-          if (32'(a) == REG_MACS_BASE + COUNTER_STRIDE * k) read_reg = macs[32*k +: 32];
+          if (32'(a) == rl2fpga_pkg::REG_THRESHOLD_BASE + rl2fpga_pkg::THRESHOLD_STRIDE * k) read_reg = threshold[32*k +: 32];
+          if (32'(a) == rl2fpga_pkg::REG_EVENTS_BASE + rl2fpga_pkg::COUNTER_STRIDE * k) read_reg = events[32*k +: 32];
+          if (32'(a) == rl2fpga_pkg::REG_MACS_BASE + rl2fpga_pkg::COUNTER_STRIDE * k) read_reg = macs[32*k +: 32];
         end
       end
     endcase
@@ -102,13 +101,13 @@ module rl2fpga_axil_regs
       if (s_axil_rvalid && s_axil_rready) s_axil_rvalid <= 1'b0;
       if (wr) begin
         s_axil_bvalid <= 1'b1;
-        if (32'(s_axil_awaddr) == REG_CTRL && s_axil_wstrb[0]) begin
-          req_reset_state    <= s_axil_wdata[CTRL_RESET_STATE_BIT];
-          req_reset_counters <= s_axil_wdata[CTRL_RESET_COUNTERS_BIT];
-          req_full_frame     <= s_axil_wdata[CTRL_FULL_FRAME_BIT];
+        if (32'(s_axil_awaddr) == rl2fpga_pkg::REG_CTRL && s_axil_wstrb[0]) begin
+          req_reset_state    <= s_axil_wdata[rl2fpga_pkg::CTRL_RESET_STATE_BIT];
+          req_reset_counters <= s_axil_wdata[rl2fpga_pkg::CTRL_RESET_COUNTERS_BIT];
+          req_full_frame     <= s_axil_wdata[rl2fpga_pkg::CTRL_FULL_FRAME_BIT];
         end
         for (int k = 0; k < N_LAYERS; k++) begin
-          if (32'(s_axil_awaddr) == REG_THRESHOLD_BASE + THRESHOLD_STRIDE * k) begin
+          if (32'(s_axil_awaddr) == rl2fpga_pkg::REG_THRESHOLD_BASE + rl2fpga_pkg::THRESHOLD_STRIDE * k) begin
             for (int b = 0; b < 4; b++)
               if (s_axil_wstrb[b]) threshold[32*k+8*b +: 8] <= s_axil_wdata[8*b +: 8];
             threshold_written[k] <= 1'b1;
@@ -118,7 +117,7 @@ module rl2fpga_axil_regs
       if (rd) begin
         s_axil_rvalid <= 1'b1;
         s_axil_rdata  <= read_reg(s_axil_araddr);
-        if (32'(s_axil_araddr) == REG_STATUS) begin
+        if (32'(s_axil_araddr) == rl2fpga_pkg::REG_STATUS) begin
           done_flag  <= frame_done;
           error_flag <= stream_error;
         end

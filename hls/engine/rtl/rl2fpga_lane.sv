@@ -13,7 +13,6 @@
 // lane reads the word, requantizes it (rl2fpga_requant) and writes back the new x_hat with the
 // dirty bit cleared. Sweep phase (state reset): every word <- {clean, x_hat 0, bias}.
 module rl2fpga_lane
-  import rl2fpga_pkg::*;
 #(
     parameter int    LANE       = 0,
     parameter int    MW         = 1,   // candidate taps per row of the tap grid
@@ -44,14 +43,14 @@ module rl2fpga_lane
 ) (
     input  logic                clk,
     input  logic                rst_n,
-    input  phase_t              phase,
+    input  rl2fpga_pkg::phase_t              phase,
     input  logic [31:0]         threshold,
     // list from the lookup (T1)
     input  logic                t1_valid,
     input  logic                t1_marker,
-    input  logic [YW-1:0]       t1_qy,
-    input  logic [XW-1:0]       t1_qx,
-    input  logic [VW-1:0]       t1_value,
+    input  logic [rl2fpga_pkg::YW-1:0]       t1_qy,
+    input  logic [rl2fpga_pkg::XW-1:0]       t1_qx,
+    input  logic [rl2fpga_pkg::VW-1:0]       t1_value,
     input  logic [LEN_BITS+PTR_BITS-1:0] t1_tab,   // this lane's {len, ptr}
     output logic                space,
     output logic                busy,
@@ -68,8 +67,10 @@ module rl2fpga_lane
     input  logic [ACC_BITS-1:0] sw_bias,           // this lane's bias at the sweep's fb
     input  logic                clear_dirty,
     output logic                rq_mask,
-    output logic [EW-1:0]       rq_payload
+    output logic [rl2fpga_pkg::EW-1:0]       rq_payload
 );
+  // event link widths (rl2fpga_pkg)
+  localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, VW = rl2fpga_pkg::VW;
   localparam int FBW = FB_BITS;
   localparam int TB  = TAP_BITS;
   localparam int LW  = TB + FBW + W_BITS;      // one (tap, fb, w) entry
@@ -180,7 +181,7 @@ module rl2fpga_lane
   logic [DLW-1:0] dlist[DEPTH];
   logic [DLW-1:0] dl_rd;
   logic           dl_we;
-  assign dl_we = phase == S_MAC && mac_push;
+  assign dl_we = phase == rl2fpga_pkg::S_MAC && mac_push;
   always_ff @(posedge clk) begin
     if (dl_we) dlist[AW'(dcount)] <= m2_pos;
     if (rq_issue && !sweep_mode) dl_rd <= dlist[AW'(rq_k)];
@@ -216,14 +217,14 @@ module rl2fpga_lane
   // ---------------------------------------------------------- memory ports by phase
   always_comb begin
     case (phase)
-      S_MAC: begin
+      rl2fpga_pkg::S_MAC: begin
         acc_re = m1_valid && m1_ok;
         acc_ra = acc_addr(m1_pos);
         acc_we = mac;
         acc_wa = m2_addr;
         acc_wd = mac_new;
       end
-      S_RQ: begin
+      rl2fpga_pkg::S_RQ: begin
         acc_re = adv;
         acc_ra = acc_addr(r1_entry);
         acc_we = r2_valid && adv && r2_lane;

@@ -28,7 +28,6 @@
 //
 // State reset: accumulators <- bias, x_hat <- 0, dirty lists empty, next frame all dirty.
 module rl2fpga_layer
-  import rl2fpga_pkg::*;
 #(
     parameter int    KIND       = 0,   // 0 dense, 1 conv2d
     parameter int    IN_W       = 1,   // input (h, w, c) width and channels; a vector is (1, 1, n)
@@ -69,17 +68,19 @@ module rl2fpga_layer
     input  logic          in_valid,
     output logic          in_ready,
     input  logic          in_last,
-    input  logic [EW-1:0] in_payload,
+    input  logic [rl2fpga_pkg::EW-1:0] in_payload,
     // events out (to the next layer, or output values when LAST)
     output logic          out_valid,
     input  logic          out_ready,
     output logic          out_last,
-    output logic [EW-1:0] out_payload,
+    output logic [rl2fpga_pkg::EW-1:0] out_payload,
     // counters of the last finished frame
     output logic [31:0]   last_events,
     output logic [31:0]   last_macs,
     output logic [31:0]   last_pad      // lane-cycles idle while another lane still worked
 );
+  // event link widths (rl2fpga_pkg)
+  localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, VW = rl2fpga_pkg::VW, EW = rl2fpga_pkg::EW;
   localparam int FB    = (N_OUT + LANES - 1) / LANES;       // accumulator words per position
   localparam int DEPTH = OUT_H * OUT_W * FB;                 // words per bank
   localparam int AW    = DEPTH > 1 ? $clog2(DEPTH) : 1;
@@ -89,7 +90,7 @@ module rl2fpga_layer
   localparam int TEW   = LEN_BITS + PTR_BITS;                // one lane's {len, ptr}
   localparam int MH    = KIND == 1 ? (KH + SH - 1) / SH : 1;  // candidate taps per event: MH x MW
   localparam int MW    = KIND == 1 ? (KW + SW - 1) / SW : 1;
-  localparam int SD    = SET_FIFO_DEPTH;
+  localparam int SD    = rl2fpga_pkg::SET_FIFO_DEPTH;
   localparam int SETW  = LANES + LANES * EW;                 // {mask, payloads}
 
   // the memory images were laid out by the generator: refuse to elaborate if its widths are not
@@ -114,7 +115,7 @@ module rl2fpga_layer
   );
 
   // ================================================================ control
-  phase_t                  phase;
+  rl2fpga_pkg::phase_t                  phase;
   logic                    adv, rq_issue, sweep_mode, r2_valid, clear_dirty, rq_done;
   logic [AW:0]             rq_k;
   logic [DLW-1:0]          r1_sw, sw_entry;

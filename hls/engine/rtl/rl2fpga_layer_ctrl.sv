@@ -5,7 +5,6 @@
 // outputs cannot be queued; then the end marker goes out. A state reset sweeps every
 // accumulator back to its bias. Also keeps the layer's event, MAC and padding counters.
 module rl2fpga_layer_ctrl
-  import rl2fpga_pkg::*;
 #(
     parameter int OUT_H   = 1,
     parameter int OUT_W   = 1,
@@ -36,7 +35,7 @@ module rl2fpga_layer_ctrl
     input  logic [LANES-1:0]      lane_busy,
     input  logic [LANES-1:0]      lane_mac,
     input  logic [LANES*(AW+1)-1:0] lane_dcount,
-    output phase_t                phase,
+    output rl2fpga_pkg::phase_t                phase,
     output logic                  adv,          // the requantize pipeline advances
     output logic                  rq_issue,
     output logic [AW:0]           rq_k,
@@ -65,12 +64,12 @@ module rl2fpga_layer_ctrl
   logic [31:0]    word_macs, idle_lanes, run_events, run_macs, run_pad;
 
   assign sw_entry   = {sw_oy, sw_ox, sw_fb};
-  assign in_ready   = phase == S_MAC && !marker_inflight && lanes_space;
+  assign in_ready   = phase == rl2fpga_pkg::S_MAC && !marker_inflight && lanes_space;
   assign issue      = in_valid && in_ready;
   assign sweep_mode = all_dirty || LAST;
   assign adv        = !r2_valid || !any_send || set_space;
-  assign rq_issue   = phase == S_RQ && rq_k < rq_total && adv;
-  assign rq_done    = phase == S_RQ && rq_k == rq_total && !r1_valid && !r2_valid && set_empty && !ser_valid;
+  assign rq_issue   = phase == rl2fpga_pkg::S_RQ && rq_k < rq_total && adv;
+  assign rq_done    = phase == rl2fpga_pkg::S_RQ && rq_k == rq_total && !r1_valid && !r2_valid && set_empty && !ser_valid;
 
   always_comb begin
     dcount_max = '0;
@@ -86,8 +85,8 @@ module rl2fpga_layer_ctrl
   // marker itself does not enter the lanes)
   assign macs_done   = marker_inflight && !t1_valid && !(|lane_busy);
   assign sweep_end   = 32'(sw_oy) == OUT_H - 1 && 32'(sw_ox) == OUT_W - 1 && 32'(sw_fb) == FB - 1;
-  assign clear_dirty = (rq_done && out_ready) || (phase == S_SWEEP && sweep_end);
-  assign busy = phase != S_MAC || marker_inflight || t1_valid || (|lane_busy);
+  assign clear_dirty = (rq_done && out_ready) || (phase == rl2fpga_pkg::S_SWEEP && sweep_end);
+  assign busy = phase != rl2fpga_pkg::S_MAC || marker_inflight || t1_valid || (|lane_busy);
 
   task automatic sweep_step();
     if (32'(sw_fb) == FB - 1) begin
@@ -105,7 +104,7 @@ module rl2fpga_layer_ctrl
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
-      phase           <= S_MAC;
+      phase           <= rl2fpga_pkg::S_MAC;
       all_dirty       <= 1'b1;
       marker_inflight <= 1'b0;
       rq_k            <= '0;
@@ -124,7 +123,7 @@ module rl2fpga_layer_ctrl
     end else begin
       if (force_all_dirty) all_dirty <= 1'b1;
       case (phase)
-        S_MAC: begin
+        rl2fpga_pkg::S_MAC: begin
           if (issue && !in_last) run_events <= run_events + 1;
           if (issue && in_last) marker_inflight <= 1'b1;
           run_macs <= run_macs + word_macs;
@@ -138,20 +137,20 @@ module rl2fpga_layer_ctrl
             run_macs        <= '0;
             run_pad         <= '0;
             marker_inflight <= 1'b0;
-            phase           <= S_RQ;
+            phase           <= rl2fpga_pkg::S_RQ;
             rq_k            <= '0;
             sw_oy           <= '0;
             sw_ox           <= '0;
             sw_fb           <= '0;
             rq_total        <= (all_dirty || LAST) ? (AW + 1)'(DEPTH) : dcount_max;
           end else if (state_reset && !busy) begin
-            phase <= S_SWEEP;
+            phase <= rl2fpga_pkg::S_SWEEP;
             sw_oy <= '0;
             sw_ox <= '0;
             sw_fb <= '0;
           end
         end
-        S_RQ: begin
+        rl2fpga_pkg::S_RQ: begin
           if (adv) begin
             r1_valid <= rq_issue;
             r1_sw    <= sw_entry;
@@ -162,14 +161,14 @@ module rl2fpga_layer_ctrl
             sweep_step();
           end
           if (rq_done && out_ready) begin
-            phase     <= S_MAC;
+            phase     <= rl2fpga_pkg::S_MAC;
             all_dirty <= force_all_dirty;
           end
         end
         default: begin  // S_SWEEP
           sweep_step();
           if (sweep_end) begin
-            phase     <= S_MAC;
+            phase     <= rl2fpga_pkg::S_MAC;
             all_dirty <= 1'b1;
           end
         end

@@ -4,7 +4,6 @@
 // the lanes, not this stage, walk the taps). The word and the event's payload arrive one cycle
 // later (T1), when every lane whose part of the list is not empty takes them.
 module rl2fpga_list_lookup
-  import rl2fpga_pkg::*;
 #(
     parameter int KIND      = 0,   // 0 dense, 1 conv2d
     parameter int IN_W      = 1,
@@ -21,14 +20,16 @@ module rl2fpga_list_lookup
     input  logic                               rst_n,
     input  logic                               issue,       // an event (or the marker) is taken
     input  logic                               in_last,
-    input  logic [EW-1:0]                      in_payload,
+    input  logic [rl2fpga_pkg::EW-1:0]                      in_payload,
     output logic                               t1_valid,
     output logic                               t1_marker,
-    output logic [YW-1:0]                      t1_qy,       // conv: y / SH, x / SW (tap (0, 0))
-    output logic [XW-1:0]                      t1_qx,
-    output logic [VW-1:0]                      t1_value,
+    output logic [rl2fpga_pkg::YW-1:0]                      t1_qy,       // conv: y / SH, x / SW (tap (0, 0))
+    output logic [rl2fpga_pkg::XW-1:0]                      t1_qx,
+    output logic [rl2fpga_pkg::VW-1:0]                      t1_value,
     output logic [LANES*(LEN_BITS+PTR_BITS)-1:0] tab_rd     // lane l: {len, ptr} at [l*TEW +: TEW]
 );
+  // event link widths (rl2fpga_pkg)
+  localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, CW = rl2fpga_pkg::CW, VW = rl2fpga_pkg::VW, EW = rl2fpga_pkg::EW;
   localparam int TEW  = LEN_BITS + PTR_BITS;
   localparam int TABW = TAB_DEPTH > 1 ? $clog2(TAB_DEPTH) : 1;
 

@@ -4,7 +4,6 @@
 // part moves on to the next list while the others finish). `w_rd` is the entry read for the
 // previous cycle's `cur_*`.
 module rl2fpga_list_walker
-  import rl2fpga_pkg::*;
 #(
     parameter int LANE       = 0,   // selects the weight image: WMEM_FILE + "aa" + LANE + ".mem"
     parameter int LW         = 8,   // one (tap, fb, w) entry
@@ -18,21 +17,23 @@ module rl2fpga_list_walker
     // list from the lookup (T1)
     input  logic                t1_valid,
     input  logic                t1_marker,
-    input  logic [YW-1:0]       t1_qy,
-    input  logic [XW-1:0]       t1_qx,
-    input  logic [VW-1:0]       t1_value,
+    input  logic [rl2fpga_pkg::YW-1:0]       t1_qy,
+    input  logic [rl2fpga_pkg::XW-1:0]       t1_qx,
+    input  logic [rl2fpga_pkg::VW-1:0]       t1_value,
     input  logic [LEN_BITS-1:0] t1_len,
     input  logic [PTR_BITS-1:0] t1_ptr,
     output logic                space,     // the FIFO takes the next list
     output logic                busy,      // lists queued or being walked
     // entry being walked
     output logic                cur_valid,
-    output logic [YW-1:0]       cur_qy,
-    output logic [XW-1:0]       cur_qx,
-    output logic [VW-1:0]       cur_value,
+    output logic [rl2fpga_pkg::YW-1:0]       cur_qy,
+    output logic [rl2fpga_pkg::XW-1:0]       cur_qx,
+    output logic [rl2fpga_pkg::VW-1:0]       cur_value,
     output logic [LW-1:0]       w_rd
 );
-  localparam int QD  = LIST_FIFO_DEPTH;
+  // event link widths (rl2fpga_pkg)
+  localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, VW = rl2fpga_pkg::VW;
+  localparam int QD  = rl2fpga_pkg::LIST_FIFO_DEPTH;
   localparam int QIW = YW + XW + VW + PTR_BITS + LEN_BITS;  // {qy, qx, value, ptr, len}
   localparam int WAW = WMEM_DEPTH > 1 ? $clog2(WMEM_DEPTH) : 1;
 

@@ -3,7 +3,6 @@
 // whether the output is sent (|y - x_hat| > threshold; the last layer sends every output, its
 // value instead of a delta). Returns the word to write back with x_hat updated when sent.
 module rl2fpga_requant
-  import rl2fpga_pkg::*;
 #(
     parameter int LANE       = 0,
     parameter int LANES      = 4,
@@ -24,9 +23,11 @@ module rl2fpga_requant
     input  logic [OYW+OXW+FBW-1:0] entry,      // {oy, ox, fb} of the word
     input  logic [31:0]            threshold,  // T_int of the next layer's input
     output logic                   send,
-    output logic [EW-1:0]          payload,
+    output logic [rl2fpga_pkg::EW-1:0]          payload,
     output logic [XB+ACC_BITS-1:0] new_word
 );
+  // event link widths (rl2fpga_pkg)
+  localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, CW = rl2fpga_pkg::CW, VW = rl2fpga_pkg::VW;
   localparam logic signed [63:0] QMIN = OUT_SIGNED ? -(64'sd1 <<< (OUT_BITS - 1)) : 64'sd0;
   localparam logic signed [63:0] QMAX = OUT_SIGNED ? (64'sd1 <<< (OUT_BITS - 1)) - 1 : (64'sd1 <<< OUT_BITS) - 1;
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -270,9 +271,8 @@ def lane_mem_file(prefix: str, lane: int) -> str:
 def _env() -> Any:
     import jinja2
 
-    from rl2fpga.hls.engine.generator import TEMPLATES
-
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+    templates = Path(__file__).resolve().parent / "templates"  # beside this file in the package
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True)
 
 

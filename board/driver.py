@@ -40,7 +40,7 @@ except ImportError:  # deploy bundle on the board: contract.py sits beside this 
         """A problem the user can fix (one line: the problem and the fix)."""
 
 
-ENGINE_VLNV = "rl2fpga.org:rl2fpga:rl2fpga_engine_top:1.0"
+ENGINE_VLNV = f"rl2fpga.org:rl2fpga:{contract.TOP}:1.0"
 DMA_VLNV_PREFIX = "xilinx.com:ip:axi_dma:"
 MANIFEST_VERSION = 1
 DMASR_ERRORS = {0x10: "DMAIntErr", 0x20: "DMASlvErr", 0x40: "DMADecErr",

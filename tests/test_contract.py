@@ -131,3 +131,22 @@ def test_moved_registers_and_fifo_depths_cosim_bit_exact() -> None:
         assert f["macs"] == f["golden_macs"] and f["events"] == f["golden_events"]
         assert f["action"] == f["golden_action"]
     assert len({f["golden_action"] for f in res["per_frame"]}) > 1  # a constant action would hide a bad ACTION read
+
+
+def _sv_ports(text: str, module: str) -> list[tuple[str, str]]:
+    """(direction, name) of the s_axil_* / s_axis_* / m_axis_* ports of ``module``."""
+    body = text[text.index(f"module {module}"):]
+    body = body[: body.index(");")]
+    return re.findall(r"\b(input|output)\s+logic\s*(?:\[[^\]]*\])?\s*([sm]_axi[sl]?_\w+)", body)
+
+
+def test_hand_written_port_lists_follow_the_contract() -> None:
+    """The simulation wrapper and the register file keep their own SV port lists (a port list
+    cannot come from a package): they must be the contract's, name for name."""
+    from rl2fpga.hls.cosim.harness import SIM_WRAPPER
+    from rl2fpga.hls.engine.generator import RTL_SRC
+
+    want = [(d, n) for d, _, n in hw.axi_ports(8, 64)]
+    assert _sv_ports(SIM_WRAPPER.read_text(), "rl2fpga_engine_sim") == want
+    regs_file = (RTL_SRC / "rl2fpga_axil_regs.sv").read_text()
+    assert _sv_ports(regs_file, "rl2fpga_axil_regs") == [p for p in want if p[1].startswith("s_axil_")]

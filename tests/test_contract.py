@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +195,18 @@ def test_moved_registers_through_the_board_driver(tmp_path) -> None:
         assert c["action"] == action and c["macs"] == stats.macs and c["events"] == stats.events
         actions.add(action)
     assert len(actions) > 1
+
+
+def test_da4ml_top_uses_the_default_map() -> None:
+    """The da4ml back end's top (its own template, default map only) decodes the contract's
+    default offsets; a change to the default map must be carried there too."""
+    from rl2fpga.hls.da4ml.lowering import TEMPLATES as DA4ML_TEMPLATES
+
+    text = (Path(DA4ML_TEMPLATES) / "rl2fpga_da4ml_top.sv.j2").read_text()
+    reads = {int(a, 16): what.strip() for a, what in re.findall(r"8'h([0-9A-F]{2}): read_reg = ([^;]+);", text)}
+    r = hw.REGS
+    assert reads == {r.status: "{29'd0, error_flag, done_flag, busy}", r.id: "ENGINE_ID", r.info: "INFO",
+                     r.frames: "frames", r.cycles: "last_cycles", r.total_cycles_lo: "total_cycles[31:0]",
+                     r.total_cycles_hi: "total_cycles[63:32]", r.action: "action"}
+    assert f"s_axil_awaddr == 8'h{r.ctrl:02X}" in text and f"s_axil_araddr == 8'h{r.status:02X}" in text
+    assert f"ENGINE_ID = 32'h{hw.ENGINE_ID:08X}" in text and r.addr_width == 8

@@ -4,7 +4,6 @@ Template rendering (Jinja2, StrictUndefined) lives here too."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,8 @@ import jinja2
 
 from rl2fpga import GENERATED_HEADER
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.hls.engine.contract import REGS, TOP, Contract, RegisterMap
+from rl2fpga.hls.engine.generator import RtlDesign
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -22,11 +23,11 @@ BOARD_PART = "tul.com.tw:pynq-z2:part0:1.0"
 DESIGN = "rl2fpga"
 ENGINE_INSTANCE = "rl2fpga_engine_0"
 DMA_INSTANCE = "axi_dma_0"
-ENGINE_VLNV = "rl2fpga.org:rl2fpga:rl2fpga_engine_top:1.0"
+ENGINE_VLNV = f"rl2fpga.org:rl2fpga:{TOP}:1.0"
 DMA_BASE = 0x40400000
 ENGINE_BASE = 0x43C00000
 RANGE_BYTES = 0x10000
-ENGINE_TOP = "rl2fpga_engine_top"
+ENGINE_TOP = TOP  # one name, from the hardware contract
 HDL_SUFFIXES = (".sv", ".svh", ".v", ".vh")
 MEM_SUFFIXES = (".mem", ".memh", ".hex")
 SG_LENGTH_WIDTH = 26  # 64 MiB per transfer: an 84x84x4 frame (28,224 B) exceeds the 14-bit default
@@ -127,6 +128,7 @@ class RtlSources:
     lanes: int | None
     input_bytes_per_beat: int | None
     frame_stack: bool = False
+    regs: RegisterMap = REGS  # the register map the engine was built with
 
 
 def rtl_sources(rtl_dir: Path) -> RtlSources:
@@ -136,7 +138,7 @@ def rtl_sources(rtl_dir: Path) -> RtlSources:
     rtl_dir = Path(rtl_dir)
     meta: dict = {}
     if (rtl_dir / "design.json").exists():
-        meta = json.loads((rtl_dir / "design.json").read_text())
+        meta = RtlDesign.read_meta(rtl_dir)
     if meta.get("sv_files"):
         hdl = [rtl_dir / name for name in meta["sv_files"]]
     else:
@@ -148,4 +150,9 @@ def rtl_sources(rtl_dir: Path) -> RtlSources:
     if not any(re.search(rf"\bmodule\s+{ENGINE_TOP}\b", p.read_text(errors="replace")) for p in hdl if p.suffix in (".sv", ".v")):
         raise Rl2fpgaError(f"no module {ENGINE_TOP} in {rtl_dir}; rerun `rl2fpga rtl {rtl_dir.parent}`")
     mems = sorted(p for p in rtl_dir.glob("*") if p.suffix in MEM_SUFFIXES)
-    return RtlSources(hdl, mems, meta.get("lanes"), meta.get("input_bytes_per_beat"), bool(meta.get("frame_stack", False)))
+    try:
+        regs = Contract.from_dict(meta.get("contract")).regs
+    except (KeyError, TypeError, ValueError) as e:
+        raise Rl2fpgaError(f"{rtl_dir}/design.json has a corrupt contract ({e}); rerun `rl2fpga rtl {rtl_dir.parent}`") from None
+    return RtlSources(hdl, mems, meta.get("lanes"), meta.get("input_bytes_per_beat"), bool(meta.get("frame_stack", False)),
+                      regs)

@@ -104,11 +104,11 @@ def build(run: Run, cfg: RunConfig, model: GoldenModel, console: Any) -> None:
             raise Rl2fpgaError(f"Vivado failed (exit {proc.returncode}); see {vivado_dir / 'vivado.log'}")
         ran = True
     bit = vivado_dir / "out" / "rl2fpga.bit"
-    params = design_params(design.rtl_sources(run.path / "rtl"), cfg)
+    src = design.rtl_sources(run.path / "rtl")
+    params = design_params(src, cfg)
     bundle = write_bundle(run.path / "board" / "bundle", model, params.lanes, params.input_bytes_per_beat,
-                          params.fclk_mhz, cfg.env.id, bitstream=bit,
-                          frame_stack=design.rtl_sources(run.path / "rtl").frame_stack,
-                          check_frames=record_check_frames(cfg, model))
+                          params.fclk_mhz, cfg.env.id, bitstream=bit, frame_stack=src.frame_stack,
+                          check_frames=record_check_frames(cfg, model), regs=src.regs)
     info = {
         "vivado": vivado,
         "ran_vivado": ran,

@@ -4,7 +4,7 @@
       rl2fpga.bit        bitstream slot (copied from the Vivado build when it exists)
       rl2fpga.hwh        hardware handoff (same)
       driver.py          board/driver.py, verbatim
-      regmap.py          hls/regmap.py, verbatim
+      contract.py        hls/engine/contract.py, verbatim (register map, stream format)
       run_policy.py      plays episodes on the board (rendered from a template)
       manifest.json      model shape + formats + weights digest + engine parameters
       golden/            formats.json + weights.npz (for action agreement on the board)
@@ -28,11 +28,11 @@ from rl2fpga.board.driver import MANIFEST_VERSION, check_same_model, load_manife
 from rl2fpga.core.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_dir, atomic_save_npz, atomic_write_json, atomic_write_text
-from rl2fpga.hls.engine import regmap
+from rl2fpga.hls.engine import contract as hw
 
 BITSTREAM = "rl2fpga.bit"
 HWH = "rl2fpga.hwh"
-BUNDLE_FILES = ["driver.py", "regmap.py", "run_policy.py", "manifest.json", "golden/formats.json", "golden/weights.npz", "README.md",
+BUNDLE_FILES = ["driver.py", "contract.py", "run_policy.py", "manifest.json", "golden/formats.json", "golden/weights.npz", "README.md",
                 "golden_ref.py"]
 CHECK_FRAMES = "check_frames.npz"  # recorded inputs for `run_policy.py --check` (when given)
 
@@ -57,7 +57,8 @@ def model_description(model: GoldenModel) -> dict[str, Any]:
 
 
 def make_manifest(model: GoldenModel, lanes: int, input_bytes_per_beat: int, clock_mhz: float, env_id: str,
-                  frame_stack: bool = False) -> dict[str, Any]:
+                  frame_stack: bool = False, regs: hw.RegisterMap | None = None) -> dict[str, Any]:
+    """``regs``: the register map the engine was built with (the design's contract)."""
     return {
         "manifest_version": MANIFEST_VERSION,
         "generated_by": GENERATED_HEADER,
@@ -69,10 +70,11 @@ def make_manifest(model: GoldenModel, lanes: int, input_bytes_per_beat: int, clo
         "engine": {
             "lanes": lanes,
             "input_bytes_per_beat": input_bytes_per_beat,
-            "elem_bytes": regmap.elem_bytes(model.in_fmt.bits),
+            "elem_bytes": hw.elem_bytes(model.in_fmt.bits),
             "clock_mhz": clock_mhz,
             "vlnv": design.ENGINE_VLNV,
             "frame_stack": frame_stack,
+            "regs": (regs or hw.REGS).to_dict(),
         },
     }
 
@@ -94,6 +96,7 @@ def write_bundle(
     bitstream: Path | None = None,
     frame_stack: bool = False,
     check_frames: tuple[np.ndarray, np.ndarray] | None = None,
+    regs: hw.RegisterMap | None = None,
 ) -> Path:
     """Write the bundle folder atomically; copy the bitstream and .hwh when they exist.
     ``check_frames``: recorded inputs (integers on the input grid, in episode order) and the
@@ -101,14 +104,14 @@ def write_bundle(
     board_dir = Path(__file__).parent
     with atomic_dir(bundle) as tmp:
         shutil.copyfile(board_dir / "driver.py", tmp / "driver.py")
-        shutil.copyfile(Path(regmap.__file__), tmp / "regmap.py")
+        shutil.copyfile(Path(hw.__file__), tmp / "contract.py")
         shutil.copyfile(board_dir / "golden_ref.py", tmp / "golden_ref.py")
         if check_frames is not None:
             frames, starts = check_frames
             atomic_save_npz(tmp / CHECK_FRAMES, frames=np.asarray(frames, dtype=np.int64),
                             starts=np.asarray(starts, dtype=bool))
         model.save(tmp / "golden")
-        manifest = make_manifest(model, lanes, input_bytes_per_beat, clock_mhz, env_id, frame_stack)
+        manifest = make_manifest(model, lanes, input_bytes_per_beat, clock_mhz, env_id, frame_stack, regs)
         atomic_write_json(tmp / "manifest.json", manifest)
         atomic_write_text(tmp / "run_policy.py", design.render("run_policy.py.j2", env_id=env_id))
         has_bit = bitstream is not None and bitstream.exists() and bitstream.with_suffix(".hwh").exists()

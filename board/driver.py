@@ -1,8 +1,10 @@
 """PYNQ driver for the rl2fpga sparse delta engine (pynq 4 API).
 
-This one file runs on the PYNQ-Z2 (copied into the deploy bundle next to ``regmap.py`` and
+This one file runs on the PYNQ-Z2 (copied into the deploy bundle next to ``contract.py`` and
 ``manifest.json``) and in the tests (against :mod:`rl2fpga.board.simdevice`): there is no
-test-only code in it. It needs only numpy, pynq and the register map.
+test-only code in it. It needs only numpy, pynq and the hardware contract (register map and
+stream format, :mod:`rl2fpga.hls.engine.contract`, which depends on numpy only). The register
+offsets are the ones the design was built with (``manifest.json``'s ``engine.regs``).
 
     drv = EngineDriver("rl2fpga.bit", "manifest.json")   # downloads the bitstream
     drv.reset_state()                                    # episode start
@@ -10,7 +12,7 @@ test-only code in it. It needs only numpy, pynq and the register map.
     drv.counters()                                       # cycles, events and MACs per layer
 
 The engine sits behind an AXI DMA (MM2S -> ``s_axis``, ``m_axis`` -> S2MM) and an AXI4-Lite
-port (:mod:`regmap`). :class:`HlsAcceleratorDriver` puts the same interface on hls4ml's
+port (:class:`contract.RegisterMap`). :class:`HlsAcceleratorDriver` puts the same interface on hls4ml's
 VivadoAccelerator overlay (``NeuralNetworkOverlay.predict``).
 """
 
@@ -30,15 +32,15 @@ from pynq import DefaultIP, Overlay
 
 try:  # installed rl2fpga (host, tests)
     from rl2fpga.errors import Rl2fpgaError
-    from rl2fpga.hls.engine import regmap
-except ImportError:  # deploy bundle on the board: regmap.py sits beside this file
-    import regmap  # type: ignore[no-redef]
+    from rl2fpga.hls.engine import contract
+except ImportError:  # deploy bundle on the board: contract.py sits beside this file
+    import contract  # type: ignore[no-redef]
 
     class Rl2fpgaError(Exception):  # type: ignore[no-redef]
         """A problem the user can fix (one line: the problem and the fix)."""
 
 
-ENGINE_VLNV = "rl2fpga.org:rl2fpga:rl2fpga_engine_top:1.0"
+ENGINE_VLNV = f"rl2fpga.org:rl2fpga:{contract.TOP}:1.0"
 DMA_VLNV_PREFIX = "xilinx.com:ip:axi_dma:"
 MANIFEST_VERSION = 1
 DMASR_ERRORS = {0x10: "DMAIntErr", 0x20: "DMASlvErr", 0x40: "DMADecErr",
@@ -112,8 +114,7 @@ def check_same_model(manifest: dict[str, Any], expected: dict[str, Any], where: 
 
 
 def _elem_dtype(fmt: dict[str, Any]) -> np.dtype:
-    nbytes = regmap.elem_bytes(int(fmt["bits"]))
-    return np.dtype(f"<{'i' if fmt['signed'] else 'u'}{nbytes}")
+    return contract.elem_dtype(int(fmt["bits"]), bool(fmt["signed"]))
 
 
 def _qrange(fmt: dict[str, Any]) -> tuple[int, int]:
@@ -245,8 +246,10 @@ class EngineDriver:
         self.bytes_per_beat = int(eng["input_bytes_per_beat"])
         self.lanes = int(eng["lanes"])
         self.clock_mhz = float(eng.get("clock_mhz", 100.0))
-        # frame stack kept in the engine: send the newest frame only (regmap)
+        # frame stack kept in the engine: send the newest frame only (contract)
         self.frame_stack = bool(eng.get("frame_stack", False))
+        # a manifest from before the contract was recorded: the default map
+        self.regs = contract.RegisterMap.from_dict(eng["regs"]) if "regs" in eng else contract.REGS
         self._kept: np.ndarray | None = None  # the last frame sent (frame stack)
 
         self.overlay = load_overlay(bitfile, device, download)
@@ -270,12 +273,12 @@ class EngineDriver:
 
     # -- setup ----------------------------------------------------------------------------
     def _check_hardware(self) -> None:
-        ident = self.ip.read(regmap.ID)
-        if ident != regmap.ENGINE_ID:
-            raise Rl2fpgaError(f"engine ID register reads {ident:#010x}, expected {regmap.ENGINE_ID:#010x}; the bitstream is not an rl2fpga engine or is not loaded")
-        info = self.ip.read(regmap.INFO)
+        ident = self.ip.read(self.regs.id)
+        if ident != contract.ENGINE_ID:
+            raise Rl2fpgaError(f"engine ID register reads {ident:#010x}, expected {contract.ENGINE_ID:#010x}; the bitstream is not an rl2fpga engine or is not loaded")
+        info = self.ip.read(self.regs.info)
         hw = {"layers": info & 0xFF, "lanes": (info >> 8) & 0xFF, "input_bytes_per_beat": (info >> 16) & 0xFF,
-              "frame_stack": bool(info & getattr(regmap, "INFO_FRAME_STACK", 1 << 24))}
+              "frame_stack": bool(info & contract.INFO_FRAME_STACK)}
         want = {"layers": self.n_layers, "lanes": self.lanes, "input_bytes_per_beat": self.bytes_per_beat,
                 "frame_stack": self.frame_stack}
         for k in hw:
@@ -285,11 +288,11 @@ class EngineDriver:
     # -- control --------------------------------------------------------------------------
     def reset_state(self) -> None:
         """Episode start: x_hat and accumulators back to the bias."""
-        self.ip.write(regmap.CTRL, regmap.CTRL_RESET_STATE)
+        self.ip.write(self.regs.ctrl, contract.CTRL_RESET_STATE)
         self._kept = None  # the engine now expects the whole stack
 
     def reset_counters(self) -> None:
-        self.ip.write(regmap.CTRL, regmap.CTRL_RESET_COUNTERS)
+        self.ip.write(self.regs.ctrl, contract.CTRL_RESET_COUNTERS)
 
     def set_thresholds(self, thresholds: list[int]) -> None:
         """Delta threshold T_int per layer (input LSBs of that layer)."""
@@ -298,7 +301,7 @@ class EngineDriver:
         for k, t in enumerate(thresholds):
             if not 0 <= int(t) <= 0xFFFFFFFF:
                 raise Rl2fpgaError(f"threshold {t} of layer {k} is out of range; use 0..2^32-1")
-            self.ip.write(regmap.threshold_reg(k), int(t))
+            self.ip.write(self.regs.threshold_reg(k), int(t))
         self.thresholds = [int(t) for t in thresholds]
 
     def quantize(self, obs: np.ndarray) -> np.ndarray:
@@ -334,7 +337,7 @@ class EngineDriver:
         h, w, k = self.in_shape
         newest = self._kept is not None and np.array_equal(x[..., :-1], self._kept[..., 1:])
         if not newest and self._kept is not None:
-            self.ip.write(regmap.CTRL, getattr(regmap, "CTRL_FULL_FRAME", 0x4))
+            self.ip.write(self.regs.ctrl, contract.CTRL_FULL_FRAME)
         planes = [x[..., -1]] if newest else [x[..., i] for i in range(k)]
         for i, plane in enumerate(planes):
             self.in_buf[i * self.plane_bytes : i * self.plane_bytes + h * w] = plane.reshape(-1).astype(np.uint8)
@@ -343,22 +346,22 @@ class EngineDriver:
 
     def _wait(self, channel: Any, name: str) -> None:
         def stalled() -> str:
-            status = self.ip.read(regmap.STATUS)
-            return "the engine flagged a misplaced TLAST" if status & regmap.STATUS_ERROR else "the engine did not answer"
+            status = self.ip.read(self.regs.status)
+            return "the engine flagged a misplaced TLAST" if status & contract.STATUS_ERROR else "the engine did not answer"
 
         wait_dma(self.dma, channel, name, self.timeout_s, stalled)
 
     # -- counters -------------------------------------------------------------------------
     def counters(self) -> dict[str, Any]:
         """The engine's counters for the last frame (and totals since the counter reset)."""
-        lo, hi = self.ip.read(regmap.TOTAL_CYCLES_LO), self.ip.read(regmap.TOTAL_CYCLES_HI)
+        lo, hi = self.ip.read(self.regs.total_cycles_lo), self.ip.read(self.regs.total_cycles_hi)
         return {
-            "cycles": self.ip.read(regmap.CYCLES),
-            "frames": self.ip.read(regmap.FRAMES),
+            "cycles": self.ip.read(self.regs.cycles),
+            "frames": self.ip.read(self.regs.frames),
             "total_cycles": (hi << 32) | lo,
-            "action": self.ip.read(regmap.ACTION),
-            "events": [self.ip.read(regmap.events_reg(k)) for k in range(self.n_layers)],
-            "macs": [self.ip.read(regmap.macs_reg(k)) for k in range(self.n_layers)],
+            "action": self.ip.read(self.regs.action),
+            "events": [self.ip.read(self.regs.events_reg(k)) for k in range(self.n_layers)],
+            "macs": [self.ip.read(self.regs.macs_reg(k)) for k in range(self.n_layers)],
         }
 
 

@@ -22,39 +22,26 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from rl2fpga.core.golden import Fmt, GoldenModel
+from rl2fpga.hls.engine import contract as hw
 from rl2fpga.hls.engine import regmap
 
 
 def elem_dtype(fmt: Fmt) -> np.dtype:
-    """Little-endian numpy dtype of one input element on the stream."""
-    nbytes = regmap.elem_bytes(fmt.bits)
-    return np.dtype(f"<{'i' if fmt.signed else 'u'}{nbytes}")
+    """Little-endian numpy dtype of one input element on the stream (the contract's)."""
+    return hw.elem_dtype(fmt.bits, fmt.signed)
 
 
 def pack_frame(x: np.ndarray, fmt: Fmt, bytes_per_beat: int) -> bytes:
     """Integer frame -> input-stream bytes (zero-padded to whole beats)."""
-    raw = np.asarray(x).reshape(-1).astype(elem_dtype(fmt)).tobytes()
-    pad = (-len(raw)) % bytes_per_beat
-    return raw + b"\x00" * pad
+    return hw.pack_frame(x, fmt.bits, fmt.signed, bytes_per_beat)
 
 
 def unpack_frame(data: bytes, fmt: Fmt, n_elems: int) -> np.ndarray:
     """Input-stream bytes -> the first ``n_elems`` integers (sign-extended when signed)."""
-    dt = elem_dtype(fmt)
-    return np.frombuffer(data[: n_elems * dt.itemsize], dtype=dt).astype(np.int64)
+    return hw.unpack_frame(data, fmt.bits, fmt.signed, n_elems)
 
 
-def stack_packet(x: np.ndarray, bytes_per_beat: int, full: bool) -> bytes:
-    """A frame-stacked input (h, w, K) for a frame-stack engine (regmap): the newest frame
-    (channel K - 1), or (``full``) all K frames oldest first, one byte per pixel, each plane
-    zero-padded to whole beats."""
-    x = np.asarray(x)
-    planes = range(x.shape[-1]) if full else [x.shape[-1] - 1]
-    out = b""
-    for k in planes:
-        raw = np.ascontiguousarray(x[..., k]).reshape(-1).astype(np.uint8).tobytes()
-        out += raw + b"\x00" * ((-len(raw)) % bytes_per_beat)
-    return out
+stack_packet = hw.stack_packet
 
 
 def frame_bytes(model: GoldenModel, bytes_per_beat: int) -> int:

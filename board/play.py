@@ -128,6 +128,7 @@ def _emulator_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Bac
     from rl2fpga.hls.engine.generator import use_frame_stack
 
     stack = use_frame_stack(cfg, model)
+    regs = None  # the golden engine decodes the default register map
     kind = cfg.board.emulator_engine
     rtl_dir = run.path / "rtl"
     if kind == "auto":
@@ -150,6 +151,7 @@ def _emulator_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Bac
         src = design.rtl_sources(rtl_dir)  # the generated hardware's own parameters win
         lanes, bpb = src.lanes or lanes, src.input_bytes_per_beat or bpb
         stack = src.frame_stack
+        regs = src.regs  # the driver addresses the registers the RTL was built with
 
         engine: Any = VerilatorEngine(rtl_dir, run.path / "board" / "verilator", model, lanes, bpb)
     else:
@@ -157,7 +159,7 @@ def _emulator_backend(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[Bac
     sim_dir = run.dir("board") / "emulator"
     atomic_write_text(sim_dir / "rl2fpga.bit", "simulated bitstream slot (board/simdevice.py)\n")
     atomic_write_text(sim_dir / "rl2fpga.hwh", design.sim_hwh(design.DesignParams(lanes, bpb, cfg.rtl.clock_mhz)))
-    manifest = make_manifest(model, lanes, bpb, cfg.rtl.clock_mhz, cfg.env.id, frame_stack=stack)
+    manifest = make_manifest(model, lanes, bpb, cfg.rtl.clock_mhz, cfg.env.id, frame_stack=stack, regs=regs)
     atomic_write_json(sim_dir / "manifest.json", manifest)
     return EngineDriver(sim_dir / "rl2fpga.bit", sim_dir / "manifest.json", device=SimDevice(engine)), kind
 

@@ -53,9 +53,11 @@ def build_library(rtl_dir: Path, build_dir: Path, input_bytes_per_beat: int, opt
         raise ToolMissing("verilator is not on PATH; install it (apt install verilator) or use board.emulator_engine=golden")
     # verilator runs in the build folder: every path it sees must be absolute
     rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
-    sources = [p for p in design.rtl_sources(rtl_dir).hdl if p.suffix in (".sv", ".v")]
+    src = design.rtl_sources(rtl_dir)
+    sources = [p for p in src.hdl if p.suffix in (".sv", ".v")]
     tdata_bytes = input_bytes_per_beat
-    shim = design.render("engine_shim.cpp.j2", top=TOP, tdata_bits=8 * tdata_bytes, tdata_bytes=tdata_bytes)
+    shim = design.render("engine_shim.cpp.j2", top=TOP, tdata_bits=8 * tdata_bytes, tdata_bytes=tdata_bytes,
+                         addr_width=src.regs.addr_width)
     mem_dir = str(rtl_dir.resolve()) + "/"
     h = hashlib.sha256(shim.encode() + mem_dir.encode() + opt.encode())
     for p in sources:
@@ -131,12 +133,18 @@ class VerilatorEngine(EngineModel):
         self.lib.eng_reset(self.handle, 8)
 
     def axil_write(self, addr: int, value: int) -> None:
-        if self.lib.eng_axil_write(self.handle, addr, value & 0xFFFFFFFF, AXIL_TIMEOUT) != 0:
+        rc = self.lib.eng_axil_write(self.handle, addr, value & 0xFFFFFFFF, AXIL_TIMEOUT)
+        if rc == -2:
+            raise Rl2fpgaError(f"AXI4-Lite write to {addr:#x} is outside the engine's register map; use the design's contract (design.json)")
+        if rc != 0:
             raise Rl2fpgaError(f"engine RTL did not complete an AXI4-Lite write to {addr:#x} in {AXIL_TIMEOUT} cycles; the RTL's s_axil handshake is broken")
 
     def axil_read(self, addr: int) -> int:
         v = ctypes.c_uint32(0)
-        if self.lib.eng_axil_read(self.handle, addr, ctypes.byref(v), AXIL_TIMEOUT) != 0:
+        rc = self.lib.eng_axil_read(self.handle, addr, ctypes.byref(v), AXIL_TIMEOUT)
+        if rc == -2:
+            raise Rl2fpgaError(f"AXI4-Lite read of {addr:#x} is outside the engine's register map; use the design's contract (design.json)")
+        if rc != 0:
             raise Rl2fpgaError(f"engine RTL did not answer an AXI4-Lite read of {addr:#x} in {AXIL_TIMEOUT} cycles; the RTL's s_axil handshake is broken")
         return int(v.value)
 

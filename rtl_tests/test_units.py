@@ -6,8 +6,10 @@ import os
 
 import pytest
 
+from rl2fpga.fsutil import atomic_write_text
 from rl2fpga.hls.cosim.harness import BUILD_ROOT, _sim_env, have_verilator
-from rl2fpga.hls.engine.generator import RTL_SRC
+from rl2fpga.hls.engine.contract import render_sv_package
+from rl2fpga.hls.engine.generator import PACKAGE_FILE, RTL_SRC
 
 pytestmark = [pytest.mark.verilator, pytest.mark.skipif(not have_verilator(), reason="verilator not installed")]
 
@@ -20,8 +22,10 @@ def test_delta_encoder(shape: tuple[int, int, int], beat_bytes: int) -> None:
     h, w, c = shape
     build = BUILD_ROOT / "units" / f"encoder_{h}x{w}x{c}_{beat_bytes}"
     runner = get_runner("verilator")
+    build.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(build / PACKAGE_FILE, render_sv_package())  # generated, as in a design
     runner.build(
-        sources=[str(RTL_SRC / n) for n in ("rl2fpga_pkg.sv", "rl2fpga_serializer.sv", "rl2fpga_delta_encoder.sv")],
+        sources=[str(build / PACKAGE_FILE)] + [str(RTL_SRC / n) for n in ("rl2fpga_serializer.sv", "rl2fpga_delta_encoder.sv")],
         hdl_toplevel="rl2fpga_delta_encoder",
         build_dir=str(build),
         parameters={"BYTES": beat_bytes, "IN_H": h, "IN_W": w, "IN_C": c},

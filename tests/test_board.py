@@ -374,7 +374,7 @@ def test_hls_accelerator_driver_through_simulated_dma(tmp_path):
 
 
 def test_bundle_driver_imports_without_rl2fpga(tmp_path):
-    """On the board rl2fpga is not installed: driver.py falls back to the bundle's regmap.py."""
+    """On the board rl2fpga is not installed: driver.py falls back to the bundle's contract.py."""
     import subprocess
     import sys
 
@@ -383,7 +383,7 @@ def test_bundle_driver_imports_without_rl2fpga(tmp_path):
     code = (
         "import os, sys; sys.modules['rl2fpga'] = None; sys.path.insert(0, os.getcwd())\n"
         "import driver\n"
-        "assert driver.regmap.__file__ == os.path.join(os.getcwd(), 'regmap.py'), driver.regmap.__file__\n"
+        "assert driver.contract.__file__ == os.path.join(os.getcwd(), 'contract.py'), driver.contract.__file__\n"
         "m = driver.load_manifest('manifest.json'); assert m['model']['n_out'] == 2\n"
         "try:\n"
         "    driver.EngineDriver('rl2fpga.bit', 'manifest.json')\n"

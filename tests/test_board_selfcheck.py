@@ -61,7 +61,7 @@ def _run_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine_model: Go
     (bundle / "rl2fpga.hwh").write_text(design.sim_hwh(design.DesignParams(4, 8)))
     monkeypatch.setattr(pynq.Device, "_active_device", SimDevice(GoldenEngine(engine_model, 4, 8)), raising=False)
     monkeypatch.syspath_prepend(str(bundle))
-    for mod in ("driver", "golden_ref", "regmap"):
+    for mod in ("driver", "golden_ref", "contract"):
         monkeypatch.delitem(sys.modules, mod, raising=False)
     monkeypatch.setattr(sys, "argv", ["run_policy.py", "--check"])
     with pytest.raises(SystemExit) as e:

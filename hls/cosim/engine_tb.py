@@ -5,7 +5,8 @@ TB class with ``reset()``.
 
 The test is configured by a JSON file named in ``RL2FPGA_TB_CONFIG`` (written by
 :mod:`rl2fpga.hls.cosim.harness`): golden model folder, frames (.npy), seed, stall
-probabilities, frames before which the state is reset, threshold writes, result path.
+probabilities, frames before which the state is reset, threshold writes, result path, and the
+register map the design was built with (``regs``, :class:`~rl2fpga.hls.engine.contract.RegisterMap`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from rl2fpga.core.golden import GoldenModel
-from rl2fpga.hls.engine import regmap
+from rl2fpga.hls.engine import contract as hw
+from rl2fpga.hls.engine.contract import RegisterMap
 
 
 # ------------------------------------------------------------------------------ drivers
@@ -140,26 +142,13 @@ class OutputMonitor:
 
 
 def pack_frame(x: np.ndarray, bits: int, signed: bool, beat_bytes: int) -> list[int]:
-    """A frame (integers on the input grid) as beats: C order, ``elem_bytes`` little-endian
-    two's complement per element, packed densely, zero-padded last beat (hls/regmap.py)."""
-    eb = regmap.elem_bytes(bits)
-    flat = np.asarray(x, dtype=np.int64).reshape(-1)
-    raw = (flat & ((1 << (8 * eb)) - 1)).astype("<u2" if eb == 2 else "u1").tobytes()
-    pad = (-len(raw)) % beat_bytes
-    raw += bytes(pad)
-    return [int.from_bytes(raw[i : i + beat_bytes], "little") for i in range(0, len(raw), beat_bytes)]
+    """A frame (integers on the input grid) as beats, in the contract's stream format."""
+    return hw.beats(hw.pack_frame(x, bits, signed, beat_bytes), beat_bytes)
 
 
 def pack_stack(x: np.ndarray, beat_bytes: int, full: bool) -> list[int]:
-    """A frame-stacked input (h, w, K) for a frame-stack engine (hls/regmap.py): the newest
-    frame (channel K - 1) as one plane, or (``full``) all K planes oldest first; one byte per
-    pixel, each plane zero-padded to whole beats."""
-    x = np.asarray(x, dtype=np.int64)
-    planes = [x[..., k] for k in range(x.shape[-1])] if full else [x[..., -1]]
-    beats: list[int] = []
-    for plane in planes:
-        beats += pack_frame(plane, 8, False, beat_bytes)
-    return beats
+    """A frame-stacked input (h, w, K) as beats: the newest plane, or (``full``) all K."""
+    return hw.beats(hw.stack_packet(x, beat_bytes, full), beat_bytes)
 
 
 # ------------------------------------------------------------------------------ TB
@@ -185,6 +174,7 @@ class EngineTB:
         self.rng = random.Random(int(cfg.get("seed", 0)))
         self.clk = dut.clk
         self.golden = GoldenModel.load(cfg["golden"])
+        self.regs = RegisterMap.from_dict(cfg["regs"]) if "regs" in cfg else hw.REGS
         self.n_layers = len(self.golden.layers)
         self.beat_bytes = len(dut.s_axis_tdata) // 8
         self.axil = AxiLiteMaster(dut, self.clk)
@@ -207,20 +197,20 @@ class EngineTB:
         self.golden.reset()
         self.need_full = True
         await self.wait_idle()
-        self.stack = bool(await self.axil.read(regmap.INFO) & regmap.INFO_FRAME_STACK)
+        self.stack = bool(await self.axil.read(self.regs.info) & hw.INFO_FRAME_STACK)
 
     async def wait_idle(self) -> None:
-        while (await self.axil.read(regmap.STATUS)) & regmap.STATUS_BUSY:
+        while (await self.axil.read(self.regs.status)) & hw.STATUS_BUSY:
             pass
 
     async def reset_state(self) -> None:
-        await self.axil.write(regmap.CTRL, regmap.CTRL_RESET_STATE)
+        await self.axil.write(self.regs.ctrl, hw.CTRL_RESET_STATE)
         self.golden.reset()
         self.need_full = True
         await self.wait_idle()
 
     async def set_threshold(self, layer: int, value: int) -> None:
-        await self.axil.write(regmap.threshold_reg(layer), value)
+        await self.axil.write(self.regs.threshold_reg(layer), value)
         ts = self.golden.thresholds
         ts[layer] = value
         self.golden.set_thresholds(ts)
@@ -237,15 +227,16 @@ class EngineTB:
         await send
         y, stats = g.step(x)
         expect = [int(v) for v in np.asarray(y).reshape(-1)] + [g.action(y)]
-        events = [await self.axil.read(regmap.events_reg(k)) for k in range(self.n_layers)]
-        macs = [await self.axil.read(regmap.macs_reg(k)) for k in range(self.n_layers)]
-        cycles = await self.axil.read(regmap.CYCLES)
+        events = [await self.axil.read(self.regs.events_reg(k)) for k in range(self.n_layers)]
+        macs = [await self.axil.read(self.regs.macs_reg(k)) for k in range(self.n_layers)]
+        cycles = await self.axil.read(self.regs.cycles)
+        action_reg = await self.axil.read(self.regs.action)
         pad = int(self.engine.pad_total.value)
-        ok = out == expect and events == stats.events and macs == stats.macs
+        ok = out == expect and events == stats.events and macs == stats.macs and action_reg == expect[-1]
         if not ok:
             self.dut._log.error(
-                "frame %d mismatch: out %s expect %s events %s/%s macs %s/%s",
-                index, out, expect, events, stats.events, macs, stats.macs,
+                "frame %d mismatch: out %s expect %s events %s/%s macs %s/%s ACTION register %d",
+                index, out, expect, events, stats.events, macs, stats.macs, action_reg,
             )
         return FrameResult(index, ok, cycles, events, macs, stats.macs, stats.events, out[-1], expect[-1], pad,
                            len(beats) * self.beat_bytes)
@@ -260,8 +251,8 @@ async def engine_vs_golden(dut: Any) -> None:
     resets = set(int(i) for i in cfg.get("resets", []))
     thr_writes = {int(k): v for k, v in cfg.get("threshold_writes", {}).items()}
     await tb.reset()
-    assert await tb.axil.read(regmap.ID) == regmap.ENGINE_ID
-    info = await tb.axil.read(regmap.INFO)
+    assert await tb.axil.read(tb.regs.id) == hw.ENGINE_ID
+    info = await tb.axil.read(tb.regs.info)
     assert info & 0xFF == tb.n_layers
     results: list[FrameResult] = []
     for i, frame in enumerate(frames):
@@ -271,7 +262,7 @@ async def engine_vs_golden(dut: Any) -> None:
             await tb.set_threshold(int(layer), int(value))
         x = tb.golden.quantize_input(frame)
         results.append(await tb.frame(i, x))
-    assert await tb.axil.read(regmap.FRAMES) == len(frames)
+    assert await tb.axil.read(tb.regs.frames) == len(frames)
     out = {
         "frames": len(results),
         "mismatches": sum(not r.ok for r in results),

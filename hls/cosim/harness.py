@@ -81,7 +81,8 @@ def build_engine(design: RtlDesign, build_dir: Path | None = None) -> tuple[Any,
     build_dir = build_dir or BUILD_ROOT / "sim" / f"engine_{digest.hexdigest()[:12]}"
     runner = get_runner("verilator")
     verilate(runner, [*design.sv_files, SIM_WRAPPER], build_dir, "the engine",
-             parameters={"MEM_DIR": f'"{design.out_dir.absolute()}/"', "BYTES": design.input_bytes_per_beat},
+             parameters={"MEM_DIR": f'"{design.out_dir.absolute()}/"', "BYTES": design.input_bytes_per_beat,
+                         "ADDR_WIDTH": design.contract.regs.addr_width},
              build_args=["--timing", "--timescale", "1ns/1ps", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"])
     return runner, build_dir
 
@@ -115,6 +116,7 @@ def run_engine(
         "resets": list(resets or []),
         "threshold_writes": {str(k): v for k, v in (threshold_writes or {}).items()},
         "result": str(result.absolute()),
+        "regs": design.contract.regs.to_dict(),  # the register map the design was built with
     }
     atomic_write_json(work / "tb_config.json", cfg)
     env_before = os.environ.get("PYTEST_CURRENT_TEST")

@@ -10,7 +10,9 @@ parameters and writes what depends on the weights:
   ``w = 0`` (costs a cycle slot, never counted as a MAC);
 * the table ``{nwords, ptr}`` per list, the bias per accumulator word;
 * the generated top level ``rl2fpga_engine_top`` (Jinja2 template) wiring the encoder, the
-  layers and the output stage.
+  layers and the output stage, and the SV package ``rl2fpga_pkg.sv`` rendered from the hardware
+  contract (:mod:`rl2fpga.hls.engine.contract`: register map, event widths, FIFO depths), whose
+  width functions also lay out the memory images here.
 
 Models the engine cannot map are refused here with one line naming the problem and the fix.
 """
@@ -18,7 +20,6 @@ Models the engine cannot map are refused here with one line naming the problem a
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,28 +31,34 @@ from rl2fpga.core.golden import ACC_LIMIT_BITS, GoldenModel
 from rl2fpga.core.layers import Conv2D
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
-from rl2fpga.hls.engine import regmap
+from rl2fpga.hls.engine import contract as hw
+from rl2fpga.hls.engine.contract import Contract, bits_for, clog2, lane_mem_file, tap_bits
 
 RTL_SRC = Path(__file__).resolve().parent / "rtl"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# order matters for tools that want packages first
+PACKAGE_FILE = f"{hw.PACKAGE}.sv"  # rendered from the contract, not copied
+# order matters for tools that want packages first (the generated package precedes these)
 SV_MODULES = [
-    "rl2fpga_pkg.sv",
     "rl2fpga_serializer.sv",
     "rl2fpga_fifo.sv",
     "rl2fpga_delta_encoder.sv",
+    "rl2fpga_list_lookup.sv",
+    "rl2fpga_list_walker.sv",
+    "rl2fpga_requant.sv",
+    "rl2fpga_lane.sv",
+    "rl2fpga_layer_ctrl.sv",
     "rl2fpga_layer.sv",
     "rl2fpga_output.sv",
     "rl2fpga_frame_ctrl.sv",
     "rl2fpga_axil_regs.sv",
 ]
 STACK_MODULE = "rl2fpga_stack_encoder.sv"  # frame-stacked inputs only
-TOP = "rl2fpga_engine_top"
+TOP = hw.TOP
 # xc7z020: 140 BRAM36 of 36 kbit
 BRAM36_BITS = 36 * 1024
 XC7Z020_BRAM36 = 140
-MAX_DIM = 255  # event y/x fields are 8 bits (rl2fpga_pkg::YW/XW)
-MAX_CHANNELS = 65535  # event c field is 16 bits
+MAX_DIM = hw.MAX_DIM  # event y/x fields (rl2fpga_pkg::YW/XW)
+MAX_CHANNELS = hw.MAX_CHANNELS  # event c field
 
 
 @dataclass
@@ -91,6 +98,7 @@ class LayerPlan:
     tab_file: str
     bias_file: str
     tap_bits: int = 0  # conv: tap index bits of a list entry
+    fb_bits: int = 1  # accumulator-word index bits of a list entry
     mem_bits: dict[str, int] = field(default_factory=dict)
 
 
@@ -124,14 +132,28 @@ class RtlDesign:
     n_beats: int
     frame_stack: bool = False  # the host sends the newest frame; full_frame_beats after a reset
     full_frame_beats: int = 0
+    contract: Contract = field(default_factory=Contract)  # register map and FIFO depths built in
+
+    @staticmethod
+    def read_meta(folder: str | Path) -> dict[str, Any]:
+        """``folder``/design.json as written by :func:`generate` (the one reader of that file;
+        :meth:`load` builds the design from it, board/ takes the sources and parameters)."""
+        from rl2fpga.fsutil import read_json
+
+        path = Path(folder) / "design.json"
+        try:
+            d = read_json(path)
+        except ValueError as e:
+            raise Rl2fpgaError(f"{path} is corrupt ({e}); rerun `rl2fpga rtl`") from None
+        if not isinstance(d, dict):
+            raise Rl2fpgaError(f"{path} is corrupt (not an object); rerun `rl2fpga rtl`")
+        return d
 
     @classmethod
     def load(cls, folder: str | Path) -> RtlDesign:
         """The design :func:`generate` wrote into ``folder`` (from its design.json)."""
-        from rl2fpga.fsutil import read_json
-
         folder = Path(folder)
-        d = read_json(folder / "design.json")
+        d = cls.read_meta(folder)
         try:
             layers = [LayerPlan(**{**p, "in_shape": tuple(p["in_shape"]), "out_shape": tuple(p["out_shape"]),
                                    "wmem_file": f"{p['name']}_w", "tab_file": f"{p['name']}_tab.mem",
@@ -144,8 +166,9 @@ class RtlDesign:
                                     + [lane_mem_file(p.wmem_file, lane) for lane in range(int(d["lanes"]))]],
                          layers=layers, n_beats=int(d["input_beats"]),
                          frame_stack=bool(d.get("frame_stack", False)),
-                         full_frame_beats=int(d.get("full_frame_beats", d["input_beats"])))
-        except (KeyError, TypeError) as e:
+                         full_frame_beats=int(d.get("full_frame_beats", d["input_beats"])),
+                         contract=Contract.from_dict(d.get("contract")))
+        except (KeyError, TypeError, ValueError) as e:
             raise Rl2fpgaError(f"{folder}/design.json is corrupt ({e}); rerun `rl2fpga rtl`") from None
         missing = [p for p in design.sv_files + design.mem_files if not p.exists()]
         if missing:
@@ -166,16 +189,8 @@ class RtlDesign:
                 for p in self.layers
             ],
             "memory_bits": int(sum(sum(p.mem_bits.values()) for p in self.layers)),
+            "contract": self.contract.to_dict(),
         }
-
-
-def _bits(n: int) -> int:
-    """Bits to hold 0..n (at least 1)."""
-    return max(1, int(n).bit_length())
-
-
-def _clog2(n: int) -> int:
-    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
 
 
 def pack_lists(w2: np.ndarray, lanes: int, w_bits: int) -> PackedLists:
@@ -185,7 +200,7 @@ def pack_lists(w2: np.ndarray, lanes: int, w_bits: int) -> PackedLists:
     ``tap << (fbw + w_bits) | fb << w_bits | w``."""
     w3 = w2[:, None, :] if w2.ndim == 2 else w2
     n_lists, n_taps, n_out = w3.shape
-    fbw = _clog2(-(-n_out // lanes))
+    fbw = hw.fb_bits(n_out, lanes)
     wmask = (1 << w_bits) - 1
     ptr = np.zeros((n_lists, lanes), dtype=np.int64)
     length = np.zeros((n_lists, lanes), dtype=np.int64)
@@ -198,11 +213,6 @@ def pack_lists(w2: np.ndarray, lanes: int, w_bits: int) -> PackedLists:
         entries.append((tap.astype(np.int64) << (fbw + w_bits)) | (fb.astype(np.int64) << w_bits)
                        | (sub[t, tap, fb].astype(np.int64) & wmask))
     return PackedLists(entries=entries, ptr=ptr, length=length, fbw=fbw)
-
-
-def tap_bits(n_taps: int) -> int:
-    """Bits of the tap index in a list entry (none for one tap), as the RTL's TB."""
-    return math.ceil(math.log2(n_taps)) if n_taps > 1 else 0
 
 
 def conv_lists(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
@@ -225,11 +235,6 @@ def conv_lists(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def lane_mem_file(prefix: str, lane: int) -> str:
-    """Weight image of one lane: the RTL appends two letters ("aa" + lane) and ".mem"."""
-    return f"{prefix}{chr(97 + lane // 26)}{chr(97 + lane % 26)}.mem"
-
-
 def _hex_lines(values: list[int], width_bits: int) -> str:
     digits = max(1, -(-width_bits // 4))
     return "".join(f"{v:0{digits}x}\n" for v in values)
@@ -249,7 +254,7 @@ def check_mappable(golden: GoldenModel, lanes: int, input_bytes_per_beat: int) -
     """Refuse what the engine cannot map, with one line naming problem and fix."""
     if not 1 <= lanes <= 64:
         raise Rl2fpgaError(f"rtl lanes = {lanes} is out of range; use 1..64 (rtl.lanes)")
-    eb = regmap.elem_bytes(golden.in_fmt.bits) if golden.in_fmt.bits <= 16 else 0
+    eb = hw.elem_bytes(golden.in_fmt.bits) if golden.in_fmt.bits <= 16 else 0
     if eb == 0:
         raise Rl2fpgaError(f"network input of {golden.in_fmt.bits} bits is too wide for the engine; quantize the input to <= 16 bits")
     if input_bytes_per_beat < eb or input_bytes_per_beat % eb or input_bytes_per_beat > 128:
@@ -315,17 +320,18 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, Pac
         out_signed=int(layer.out_fmt.signed), shift=layer.shift,
         relu=int(layer.activation == "relu"), last=int(last),
         nnz=layer.nnz(), words=n_words, tab_depth=w2.shape[0], tap_bits=tap_bits(n_taps),
-        ptr_bits=_bits(n_words), len_bits=_bits(max(int(packed.length.max(initial=1)), 1)),
+        fb_bits=packed.fbw,
+        ptr_bits=bits_for(n_words), len_bits=bits_for(max(int(packed.length.max(initial=1)), 1)),
         wmem_depth=max(n_words, 1), fb=fb,
         wmem_file=f"{layer.name}_w", tab_file=f"{layer.name}_tab.mem", bias_file=f"{layer.name}_b.mem",
     )
     depth = out_h * out_w * fb
     xb = 1 if last else out_bits
     plan.mem_bits = {
-        "weights": sum(len(e) for e in packed.entries) * (tap_bits(n_taps) + packed.fbw + plan.w_bits),
+        "weights": sum(len(e) for e in packed.entries) * hw.entry_bits(n_taps, packed.fbw, plan.w_bits),
         "table": plan.tab_depth * lanes * (plan.ptr_bits + plan.len_bits),
         "accumulators": lanes * depth * (1 + xb + acc_bits),
-        "dirty_lists": lanes * depth * (_clog2(out_h) + _clog2(out_w) + packed.fbw),
+        "dirty_lists": lanes * depth * (clog2(out_h) + clog2(out_w) + packed.fbw),
     }
     bias = np.zeros(fb * lanes, dtype=np.int64)
     bias[: layer.n_out] = layer.b
@@ -347,23 +353,27 @@ def use_frame_stack(cfg: Any, golden: GoldenModel) -> bool:
     return bool(getattr(cfg.rtl, "frame_stack", True)) and is_atari(cfg.env.id) and can_stack(golden)
 
 
-def stack_geometry(in_shape: tuple[int, ...], bytes_per_beat: int) -> tuple[int, int]:
-    """(beats of a newest-frame transfer, beats of a full-stack transfer) of a frame-stacked
-    input: one plane is h * w pixels, one byte each, padded to whole beats."""
-    h, w, k = in_shape
-    plane = -(-(h * w) // bytes_per_beat)
-    return plane, k * plane
+stack_geometry = hw.stack_geometry
 
 
-def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_bytes_per_beat: int = 8,
-             frame_stack: bool = False) -> RtlDesign:
-    """Write the engine for ``golden`` into ``out_dir``: the SystemVerilog sources (copied
-    modules + generated top), the ``$readmemh`` images and ``design.json``. ``frame_stack``:
-    the input is a stack of frames (see :func:`can_stack`) kept in fabric; the host sends only
-    the newest (rl2fpga_stack_encoder.sv)."""
-    import jinja2
+def _write_images(plan: LayerPlan, packed: PackedLists, bias: np.ndarray, lanes: int, out_dir: Path) -> list[Path]:
+    """The layer's ``$readmemh`` images: one weight memory per lane, the list table, the bias."""
+    lane_bits = plan.tap_bits + packed.fbw + plan.w_bits
+    tew = plan.ptr_bits + plan.len_bits
+    tab_fields = (packed.length << plan.ptr_bits) | packed.ptr  # (lists, lanes) {len, ptr}
+    images = [(lane_mem_file(plan.wmem_file, lane), [int(v) for v in e] or [0], lane_bits)
+              for lane, e in enumerate(packed.entries)]
+    images += [
+        (plan.tab_file, _join_lanes(tab_fields, tew), lanes * tew),
+        (plan.bias_file, _join_lanes(bias, plan.acc_bits), lanes * plan.acc_bits),
+    ]
+    for name, vals, width in images:
+        atomic_write_text(out_dir / name, f"// {GENERATED_HEADER}\n" + _hex_lines(vals, width))
+    return [out_dir / name for name, _, _ in images]
 
-    check_mappable(golden, lanes, input_bytes_per_beat)
+
+def _check_budget(golden: GoldenModel, frame_stack: bool, ctr: Contract) -> None:
+    """Refuse a frame stack the model cannot take, too many layers, or weights beyond the BRAM."""
     if frame_stack and not can_stack(golden):
         raise Rl2fpgaError(
             f"rtl.frame_stack needs an (h, w, frames) input of <= 8-bit pixels, this model takes {golden.in_shape} at {golden.in_fmt.bits} bits; set rtl.frame_stack=false"
@@ -373,75 +383,82 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
         raise Rl2fpgaError(
             f"the nonzero weights alone need {weight_bits / 8 / 1024:.0f} KiB > the xc7z020's {XC7Z020_BRAM36 * BRAM36_BITS / 8 / 1024:.0f} KiB of BRAM; prune harder"
         )
+    n = len(golden.layers)
+    if n > ctr.regs.max_layers:
+        raise Rl2fpgaError(f"{n} layers > {ctr.regs.max_layers} registers in the map; use fewer layers")
+
+
+def _input_geometry(golden: GoldenModel, beat_bytes: int, frame_stack: bool) -> tuple[int, int, int]:
+    """(beats of a frame, beats of a full frame, bits the input stage keeps in fabric)."""
+    in_bits = golden.in_fmt.bits
+    if frame_stack:
+        n_beats, full_beats = stack_geometry(golden.in_shape, beat_bytes)
+        # x_hat of every element + the kept frames (all but the newest)
+        return n_beats, full_beats, n_beats * beat_bytes * (2 * golden.in_shape[2] - 1) * in_bits
+    n_beats = hw.frame_beats(int(np.prod(golden.in_shape)), in_bits, beat_bytes)
+    return n_beats, n_beats, n_beats * (beat_bytes // hw.elem_bytes(in_bits)) * in_bits
+
+
+def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_bytes: int, frame_stack: bool,
+                ctr: Contract) -> str:
+    import jinja2
+
+    in_shape = golden.in_shape if len(golden.in_shape) == 3 else (1, 1, int(np.prod(golden.in_shape)))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
+    )
+    thresh_init = "{" + ", ".join(f"32'd{t}" for t in reversed(golden.thresholds)) + "}"
+    info = len(plans) | (lanes << 8) | (beat_bytes << 16) | (hw.INFO_FRAME_STACK if frame_stack else 0)
+    return env.get_template("rl2fpga_engine_top.sv.j2").render(
+        header=GENERATED_HEADER,
+        model_name=str(golden.meta.get("name", "model")),
+        top=TOP,
+        ports=hw.axi_ports(ctr.regs.addr_width, 8 * beat_bytes),
+        layers=plans,
+        lanes=lanes,
+        bytes=beat_bytes,
+        info=info,
+        thresh_init=thresh_init,
+        enc={"eb": hw.elem_bytes(golden.in_fmt.bits), "in_bits": golden.in_fmt.bits,
+             "in_signed": int(golden.in_fmt.signed), "stack": frame_stack,
+             "h": in_shape[0], "w": in_shape[1], "c": in_shape[2]},
+    )
+
+
+def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_bytes_per_beat: int = 8,
+             frame_stack: bool = False, contract: Contract | None = None) -> RtlDesign:
+    """Write the engine for ``golden`` into ``out_dir``: the SystemVerilog sources (the package
+    rendered from ``contract``, copied modules, generated top), the ``$readmemh`` images and
+    ``design.json``. ``frame_stack``: the input is a stack of frames (see :func:`can_stack`)
+    kept in fabric; the host sends only the newest (rl2fpga_stack_encoder.sv). ``contract``:
+    the register map and FIFO depths to build in (default :data:`contract.DEFAULT`)."""
+    ctr = contract or hw.DEFAULT
+    check_mappable(golden, lanes, input_bytes_per_beat)
+    _check_budget(golden, frame_stack, ctr)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    n = len(golden.layers)
-    if n > regmap.MAX_LAYERS:
-        raise Rl2fpgaError(f"{n} layers > {regmap.MAX_LAYERS} registers in the map; use fewer layers")
     plans, mem_files = [], []
-    for k in range(n):
+    for k in range(len(golden.layers)):
         plan, packed, bias = _plan_layer(golden, k, lanes)
-        lane_bits = plan.tap_bits + packed.fbw + plan.w_bits
-        tew = plan.ptr_bits + plan.len_bits
-        tab_fields = (packed.length << plan.ptr_bits) | packed.ptr  # (lists, lanes) {len, ptr}
-        images = [(lane_mem_file(plan.wmem_file, lane), [int(v) for v in e] or [0], lane_bits)
-                  for lane, e in enumerate(packed.entries)]
-        images += [
-            (plan.tab_file, _join_lanes(tab_fields, tew), lanes * tew),
-            (plan.bias_file, _join_lanes(bias, plan.acc_bits), lanes * plan.acc_bits),
-        ]
-        for name, vals, width in images:
-            atomic_write_text(out_dir / name, f"// {GENERATED_HEADER}\n" + _hex_lines(vals, width))
-            mem_files.append(out_dir / name)
+        mem_files += _write_images(plan, packed, bias, lanes, out_dir)
         plans.append(plan)
-    total_bits = sum(sum(p.mem_bits.values()) for p in plans)
-    in_bits = golden.in_fmt.bits
-    eb = regmap.elem_bytes(in_bits)
-    in_elems = int(np.prod(golden.in_shape))
-    n_beats = -(-in_elems // (input_bytes_per_beat // eb))
-    full_beats = n_beats
-    if frame_stack:
-        n_beats, full_beats = stack_geometry(golden.in_shape, input_bytes_per_beat)
-        # x_hat of every element + the kept frames (all but the newest)
-        k = golden.in_shape[2]
-        total_bits += n_beats * input_bytes_per_beat * (2 * k - 1) * in_bits
-    else:
-        total_bits += n_beats * (input_bytes_per_beat // eb) * in_bits
+    n_beats, full_beats, input_bits = _input_geometry(golden, input_bytes_per_beat, frame_stack)
+    total_bits = sum(sum(p.mem_bits.values()) for p in plans) + input_bits
     if total_bits > XC7Z020_BRAM36 * BRAM36_BITS:
         raise Rl2fpgaError(
             f"engine memories need {total_bits / 8 / 1024:.0f} KiB > the xc7z020's {XC7Z020_BRAM36 * BRAM36_BITS / 8 / 1024:.0f} KiB of BRAM; prune harder or use fewer lanes"
         )
-    in_shape = golden.in_shape if len(golden.in_shape) == 3 else (1, 1, in_elems)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
-    )
-    thresholds = golden.thresholds
-    thresh_init = "{" + ", ".join(f"32'd{t}" for t in reversed(thresholds)) + "}"
-    info = n | (lanes << 8) | (input_bytes_per_beat << 16) | (regmap.INFO_FRAME_STACK if frame_stack else 0)
-    top_text = env.get_template("rl2fpga_engine_top.sv.j2").render(
-        header=GENERATED_HEADER,
-        model_name=str(golden.meta.get("name", "model")),
-        layers=plans,
-        lanes=lanes,
-        bytes=input_bytes_per_beat,
-        addr_width=regmap.ADDR_WIDTH,
-        info=info,
-        thresh_init=thresh_init,
-        enc={"eb": eb, "in_bits": in_bits, "in_signed": int(golden.in_fmt.signed), "stack": frame_stack,
-             "h": in_shape[0], "w": in_shape[1], "c": in_shape[2]},
-    )
-    sv_files = []
+    atomic_write_text(out_dir / PACKAGE_FILE, hw.render_sv_package(ctr))
+    sv_files = [out_dir / PACKAGE_FILE]
     for name in SV_MODULES + ([STACK_MODULE] if frame_stack else []):
-        dst = out_dir / name
-        atomic_write_text(dst, (RTL_SRC / name).read_text())
-        sv_files.append(dst)
-    top_path = out_dir / f"{TOP}.sv"
-    atomic_write_text(top_path, top_text)
-    sv_files.append(top_path)
+        atomic_write_text(out_dir / name, (RTL_SRC / name).read_text())
+        sv_files.append(out_dir / name)
+    sv_files.append(out_dir / f"{TOP}.sv")
+    atomic_write_text(sv_files[-1], _render_top(golden, plans, lanes, input_bytes_per_beat, frame_stack, ctr))
     design = RtlDesign(
         out_dir=out_dir, top=TOP, lanes=lanes, input_bytes_per_beat=input_bytes_per_beat,
         sv_files=sv_files, mem_files=mem_files, layers=plans,
-        n_beats=n_beats, frame_stack=frame_stack, full_frame_beats=full_beats,
+        n_beats=n_beats, frame_stack=frame_stack, full_frame_beats=full_beats, contract=ctr,
     )
     atomic_write_json(out_dir / "design.json", {"generator": f"rl2fpga {__version__}", **design.summary()})
     return design

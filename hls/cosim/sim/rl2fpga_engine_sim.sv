@@ -1,12 +1,14 @@
 // Simulation wrapper of rl2fpga_engine_top with a free-running 100 MHz clock generated inside
 // the simulator (Verilator --timing), so that cocotb only wakes up when the testbench waits on
-// a signal, not on every clock edge. Ports are the engine's, minus clk.
+// a signal, not on every clock edge. Ports are the engine's, minus clk (the port list of
+// hls/engine/contract.py:axi_ports; the harness passes the design's ADDR_WIDTH and BYTES).
 module rl2fpga_engine_sim #(
-    parameter int    BYTES   = 8,
+    parameter int    BYTES      = 8,
+    parameter int    ADDR_WIDTH = 8,
     parameter MEM_DIR = ""
 ) (
     input  logic                 rst_n,
-    input  logic [7:0]           s_axil_awaddr,
+    input  logic [ADDR_WIDTH-1:0] s_axil_awaddr,
     input  logic                 s_axil_awvalid,
     output logic                 s_axil_awready,
     input  logic [31:0]          s_axil_wdata,
@@ -16,7 +18,7 @@ module rl2fpga_engine_sim #(
     output logic [1:0]           s_axil_bresp,
     output logic                 s_axil_bvalid,
     input  logic                 s_axil_bready,
-    input  logic [7:0]           s_axil_araddr,
+    input  logic [ADDR_WIDTH-1:0] s_axil_araddr,
     input  logic                 s_axil_arvalid,
     output logic                 s_axil_arready,
     output logic [31:0]          s_axil_rdata,

@@ -1,16 +1,17 @@
-// AXI4-Lite register file of the engine (addresses: hls/regmap.py). One outstanding write and
-// one outstanding read; writes take address and data together. Reads of unmapped addresses
-// return 0; writes to read-only registers are ignored.
-module rl2fpga_axil_regs #(
+// AXI4-Lite register file of the engine. Addresses and bit positions come from the generated
+// package rl2fpga_pkg (rendered from hls/engine/contract.py, the one definition of the map).
+// One outstanding write and one outstanding read; writes take address and data together. Reads
+// of unmapped addresses return 0; writes to read-only registers are ignored.
+module rl2fpga_axil_regs
+#(
     parameter int                     N_LAYERS    = 1,
-    parameter int                     ADDR_WIDTH  = 8,
     parameter logic [31:0]            INFO        = 32'h0,
     parameter logic [N_LAYERS*32-1:0] THRESH_INIT = '0
 ) (
     input  logic                  clk,
     input  logic                  rst_n,
     // AXI4-Lite slave
-    input  logic [ADDR_WIDTH-1:0] s_axil_awaddr,
+    input  logic [rl2fpga_pkg::ADDR_WIDTH-1:0] s_axil_awaddr,
     input  logic                  s_axil_awvalid,
     output logic                  s_axil_awready,
     input  logic [31:0]           s_axil_wdata,
@@ -20,7 +21,7 @@ module rl2fpga_axil_regs #(
     output logic [1:0]            s_axil_bresp,
     output logic                  s_axil_bvalid,
     input  logic                  s_axil_bready,
-    input  logic [ADDR_WIDTH-1:0] s_axil_araddr,
+    input  logic [rl2fpga_pkg::ADDR_WIDTH-1:0] s_axil_araddr,
     input  logic                  s_axil_arvalid,
     output logic                  s_axil_arready,
     output logic [31:0]           s_axil_rdata,
@@ -44,10 +45,6 @@ module rl2fpga_axil_regs #(
     input  logic [N_LAYERS*32-1:0] events,
     input  logic [N_LAYERS*32-1:0] macs
 );
-  localparam logic [31:0] ENGINE_ID = 32'h524C3246;  // "RL2F"
-  localparam int CTRL = 'h00, STATUS = 'h04, ID = 'h08, INFO_A = 'h0C, FRAMES = 'h10,
-                 CYCLES = 'h14, TOTAL_LO = 'h18, TOTAL_HI = 'h1C, ACTION = 'h20,
-                 THRESHOLD_BASE = 'h40, EVENTS_BASE = 'h80, MACS_BASE = 'h84;
 
   logic done_flag, error_flag;
   logic wr, rd;
@@ -60,22 +57,26 @@ module rl2fpga_axil_regs #(
   assign s_axil_arready = rd;
   assign s_axil_rresp   = 2'b00;
 
-  function automatic logic [31:0] read_reg(input logic [ADDR_WIDTH-1:0] a);
+  function automatic logic [31:0] read_reg(input logic [rl2fpga_pkg::ADDR_WIDTH-1:0] a);
     read_reg = 32'd0;
     case (32'(a))
-      STATUS:   read_reg = {29'd0, error_flag, done_flag, busy};
-      ID:       read_reg = ENGINE_ID;
-      INFO_A:   read_reg = INFO;
-      FRAMES:   read_reg = frames;
-      CYCLES:   read_reg = last_cycles;
-      TOTAL_LO: read_reg = total_cycles[31:0];
-      TOTAL_HI: read_reg = total_cycles[63:32];
-      ACTION:   read_reg = action;
+      rl2fpga_pkg::REG_STATUS: begin
+        read_reg[rl2fpga_pkg::STATUS_BUSY_BIT]  = busy;
+        read_reg[rl2fpga_pkg::STATUS_DONE_BIT]  = done_flag;
+        read_reg[rl2fpga_pkg::STATUS_ERROR_BIT] = error_flag;
+      end
+      rl2fpga_pkg::REG_ID:              read_reg = rl2fpga_pkg::ENGINE_ID;
+      rl2fpga_pkg::REG_INFO:            read_reg = INFO;
+      rl2fpga_pkg::REG_FRAMES:          read_reg = frames;
+      rl2fpga_pkg::REG_CYCLES:          read_reg = last_cycles;
+      rl2fpga_pkg::REG_TOTAL_CYCLES_LO: read_reg = total_cycles[31:0];
+      rl2fpga_pkg::REG_TOTAL_CYCLES_HI: read_reg = total_cycles[63:32];
+      rl2fpga_pkg::REG_ACTION:          read_reg = action;
       default: begin
         for (int k = 0; k < N_LAYERS; k++) begin
-          if (32'(a) == THRESHOLD_BASE + 4 * k) read_reg = threshold[32*k +: 32];
-          if (32'(a) == EVENTS_BASE + 8 * k) read_reg = events[32*k +: 32];
-          if (32'(a) == MACS_BASE + 8 * k) read_reg = macs[32*k +: 32];
+          if (32'(a) == rl2fpga_pkg::REG_THRESHOLD_BASE + rl2fpga_pkg::THRESHOLD_STRIDE * k) read_reg = threshold[32*k +: 32];
+          if (32'(a) == rl2fpga_pkg::REG_EVENTS_BASE + rl2fpga_pkg::COUNTER_STRIDE * k) read_reg = events[32*k +: 32];
+          if (32'(a) == rl2fpga_pkg::REG_MACS_BASE + rl2fpga_pkg::COUNTER_STRIDE * k) read_reg = macs[32*k +: 32];
         end
       end
     endcase
@@ -100,13 +101,13 @@ module rl2fpga_axil_regs #(
       if (s_axil_rvalid && s_axil_rready) s_axil_rvalid <= 1'b0;
       if (wr) begin
         s_axil_bvalid <= 1'b1;
-        if (32'(s_axil_awaddr) == CTRL && s_axil_wstrb[0]) begin
-          req_reset_state    <= s_axil_wdata[0];
-          req_reset_counters <= s_axil_wdata[1];
-          req_full_frame     <= s_axil_wdata[2];
+        if (32'(s_axil_awaddr) == rl2fpga_pkg::REG_CTRL && s_axil_wstrb[0]) begin
+          req_reset_state    <= s_axil_wdata[rl2fpga_pkg::CTRL_RESET_STATE_BIT];
+          req_reset_counters <= s_axil_wdata[rl2fpga_pkg::CTRL_RESET_COUNTERS_BIT];
+          req_full_frame     <= s_axil_wdata[rl2fpga_pkg::CTRL_FULL_FRAME_BIT];
         end
         for (int k = 0; k < N_LAYERS; k++) begin
-          if (32'(s_axil_awaddr) == THRESHOLD_BASE + 4 * k) begin
+          if (32'(s_axil_awaddr) == rl2fpga_pkg::REG_THRESHOLD_BASE + rl2fpga_pkg::THRESHOLD_STRIDE * k) begin
             for (int b = 0; b < 4; b++)
               if (s_axil_wstrb[b]) threshold[32*k+8*b +: 8] <= s_axil_wdata[8*b +: 8];
             threshold_written[k] <= 1'b1;
@@ -116,7 +117,7 @@ module rl2fpga_axil_regs #(
       if (rd) begin
         s_axil_rvalid <= 1'b1;
         s_axil_rdata  <= read_reg(s_axil_araddr);
-        if (32'(s_axil_araddr) == STATUS) begin
+        if (32'(s_axil_araddr) == rl2fpga_pkg::REG_STATUS) begin
           done_flag  <= frame_done;
           error_flag <= stream_error;
         end

@@ -1,6 +1,6 @@
 // Frame sequencing and performance counters: one frame at a time (the next frame's first beat
 // is accepted once the previous action beat has left), state resets between frames (requested
-// by CTRL or by rst_n, executed when idle), and the cycle / frame counters of hls/regmap.py.
+// by CTRL or by rst_n, executed when idle), and the cycle / frame counters of the register map (hls/engine/contract.py).
 module rl2fpga_frame_ctrl (
     input  logic        clk,
     input  logic        rst_n,

@@ -1,0 +1,81 @@
+// List walker of one lane: a FIFO of the lists handed to the lane (LIST_FIFO_DEPTH, from the
+// generated package) and a walker that reads the lane's part of the head list from the lane's
+// weight memory at one entry per cycle, independently of the other lanes (a lane with a short
+// part moves on to the next list while the others finish). `w_rd` is the entry read for the
+// previous cycle's `cur_*`.
+module rl2fpga_list_walker
+#(
+    parameter int LANE       = 0,   // selects the weight image: WMEM_FILE + "aa" + LANE + ".mem"
+    parameter int LW         = 8,   // one (tap, fb, w) entry
+    parameter int PTR_BITS   = 8,
+    parameter int LEN_BITS   = 4,
+    parameter int WMEM_DEPTH = 16,
+    parameter WMEM_FILE      = ""
+) (
+    input  logic                clk,
+    input  logic                rst_n,
+    // list from the lookup (T1)
+    input  logic                t1_valid,
+    input  logic                t1_marker,
+    input  logic [rl2fpga_pkg::YW-1:0]       t1_qy,
+    input  logic [rl2fpga_pkg::XW-1:0]       t1_qx,
+    input  logic [rl2fpga_pkg::VW-1:0]       t1_value,
+    input  logic [LEN_BITS-1:0] t1_len,
+    input  logic [PTR_BITS-1:0] t1_ptr,
+    output logic                space,     // the FIFO takes the next list
+    output logic                busy,      // lists queued or being walked
+    // entry being walked
+    output logic                cur_valid,
+    output logic [rl2fpga_pkg::YW-1:0]       cur_qy,
+    output logic [rl2fpga_pkg::XW-1:0]       cur_qx,
+    output logic [rl2fpga_pkg::VW-1:0]       cur_value,
+    output logic [LW-1:0]       w_rd
+);
+  // event link widths (rl2fpga_pkg)
+  localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, VW = rl2fpga_pkg::VW;
+  localparam int QD  = rl2fpga_pkg::LIST_FIFO_DEPTH;
+  localparam int QIW = YW + XW + VW + PTR_BITS + LEN_BITS;  // {qy, qx, value, ptr, len}
+  localparam int WAW = WMEM_DEPTH > 1 ? $clog2(WMEM_DEPTH) : 1;
+
+  logic [LW-1:0] wmem[WMEM_DEPTH];
+  initial $readmemh({WMEM_FILE, 8'(97 + LANE / 26), 8'(97 + LANE % 26), ".mem"}, wmem);
+
+  logic                    q_push, q_pop;
+  logic [QIW-1:0]          q_head;
+  logic [$clog2(QD+1)-1:0] q_count;
+
+  assign q_push = t1_valid && !t1_marker && t1_len != '0;
+  assign space  = 32'(q_count) + (t1_valid ? 1 : 0) < QD;
+
+  rl2fpga_fifo #(.DEPTH(QD), .W(QIW)) u_q (
+      .clk, .rst_n,
+      .push     (q_push),
+      .push_data({t1_qy, t1_qx, t1_value, t1_ptr, t1_len}),
+      .pop      (q_pop),
+      .head     (q_head),
+      .count    (q_count)
+  );
+
+  logic [PTR_BITS-1:0] cur_ptr;
+  logic [LEN_BITS-1:0] cur_left;
+
+  assign q_pop = q_count != '0 && (!cur_valid || cur_left == LEN_BITS'(1));
+  assign busy  = q_count != '0 || cur_valid;
+
+  always_ff @(posedge clk) begin
+    if (cur_valid) w_rd <= wmem[WAW'(cur_ptr)];
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      cur_valid <= 1'b0;
+    end else if (q_pop) begin
+      cur_valid <= 1'b1;
+      {cur_qy, cur_qx, cur_value, cur_ptr, cur_left} <= q_head;
+    end else if (cur_valid) begin
+      cur_ptr  <= cur_ptr + 1'b1;
+      cur_left <= cur_left - 1'b1;
+      if (cur_left == LEN_BITS'(1)) cur_valid <= 1'b0;
+    end
+  end
+endmodule

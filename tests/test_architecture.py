@@ -3,7 +3,9 @@
 * every ``from rl2fpga... import name`` resolves and the imports made inside functions form no
   cycle (scripts/check_imports.py finds no problem);
 * no module outside rl2fpga/core/layers.py switches on a layer kind string: layer kinds are
-  classes, and each back end lowers a layer by its class.
+  classes, and each back end lowers a layer by its class;
+* no Python function over 80 lines outside the training loops, no SystemVerilog module (or
+  template of one) over 300 lines: one job per function and per module.
 """
 
 from __future__ import annotations
@@ -81,3 +83,37 @@ def test_no_layer_kind_string_switch_outside_the_layers_module() -> None:
                 continue
             found += [f"{rel}:{n}" for n in kind_switches(ast.parse(f.read_text(), str(f)))]
     assert not found, "layer kind strings switched on (lower by class instead): " + ", ".join(found)
+
+
+# the RL training loops read top to bottom as one algorithm (cleanrl style): the only long functions
+TRAINING_LOOPS = {("train/dqn.py", "train_dqn"), ("train/dqn.py", "_train_vector"), ("train/sac.py", "train_sac")}
+MAX_FUNCTION_LINES = 80
+MAX_SV_LINES = 300
+
+
+def long_functions(folders: tuple[str, ...], exempt: set[tuple[str, str]] = TRAINING_LOOPS) -> list[str]:
+    out = []
+    for folder in folders:
+        for f in sorted((REPO / folder).rglob("*.py")):
+            rel = f.relative_to(REPO).as_posix()
+            for node in ast.walk(ast.parse(f.read_text(), rel)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > MAX_FUNCTION_LINES and (rel, node.name) not in exempt:
+                        out.append(f"{rel}:{node.lineno} {node.name} ({n} lines)")
+    return out
+
+
+def test_no_long_python_function_outside_the_training_loops() -> None:
+    long = long_functions(PACKAGE_FOLDERS + ("benchmarks", "scripts"))
+    assert long == [], "split these into named pieces:\n" + "\n".join(long)
+    # the detector sees the long training loops once they are not exempt
+    seen = long_functions(("train",), exempt=set())
+    assert {f.split()[1] for f in seen} == {name for _, name in TRAINING_LOOPS}, seen
+
+
+def test_no_long_systemverilog_module() -> None:
+    files = sorted((REPO / "hls").rglob("*.sv")) + sorted((REPO / "hls").rglob("*.sv.j2")) + sorted((REPO / "rtl_tests").rglob("*.sv"))
+    assert len(files) >= 10  # the engine's modules are found
+    long = [f"{f.relative_to(REPO)} ({n} lines)" for f in files if (n := len(f.read_text().splitlines())) > MAX_SV_LINES]
+    assert long == [], "split these modules: " + ", ".join(long)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,16 +196,27 @@ def test_moved_registers_through_the_board_driver(tmp_path) -> None:
     assert len(actions) > 1
 
 
-def test_da4ml_top_uses_the_default_map() -> None:
-    """The da4ml back end's top (its own template, default map only) decodes the contract's
-    default offsets; a change to the default map must be carried there too."""
-    from rl2fpga.hls.da4ml.lowering import TEMPLATES as DA4ML_TEMPLATES
+def _da4ml_top(monkeypatch: pytest.MonkeyPatch, regs: RegisterMap) -> str:
+    """The da4ml back end's top rendered under a contract with ``regs`` (core figures dummy)."""
+    from rl2fpga.hls.da4ml import lowering
 
-    text = (Path(DA4ML_TEMPLATES) / "rl2fpga_da4ml_top.sv.j2").read_text()
-    reads = {int(a, 16): what.strip() for a, what in re.findall(r"8'h([0-9A-F]{2}): read_reg = ([^;]+);", text)}
-    r = hw.REGS
-    assert reads == {r.status: "{29'd0, error_flag, done_flag, busy}", r.id: "ENGINE_ID", r.info: "INFO",
-                     r.frames: "frames", r.cycles: "last_cycles", r.total_cycles_lo: "total_cycles[31:0]",
-                     r.total_cycles_hi: "total_cycles[63:32]", r.action: "action"}
-    assert f"s_axil_awaddr == 8'h{r.ctrl:02X}" in text and f"s_axil_araddr == 8'h{r.status:02X}" in text
-    assert f"ENGINE_ID = 32'h{hw.ENGINE_ID:08X}" in text and r.addr_width == 8
+    monkeypatch.setattr(hw, "DEFAULT", Contract(regs=regs))
+    return lowering._render(model_name="m", n_layers=2, da4ml_version="0", core="c", stages=1, lat=2, bytes=8, beats=1,
+                            n_out=2, depth=4, pw=2, cin_w=8, cout_w=16, beat_w=1, oi_w=2, info=2,
+                            in_assigns=[], out_assigns=[])
+
+
+@pytest.mark.parametrize("regs", [RegisterMap(), MOVED.regs], ids=["default", "moved"])
+def test_da4ml_top_decodes_the_contracts_map(monkeypatch: pytest.MonkeyPatch, regs: RegisterMap) -> None:
+    """The da4ml top speaks the same contract as the engine: its ports and register decode come
+    from contract.py, so a moved register moves there too."""
+    text = _da4ml_top(monkeypatch, regs)
+    aw = regs.addr_width
+    reads = {int(a, 16): what.strip() for a, what in re.findall(rf"{aw}'h([0-9A-F]+): read_reg = ([^;]+);", text)}
+    assert reads == {regs.status: "{29'd0, error_flag, done_flag, busy}", regs.id: "ENGINE_ID", regs.info: "INFO",
+                     regs.frames: "frames", regs.cycles: "last_cycles", regs.total_cycles_lo: "total_cycles[31:0]",
+                     regs.total_cycles_hi: "total_cycles[63:32]", regs.action: "action"}
+    assert f"s_axil_awaddr == {aw}'h{regs.ctrl:02X}" in text and f"s_axil_araddr == {aw}'h{regs.status:02X}" in text
+    assert f"ENGINE_ID = 32'h{hw.ENGINE_ID:08X}" in text and f"module {hw.TOP}" in text
+    for _, rng, name in hw.axi_ports(aw, 64):
+        assert re.search(rf"logic\s+{re.escape(rng)}\s+{name}\b", text), (name, rng)

@@ -36,7 +36,7 @@ from rl2fpga.core.golden import GoldenModel
 from rl2fpga.core.layers import Dense, Layer, lowering, lowers
 from rl2fpga.errors import Rl2fpgaError, ToolMissing
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
-from rl2fpga.hls.engine import regmap
+from rl2fpga.hls.engine import contract as hw
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -45,7 +45,7 @@ TEMPLATES = HERE / "templates"
 SPEC_FORMAT = "rl2fpga.da4ml.spec"
 REPORT_FORMAT = "rl2fpga.da4ml.report"
 VERSION = 1
-TOP = "rl2fpga_engine_top"
+TOP = hw.TOP  # the same top-level name and contract as the engine's: one testbench drives both
 CORE = "rl2fpga_da4ml_core"
 DEFAULT_VENV = REPO / ".venv-da4ml"
 
@@ -165,12 +165,15 @@ def _render(**ctx: Any) -> str:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, autoescape=False)
-    return env.get_template("rl2fpga_da4ml_top.sv.j2").render(header=GENERATED_HEADER, **ctx)
+    regs = hw.DEFAULT.regs  # ports and register addresses from the hardware contract
+    return env.get_template("rl2fpga_da4ml_top.sv.j2").render(
+        header=GENERATED_HEADER, top=TOP, regs=regs, aw=regs.addr_width, engine_id=hw.ENGINE_ID,
+        ports=hw.axi_ports(regs.addr_width, 8 * int(ctx["bytes"])), **ctx)
 
 
 def _assigns(model: GoldenModel, report: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     in_fmt, out_fmt = model.in_fmt, model.layers[-1].out_fmt
-    eb = regmap.elem_bytes(in_fmt.bits)
+    eb = hw.elem_bytes(in_fmt.bits)
     ins = []
     for idx, r in enumerate(report["inputs"]):
         if r["width"] == 0:
@@ -206,7 +209,7 @@ def generate(model: GoldenModel, out_dir: Path, input_bytes_per_beat: int = 8, r
         bpb = int(input_bytes_per_beat)
         if bpb < 1 or bpb > 255:
             raise Rl2fpgaError(f"input_bytes_per_beat {bpb} is out of range; use 1..255")
-        eb = regmap.elem_bytes(in_fmt.bits)
+        eb = hw.elem_bytes(in_fmt.bits)
         beats = math.ceil(n_in * eb / bpb)
         lat = int(report["latency_cycles"])
         depth = lat + 2  # enough to keep the output stream busy while the pipeline fills

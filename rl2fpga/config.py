@@ -133,8 +133,10 @@ class TrainConfig:
 
 @dataclass
 class PruneConfig:
-    method: Literal["imp", "gradual", "none"] = "imp"
-    """imp = iterative magnitude pruning with rewinding; gradual = cubic schedule (tfmot)."""
+    method: Literal["imp", "gradual", "student", "none"] = "imp"
+    """imp = iterative magnitude pruning with rewinding; gradual = cubic schedule (tfmot);
+    student = distil the dense agent into narrower MLPs (student_hidden; behaviour cloning +
+    DAgger on standardised inputs), optionally magnitude-pruned further (student_prune_rounds)."""
     scope: Literal["layer", "global"] = "layer"
     """Rank weights per layer or over the whole network."""
     rate: float = 0.2
@@ -172,6 +174,19 @@ class PruneConfig:
     distill_rl_steps: int = 0
     """distill: environment steps of RL fine-tuning after the distillation (masks kept, no
     epsilon-random phase, as gradual pruning's retraining; 0: none)."""
+    student_hidden: list[list[int]] = field(default_factory=lambda: [[16, 16]])
+    """student: hidden widths of each candidate student MLP (e.g. [[8, 8], [16, 16]]); each is
+    a level, and the selection keeps the one with the fewest nonzero weights that keeps the return."""
+    student_dagger_rounds: int = 3
+    """student: DAgger rounds after behaviour cloning on the teacher's states (each adds the
+    states the student visits, labelled by the teacher, then distill_steps more Adam steps)."""
+    student_prune_rounds: int = 0
+    """student: magnitude-pruning rounds of each student (rate prune.rate of the remaining
+    weights per round, recovered by distillation), each a further level (0: dense students)."""
+    student_standardize: bool = True
+    """student: train on standardised inputs (per-input mean and 1/std of the teacher's states)
+    and fold the standardisation into the first layer's weights and bias, so every back end
+    applies it bit-exactly and its bits are counted with that layer."""
 
 
 @dataclass

@@ -33,10 +33,18 @@ def _check_bits(qc: QuantizeConfig) -> None:
 
 
 def _candidates(levels: list[dict[str, Any]], selected: PruneSelected, keep: float, fallback: int) -> list[int]:
-    """The selected level first, then less sparse ones that kept the return in float."""
+    """The selected level first, then larger ones (more nonzero weights where every level says,
+    else less sparse) that kept the return in float, smallest first."""
     dense_ret = float(levels[0]["eval_return_mean"])
-    passing = sorted((lv for lv in levels if lv["sparsity"] < selected.sparsity
-                      and keeps_return(lv["eval_return_mean"], dense_ret, keep)), key=lambda lv: -lv["sparsity"])
+    if all("nonzero_weights" in lv for lv in levels):
+        nz = next(lv["nonzero_weights"] for lv in levels if lv["level"] == selected.level)
+        size = lambda lv: lv["nonzero_weights"]  # noqa: E731
+        bigger = lambda lv: lv["nonzero_weights"] > nz  # noqa: E731
+    else:
+        size = lambda lv: -lv["sparsity"]  # noqa: E731
+        bigger = lambda lv: lv["sparsity"] < selected.sparsity  # noqa: E731
+    passing = sorted((lv for lv in levels if bigger(lv) and keeps_return(lv["eval_return_mean"], dense_ret, keep)),
+                     key=size)
     return [selected.level] + [lv["level"] for lv in passing][:fallback]
 
 

@@ -224,6 +224,11 @@ class QuantizeConfig:
     dagger_rounds: int = 1
     """QAT: rounds of adding the states the quantized agent itself visits (labelled by the float
     agent) to the distillation set, each followed by qat_steps more steps (0: off)."""
+    input_standardize: bool = True
+    """When the prune level carries an input standardisation (students do): apply it in the
+    golden model's input format (per input an integer offset and a power-of-two scale, stored
+    in formats.json, applied by every back end and counted in the stored bits); false keeps
+    it folded into the first layer's weights and bias."""
     advantage_weight: float = 0.0
     """QAT of a DQN: weight of an extra distillation error on Q-values centred per state (the
     differences that choose the action); 0 = plain Q-value error (10 was worse on CartPole)."""

@@ -121,12 +121,12 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     than ``prune.keep_return_fraction`` of the dense return, try up to
     ``quantize.fallback_levels`` less sparse levels (that kept it in float) and keep the first
     that does (else the best tried). Every attempt is listed in the summary."""
-    from rl2fpga.quantize.compression import compression, markdown_table
+    from rl2fpga.quantize.compression import compression, fp32_bits, markdown_table
     from rl2fpga.quantize.qkeras_model import save_qmodel
 
     qc = cfg.quantize
     _check_bits(qc)
-    _, spec, _ = load_train_outputs(run)
+    dense_model, spec, _ = load_train_outputs(run)
     levels, selected = PruneLevels.require(run.layout).levels, PruneSelected.require(run.layout)
     t0 = time.perf_counter()
     dense_ret = float(levels[0]["eval_return_mean"])
@@ -134,7 +134,8 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     candidates = _candidates(levels, selected, keep, qc.fallback_levels)
     q, tried = _first_keeping(run, cfg, spec, candidates, dense_ret)
     gm, level, ev0, evd, t_int = q.golden, q.level, q.ev0, q.evd, q.t_int
-    comp = compression(gm)  # of the model as quantized (thresholds 0)
+    # of the model as quantized (thresholds 0), against the dense trained agent (a student's teacher)
+    comp = compression(gm, reference_fp32_bits=fp32_bits(dense_model))
 
     gm.set_thresholds(t_int)
     gm.meta.update({"threshold": qc.threshold, "threshold_int": t_int, "prune_level": level["level"],

@@ -3,8 +3,8 @@
 Each candidate width in ``prune.student_hidden`` is a fresh MLP (seeded: the same seed gives the
 same student) trained by behaviour cloning on the states the dense teacher visits, then
 ``prune.student_dagger_rounds`` DAgger rounds that add the states the student itself visits,
-labelled by the teacher (``quantize.quantizer.distill``: the teacher's Q-values, or
-softmax(Q / T) with ``prune.distill_temperature``; a SAC actor's means). A dense student needs no
+labelled by the teacher (``quantize.quantizer.distill``: the teacher's softmax(Q / T) with
+``prune.student_temperature``, or its Q-values; a SAC actor's means). A dense student needs no
 index at all in the hardware; ``prune.student_prune_rounds`` magnitude-prunes it further
 (``prune.rate`` of the remaining weights per round, recovered by distillation), each round a
 level.
@@ -83,7 +83,7 @@ def students(
 
     pc = cfg.prune
     seed = cfg.seed + DISTILL_SEED_OFFSET
-    temperature = pc.distill_temperature if spec.discrete else None
+    temperature = pc.student_temperature if spec.discrete else None
 
     def visit(model: tf.keras.Model, first: int) -> np.ndarray:
         pol = _policy(model, spec)
@@ -112,8 +112,8 @@ def students(
             loss = distill(student, teacher_z, x, masks, pc.distill_steps, s0 + r + 1, **kw)
         return x, float(np.mean(loss[-20:]))
 
-    for si, hidden in enumerate(pc.student_hidden):
-        s_seed = cfg.seed + 101 * (si + 1)
+    for hidden in pc.student_hidden:
+        s_seed = cfg.seed + 1000 * len(hidden) + sum(hidden)  # a width gives the same student in any list
         student = build_student(obs_dim, n_out, hidden, s_seed)
         masks = _all_ones(student)
         x, loss = train_rounds(student, masks, to_z(teacher_states), s_seed, pc.student_dagger_rounds)

@@ -102,6 +102,8 @@ def _check_prune(cfg: RunConfig) -> None:
     _range("prune.distill_episodes", p.distill_episodes, 1)
     _range("prune.student_dagger_rounds", p.student_dagger_rounds, 0)
     _range("prune.student_prune_rounds", p.student_prune_rounds, 0)
+    if p.student_temperature is not None:
+        _range("prune.student_temperature", p.student_temperature, 0, lo_open=True)
     if p.method == "student":
         if not p.student_hidden or any(not h or min(h) < 1 for h in p.student_hidden):
             raise Rl2fpgaError(f"prune.student_hidden={p.student_hidden} needs at least one list of positive widths; set e.g. prune.student_hidden=[[8,8]]")

@@ -90,6 +90,7 @@ def test_selection_keeps_the_fewest_nonzero_weights_that_keep_the_return():
     ("student_hidden", [], "student_hidden"),
     ("student_hidden", [[8, 0]], "student_hidden"),
     ("student_dagger_rounds", -1, "student_dagger_rounds"),
+    ("student_temperature", 0.0, "student_temperature"),
 ])
 def test_bad_student_config_is_one_line_error(key, value, needle):
     cfg = _cfg(**{key: value})

@@ -76,7 +76,6 @@ def standardised_input(model: Any, level: dict[str, Any], states: np.ndarray, bi
     standardised states) and the :class:`InputStandardize`."""
     from rl2fpga.core.golden import InputStandardize
     from rl2fpga.quantize.qkeras_model import input_format
-    from rl2fpga.quantize.student import fold_input_affine
 
     x = np.asarray(states, np.float64).reshape(len(states), -1)
     mean = np.asarray(level["standardize_mean"], np.float64)
@@ -84,9 +83,23 @@ def standardised_input(model: Any, level: dict[str, Any], states: np.ndarray, bi
     in_fmt = input_format((x - mean) * np.exp2(shift), bits)
     offset = np.round(mean * np.exp2(in_fmt.frac + shift)).astype(np.int64)
     std = InputStandardize(tuple(int(v) for v in shift), tuple(int(v) for v in offset))
-    mean_grid = offset * np.exp2(-(in_fmt.frac + shift))  # the mean the grid really subtracts
-    # model_z(z) = model(z * 2^-shift + mean_grid): the saved (raw-input) level read through the standardisation
-    return fold_input_affine(model, -mean_grid * np.exp2(shift), np.exp2(-shift)), in_fmt, std
+    return standardised_float(model, std, in_fmt.frac)[0], in_fmt, std
+
+
+def standardised_float(model: Any, std: Any, frac: int) -> tuple[Any, Any]:
+    """The float view of a golden input standardisation: ``model_z(z) = model(z * 2^-shift +
+    mean)`` (the raw-input ``model`` read through it; ``mean = offset * 2^-(frac + shift)``, the
+    mean the grid really subtracts) and ``to_z(obs) = (obs - mean) * 2^shift`` (not rounded)."""
+    from rl2fpga.quantize.student import fold_input_affine
+
+    shift = np.asarray(std.shift, np.float64)
+    mean = np.asarray(std.offset, np.float64) * np.exp2(-(frac + shift))
+
+    def to_z(obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, np.float64)
+        return ((obs.reshape(-1) - mean) * np.exp2(shift)).reshape(obs.shape)
+
+    return fold_input_affine(model, -mean * np.exp2(shift), np.exp2(-shift)), to_z
 
 
 def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> QuantizedLevel:

@@ -115,3 +115,18 @@ def test_standardised_input_reads_raw_observations_through_the_grid():
     assert np.abs(x_int).max() <= fmt.qmax // 2 + 1  # the standardised states use the format, with headroom
     z = (x_int * fmt.lsb).astype(np.float32)
     np.testing.assert_allclose(model_z(z).numpy(), model(states.astype(np.float32)).numpy(), atol=0.05)
+
+
+def test_float_view_is_the_grid_before_rounding():
+    from rl2fpga.quantize.level import standardised_float
+
+    gm = _model()
+    tf.keras.utils.set_random_seed(1)
+    model = mlp(4, 2, [8])
+    model_z, to_z = standardised_float(model, STD, gm.in_fmt.frac)
+    obs = np.random.default_rng(4).normal(size=(50, 4)) * 0.3
+    lsb = gm.in_fmt.lsb
+    for o in obs:
+        assert np.abs(to_z(o) - gm.quantize_input(o) * lsb).max() <= lsb / 2 + 1e-12
+    z = np.stack([to_z(o) for o in obs]).astype(np.float32)
+    np.testing.assert_allclose(model_z(z).numpy(), model(obs.astype(np.float32)).numpy(), atol=1e-4)

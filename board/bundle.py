@@ -53,6 +53,7 @@ def model_description(model: GoldenModel) -> dict[str, Any]:
         "n_out": int(np.prod(last.out_shape)),
         "thresholds": model.thresholds,
         "weights_sha256": weights_digest(arrays),
+        **({} if model.standardize is None else {"input_standardize": model.standardize.to_json()}),
     }
 
 

@@ -108,6 +108,8 @@ def check_same_model(manifest: dict[str, Any], expected: dict[str, Any], where: 
                 )
     if got["weights_sha256"] != want["weights_sha256"]:
         raise Rl2fpgaError(f"bundle {where} holds other weights than this model; rebuild the bundle for this run")
+    if manifest["model"].get("input_standardize") != expected.get("input_standardize"):
+        raise Rl2fpgaError(f"bundle {where} standardises the inputs otherwise than this model; rebuild the bundle for this run")
 
 
 # -------------------------------------------------------------------------- stream formats
@@ -122,16 +124,22 @@ def _qrange(fmt: dict[str, Any]) -> tuple[int, int]:
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
-def quantize_input(obs: np.ndarray, fmt: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray:
+def quantize_input(obs: np.ndarray, fmt: dict[str, Any], shape: tuple[int, ...],
+                   standardize: dict[str, Any] | None = None) -> np.ndarray:
     """An observation onto the input grid (as the golden model does): uint8 pixels p stay p
     for an 8-bit unsigned input with 8 fractional bits; floats round half to even and
-    saturate."""
+    saturate. ``standardize`` (the manifest's ``input_standardize``: per input ``shift`` and
+    ``offset``): ``round(obs * 2^(frac + shift)) - offset``, then saturate."""
     obs = np.asarray(obs)
     frac = int(fmt["bits"]) - int(fmt["integer"])
     if obs.dtype == np.uint8 and frac == 8 and not fmt["signed"] and int(fmt["bits"]) == 8:
         return obs.astype(np.int64).reshape(shape)
     lo, hi = _qrange(fmt)
-    q = np.round(np.asarray(obs, dtype=np.float64) * (2.0**frac))
+    if standardize is not None:
+        x = np.asarray(obs, dtype=np.float64).reshape(-1)
+        q = np.round(x * np.exp2(frac + np.asarray(standardize["shift"], np.float64))) - np.asarray(standardize["offset"], np.float64)
+    else:
+        q = np.round(np.asarray(obs, dtype=np.float64) * (2.0**frac))
     return np.clip(q, lo, hi).astype(np.int64).reshape(shape)
 
 
@@ -240,6 +248,7 @@ class EngineDriver:
         model = self.manifest["model"]
         self.in_shape = tuple(int(s) for s in model["in_shape"])
         self.in_fmt = model["in_fmt"]
+        self.input_standardize = model.get("input_standardize")  # absent: identity
         self.n_out = int(model["n_out"])
         self.n_layers = len(model["layers"])
         eng = self.manifest["engine"]
@@ -305,7 +314,7 @@ class EngineDriver:
         self.thresholds = [int(t) for t in thresholds]
 
     def quantize(self, obs: np.ndarray) -> np.ndarray:
-        return quantize_input(obs, self.in_fmt, self.in_shape)
+        return quantize_input(obs, self.in_fmt, self.in_shape, self.input_standardize)
 
     # -- one step -------------------------------------------------------------------------
     def infer(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
@@ -413,6 +422,7 @@ class HlsAcceleratorDriver:
         model = self.manifest["model"]
         self.in_shape = tuple(int(s) for s in model["in_shape"])
         self.in_fmt = model["in_fmt"]
+        self.input_standardize = model.get("input_standardize")  # absent: identity
         self.out_fmt = model["out_fmt"]
         self.n_out = int(model["n_out"])
         self.thresholds = [int(t) for t in model["thresholds"]]
@@ -433,7 +443,7 @@ class HlsAcceleratorDriver:
             raise Rl2fpgaError(f"the HLS design has its thresholds {self.thresholds} compiled in; rebuild it (rl2fpga hls) to change them")
 
     def quantize(self, obs: np.ndarray) -> np.ndarray:
-        return quantize_input(obs, self.in_fmt, self.in_shape)
+        return quantize_input(obs, self.in_fmt, self.in_shape, self.input_standardize)
 
     def infer(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
         x = np.asarray(frame, dtype=np.float64).reshape(-1) * self._lsb(self.in_fmt)

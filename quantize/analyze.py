@@ -82,6 +82,7 @@ class _Analysis:
     gm: GoldenModel
     dense: np.ndarray  # dense multiplications per layer (float64)
     thresholds: list[float]
+    float_input: Any = _float_input  # observation -> the selected float model's input (standardised with the golden model)
 
     @property
     def rec_seed(self) -> int:
@@ -113,7 +114,7 @@ class _Analysis:
         per_threshold and the per-step, per-layer counts of both."""
         qc, dense = self.cfg.quantize, self.dense
         fnet = FloatDeltaNetwork(model, t)
-        f_counts = np.concatenate([episode_counts(fnet, e, _float_input) for e in episodes])
+        f_counts = np.concatenate([episode_counts(fnet, e, self.float_input) for e in episodes])
         t_int, below = golden_thresholds(self.gm, t)
         g = self.gm.copy()
         g.set_thresholds(t_int)
@@ -121,7 +122,7 @@ class _Analysis:
         g_ret: dict[str, Any] = {"mean": None}
         if t == 0 or math.isclose(t, qc.threshold):  # closed-loop integer episodes are slow on Atari
             g_ret = self.delta_return(g, g.quantize_input, g.output_float)
-        f_ret = self.delta_return(fnet, _float_input, lambda y: y)
+        f_ret = self.delta_return(fnet, self.float_input, lambda y: y)
         row = {
             "T": t, "T_int": t_int, "below_input_lsb": below,
             "float_significant_mean": float(f_counts.sum(1).mean()),
@@ -177,13 +178,18 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
     sel_model, _, sel_rec = load_level(run_path, qsum["prune_level"])
     dense = np.asarray(gm.dense_mults(), dtype=np.float64)
     an = _Analysis(run_path, cfg, spec, gm, dense, sorted(set([*ac.thresholds, qc.threshold])))
+    sel_input = sel_model
+    if gm.standardize is not None:  # compare at the same thresholds: the float model reads standardised inputs too
+        from rl2fpga.quantize.level import standardised_float
+
+        sel_input, an.float_input = standardised_float(sel_model, gm.standardize, gm.in_fmt.frac)
 
     # the selected level: float vs golden, per T
     episodes = an.record(sel_model)
     per_t: dict[str, Any] = {}
     layer_rows: dict[str, Any] = {}
     for t in an.thresholds:
-        per_t[f"{t:g}"], f_counts, g_counts = an.at_threshold(sel_model, episodes, t)
+        per_t[f"{t:g}"], f_counts, g_counts = an.at_threshold(sel_input, episodes, t)
         if math.isclose(t, qc.threshold):
             layer_rows = an.layer_rows(f_counts, g_counts)
     per_level = an.sparsity_sweep(levels)

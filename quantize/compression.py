@@ -10,7 +10,12 @@ Per layer, ``stored`` counts every bit the sparse delta engine keeps:
   ``ceil(log2(n_out))`` bits;
 * biases: ``n_out * b_bits``.
 
-``ratio`` = dense fp32 bits (weights + biases) / stored bits. ``ratio_values_only`` ignores the
+Input standardisation (:class:`~rl2fpga.core.golden.InputStandardize`, when the golden model
+has one): an offset of the input width and a shift per input, counted in the total.
+
+``ratio`` = dense fp32 bits (weights + biases) / stored bits. The dense reference is the
+model itself, or ``reference_fp32_bits`` (the dense *teacher* a small student was distilled
+from: a student is judged against the network it replaces; ``model_fp32_bits`` keeps its own). ``ratio_values_only`` ignores the
 index overhead (nonzero weights and biases only) -- the optimistic figure papers often quote;
 both are reported so nobody mistakes one for the other.
 """
@@ -53,7 +58,8 @@ def layer_compression(w: np.ndarray, kind: str, w_bits: int, b_bits: int) -> dic
     }
 
 
-def compression(gm: GoldenModel, bias_bits: dict[str, int] | None = None) -> dict[str, Any]:
+def compression(gm: GoldenModel, bias_bits: dict[str, int] | None = None,
+                reference_fp32_bits: int | None = None) -> dict[str, Any]:
     """Per-layer and total accounting of a golden model (bias widths from ``bias_bits`` or
     ``gm.meta['layers'][name]['b_fmt']``, else the accumulator width)."""
     layers = {}
@@ -69,9 +75,22 @@ def compression(gm: GoldenModel, bias_bits: dict[str, int] | None = None) -> dic
     tot = {k: sum(v[k] for v in layers.values()) for k in
            ("weights", "nnz", "dense_fp32_bits", "value_bits", "pointer_bits", "index_bits", "bias_bits", "stored_bits")}
     tot["sparsity"] = 1 - tot["nnz"] / tot["weights"]
+    std = getattr(gm, "standardize", None)
+    tot["input_standardize_bits"] = std.stored_bits(gm.in_fmt.bits) if std is not None else 0
+    tot["stored_bits"] += tot["input_standardize_bits"]
+    tot["model_fp32_bits"] = tot["dense_fp32_bits"]
+    if reference_fp32_bits is not None:
+        tot["dense_fp32_bits"] = int(reference_fp32_bits)
     tot["ratio"] = tot["dense_fp32_bits"] / tot["stored_bits"]
-    tot["ratio_values_only"] = tot["dense_fp32_bits"] / (tot["value_bits"] + tot["bias_bits"])
+    tot["ratio_values_only"] = tot["dense_fp32_bits"] / (tot["value_bits"] + tot["bias_bits"] + tot["input_standardize_bits"])
     return {"layers": layers, "total": tot}
+
+
+def fp32_bits(model: Any) -> int:
+    """Dense fp32 bits (kernels + biases) of a float Keras model's Dense and Conv2D layers."""
+    from rl2fpga.quantize.prune import prunable_layers
+
+    return 32 * sum(int(sum(np.size(a) for a in la.get_weights()[:2])) for la in prunable_layers(model))
 
 
 def markdown_table(comp: dict[str, Any]) -> str:

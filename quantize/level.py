@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from rl2fpga.config import RunConfig
+from rl2fpga.core.golden import GoldenModel
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.run import Run
 
@@ -67,6 +68,40 @@ class QuantizedLevel:
         return float(self.level["sparsity"])
 
 
+def standardised_input(model: Any, level: dict[str, Any], states: np.ndarray, bits: int) -> tuple[Any, Any, Any]:
+    """A prune level's input standardisation (``standardize_mean``, ``standardize_scale``: the
+    student learnt on ``(x - mean) * scale``) as the golden model's integer form: per input a
+    power-of-two scale ``2^shift`` (nearest to ``scale``) and an integer offset on the grid.
+    Returns the float model reading the standardised inputs, the input format (covering the
+    standardised states) and the :class:`InputStandardize`."""
+    from rl2fpga.core.golden import InputStandardize
+    from rl2fpga.quantize.qkeras_model import input_format
+
+    x = np.asarray(states, np.float64).reshape(len(states), -1)
+    mean = np.asarray(level["standardize_mean"], np.float64)
+    shift = np.round(np.log2(np.asarray(level["standardize_scale"], np.float64))).astype(np.int64)
+    in_fmt = input_format((x - mean) * np.exp2(shift), bits)
+    offset = np.round(mean * np.exp2(in_fmt.frac + shift)).astype(np.int64)
+    std = InputStandardize(tuple(int(v) for v in shift), tuple(int(v) for v in offset))
+    return standardised_float(model, std, in_fmt.frac)[0], in_fmt, std
+
+
+def standardised_float(model: Any, std: Any, frac: int) -> tuple[Any, Any]:
+    """The float view of a golden input standardisation: ``model_z(z) = model(z * 2^-shift +
+    mean)`` (the raw-input ``model`` read through it; ``mean = offset * 2^-(frac + shift)``, the
+    mean the grid really subtracts) and ``to_z(obs) = (obs - mean) * 2^shift`` (not rounded)."""
+    from rl2fpga.quantize.student import fold_input_affine
+
+    shift = np.asarray(std.shift, np.float64)
+    mean = np.asarray(std.offset, np.float64) * np.exp2(-(frac + shift))
+
+    def to_z(obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, np.float64)
+        return ((obs.reshape(-1) - mean) * np.exp2(shift)).reshape(obs.shape)
+
+    return fold_input_affine(model, -mean * np.exp2(shift), np.exp2(-shift)), to_z
+
+
 def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> QuantizedLevel:
     """Quantize one prune level, check golden == QKeras, run the golden agent with and without
     delta updates."""
@@ -94,14 +129,22 @@ def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> Quantized
     if len(states) > MAX_CALIB_STATES:  # Atari frames: keep memory and distillation time bounded
         keep = np.random.default_rng(cfg.seed).choice(len(states), MAX_CALIB_STATES, replace=False)
         states = states[np.sort(keep)]
-    in_fmt = input_format(states, qc.float_input_bits)
+    std, qin_model = None, model
+    if qc.input_standardize and "standardize_mean" in level and states.dtype != np.uint8:
+        qin_model, in_fmt, std = standardised_input(model, level, states, qc.float_input_bits)
+    else:
+        in_fmt = input_format(states, qc.float_input_bits)
 
     def visit(qm: Any) -> np.ndarray:
-        pol = qkeras_policy(qm, in_fmt, spec.discrete, spec.action_low, spec.action_high)
+        pol = qkeras_policy(qm, in_fmt, spec.discrete, spec.action_low, spec.action_high, standardize=std)
         return collect_states(pol, cfg, qc.calib_episodes, qc.calib_max_steps, cfg.seed + CALIB_SEED_OFFSET + 500)
 
-    qmodel, info = quantize_policy(model, masks, qc, in_fmt, states, cfg.seed, discrete=spec.discrete, visit=visit)
+    qmodel, info = quantize_policy(qin_model, masks, qc, in_fmt, states, cfg.seed, discrete=spec.discrete, visit=visit,
+                                   standardize=std)
     gm = golden_from_qkeras(qmodel, in_fmt, 0)
+    if std is not None:
+        gm = GoldenModel(gm.layers, gm.meta, std)
+        info["input_standardize"] = std.to_json()
     acc_bits = gm.check_accumulators()
     t_int = threshold_ints(gm, qc.threshold)
 

@@ -19,7 +19,7 @@ Every level is written to ``prune/level_XX/{model.keras, masks.npz, eval.json}``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -154,12 +154,15 @@ class Level:
     eval_return_mean: float
     eval_return_std: float
     target_sparsity: float
+    nonzero: int | None = None  # nonzero kernel weights (levels of different shapes compare by it)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. a student's hidden widths
 
     def to_json(self) -> dict[str, Any]:
+        nz = {} if self.nonzero is None else {"nonzero_weights": self.nonzero}
         return {"level": self.index, "round": self.round, "sparsity": self.sparsity,
                 "target_sparsity": self.target_sparsity, "layer_sparsity": self.layer_sparsity,
                 "eval_return_mean": self.eval_return_mean, "eval_return_std": self.eval_return_std,
-                "dir": level_name(self.index)}
+                "dir": level_name(self.index), **nz, **self.extra}
 
 
 def level_name(i: int) -> str:
@@ -167,7 +170,7 @@ def level_name(i: int) -> str:
 
 
 def save_level(prune_dir: Path, index: int, rnd: int, target: float, model: tf.keras.Model,
-               masks: dict[str, np.ndarray], ev: dict[str, Any]) -> Level:
+               masks: dict[str, np.ndarray], ev: dict[str, Any], extra: dict[str, Any] | None = None) -> Level:
     from rl2fpga.train.training import save_keras
 
     d = prune_dir / level_name(index)
@@ -176,15 +179,18 @@ def save_level(prune_dir: Path, index: int, rnd: int, target: float, model: tf.k
     atomic_save_npz(d / "masks.npz", **{k: np.asarray(v, bool) for k, v in masks.items()})
     atomic_write_json(d / "eval.json", ev)
     s, per = measured_sparsity(model)
-    return Level(index, rnd, s, per, float(ev["mean"]), float(ev["std"]), target)
+    nz = sum(int(np.count_nonzero(la.get_weights()[0])) for la in prunable_layers(model))
+    return Level(index, rnd, s, per, float(ev["mean"]), float(ev["std"]), target, nz, dict(extra or {}))
 
 
 def select_level(levels: list[Level], keep: float) -> Level:
-    """The sparsest level whose mean return keeps ``keep`` of the dense (level 0) return."""
+    """The smallest level (fewest nonzero weights where known, else the sparsest) whose mean
+    return keeps ``keep`` of the dense (level 0) return; among equals the better return."""
     dense = levels[0].eval_return_mean
     ok = [lv for lv in levels if lv.eval_return_mean >= keep * dense - 1e-9] if dense > 0 else \
          [lv for lv in levels if lv.eval_return_mean >= dense + (1 - keep) * dense - 1e-9]
-    return max(ok or levels[:1], key=lambda lv: lv.sparsity)
+    sized = all(lv.nonzero is not None for lv in levels)
+    return min(ok or levels[:1], key=lambda lv: (lv.nonzero if sized else 0, -lv.sparsity, -lv.eval_return_mean))
 
 
 def load_level(run_path: Path, index: int | None = None) -> tuple[tf.keras.Model, dict[str, np.ndarray], dict[str, Any]]:

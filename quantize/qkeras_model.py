@@ -95,11 +95,17 @@ def input_format(spec_or_samples: Any, bits: int = 8) -> Fmt:
     raise Rl2fpgaError("a float observation space needs observation samples to choose the input format; pass an array of observations")
 
 
-def to_grid(obs: np.ndarray, fmt: Fmt) -> np.ndarray:
-    """Observations onto ``fmt``'s grid as integers (uint8 pixels p -> p)."""
+def to_grid(obs: np.ndarray, fmt: Fmt, standardize: Any = None) -> np.ndarray:
+    """Observations onto ``fmt``'s grid as integers (uint8 pixels p -> p); with an
+    :class:`~rl2fpga.core.golden.InputStandardize` (a batch ``(n, d)`` or one observation),
+    the golden model's standardised grid."""
     obs = np.asarray(obs)
     if obs.dtype == np.uint8 and fmt == Fmt(8, 0, False):
         return obs.astype(np.int64)
+    if standardize is not None:
+        d = len(standardize.shift)
+        q = np.stack([standardize.grid(o, fmt.frac) for o in obs.reshape(-1, d)]).reshape(obs.shape)
+        return np.clip(q, fmt.qmin, fmt.qmax).astype(np.int64)
     return quantize_float(obs, fmt)
 
 

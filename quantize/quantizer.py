@@ -95,13 +95,15 @@ def _predict(model: tf.keras.Model, x: np.ndarray, prep: Callable[[np.ndarray], 
 def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: QuantizeConfig, input_fmt: Fmt,
                     states: np.ndarray, seed: int, progress: Callable[[int], None] | None = None,
                     discrete: bool = True,
-                    visit: Callable[[tf.keras.Model], np.ndarray] | None = None) -> tuple[tf.keras.Model, dict[str, Any]]:
+                    visit: Callable[[tf.keras.Model], np.ndarray] | None = None,
+                    standardize: Any = None) -> tuple[tf.keras.Model, dict[str, Any]]:
     """PTQ or QAT (``qcfg.method``) of a float policy on its visited ``states`` (raw observations).
 
     ``visit(qmodel)`` (QAT, ``qcfg.dagger_rounds`` times): observations of episodes the
     *quantized* agent plays; they join the distillation states (labelled by the float agent,
-    as in DAgger), so the student also learns the states its own errors lead to."""
-    x = grid_float(to_grid(states, input_fmt), input_fmt)
+    as in DAgger), so the student also learns the states its own errors lead to.
+    ``standardize``: the golden model's input standardisation (``model`` reads standardised inputs)."""
+    x = grid_float(to_grid(states, input_fmt, standardize), input_fmt)
     qmodel = quantize_model(model, qcfg, masks, input_fmt, samples=x)
     info: dict[str, Any] = {"method": qcfg.method, "calibration_states": int(len(x))}
     teacher = _masked(model, masks)
@@ -112,7 +114,7 @@ def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: Q
         info["qat_loss_first"] = losses[0]
         info["qat_loss_last"] = float(np.mean(losses[-20:]))
         for r in range(qcfg.dagger_rounds if visit is not None else 0):
-            extra = grid_float(to_grid(visit(qmodel), input_fmt), input_fmt)
+            extra = grid_float(to_grid(visit(qmodel), input_fmt, standardize), input_fmt)
             x = np.concatenate([x, extra])
             losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed + r + 1, advantage_weight=adv, progress=progress)
             info.setdefault("dagger_states", []).append(int(len(extra)))
@@ -121,12 +123,12 @@ def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: Q
 
 
 def qkeras_policy(qmodel: tf.keras.Model, fmt: Fmt, discrete: bool, low: list[float] | None = None,
-                  high: list[float] | None = None) -> Callable[[np.ndarray], Any]:
+                  high: list[float] | None = None, standardize: Any = None) -> Callable[[np.ndarray], Any]:
     """The QKeras model as an agent on grid inputs (equal to the golden model without delta)."""
     f = tf.function(lambda x: qmodel(x[None], training=False)[0], reduce_retracing=True)
 
     def policy(obs: np.ndarray) -> Any:
-        y = f(tf.constant(grid_float(to_grid(obs, fmt), fmt))).numpy()
+        y = f(tf.constant(grid_float(to_grid(obs, fmt, standardize), fmt))).numpy()
         return int(np.argmax(y)) if discrete else squash_action(y, low, high)
 
     return policy

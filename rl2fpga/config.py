@@ -117,8 +117,9 @@ class TrainConfig:
     """Hidden widths of an MLP policy."""
     total_steps: int = 100_000
     """Environment steps of training (at most: early stopping usually ends CartPole sooner)."""
-    eval_episodes: int = 20
-    """Seeded episodes of greedy / deterministic evaluation."""
+    eval_episodes: int = 30
+    """Seeded episodes of greedy / deterministic evaluation (every prune level is judged on
+    the same ones)."""
     eval_every: int = 2_500
     """Environment steps between evaluations during training (0: only at the end)."""
     early_stop_return: float | None = 500.0
@@ -133,8 +134,10 @@ class TrainConfig:
 
 @dataclass
 class PruneConfig:
-    method: Literal["imp", "gradual", "none"] = "imp"
-    """imp = iterative magnitude pruning with rewinding; gradual = cubic schedule (tfmot)."""
+    method: Literal["imp", "gradual", "student", "none"] = "student"
+    """imp = iterative magnitude pruning with rewinding; gradual = cubic schedule (tfmot);
+    student = distil the dense agent into narrower MLPs (student_hidden; behaviour cloning +
+    DAgger on standardised inputs), optionally magnitude-pruned further (student_prune_rounds)."""
     scope: Literal["layer", "global"] = "layer"
     """Rank weights per layer or over the whole network."""
     rate: float = 0.2
@@ -172,13 +175,30 @@ class PruneConfig:
     distill_rl_steps: int = 0
     """distill: environment steps of RL fine-tuning after the distillation (masks kept, no
     epsilon-random phase, as gradual pruning's retraining; 0: none)."""
+    student_hidden: list[list[int]] = field(default_factory=lambda: [[4, 4], [8, 8], [16, 16]])
+    """student: hidden widths of each candidate student MLP (e.g. [[8, 8], [16, 16]]); each is
+    a level, and the selection keeps the one with the fewest nonzero weights that keeps the return."""
+    student_dagger_rounds: int = 3
+    """student: DAgger rounds after behaviour cloning on the teacher's states (each adds the
+    states the student visits, labelled by the teacher, then distill_steps more Adam steps)."""
+    student_prune_rounds: int = 0
+    """student: magnitude-pruning rounds of each student (rate prune.rate of the remaining
+    weights per round, recovered by distillation), each a further level (0: dense students)."""
+    student_temperature: float | None = 1.0
+    """student, DQN: learn the teacher's softmax(Q / T) at this temperature (cross-entropy); the
+    student's outputs are then action logits whose differences survive 4-bit QAT (None: the
+    Q-values by squared error, which 4-bit QAT of CartPole students did not keep)."""
+    student_standardize: bool = True
+    """student: train on standardised inputs (per-input mean and 1/std of the teacher's states)
+    and fold the standardisation into the first layer's weights and bias, so every back end
+    applies it bit-exactly and its bits are counted with that layer."""
 
 
 @dataclass
 class QuantizeConfig:
     method: Literal["qat", "ptq"] = "qat"
     """qat = quantization-aware fine-tuning (distillation); ptq = post-training."""
-    weight_bits: int = 8
+    weight_bits: int = 4
     """Bits of every weight (signed)."""
     act_bits: int = 8
     """Bits of every hidden activation (unsigned after ReLU)."""
@@ -190,9 +210,10 @@ class QuantizeConfig:
     """Bits of the Q-values / actor means."""
     qat_steps: int = 2000
     """Distillation steps of quantization-aware fine-tuning."""
-    threshold: float = 0.01
-    """Delta threshold T in input units; T_int = floor(T / LSB) with the strict comparison."""
-    delta_episodes: int = 10
+    threshold: float = 0.02
+    """Delta threshold T in input units (standardised units when the input is standardised,
+    see input_standardize); T_int = floor(T / LSB) with the strict comparison."""
+    delta_episodes: int = 30
     """Seeded episodes to evaluate the selected level with and without delta updates."""
     float_input_bits: int = 12
     """Bits of a float (classic-control, MuJoCo) observation: signed, covering the range the
@@ -209,6 +230,11 @@ class QuantizeConfig:
     dagger_rounds: int = 1
     """QAT: rounds of adding the states the quantized agent itself visits (labelled by the float
     agent) to the distillation set, each followed by qat_steps more steps (0: off)."""
+    input_standardize: bool = True
+    """When the prune level carries an input standardisation (students do): apply it in the
+    golden model's input format (per input an integer offset and a power-of-two scale, stored
+    in formats.json, applied by every back end and counted in the stored bits); false keeps
+    it folded into the first layer's weights and bias."""
     advantage_weight: float = 0.0
     """QAT of a DQN: weight of an extra distillation error on Q-values centred per state (the
     differences that choose the action); 0 = plain Q-value error (10 was worse on CartPole)."""

@@ -100,6 +100,15 @@ def _check_prune(cfg: RunConfig) -> None:
     _range("prune.keep_return_fraction", p.keep_return_fraction, 0, 1)
     _range("prune.distill_steps", p.distill_steps, 0)
     _range("prune.distill_episodes", p.distill_episodes, 1)
+    _range("prune.student_dagger_rounds", p.student_dagger_rounds, 0)
+    _range("prune.student_prune_rounds", p.student_prune_rounds, 0)
+    if p.student_temperature is not None:
+        _range("prune.student_temperature", p.student_temperature, 0, lo_open=True)
+    if p.method == "student":
+        if not p.student_hidden or any(not h or min(h) < 1 for h in p.student_hidden):
+            raise Rl2fpgaError(f"prune.student_hidden={p.student_hidden} needs at least one list of positive widths; set e.g. prune.student_hidden=[[8,8]]")
+        if cfg.train.network != "mlp":
+            raise Rl2fpgaError(f"prune.method=student distils into MLPs but train.network={cfg.train.network}; use train.network=mlp or another prune.method")
 
 
 def _check_quantize(cfg: RunConfig) -> None:

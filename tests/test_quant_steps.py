@@ -32,6 +32,7 @@ def _fake_train(run: Run, seed: int = 0) -> None:
 def _run(tmp_path, **sets) -> Run:
     cfg = RunConfig()
     cfg.name = "t"
+    cfg.quantize.weight_bits, cfg.quantize.threshold = 8, 0.01  # these tests' figures (the default is 4-bit, T=0.02)
     for k, v in sets.items():
         sec, field = k.split("__")
         setattr(getattr(cfg, sec), field, v)

@@ -23,7 +23,9 @@ REQUIRED = {
 
 def _fake_run(tmp_path):
     """Step outputs in the formats the steps write (values made up, so the mapping is checked)."""
-    run = Run.create(RunConfig(name="fake"), runs_dir=tmp_path)
+    cfg = RunConfig(name="fake")
+    cfg.quantize.threshold = 0.01  # the analyze outputs below are at T = 0.01 (the default is 0.02)
+    run = Run.create(cfg, runs_dir=tmp_path)
     w = lambda step, name, obj: atomic_write_json(run.dir(step) / name, obj)  # noqa: E731
     # each step's outputs, then its .done, in pipeline order (finishing a step invalidates later ones)
     w("train", "summary.json", {"eval_return_mean": 498.5, "steps": 1000})

@@ -39,7 +39,7 @@ from rl2fpga.core.layers import Conv2D, Dense, Layer, layer_class, layer_from_js
 from rl2fpga.errors import Rl2fpgaError
 
 # re-exported: the fixed-point types and layer classes are imported from here by older code
-__all__ = ["ACC_LIMIT_BITS", "FORMAT_VERSION", "Conv2D", "Dense", "Fmt", "GoldenModel", "InputSaturation", "Layer",
+__all__ = ["ACC_LIMIT_BITS", "FORMAT_VERSION", "Conv2D", "Dense", "Fmt", "GoldenModel", "InputSaturation", "InputStandardize", "Layer",
            "StepStats", "quantize_float", "random_model", "round_shift", "squash_action"]
 
 FORMAT_VERSION = 1
@@ -80,10 +80,54 @@ class InputSaturation:
         return {**dataclasses.asdict(self), "fraction": self.saturated / self.elements if self.elements else 0.0}
 
 
+STANDARDIZE_SHIFT_BITS = 6  # a per-input shift e in -32..31, as stored
+
+
+@dataclass(frozen=True)
+class InputStandardize:
+    """Per-input standardisation, part of the deployed model: input ``i`` becomes
+    ``round_half_even(obs_i * 2^(frac + shift_i)) - offset_i`` (then saturates into the input
+    format), i.e. ``(obs_i - mean_i) * 2^shift_i`` on the grid with ``mean_i = offset_i *
+    2^-(frac + shift_i)``. Multiplying by a power of two is exact in float64, so every back end
+    that follows this order gets the same integers. Stored in ``formats.json`` as
+    ``input_standardize``; absent = identity (older run folders)."""
+
+    shift: tuple[int, ...]
+    offset: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.shift) != len(self.offset):
+            raise Rl2fpgaError(f"input standardisation has {len(self.shift)} shifts but {len(self.offset)} offsets")
+        lim = 1 << (STANDARDIZE_SHIFT_BITS - 1)
+        if any(not -lim <= e < lim for e in self.shift):
+            raise Rl2fpgaError(f"input standardisation shift {list(self.shift)} outside {-lim}..{lim - 1}; the inputs' scales are degenerate")
+
+    def grid(self, obs: np.ndarray, frac: int) -> np.ndarray:
+        """float64 integers ``round(obs * 2^(frac + shift)) - offset`` (before saturation)."""
+        x = np.asarray(obs, dtype=np.float64).reshape(-1)
+        if x.size != len(self.shift):
+            raise Rl2fpgaError(f"observation has {x.size} values but the input standardisation {len(self.shift)}")
+        return np.round(x * np.exp2(frac + np.asarray(self.shift, np.float64))) - np.asarray(self.offset, np.float64)
+
+    def stored_bits(self, in_bits: int) -> int:
+        """Bits the deployed model stores for it: an offset (input width) and a shift per input."""
+        return len(self.shift) * (in_bits + STANDARDIZE_SHIFT_BITS)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shift": [int(v) for v in self.shift], "offset": [int(v) for v in self.offset]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> InputStandardize | None:
+        if d is None:
+            return None
+        return cls(tuple(int(v) for v in d["shift"]), tuple(int(v) for v in d["offset"]))
+
+
 class GoldenModel:
     """A chain of :class:`~rl2fpga.core.layers.Layer` with delta state."""
 
-    def __init__(self, layers: list[Layer], meta: dict[str, Any] | None = None):
+    def __init__(self, layers: list[Layer], meta: dict[str, Any] | None = None,
+                 standardize: InputStandardize | None = None):
         if not layers:
             raise Rl2fpgaError("golden model has no layers")
         for a, b in zip(layers, layers[1:], strict=False):
@@ -93,6 +137,9 @@ class GoldenModel:
                 raise Rl2fpgaError(f"layer {b.name} input format {b.in_fmt} != {a.name} output format {a.out_fmt}")
         self.layers = layers
         self.meta = dict(meta or {})
+        self.standardize = standardize  # per-input standardisation in quantize_input (None: identity)
+        if standardize is not None and len(standardize.shift) != int(np.prod(self.in_shape)):
+            raise Rl2fpgaError(f"input standardisation has {len(standardize.shift)} inputs, the model {int(np.prod(self.in_shape))}")
         self.saturation = InputSaturation()
         self.reset()
 
@@ -131,7 +178,10 @@ class GoldenModel:
             self.saturation.add(0, obs.size)
             return obs.astype(np.int64).reshape(self.in_shape)
         fmt = self.in_fmt
-        q = np.round(np.asarray(obs, dtype=np.float64) * (2.0**fmt.frac))
+        if self.standardize is not None:
+            q = self.standardize.grid(obs, fmt.frac)
+        else:
+            q = np.round(np.asarray(obs, dtype=np.float64) * (2.0**fmt.frac))
         self.saturation.add(int(np.count_nonzero((q < fmt.qmin) | (q > fmt.qmax))), q.size)
         return np.clip(q, fmt.qmin, fmt.qmax).astype(np.int64).reshape(self.in_shape)
 
@@ -191,7 +241,8 @@ class GoldenModel:
 
     # -- files ----------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "meta": self.meta, "layers": [layer.to_json() for layer in self.layers]}
+        std = {} if self.standardize is None else {"input_standardize": self.standardize.to_json()}
+        return {"format_version": FORMAT_VERSION, "meta": self.meta, **std, "layers": [layer.to_json() for layer in self.layers]}
 
     def save(self, folder: str | Path) -> None:
         from rl2fpga.fsutil import atomic_save_npz, atomic_write_json
@@ -222,12 +273,13 @@ class GoldenModel:
             raise Rl2fpgaError(f"golden model in {folder} has format version {spec.get('format_version')}, expected {FORMAT_VERSION}; rerun `rl2fpga quantize`")
         try:
             layers = [layer_from_json(d, arrays[f"{d['name']}.w"], arrays[f"{d['name']}.b"]) for d in spec["layers"]]
-        except KeyError as e:
+            std = InputStandardize.from_json(spec.get("input_standardize"))
+        except (KeyError, TypeError, ValueError) as e:
             raise Rl2fpgaError(f"golden model in {folder} is corrupt (missing {e}); rerun `rl2fpga quantize`") from None
-        return cls(layers, spec.get("meta"))
+        return cls(layers, spec.get("meta"), std)
 
     def copy(self) -> GoldenModel:
-        return GoldenModel([dataclasses.replace(layer) for layer in self.layers], self.meta)
+        return GoldenModel([dataclasses.replace(layer) for layer in self.layers], self.meta, self.standardize)
 
 
 def squash_action(mean: np.ndarray, low: Any, high: Any) -> np.ndarray:

@@ -37,7 +37,9 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
     with atomic_dir(run.layout.step("prune")) as out:
         agent_dir = run.layout.train_agent
         finetune = pc.method == "gradual"
-        if pc.finetune == "distill":
+        if pc.method == "student":
+            retrain = None
+        elif pc.finetune == "distill":
             retrain = P.distiller(cfg, dense, spec)
         else:
             retrain = P.retrainer(cfg, cfg.train.algo, finetune=finetune,
@@ -49,6 +51,10 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
             levels = P.imp(dense, dense_eval, rewind_to, retrain, cfg, out)
         elif pc.method == "gradual":
             levels = P.gradual(dense, dense_eval, retrain, cfg, out)
+        elif pc.method == "student":
+            from rl2fpga.quantize.student import students
+
+            levels = students(dense, dense_eval, spec, cfg, out)
         else:
             masks = {la.name: np.ones(la.get_weights()[0].shape, bool) for la in P.prunable_layers(dense)}
             levels = [P.save_level(out, 0, 0, 0.0, dense, masks, dense_eval)]

@@ -33,10 +33,18 @@ def _check_bits(qc: QuantizeConfig) -> None:
 
 
 def _candidates(levels: list[dict[str, Any]], selected: PruneSelected, keep: float, fallback: int) -> list[int]:
-    """The selected level first, then less sparse ones that kept the return in float."""
+    """The selected level first, then larger ones (more nonzero weights where every level says,
+    else less sparse) that kept the return in float, smallest first."""
     dense_ret = float(levels[0]["eval_return_mean"])
-    passing = sorted((lv for lv in levels if lv["sparsity"] < selected.sparsity
-                      and keeps_return(lv["eval_return_mean"], dense_ret, keep)), key=lambda lv: -lv["sparsity"])
+    if all("nonzero_weights" in lv for lv in levels):
+        nz = next(lv["nonzero_weights"] for lv in levels if lv["level"] == selected.level)
+        size = lambda lv: lv["nonzero_weights"]  # noqa: E731
+        bigger = lambda lv: lv["nonzero_weights"] > nz  # noqa: E731
+    else:
+        size = lambda lv: -lv["sparsity"]  # noqa: E731
+        bigger = lambda lv: lv["sparsity"] < selected.sparsity  # noqa: E731
+    passing = sorted((lv for lv in levels if bigger(lv) and keeps_return(lv["eval_return_mean"], dense_ret, keep)),
+                     key=size)
     return [selected.level] + [lv["level"] for lv in passing][:fallback]
 
 
@@ -113,12 +121,12 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     than ``prune.keep_return_fraction`` of the dense return, try up to
     ``quantize.fallback_levels`` less sparse levels (that kept it in float) and keep the first
     that does (else the best tried). Every attempt is listed in the summary."""
-    from rl2fpga.quantize.compression import compression, markdown_table
+    from rl2fpga.quantize.compression import compression, fp32_bits, markdown_table
     from rl2fpga.quantize.qkeras_model import save_qmodel
 
     qc = cfg.quantize
     _check_bits(qc)
-    _, spec, _ = load_train_outputs(run)
+    dense_model, spec, _ = load_train_outputs(run)
     levels, selected = PruneLevels.require(run.layout).levels, PruneSelected.require(run.layout)
     t0 = time.perf_counter()
     dense_ret = float(levels[0]["eval_return_mean"])
@@ -126,7 +134,8 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     candidates = _candidates(levels, selected, keep, qc.fallback_levels)
     q, tried = _first_keeping(run, cfg, spec, candidates, dense_ret)
     gm, level, ev0, evd, t_int = q.golden, q.level, q.ev0, q.evd, q.t_int
-    comp = compression(gm)  # of the model as quantized (thresholds 0)
+    # of the model as quantized (thresholds 0), against the dense trained agent (a student's teacher)
+    comp = compression(gm, reference_fp32_bits=fp32_bits(dense_model))
 
     gm.set_thresholds(t_int)
     gm.meta.update({"threshold": qc.threshold, "threshold_int": t_int, "prune_level": level["level"],

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 import zipfile
 from pathlib import Path
@@ -45,9 +46,15 @@ def _expected_files() -> set[str]:
     return want
 
 
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One wheel of the checkout for the module (building it is the slow part of each test)."""
+    return _build_wheel(tmp_path_factory.mktemp("dist"))
+
+
 @pytest.mark.slow
-def test_wheel_carries_every_data_file(tmp_path: Path) -> None:
-    whl = _build_wheel(tmp_path)
+def test_wheel_carries_every_data_file(wheel: Path) -> None:
+    whl = wheel
     names = set(zipfile.ZipFile(whl).namelist())
     missing = sorted(_expected_files() - names)
     assert not missing, f"not in the wheel: {missing}"
@@ -58,31 +65,62 @@ def test_wheel_carries_every_data_file(tmp_path: Path) -> None:
         assert f in names, f
 
 
+# rl2fpga's own requirements, checked against what the fresh venv imports (pip check would also
+# judge pynq, which the Makefile installs with --no-deps on purpose)
+_DEPS_MET = """
+import importlib.metadata as md
+from packaging.requirements import Requirement
+bad = []
+for r in map(Requirement, md.requires("rl2fpga") or []):
+    if r.marker is not None and not r.marker.evaluate({"extra": ""}):
+        continue
+    try:
+        v = md.version(r.name)
+    except md.PackageNotFoundError:
+        bad.append(f"{r} (missing)")
+        continue
+    if not r.specifier.contains(v, prereleases=True):
+        bad.append(f"{r} (have {v})")
+print("\\n".join(bad) or "ok")
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.verilator
-def test_installed_wheel_runs_a_cosim(tmp_path: Path) -> None:
-    """Build the wheel, install it into a fresh venv with constraints.txt (the exact versions the
-    tests ran with), and run the engine co-simulation test from the installed package, outside
-    the checkout (so nothing is imported from the source tree)."""
+def test_installed_wheel_runs_a_cosim(wheel: Path, tmp_path: Path) -> None:
+    """Build the wheel, install it into a fresh venv whose dependencies are the exact versions the
+    tests ran with (those of constraints.txt: the venv reaches this venv's site-packages through a
+    ``.pth`` path line, which imports them but runs none of their ``.pth`` files, so the editable
+    install of the checkout stays out), and run the engine co-simulation test from the installed
+    package, outside the checkout (so nothing is imported from the source tree)."""
     if shutil.which("verilator") is None:
         pytest.skip("verilator not on PATH")
-    whl = _build_wheel(tmp_path / "dist")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    assert site.startswith(str(venv))
+    (Path(site) / "_rl2fpga_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
-    res = subprocess.run([str(py), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"), str(whl), "pytest"],
-                         capture_output=True, text=True, env=env)
+    # --ignore-installed: the checkout's editable rl2fpga is visible through the path line; pip
+    # must install beside it (into the venv, which comes first on sys.path), never uninstall it
+    res = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed",
+                          "-c", str(REPO / "constraints.txt"), str(wheel)], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert any(Path(site).glob("rl2fpga-*.dist-info")) and (Path(site) / "rl2fpga" / "__init__.py").exists()
     work = tmp_path / "elsewhere"
     work.mkdir()
     env["RL2FPGA_BUILD_DIR"] = str(tmp_path / "build")
-    probe = subprocess.run([str(py), "-c", "import rl2fpga, rl2fpga.hls.cosim.harness as h; print(rl2fpga.__file__); print(h.SIM_WRAPPER.exists())"],
+    deps = subprocess.run([str(py), "-c", _DEPS_MET], cwd=work, capture_output=True, text=True, env=env)
+    assert deps.returncode == 0 and deps.stdout.strip() == "ok", deps.stdout + deps.stderr[-2000:]
+    probe = subprocess.run([str(py), "-c", "import rl2fpga, rl2fpga.hls.cosim.harness as h, rl2fpga.rtl_tests.test_engine as t;"
+                            " print(rl2fpga.__file__); print(t.__file__); print(h.SIM_WRAPPER.exists())"],
                            cwd=work, capture_output=True, text=True, env=env)
     assert probe.returncode == 0, probe.stderr[-2000:]
-    where, wrapper = probe.stdout.split()
-    assert str(venv) in where and wrapper == "True"
+    where, test_file, wrapper = probe.stdout.split()
+    assert where.startswith(site) and test_file.startswith(site) and wrapper == "True", probe.stdout
     res = subprocess.run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "rl2fpga.rtl_tests.test_engine",
                           "-k", "test_cartpole_mlp_real_episodes"], cwd=work, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]

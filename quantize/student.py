@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from rl2fpga.config import RunConfig
+from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.quantize.prune import (
     DISTILL_SEED_OFFSET,
     Level,
@@ -82,6 +83,9 @@ def students(
     from rl2fpga.train.training import EVAL_SEED_OFFSET
 
     pc = cfg.prune
+    if len(spec.obs_shape) != 1:  # e.g. an imported Atari CNN under the default (student) method
+        raise Rl2fpgaError(f"prune.method=student distils into MLPs but {spec.id} observations are {tuple(spec.obs_shape)} "
+                           "images; set prune.method=gradual (or imp)")
     seed = cfg.seed + DISTILL_SEED_OFFSET
     temperature = pc.student_temperature if spec.discrete else None
 

@@ -175,7 +175,7 @@ class PruneConfig:
     distill_rl_steps: int = 0
     """distill: environment steps of RL fine-tuning after the distillation (masks kept, no
     epsilon-random phase, as gradual pruning's retraining; 0: none)."""
-    student_hidden: list[list[int]] = field(default_factory=lambda: [[4, 4], [8, 8], [16, 16]])
+    student_hidden: list[list[int]] = field(default_factory=lambda: [[8, 8], [16, 16]])
     """student: hidden widths of each candidate student MLP (e.g. [[8, 8], [16, 16]]); each is
     a level, and the selection keeps the one with the fewest nonzero weights that keeps the return."""
     student_dagger_rounds: int = 3

@@ -103,3 +103,15 @@ def test_student_needs_an_mlp():
     cfg.train.network = "atari"
     with pytest.raises(Rl2fpgaError, match="train.network"):
         validate(cfg)
+
+
+def test_student_refuses_image_observations_before_any_work(tmp_path):
+    """An imported image policy (train.network is not consulted for imports) under the default
+    student method: one line naming the fix, before any episode is played or file written."""
+    cfg = _cfg()
+    cfg.env.id = "ALE/Breakout-v5"
+    spec = env_spec(cfg.env)
+    assert spec.obs_shape == (84, 84, 4)
+    with pytest.raises(Rl2fpgaError, match="prune.method=gradual") as e:
+        S.students(tf.keras.Sequential(), {}, spec, cfg, tmp_path / "prune")
+    assert "\n" not in str(e.value) and not (tmp_path / "prune").exists()

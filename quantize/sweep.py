@@ -62,10 +62,11 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
                 except Rl2fpgaError as e:  # e.g. float32 QKeras cannot be exact at this width
                     row["error"] = str(e)
                 else:
-                    comp = compression(res.golden)["total"]
+                    comp = compression(res.golden, lanes=cfg.rtl.lanes, fmt=cfg.rtl.format)["total"]
                     row.update({"return_mean": res.ev0["mean"], "return_mean_delta": res.evd["mean"],
                                 "ratio": comp["ratio"], "ratio_values_only": comp["ratio_values_only"],
                                 "stored_bits": comp["stored_bits"], "dense_fp32_bits": comp["dense_fp32_bits"],
+                                "format": comp["format"],
                                 "keeps": keeps_return(res.ev0["mean"], dense_ret, keep)})
                 rows.append(row)
                 bar.advance(task)

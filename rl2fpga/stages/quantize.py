@@ -126,7 +126,7 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     candidates = _candidates(levels, selected, keep, qc.fallback_levels)
     q, tried = _first_keeping(run, cfg, spec, candidates, dense_ret)
     gm, level, ev0, evd, t_int = q.golden, q.level, q.ev0, q.evd, q.t_int
-    comp = compression(gm)  # of the model as quantized (thresholds 0)
+    comp = compression(gm, lanes=cfg.rtl.lanes, fmt=cfg.rtl.format)  # the engine's images (thresholds 0)
 
     gm.set_thresholds(t_int)
     gm.meta.update({"threshold": qc.threshold, "threshold_int": t_int, "prune_level": level["level"],

@@ -35,6 +35,7 @@ from rl2fpga.hls.engine import contract as hw
 from rl2fpga.hls.engine.contract import bits_for, lane_mem_file, tap_bits
 
 FORMATS = ("csc", "rel", "dense")
+TABLE_FORMATS = ("csc", "rel")  # stored with a {len, ptr} table per (list, lane)
 FORMAT_ID = {"csc": 0, "rel": 1, "dense": 2}  # rl2fpga_layer FORMAT parameter
 CHOICES = ("auto", *FORMATS)  # rtl.format
 _IMAGE_LINE = re.compile(r"// image: (\d+) bits x (\d+) words")
@@ -84,7 +85,7 @@ class LaneStore:
 
     @property
     def has_table(self) -> bool:
-        return self.fmt != "dense"
+        return self.fmt in TABLE_FORMATS
 
     def weight_bits(self) -> int:
         """Bits of the lane images (an empty lane still loads one zero word)."""

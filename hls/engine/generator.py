@@ -112,7 +112,7 @@ class LayerPlan:
 
     @property
     def has_table(self) -> bool:
-        return self.format != "dense"
+        return self.format in fm.TABLE_FORMATS
 
 
 @dataclass

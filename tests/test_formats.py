@@ -184,9 +184,9 @@ def test_stray_image_is_caught(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------ co-simulation
 def _cosim(name: str, g: GoldenModel, frames: np.ndarray, lanes: int, fmt: str, **kw) -> dict:
-    from rl2fpga.hls.cosim.harness import BUILD_ROOT, run_engine
+    from rl2fpga.hls.cosim.harness import run_engine
 
-    root = BUILD_ROOT / "tests" / f"formats_{name}_{fmt}"
+    root = _cosim_root(name, fmt)
     g.save(root / "golden")
     design = generate(g, root / "rtl", lanes=lanes, input_bytes_per_beat=8, fmt=fmt, **kw)
     assert {p.format for p in design.layers} == {fmt}
@@ -199,6 +199,12 @@ def _cosim(name: str, g: GoldenModel, frames: np.ndarray, lanes: int, fmt: str, 
     return res
 
 
+def _cosim_root(name: str, fmt: str) -> Path:
+    from rl2fpga.hls.cosim.harness import BUILD_ROOT
+
+    return BUILD_ROOT / "tests" / f"formats_{name}_{fmt}"
+
+
 def _have_verilator() -> bool:
     from rl2fpga.hls.cosim.harness import have_verilator
 
@@ -209,11 +215,11 @@ verilator = [pytest.mark.slow, pytest.mark.verilator,
              pytest.mark.skipif(not _have_verilator(), reason="verilator not installed")]
 
 
-@pytest.mark.parametrize("fmt", ["dense", "rel"])
+@pytest.mark.parametrize("fmt", FORCED)
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_cosim_per_format(fmt: str, model: str) -> None:
-    """Each non-csc format (csc: rtl_tests/test_engine.py) == golden, outputs and MAC counters;
-    rel with a 2-bit run, so the MLP's lists have fillers."""
+    """Each format == golden, outputs and MAC counters (rl2fpga_tests/test_engine.py runs auto's
+    mix); rel with a 2-bit run, so the lists have fillers."""
     from rl2fpga.train.frames import record_cartpole
 
     if model == "mlp":
@@ -229,7 +235,36 @@ def test_cosim_per_format(fmt: str, model: str) -> None:
             fr.append(x.astype(np.uint8))
         res = _cosim(model, g, np.stack(fr), 3, fmt, **({"run_bits": 2} if fmt == "rel" else {}))
     assert res["per_frame"][0]["macs"]
+    if fmt == "rel":
+        assert sum(p.fillers for p in RtlDesign.load(_cosim_root(model, fmt) / "rtl").layers) > 0
 
 
 for _m in verilator:
     test_cosim_per_format = _m(test_cosim_per_format)
+
+
+@pytest.mark.verilator
+@pytest.mark.skipif(not _have_verilator(), reason="verilator not installed")
+def test_rtl_step_checks_the_reported_figure(tmp_path: Path) -> None:
+    """The rtl step reads every image back: equal to quantize's compression.stored_bits, or
+    it fails naming the fix (here: rtl.lanes changed after quantize)."""
+    from rl2fpga.artifacts import QuantizeCompression
+    from rl2fpga.config import RunConfig
+    from rl2fpga.quantize.compression import compression
+    from rl2fpga.run import Run
+    from rl2fpga.stages.rtl import rtl_step
+
+    cfg = RunConfig(name="t")
+    cfg.rtl.synth = False
+    run = Run.create(cfg, path=tmp_path / "run")
+    g = _mlp(4, 0.8)
+    g.save(run.dir("quantize") / "golden")
+    QuantizeCompression(compression(g, lanes=cfg.rtl.lanes, fmt=cfg.rtl.format)).save_in(run.dir("quantize"))
+    run.mark_done("quantize", 0.0)
+    rtl_step(run, cfg)
+    summ = json.loads((run.path / "rtl" / "summary.json").read_text())
+    assert summ["stored"]["bits"] == _measured(run.path / "rtl")[0] == summ["design"]["stored_bits"]
+    assert summ["stored"]["equals_quantize_report"] is True
+    cfg.rtl.lanes = 2
+    with pytest.raises(Rl2fpgaError, match="rerun"):
+        rtl_step(run, cfg)

@@ -17,7 +17,7 @@ from rl2fpga.core.layers import Conv2D
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.hls.engine.generator import RtlDesign, conv_lists, generate
 
-FORCED = ["csc", "rel", "dense"]
+FORCED = ["csc", "rel", "bitmap", "dense"]
 
 
 def _mlp(seed: int = 0, sparsity: float = 0.9) -> GoldenModel:
@@ -38,7 +38,7 @@ def _words(path: Path) -> list[int]:
 def _widths(p: dict, lanes: int) -> dict[str, int]:
     """Each image's width as the SV declares its memory (rl2fpga_layer / list_lookup / walker)."""
     fbw, tb, wb = p["fb_bits"], p["tap_bits"], p["w_bits"]
-    entry = {"csc": tb + fbw + wb, "rel": p["run_bits"] + wb, "dense": wb}[p["format"]]
+    entry = {"csc": tb + fbw + wb, "rel": p["run_bits"] + wb, "bitmap": wb, "dense": wb}[p["format"]]
     return {"w": entry, "tab": lanes * (p["ptr_bits"] + p["len_bits"]), "b": lanes * p["acc_bits"]}
 
 
@@ -78,6 +78,9 @@ def _decode(folder: Path, p: dict, lanes: int) -> np.ndarray:
             else:
                 f = (tab[t] >> (lane * tew)) & ((1 << tew) - 1)
                 ptr, n = f & ((1 << p["ptr_bits"]) - 1), f >> p["ptr_bits"]
+            bits = [b for b in range(n.bit_length()) if n >> b & 1] if p["format"] == "bitmap" else []
+            if bits:
+                n = len(bits)
             pos = -1
             for j, x in enumerate(mem[ptr : ptr + n]):
                 w = _signed(x & ((1 << wb) - 1), wb)
@@ -87,6 +90,9 @@ def _decode(folder: Path, p: dict, lanes: int) -> np.ndarray:
                 elif p["format"] == "rel":
                     pos = pos + 1 + (x >> wb)
                     tap, fb = pos >> fbw, pos & ((1 << fbw) - 1)
+                elif p["format"] == "bitmap":
+                    tap, fb = divmod(bits[j], fb_n)
+                    assert w != 0
                 else:
                     tap, fb = divmod(j, fb_n)
                 if w:

@@ -11,6 +11,9 @@ the outputs ``f = fb * lanes + l`` of every list. A list part of one lane is sto
   p = 0); a gap wider than ``2^run_bits - 1`` is bridged by *filler* entries ``(2^run_bits -
   1, w = 0)`` that cost a word and a cycle and are no MAC (Deep Compression's relative index);
   plus the ``{len, ptr}`` table;
+* ``bitmap`` -- the nonzero values only (``w`` words), and per (list, lane) a table word
+  ``{bitmap, ptr}`` whose bitmap has one bit per position ``p = tap * fb_n + fb`` of the list
+  part (the walker finds the next set bit each cycle: one cycle per nonzero, like csc);
 * ``dense`` -- the values only, every position of the list (zeros included), no index and no
   table: the list of input ``t`` starts at ``t * list_len`` (``list_len = taps * fb``). Zero
   weights cost a cycle and are no MAC.
@@ -34,9 +37,9 @@ from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.hls.engine import contract as hw
 from rl2fpga.hls.engine.contract import bits_for, lane_mem_file, tap_bits
 
-FORMATS = ("csc", "rel", "dense")
-TABLE_FORMATS = ("csc", "rel")  # stored with a {len, ptr} table per (list, lane)
-FORMAT_ID = {"csc": 0, "rel": 1, "dense": 2}  # rl2fpga_layer FORMAT parameter
+FORMATS = ("csc", "rel", "bitmap", "dense")
+TABLE_FORMATS = ("csc", "rel", "bitmap")  # stored with a {len, ptr} table per (list, lane)
+FORMAT_ID = {"csc": 0, "rel": 1, "dense": 2, "bitmap": 3}  # rl2fpga_layer FORMAT parameter
 CHOICES = ("auto", *FORMATS)  # rtl.format
 _IMAGE_LINE = re.compile(r"// image: (\d+) bits x (\d+) words")
 
@@ -68,7 +71,7 @@ class LaneStore:
     w_bits: int
     entry_bits: int  # one stored word
     run_bits: int = 0  # rel
-    list_len: int = 0  # dense: words per list part
+    list_len: int = 0  # dense: words per list part; bitmap: bits of a bitmap
     fillers: int = 0  # rel: filler words
 
     @property
@@ -81,6 +84,9 @@ class LaneStore:
 
     @property
     def len_bits(self) -> int:
+        """Bits of the table's len field (bitmap: the bitmap)."""
+        if self.fmt == "bitmap":
+            return self.list_len
         return bits_for(max(int(self.length.max(initial=1)), 1))
 
     @property
@@ -145,6 +151,24 @@ def store_rel(w3: np.ndarray, lanes: int, w_bits: int, run_bits: int) -> LaneSto
                      run_bits=run_bits, fillers=fillers)
 
 
+def store_bitmap(w3: np.ndarray, lanes: int, w_bits: int) -> LaneStore:
+    """Nonzero values only; the table's len field holds the list part's bitmap (bit p set:
+    position p = tap * fb_n + fb holds the next value)."""
+    n_lists, n_taps, n_out = w3.shape
+    fb_n, wmask = -(-n_out // lanes), (1 << w_bits) - 1
+    ptr, bitmap = np.zeros((n_lists, lanes), np.int64), np.zeros((n_lists, lanes), dtype=object)
+    entries = []
+    for lane in range(lanes):
+        t, tap, fb, w = _lane_nonzeros(w3, lanes, lane)
+        ptr[:, lane] = _ptrs(np.bincount(t, minlength=n_lists))
+        for ti, p in zip(t.tolist(), (tap * fb_n + fb).tolist(), strict=True):
+            bitmap[ti, lane] = int(bitmap[ti, lane]) | (1 << p)
+        entries.append(w & wmask)
+    bitmap[bitmap == 0] = 0  # plain ints throughout
+    return LaneStore("bitmap", entries, ptr, bitmap, hw.fb_bits(n_out, lanes), tap_bits(n_taps), w_bits,
+                     entry_bits=w_bits, list_len=n_taps * fb_n)
+
+
 def store_dense(w3: np.ndarray, lanes: int, w_bits: int) -> LaneStore:
     """Values only: every (tap, fb) position of every list part, zeros included."""
     n_lists, n_taps, n_out = w3.shape
@@ -166,14 +190,14 @@ def store_dense(w3: np.ndarray, lanes: int, w_bits: int) -> LaneStore:
 def candidates(w3: np.ndarray, lanes: int, w_bits: int) -> list[LaneStore]:
     """Every format the engine can store this layer in (rel: each useful run width)."""
     idx = tap_bits(w3.shape[1]) + hw.fb_bits(w3.shape[2], lanes)
-    out = [store_csc(w3, lanes, w_bits), store_dense(w3, lanes, w_bits)]
+    out = [store_csc(w3, lanes, w_bits), store_dense(w3, lanes, w_bits), store_bitmap(w3, lanes, w_bits)]
     out += [store_rel(w3, lanes, w_bits, r) for r in range(1, idx + 1)]  # r = idx: no filler, csc's size
     return out
 
 
 def choose(w3: np.ndarray, lanes: int, w_bits: int, fmt: str = "auto", run_bits: int | None = None) -> LaneStore:
     """The layer's store in ``fmt``; ``auto``: the one of fewest stored bits (ties: csc, then
-    dense, then the narrowest rel). ``run_bits`` forces rel's index width (tests: fillers)."""
+    dense, then bitmap, then the narrowest rel). ``run_bits`` forces rel's index width (tests: fillers)."""
     if fmt not in CHOICES:
         raise Rl2fpgaError(f"rtl.format = {fmt!r} is not a storage format; use one of {', '.join(CHOICES)}")
     if fmt == "rel" and run_bits is not None:

@@ -55,11 +55,12 @@ module rl2fpga_layer
     parameter int    FB_BITS    = 1,   // accumulator-word index fb of an entry
     parameter int    TAP_BITS   = 0,   // tap index of an entry (conv; 0 for one tap)
     // weight storage format (hls/engine/formats.py): 0 csc {tap, fb, w} words + {len, ptr}
-    // table; 1 rel {run, w} words (fillers w = 0) + table; 2 dense: w of every position, no table
+    // table; 1 rel {run, w} words (fillers w = 0) + table; 2 dense: w of every position, no
+    // table; 3 bitmap: w words of the nonzeros + {bitmap, ptr} table (LEN_BITS = bitmap bits)
     parameter int    FORMAT     = 0,
     parameter int    ENTRY_BITS = TAP_BITS + FB_BITS + W_BITS,  // one stored word
     parameter int    RUN_BITS   = 0,   // rel: relative index bits
-    parameter int    LIST_LEN   = 1,   // dense: words per list part (taps x FB)
+    parameter int    LIST_LEN   = 1,   // dense: words per list part; bitmap: its bits (taps x FB)
     parameter WMEM_FILE  = "",
     parameter TAB_FILE   = "",
     parameter BIAS_FILE  = ""
@@ -103,7 +104,7 @@ module rl2fpga_layer
   // the ones this geometry needs (a stale or hand-edited top level)
   if (TAP_BITS != (MH * MW > 1 ? $clog2(MH * MW) : 0) || FB_BITS != (FB > 1 ? $clog2(FB) : 1)
       || ENTRY_BITS != (FORMAT == 0 ? TAP_BITS + FB_BITS : FORMAT == 1 ? RUN_BITS : 0) + W_BITS
-      || (FORMAT == 2 && LIST_LEN != MH * MW * FB)) begin : g_bad_widths
+      || (FORMAT >= 2 && LIST_LEN != MH * MW * FB) || (FORMAT == 3 && LEN_BITS != LIST_LEN)) begin : g_bad_widths
     $error("rl2fpga_layer: TAP_BITS/FB_BITS/ENTRY_BITS/LIST_LEN do not match the layer geometry; regenerate the engine");
   end
 

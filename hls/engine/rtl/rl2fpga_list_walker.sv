@@ -6,7 +6,9 @@
 //   0 csc    the word is {tap, fb, w};
 //   1 rel    the word is {run, w}: position p = {tap, fb} = (first of its list ? 0 : previous
 //            p + 1) + run; a filler is (2^RUN_BITS - 1, w = 0), no MAC in the lane;
-//   2 dense  the word is w; p counts the list's positions (fb wraps at FB into the next tap).
+//   2 dense  the word is w; p counts the list's positions (fb wraps at FB into the next tap);
+//   3 bitmap the word is w; the list's "len" is its bitmap of positions p = tap * FB + fb: each
+//            cycle takes the lowest set bit (one cycle per nonzero, as csc) and clears it.
 module rl2fpga_list_walker
 #(
     parameter int LANE       = 0,   // selects the weight image: WMEM_FILE + "aa" + LANE + ".mem"
@@ -14,7 +16,7 @@ module rl2fpga_list_walker
     parameter int PTR_BITS   = 8,
     parameter int LEN_BITS   = 4,
     parameter int WMEM_DEPTH = 16,
-    parameter int FORMAT     = 0,   // 0 csc, 1 rel, 2 dense
+    parameter int FORMAT     = 0,   // 0 csc, 1 rel, 2 dense, 3 bitmap
     parameter int W_BITS     = 8,
     parameter int FB         = 1,   // accumulator words per position (dense: fb wraps here)
     parameter int FB_BITS    = 1,
@@ -71,7 +73,12 @@ module rl2fpga_list_walker
   logic [PTR_BITS-1:0] cur_ptr;
   logic [LEN_BITS-1:0] cur_left;
 
-  assign q_pop = q_count != '0 && (!cur_valid || cur_left == LEN_BITS'(1));
+  // the list part's last entry: one left, or (bitmap) one set bit left
+  logic                last_entry;
+  logic [LEN_BITS-1:0] next_left;
+  assign next_left  = FORMAT == 3 ? cur_left & (cur_left - 1'b1) : cur_left - 1'b1;
+  assign last_entry = FORMAT == 3 ? next_left == '0 : cur_left == LEN_BITS'(1);
+  assign q_pop = q_count != '0 && (!cur_valid || last_entry);
   assign busy  = q_count != '0 || cur_valid;
 
   if (FORMAT == 1) begin : g_rel
@@ -97,6 +104,15 @@ module rl2fpga_list_walker
       else if (cur_valid) cur_pos <= cur_pos + 1'b1;
       if (cur_valid) w_rd <= {cur_pos, wmem[WAW'(cur_ptr)]};
     end
+  end else if (FORMAT == 3) begin : g_bitmap
+    function automatic int lowest_set(input logic [LEN_BITS-1:0] b);
+      lowest_set = 0;
+      for (int i = LEN_BITS - 1; i >= 0; i--) if (b[i]) lowest_set = i;
+    endfunction
+    always_ff @(posedge clk) begin
+      if (cur_valid) w_rd <= {PW'((lowest_set(cur_left) / FB) << FB_BITS | (lowest_set(cur_left) % FB)),
+                              wmem[WAW'(cur_ptr)]};
+    end
   end else begin : g_csc
     always_ff @(posedge clk) begin
       if (cur_valid) w_rd <= wmem[WAW'(cur_ptr)];
@@ -111,8 +127,8 @@ module rl2fpga_list_walker
       {cur_qy, cur_qx, cur_value, cur_ptr, cur_left} <= q_head;
     end else if (cur_valid) begin
       cur_ptr  <= cur_ptr + 1'b1;
-      cur_left <= cur_left - 1'b1;
-      if (cur_left == LEN_BITS'(1)) cur_valid <= 1'b0;
+      cur_left <= next_left;
+      if (last_entry) cur_valid <= 1'b0;
     end
   end
 endmodule

@@ -5,10 +5,12 @@ parameters and writes what depends on the weights:
 
 * per layer a *compressed fan-out list* for every input index (dense: the nonzero rows of
   ``W[i, :]``; conv: the nonzero filters of ``W[i, j, c, :]`` per kernel tap and input channel),
-  packed into words of ``lanes`` (fb, w) slots. Lane ``l`` only holds output ``f = fb * lanes +
-  l``, so the lanes hit distinct accumulator banks; a lane with nothing left is padded with
-  ``w = 0`` (costs a cycle slot, never counted as a MAC);
-* the table ``{nwords, ptr}`` per list, the bias per accumulator word;
+  split by lane (lane ``l`` only holds output ``f = fb * lanes + l``, so the lanes hit distinct
+  accumulator banks) and stored in the layer's storage format (:mod:`.formats`: csc, rel,
+  bitmap or dense, the smallest by the bits of its images unless ``fmt`` forces one);
+* the table ``{len, ptr}`` per list and lane (none for dense), the bias per accumulator word,
+  every image with a header line declaring its width and depth (what the stored-bits figure
+  reads back, :func:`.formats.measure_images`);
 * the generated top level ``rl2fpga_engine_top`` (Jinja2 template) wiring the encoder, the
   layers and the output stage, and the SV package ``rl2fpga_pkg.sv`` rendered from the hardware
   contract (:mod:`rl2fpga.hls.engine.contract`: register map, event widths, FIFO depths), whose

@@ -83,7 +83,8 @@ def test_layer_compression_by_hand():
     w = np.zeros((4, 3), np.int64)  # dense: 4 inputs, 3 outputs
     w[0, 1], w[2, 0], w[2, 2] = 5, -3, 7
     gm.layers[0].w = w
-    bias = 3 * gm.layers[0].acc_bits()  # 3 accumulator words of one lane
+    gm.layers[0].b = np.array([3, -8, 100])  # 8 bits two's complement
+    bias = 3 * 8  # 3 accumulator words of one lane
     by = {f: compression(gm, lanes=1, fmt=f)["layers"][gm.layers[0].name] for f in ("csc", "rel", "dense", "auto")}
     # csc: 3 words of fb (2 bits) + w (8); table 4 lists x {ptr 2 bits (3 words), len 2 bits (<= 2)}
     assert (by["csc"]["stored_value_bits"], by["csc"]["index_bits"], by["csc"]["pointer_bits"]) == (24, 6, 16)

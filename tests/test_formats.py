@@ -39,7 +39,7 @@ def _widths(p: dict, lanes: int) -> dict[str, int]:
     """Each image's width as the SV declares its memory (rl2fpga_layer / list_lookup / walker)."""
     fbw, tb, wb = p["fb_bits"], p["tap_bits"], p["w_bits"]
     entry = {"csc": tb + fbw + wb, "rel": p["run_bits"] + wb, "bitmap": wb, "dense": wb}[p["format"]]
-    return {"w": entry, "tab": lanes * (p["ptr_bits"] + p["len_bits"]), "b": lanes * p["acc_bits"]}
+    return {"w": entry, "tab": lanes * (p["ptr_bits"] + p["len_bits"]), "b": lanes * p["b_bits"]}
 
 
 def _measured(folder: Path) -> tuple[int, dict[str, int]]:
@@ -154,6 +154,17 @@ def test_auto_picks_the_smallest(tmp_path: Path) -> None:
             assert p.stored_bits == min(s[k] for s in sizes.values())
     # a dense layer picks dense (no index, no table)
     assert generate(_mlp(2, 0.0), tmp_path / "d", lanes=4).layers[0].format == "dense"
+
+
+def test_bias_image_is_as_wide_as_the_biases(tmp_path: Path) -> None:
+    """Biases -5..6 need 4 bits: the bias image holds 4 per lane, read back sign-extended."""
+    g = _mlp(3)
+    g.layers[0].b = np.resize(np.arange(-5, 7), 64)
+    d = generate(g, tmp_path, lanes=4)
+    assert d.layers[0].b_bits == 4
+    words = _words(tmp_path / "l0_b.mem")
+    got = [_signed((v >> (4 * lane)) & 15, 4) for v in words for lane in range(4)]
+    assert got == [int(b) for b in g.layers[0].b]
 
 
 def test_unknown_format_is_one_line(tmp_path: Path) -> None:

@@ -229,9 +229,16 @@ class LayerImages:
         return sum(im.bits for im in self.images if part is None or im.part == part)
 
 
-def layer_images(name: str, store: LaneStore, bias: np.ndarray, acc_bits: int) -> LayerImages:
-    """The layer's images: one weight memory per lane, the ``{len, ptr}`` table (csc, rel) and
-    the bias (``bias``: (fb, lanes) words of ``acc_bits`` per lane)."""
+def signed_bits(values: np.ndarray) -> int:
+    """Two's complement bits that hold every value (at least 1)."""
+    v = [int(x) for x in np.asarray(values).reshape(-1)] or [0]
+    return max(1, max((x if x >= 0 else -x - 1).bit_length() + 1 for x in v))
+
+
+def layer_images(name: str, store: LaneStore, bias: np.ndarray, b_bits: int) -> LayerImages:
+    """The layer's images: one weight memory per lane, the ``{len, ptr}`` table (csc, rel,
+    bitmap) and the bias (``bias``: (fb, lanes) words of ``b_bits`` per lane, sign-extended to
+    the accumulator in the engine)."""
     lanes = len(store.entries)
     images = [Image(lane_mem_file(f"{name}_w", lane), [int(v) for v in e] or [0], store.entry_bits, "weights")
               for lane, e in enumerate(store.entries)]
@@ -239,7 +246,7 @@ def layer_images(name: str, store: LaneStore, bias: np.ndarray, acc_bits: int) -
         tew = store.ptr_bits + store.len_bits
         images.append(Image(f"{name}_tab.mem", _join_lanes((store.length << store.ptr_bits) | store.ptr, tew),
                             lanes * tew, "table"))
-    images.append(Image(f"{name}_b.mem", _join_lanes(bias, acc_bits), lanes * acc_bits, "bias"))
+    images.append(Image(f"{name}_b.mem", _join_lanes(bias, b_bits), lanes * b_bits, "bias"))
     return LayerImages(store, images)
 
 

@@ -111,6 +111,7 @@ class LayerPlan:
     list_len: int = 0  # dense: words per list part
     fillers: int = 0  # rel: filler words
     stored_bits: int = 0  # bits of the layer's memory images (values, indices, pointers, biases)
+    b_bits: int = 0  # bias image field per lane (sign-extended to acc_bits); 0: acc_bits (older designs)
 
     @property
     def has_table(self) -> bool:
@@ -307,7 +308,8 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
     last = k == n_layers - 1
     bias = np.zeros(fb * lanes, dtype=np.int64)
     bias[: layer.n_out] = layer.b
-    images = fm.layer_images(layer.name, store, bias.reshape(fb, lanes), acc_bits)
+    b_bits = min(fm.signed_bits(bias), acc_bits)  # the bias image holds what the biases need
+    images = fm.layer_images(layer.name, store, bias.reshape(fb, lanes), b_bits)
     plan = LayerPlan(
         name=layer.name,
         kind=layer.kind,
@@ -326,6 +328,7 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
         wmem_file=f"{layer.name}_w", tab_file=f"{layer.name}_tab.mem", bias_file=f"{layer.name}_b.mem",
         format=store.fmt, format_id=fm.FORMAT_ID[store.fmt], entry_bits=store.entry_bits,
         run_bits=store.run_bits, list_len=store.list_len, fillers=store.fillers, stored_bits=images.bits(),
+        b_bits=b_bits,
     )
     depth = out_h * out_w * fb
     xb = 1 if last else out_bits

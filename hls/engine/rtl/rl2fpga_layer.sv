@@ -61,6 +61,7 @@ module rl2fpga_layer
     parameter int    ENTRY_BITS = TAP_BITS + FB_BITS + W_BITS,  // one stored word
     parameter int    RUN_BITS   = 0,   // rel: relative index bits
     parameter int    LIST_LEN   = 1,   // dense: words per list part; bitmap: its bits (taps x FB)
+    parameter int    B_BITS     = ACC_BITS,  // bias image field per lane, sign-extended (<= ACC_BITS)
     parameter WMEM_FILE  = "",
     parameter TAB_FILE   = "",
     parameter BIAS_FILE  = ""
@@ -104,8 +105,9 @@ module rl2fpga_layer
   // the ones this geometry needs (a stale or hand-edited top level)
   if (TAP_BITS != (MH * MW > 1 ? $clog2(MH * MW) : 0) || FB_BITS != (FB > 1 ? $clog2(FB) : 1)
       || ENTRY_BITS != (FORMAT == 0 ? TAP_BITS + FB_BITS : FORMAT == 1 ? RUN_BITS : 0) + W_BITS
-      || (FORMAT >= 2 && LIST_LEN != MH * MW * FB) || (FORMAT == 3 && LEN_BITS != LIST_LEN)) begin : g_bad_widths
-    $error("rl2fpga_layer: TAP_BITS/FB_BITS/ENTRY_BITS/LIST_LEN do not match the layer geometry; regenerate the engine");
+      || (FORMAT >= 2 && LIST_LEN != MH * MW * FB) || (FORMAT == 3 && LEN_BITS != LIST_LEN)
+      || B_BITS < 1 || B_BITS > ACC_BITS) begin : g_bad_widths
+    $error("rl2fpga_layer: TAP_BITS/FB_BITS/ENTRY_BITS/LIST_LEN/B_BITS do not match the layer geometry; regenerate the engine");
   end
 
   // ================================================================ list lookup
@@ -150,7 +152,7 @@ module rl2fpga_layer
   );
 
   // ================================================================ lanes
-  logic [LANES*ACC_BITS-1:0] bias_rom[FB];
+  logic [LANES*B_BITS-1:0] bias_rom[FB];
   initial $readmemh(BIAS_FILE, bias_rom);
 
   for (genvar l = 0; l < LANES; l++) begin : g_lane
@@ -165,7 +167,7 @@ module rl2fpga_layer
         .t1_tab(tab_rd[l*TEW +: TEW]), .space(lane_space[l]), .busy(lane_busy[l]),
         .mac(lane_mac[l]), .dcount(lane_dcount[l*(AW+1) +: AW+1]), .adv, .rq_issue, .rq_k,
         .sweep_mode, .r1_sw, .r2_valid, .sw_entry,
-        .sw_bias(bias_rom[sw_entry[FB_BITS-1:0]][l*ACC_BITS +: ACC_BITS]), .clear_dirty,
+        .sw_bias(ACC_BITS'($signed(bias_rom[sw_entry[FB_BITS-1:0]][l*B_BITS +: B_BITS]))), .clear_dirty,
         .rq_mask(rq_mask[l]), .rq_payload(rq_payload[l*EW +: EW])
     );
   end

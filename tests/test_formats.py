@@ -285,3 +285,13 @@ def test_rtl_step_checks_the_reported_figure(tmp_path: Path) -> None:
     cfg.rtl.lanes = 2
     with pytest.raises(Rl2fpgaError, match="rerun"):
         rtl_step(run, cfg)
+
+
+def test_config_format_choices_are_the_engine_formats() -> None:
+    import typing
+
+    from rl2fpga.config import RtlConfig
+    from rl2fpga.hls.engine.formats import CHOICES
+
+    hints = typing.get_type_hints(RtlConfig)
+    assert set(typing.get_args(hints["format"])) == set(CHOICES)

@@ -449,7 +449,7 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     total_bits = sum(sum(p.mem_bits.values()) for p in plans) + input_bits
     if total_bits > XC7Z020_BRAM36 * BRAM36_BITS:
         raise Rl2fpgaError(
-            f"engine memories need {total_bits / 8 / 1024:.0f} KiB > the xc7z020's {XC7Z020_BRAM36 * BRAM36_BITS / 8 / 1024:.0f} KiB of BRAM; prune harder or use fewer lanes"
+            f"engine memories need {total_bits / 8 / 1024:.0f} KiB > the xc7z020's {XC7Z020_BRAM36 * BRAM36_BITS / 8 / 1024:.0f} KiB of BRAM; prune harder, use fewer lanes or rtl.format=auto"
         )
     atomic_write_text(out_dir / PACKAGE_FILE, hw.render_sv_package(ctr))
     sv_files = [out_dir / PACKAGE_FILE]

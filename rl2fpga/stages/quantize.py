@@ -143,7 +143,8 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
         print(f"warning: the selected model's return {evd['mean']:.1f} is far below the dense agent's {dense_ret:.1f} "
               f"(keeps less than prune.keep_return_fraction={keep}); check quantize.*_bits", file=sys.stderr)
     print(f"quantize: kept level {level['level']} (sparsity {level['sparsity']:.3f}), {qc.method} {qc.weight_bits}-bit, "
-          f"return {ev0['mean']:.1f} (delta T_int={t_int}: {evd['mean']:.1f}), compression {comp['total']['ratio']:.1f}x")
+          f"return {ev0['mean']:.1f} (delta T_int={t_int}: {evd['mean']:.1f}), compression {comp['total']['ratio']:.1f}x "
+          f"({comp['total']['stored_bits']} stored bits, formats {', '.join(comp['total']['format'].values())})")
 
 
 # ----------------------------------------------------------------------------- analyze

@@ -9,6 +9,7 @@ the written files against this figure. Per layer:
 * ``stored_value_bits``: value fields of the weight images (zeros of the dense format and rel
   fillers included); ``index_bits``: the rest of the weight images (csc's absolute index, rel's
   run); ``pointer_bits``: the ``{len, ptr}`` table; ``bias_bits``: the bias image;
+  ``scale_bits``: images of part ``scale`` (per-channel shifts, when a layer has them);
 * ``value_bits``: ``nnz * w_bits``, the nonzero values alone.
 
 ``ratio`` = dense fp32 bits (weights + biases) / stored bits. ``ratio_values_only`` ignores the
@@ -25,7 +26,7 @@ import numpy as np
 from rl2fpga.core.golden import GoldenModel
 
 TOTAL_KEYS = ("weights", "nnz", "dense_fp32_bits", "value_bits", "stored_value_bits", "index_bits", "pointer_bits",
-              "bias_bits", "stored_bits", "values_only_bits")
+              "bias_bits", "scale_bits", "stored_bits", "values_only_bits")
 
 
 def _bias_bits(gm: GoldenModel, name: str, acc_bits: int, bias_bits: dict[str, int] | None) -> int:
@@ -55,7 +56,7 @@ def compression(gm: GoldenModel, bias_bits: dict[str, int] | None = None, lanes:
             "weights": n_w, "nnz": nnz, "sparsity": 1 - nnz / n_w, "w_bits": la.w_fmt.bits, "b_bits": bb,
             "dense_fp32_bits": (n_w + n_out) * 32, "value_bits": nnz * la.w_fmt.bits,
             "stored_value_bits": words * st.w_bits, "index_bits": images.bits("weights") - words * st.w_bits,
-            "pointer_bits": images.bits("table"), "bias_bits": images.bits("bias"),
+            "pointer_bits": images.bits("table"), "bias_bits": images.bits("bias"), "scale_bits": images.bits("scale"),
             "stored_bits": images.bits(), "values_only_bits": nnz * la.w_fmt.bits + n_out * bb,
             "images": {im.name: im.bits for im in images.images},
         }

@@ -295,3 +295,18 @@ def test_config_format_choices_are_the_engine_formats() -> None:
 
     hints = typing.get_type_hints(RtlConfig)
     assert set(typing.get_args(hints["format"])) == set(CHOICES)
+
+
+def test_every_image_part_is_counted(tmp_path: Path) -> None:
+    """An extra image (e.g. per-channel shifts, part "scale") is counted by the accounting and
+    must be written through the same list, else measure_images disagrees with the figure."""
+    from rl2fpga.hls.engine import formats as fm
+
+    g = _mlp()
+    w3 = g.layers[0].w.reshape(-1, 64)[:, None, :]
+    store = fm.choose(w3, 4, g.layers[0].w_fmt.bits)
+    shift = fm.Image("l0_shift.mem", [0x21, 0x43, 0x65], 8, "scale")
+    li = fm.layer_images("l0", store, np.zeros((16, 4), np.int64), 1, extra=(shift,))
+    for im in li.images:
+        (tmp_path / im.name).write_text(fm.image_text(im))
+    assert li.bits("scale") == 24 and sum(fm.measure_images(tmp_path).values()) == li.bits()

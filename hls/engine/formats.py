@@ -235,10 +235,12 @@ def signed_bits(values: np.ndarray) -> int:
     return max(1, max((x if x >= 0 else -x - 1).bit_length() + 1 for x in v))
 
 
-def layer_images(name: str, store: LaneStore, bias: np.ndarray, b_bits: int) -> LayerImages:
+def layer_images(name: str, store: LaneStore, bias: np.ndarray, b_bits: int,
+                 extra: tuple[Image, ...] = ()) -> LayerImages:
     """The layer's images: one weight memory per lane, the ``{len, ptr}`` table (csc, rel,
-    bitmap) and the bias (``bias``: (fb, lanes) words of ``b_bits`` per lane, sign-extended to
-    the accumulator in the engine)."""
+    bitmap), the bias (``bias``: (fb, lanes) words of ``b_bits`` per lane, sign-extended to
+    the accumulator in the engine), then ``extra`` (e.g. per-channel requantize shifts, part
+    ``scale``): every image the engine loads goes through here, so it is written and counted."""
     lanes = len(store.entries)
     images = [Image(lane_mem_file(f"{name}_w", lane), [int(v) for v in e] or [0], store.entry_bits, "weights")
               for lane, e in enumerate(store.entries)]
@@ -247,7 +249,7 @@ def layer_images(name: str, store: LaneStore, bias: np.ndarray, b_bits: int) -> 
         images.append(Image(f"{name}_tab.mem", _join_lanes((store.length << store.ptr_bits) | store.ptr, tew),
                             lanes * tew, "table"))
     images.append(Image(f"{name}_b.mem", _join_lanes(bias, b_bits), lanes * b_bits, "bias"))
-    return LayerImages(store, images)
+    return LayerImages(store, images + list(extra))
 
 
 def image_text(image: Image) -> str:

@@ -39,8 +39,9 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
     """Run the sweep (see the module docstring); returns what ``sweep.json`` holds."""
     from rich.progress import Progress
 
-    from rl2fpga.quantize.compression import compression
+    from rl2fpga.quantize.compression import compression, fp32_bits
     from rl2fpga.quantize.level import keeps_return, quantize_level
+    from rl2fpga.train.trainer import load_train_outputs
 
     keep = cfg.prune.keep_return_fraction
     levels = PruneLevels.require(run.layout).levels
@@ -50,6 +51,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
         if not 2 <= b <= 16:
             raise Rl2fpgaError(f"analyze.sweep_bits has {b}; use widths of 2..16 bits")
     chosen = [lv for lv in levels if keeps_return(float(lv["eval_return_mean"]), dense_ret, keep)]
+    reference = fp32_bits(load_train_outputs(run)[0])  # as the quantize step: against the dense trained agent
     rows: list[dict[str, Any]] = []
     with Progress(transient=True) as bar:
         task = bar.add_task("compression sweep", total=len(chosen) * len(bits_list))
@@ -62,10 +64,12 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
                 except Rl2fpgaError as e:  # e.g. float32 QKeras cannot be exact at this width
                     row["error"] = str(e)
                 else:
-                    comp = compression(res.golden)["total"]
+                    comp = compression(res.golden, lanes=cfg.rtl.lanes, fmt=cfg.rtl.format,
+                                       reference_fp32_bits=reference)["total"]
                     row.update({"return_mean": res.ev0["mean"], "return_mean_delta": res.evd["mean"],
                                 "ratio": comp["ratio"], "ratio_values_only": comp["ratio_values_only"],
                                 "stored_bits": comp["stored_bits"], "dense_fp32_bits": comp["dense_fp32_bits"],
+                                "format": comp["format"],
                                 "keeps": keeps_return(res.ev0["mean"], dense_ret, keep)})
                 rows.append(row)
                 bar.advance(task)

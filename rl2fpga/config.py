@@ -296,6 +296,10 @@ class RtlConfig:
     """Run yosys synth_xilinx for the resource estimate."""
     frame_stack: bool = True
     """Atari: keep the frame stack in the engine, the host sends only the newest frame."""
+    format: Literal["auto", "csc", "rel", "bitmap", "dense"] = "auto"
+    """Weight storage format of every layer: csc (absolute indices), rel (relative indices with
+    filler entries), bitmap (a bit per position + the nonzero values), dense (values only); auto
+    picks the smallest per layer by the bits of its memory images."""
 
 
 @dataclass

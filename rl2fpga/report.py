@@ -85,6 +85,8 @@ def _compression_section(a: RunArtifacts) -> dict[str, Any]:
         "stored_bits": pick(comp, "stored_bits"),
         "ratio": pick(comp, "ratio"),
         "ratio_values_only": pick(comp, "ratio_values_only"),
+        # storage format per layer (csc | rel | dense), the smallest by the bits of its images
+        "format": pick(comp, "format"),
         # analyze.sweep_bits: the largest compression over levels x bits keeping the return
         "sweep_best_ratio": pick(ana, "compression_sweep.best_ratio"),
         "sweep_best_ratio_values_only": pick(ana, "compression_sweep.best_ratio_values_only"),
@@ -270,7 +272,8 @@ def _cards(s: dict[str, Any]) -> list[dict[str, str]]:
         {"k": "selected sparsity", "v": _fmt(None if sel["sparsity"] is None else 100 * sel["sparsity"], "{:.1f} %"), "d": f"{_fmt(sel['weight_bits'])}-bit weights, T_int {sel['threshold_int']}", "cls": ""},
         {"k": "return with delta", "v": _fmt(sel["eval_return_mean_delta"], "{:.1f}"), "d": "golden integer model, delta updates", "cls": ""},
         {"k": "fewer multiplications", "v": _fmt(m["reduction"], "{:.1f}x"), "d": "significant vs dense", "cls": ""},
-        {"k": "smaller network", "v": _fmt(c["ratio"], "{:.1f}x"), "d": "fp32 dense bits / stored bits", "cls": ""},
+        {"k": "smaller network", "v": _fmt(c["ratio"], "{:.1f}x"), "d": "fp32 dense bits / bits of the engine's memory images"
+         + (f" ({', '.join(f'{k}: {v}' for k, v in c['format'].items())})" if c.get("format") else ""), "cls": ""},
         {"k": "median latency", "v": _fmt(r["cycles_median"], "{:,.0f}") + (" cyc" if r["cycles_median"] is not None else ""),
          "d": (f"{r['cycles_median'] / r['clock_mhz']:.1f} us at an assumed {r['clock_mhz']:.0f} MHz, {r['lanes']} lanes"
                if r["cycles_median"] else ""), "cls": ""},

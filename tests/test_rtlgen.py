@@ -59,16 +59,18 @@ def test_generate_writes_headers_and_images(tmp_path) -> None:
     for p in d.mem_files:
         lines = p.read_text().splitlines()
         assert GENERATED_HEADER in lines[0]
-        assert all(re.fullmatch(r"[0-9a-f]+", ln) for ln in lines[1:])
-    # bias image of layer 0: lane fields of acc_bits each, 2 lanes per word
+        assert re.fullmatch(rf"// image: \d+ bits x {len(lines) - 2} words", lines[1])
+        assert all(re.fullmatch(r"[0-9a-f]+", ln) for ln in lines[2:])
+    # bias image of layer 0: lane fields of b_bits (<= acc_bits) each, 2 lanes per word
     plan = d.layers[0]
-    words = [int(x, 16) for x in (tmp_path / plan.bias_file).read_text().splitlines()[1:]]
-    mask = (1 << plan.acc_bits) - 1
+    words = [int(x, 16) for x in (tmp_path / plan.bias_file).read_text().splitlines()[2:]]
+    assert 1 <= plan.b_bits <= plan.acc_bits
+    mask = (1 << plan.b_bits) - 1
     got = []
     for v in words:
         for lane in range(2):
-            f = (v >> (lane * plan.acc_bits)) & mask
-            got.append(f - (1 << plan.acc_bits) if f >> (plan.acc_bits - 1) else f)
+            f = (v >> (lane * plan.b_bits)) & mask
+            got.append(f - (1 << plan.b_bits) if f >> (plan.b_bits - 1) else f)
     assert got[:16] == [int(b) for b in m.layers[0].b]
     assert (tmp_path / "design.json").exists()
 

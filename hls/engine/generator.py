@@ -5,10 +5,12 @@ parameters and writes what depends on the weights:
 
 * per layer a *compressed fan-out list* for every input index (dense: the nonzero rows of
   ``W[i, :]``; conv: the nonzero filters of ``W[i, j, c, :]`` per kernel tap and input channel),
-  packed into words of ``lanes`` (fb, w) slots. Lane ``l`` only holds output ``f = fb * lanes +
-  l``, so the lanes hit distinct accumulator banks; a lane with nothing left is padded with
-  ``w = 0`` (costs a cycle slot, never counted as a MAC);
-* the table ``{nwords, ptr}`` per list, the bias per accumulator word;
+  split by lane (lane ``l`` only holds output ``f = fb * lanes + l``, so the lanes hit distinct
+  accumulator banks) and stored in the layer's storage format (:mod:`.formats`: csc, rel,
+  bitmap or dense, the smallest by the bits of its images unless ``fmt`` forces one);
+* the table ``{len, ptr}`` per list and lane (none for dense), the bias per accumulator word,
+  every image with a header line declaring its width and depth (what the stored-bits figure
+  reads back, :func:`.formats.measure_images`);
 * the generated top level ``rl2fpga_engine_top`` (Jinja2 template) wiring the encoder, the
   layers and the output stage, and the SV package ``rl2fpga_pkg.sv`` rendered from the hardware
   contract (:mod:`rl2fpga.hls.engine.contract`: register map, event widths, FIFO depths), whose
@@ -32,7 +34,8 @@ from rl2fpga.core.layers import Conv2D
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.hls.engine import contract as hw
-from rl2fpga.hls.engine.contract import Contract, bits_for, clog2, lane_mem_file, tap_bits
+from rl2fpga.hls.engine import formats as fm
+from rl2fpga.hls.engine.contract import Contract, clog2, lane_mem_file
 
 RTL_SRC = Path(__file__).resolve().parent / "rtl"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -100,6 +103,19 @@ class LayerPlan:
     tap_bits: int = 0  # conv: tap index bits of a list entry
     fb_bits: int = 1  # accumulator-word index bits of a list entry
     mem_bits: dict[str, int] = field(default_factory=dict)
+    # storage format (hls/engine/formats.py); the defaults read a design.json written before formats
+    format: str = "csc"
+    format_id: int = 0
+    entry_bits: int = 0  # one stored word of the lane images (0: csc's tap + fb + w)
+    run_bits: int = 0  # rel: relative index bits
+    list_len: int = 0  # dense: words per list part
+    fillers: int = 0  # rel: filler words
+    stored_bits: int = 0  # bits of the layer's memory images (values, indices, pointers, biases)
+    b_bits: int = 0  # bias image field per lane (sign-extended to acc_bits); 0: acc_bits (older designs)
+
+    @property
+    def has_table(self) -> bool:
+        return self.format in fm.TABLE_FORMATS
 
 
 @dataclass
@@ -134,6 +150,11 @@ class RtlDesign:
     full_frame_beats: int = 0
     contract: Contract = field(default_factory=Contract)  # register map and FIFO depths built in
 
+    @property
+    def stored_bits(self) -> int:
+        """Bits of the memory images the generator wrote (values, indices, pointers, biases)."""
+        return int(sum(p.stored_bits for p in self.layers))
+
     @staticmethod
     def read_meta(folder: str | Path) -> dict[str, Any]:
         """``folder``/design.json as written by :func:`generate` (the one reader of that file;
@@ -162,7 +183,7 @@ class RtlDesign:
                          input_bytes_per_beat=int(d["input_bytes_per_beat"]),
                          sv_files=[folder / n for n in d["sv_files"]],
                          mem_files=[folder / n for p in layers
-                                    for n in [p.tab_file, p.bias_file]
+                                    for n in ([p.tab_file] if p.has_table else []) + [p.bias_file]
                                     + [lane_mem_file(p.wmem_file, lane) for lane in range(int(d["lanes"]))]],
                          layers=layers, n_beats=int(d["input_beats"]),
                          frame_stack=bool(d.get("frame_stack", False)),
@@ -189,6 +210,8 @@ class RtlDesign:
                 for p in self.layers
             ],
             "memory_bits": int(sum(sum(p.mem_bits.values()) for p in self.layers)),
+            "stored_bits": self.stored_bits,
+            "formats": {p.name: p.format for p in self.layers},
             "contract": self.contract.to_dict(),
         }
 
@@ -197,22 +220,9 @@ def pack_lists(w2: np.ndarray, lanes: int, w_bits: int) -> PackedLists:
     """Split the nonzeros of each list of ``w2`` by lane (``f % lanes``) and store each lane's
     parts back to back: no padding anywhere. ``w2`` is (lists, outputs), or (lists, taps,
     outputs) for convolutions, whose entries then also carry the tap index:
-    ``tap << (fbw + w_bits) | fb << w_bits | w``."""
-    w3 = w2[:, None, :] if w2.ndim == 2 else w2
-    n_lists, n_taps, n_out = w3.shape
-    fbw = hw.fb_bits(n_out, lanes)
-    wmask = (1 << w_bits) - 1
-    ptr = np.zeros((n_lists, lanes), dtype=np.int64)
-    length = np.zeros((n_lists, lanes), dtype=np.int64)
-    entries = []
-    for lane in range(lanes):
-        sub = w3[:, :, lane::lanes]  # outputs of this lane; last index = fb
-        t, tap, fb = np.nonzero(sub)  # row-major: by list, then tap, then fb
-        length[:, lane] = np.bincount(t, minlength=n_lists)
-        ptr[:, lane] = np.concatenate([[0], np.cumsum(length[:, lane])[:-1]])
-        entries.append((tap.astype(np.int64) << (fbw + w_bits)) | (fb.astype(np.int64) << w_bits)
-                       | (sub[t, tap, fb].astype(np.int64) & wmask))
-    return PackedLists(entries=entries, ptr=ptr, length=length, fbw=fbw)
+    ``tap << (fbw + w_bits) | fb << w_bits | w`` (the ``csc`` format, :mod:`.formats`)."""
+    st = fm.store_csc(w2[:, None, :] if w2.ndim == 2 else w2, lanes, w_bits)
+    return PackedLists(entries=st.entries, ptr=st.ptr, length=st.length, fbw=st.fbw)
 
 
 def conv_lists(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
@@ -232,21 +242,6 @@ def conv_lists(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
                     if i < kh and j < kw:
                         rows = (ry * sw + rx) * c + np.arange(c)
                         out[rows, m * mw + n, :] = w[i, j]
-    return out
-
-
-def _hex_lines(values: list[int], width_bits: int) -> str:
-    digits = max(1, -(-width_bits // 4))
-    return "".join(f"{v:0{digits}x}\n" for v in values)
-
-
-def _join_lanes(words: np.ndarray, lane_bits: int) -> list[int]:
-    out = []
-    for row in words.tolist():
-        v = 0
-        for lane_i, x in enumerate(row):
-            v |= (int(x) & ((1 << lane_bits) - 1)) << (lane_i * lane_bits)
-        out.append(v)
     return out
 
 
@@ -292,21 +287,29 @@ def _event_shape(golden: GoldenModel, k: int) -> tuple[int, int, int]:
     return int(shape[0]), int(shape[1]), int(shape[2])
 
 
-def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, PackedLists, np.ndarray]:
+def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
+                run_bits: int | None = None) -> tuple[LayerPlan, fm.LayerImages]:
+    """Layer ``k``'s parameters and memory images in storage format ``fmt`` (auto: smallest)."""
     layer, n_layers = golden.layers[k], len(golden.layers)
     conv = isinstance(layer, Conv2D)
     # dense: row (y * w + x) * c + ch, the channels-last flatten; conv: one list per input class
     w2 = conv_lists(layer.w, tuple(layer.stride)) if conv else layer.w.reshape(-1, layer.n_out)
-    n_taps = w2.shape[1] if conv else 1
-    packed = pack_lists(w2, lanes, layer.w_fmt.bits)
+    w3 = w2 if conv else w2[:, None, :]
+    try:
+        store = fm.choose(w3, lanes, layer.w_fmt.bits, fmt, run_bits)
+    except Rl2fpgaError as e:
+        raise Rl2fpgaError(f"layer {layer.name}: {e}") from None
     in_h, in_w, in_c = _event_shape(golden, k)
     kh, kw = layer.w.shape[:2] if conv else (1, 1)
     out_h, out_w = layer.out_hw if conv else (1, 1)
     fb = -(-layer.n_out // lanes)
-    n_words = max(max(len(e) for e in packed.entries), 1)
     acc_bits = layer.acc_bits()
     out_bits = layer.out_fmt.bits
     last = k == n_layers - 1
+    bias = np.zeros(fb * lanes, dtype=np.int64)
+    bias[: layer.n_out] = layer.b
+    b_bits = min(fm.signed_bits(bias), acc_bits)  # the bias image holds what the biases need
+    images = fm.layer_images(layer.name, store, bias.reshape(fb, lanes), b_bits)
     plan = LayerPlan(
         name=layer.name,
         kind=layer.kind,
@@ -319,23 +322,30 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, Pac
         w_bits=layer.w_fmt.bits, acc_bits=acc_bits, out_bits=out_bits,
         out_signed=int(layer.out_fmt.signed), shift=layer.shift,
         relu=int(layer.activation == "relu"), last=int(last),
-        nnz=layer.nnz(), words=n_words, tab_depth=w2.shape[0], tap_bits=tap_bits(n_taps),
-        fb_bits=packed.fbw,
-        ptr_bits=bits_for(n_words), len_bits=bits_for(max(int(packed.length.max(initial=1)), 1)),
-        wmem_depth=max(n_words, 1), fb=fb,
+        nnz=layer.nnz(), words=store.words, tab_depth=w3.shape[0], tap_bits=store.tap_bits,
+        fb_bits=store.fbw, ptr_bits=store.ptr_bits, len_bits=store.len_bits,
+        wmem_depth=store.words, fb=fb,
         wmem_file=f"{layer.name}_w", tab_file=f"{layer.name}_tab.mem", bias_file=f"{layer.name}_b.mem",
+        format=store.fmt, format_id=fm.FORMAT_ID[store.fmt], entry_bits=store.entry_bits,
+        run_bits=store.run_bits, list_len=store.list_len, fillers=store.fillers, stored_bits=images.bits(),
+        b_bits=b_bits,
     )
     depth = out_h * out_w * fb
     xb = 1 if last else out_bits
     plan.mem_bits = {
-        "weights": sum(len(e) for e in packed.entries) * hw.entry_bits(n_taps, packed.fbw, plan.w_bits),
-        "table": plan.tab_depth * lanes * (plan.ptr_bits + plan.len_bits),
+        "weights": images.bits("weights"),
+        "table": images.bits("table"),
         "accumulators": lanes * depth * (1 + xb + acc_bits),
-        "dirty_lists": lanes * depth * (clog2(out_h) + clog2(out_w) + packed.fbw),
+        "dirty_lists": lanes * depth * (clog2(out_h) + clog2(out_w) + store.fbw),
     }
-    bias = np.zeros(fb * lanes, dtype=np.int64)
-    bias[: layer.n_out] = layer.b
-    return plan, packed, bias.reshape(fb, lanes)
+    return plan, images
+
+
+def plan_images(golden: GoldenModel, lanes: int, fmt: str = "auto",
+                run_bits: int | None = None) -> list[tuple[LayerPlan, fm.LayerImages]]:
+    """Every layer's plan and memory images, as :func:`generate` writes them (the compression
+    accounting sums the same images' bits)."""
+    return [_plan_layer(golden, k, lanes, fmt, run_bits) for k in range(len(golden.layers))]
 
 
 def can_stack(golden: GoldenModel) -> bool:
@@ -356,20 +366,11 @@ def use_frame_stack(cfg: Any, golden: GoldenModel) -> bool:
 stack_geometry = hw.stack_geometry
 
 
-def _write_images(plan: LayerPlan, packed: PackedLists, bias: np.ndarray, lanes: int, out_dir: Path) -> list[Path]:
-    """The layer's ``$readmemh`` images: one weight memory per lane, the list table, the bias."""
-    lane_bits = plan.tap_bits + packed.fbw + plan.w_bits
-    tew = plan.ptr_bits + plan.len_bits
-    tab_fields = (packed.length << plan.ptr_bits) | packed.ptr  # (lists, lanes) {len, ptr}
-    images = [(lane_mem_file(plan.wmem_file, lane), [int(v) for v in e] or [0], lane_bits)
-              for lane, e in enumerate(packed.entries)]
-    images += [
-        (plan.tab_file, _join_lanes(tab_fields, tew), lanes * tew),
-        (plan.bias_file, _join_lanes(bias, plan.acc_bits), lanes * plan.acc_bits),
-    ]
-    for name, vals, width in images:
-        atomic_write_text(out_dir / name, f"// {GENERATED_HEADER}\n" + _hex_lines(vals, width))
-    return [out_dir / name for name, _, _ in images]
+def _write_images(images: fm.LayerImages, out_dir: Path) -> list[Path]:
+    """The layer's ``$readmemh`` images, each with its declared width and depth."""
+    for im in images.images:
+        atomic_write_text(out_dir / im.name, fm.image_text(im))
+    return [out_dir / im.name for im in images.images]
 
 
 def _check_budget(golden: GoldenModel, frame_stack: bool, ctr: Contract) -> None:
@@ -426,27 +427,29 @@ def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_by
 
 
 def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_bytes_per_beat: int = 8,
-             frame_stack: bool = False, contract: Contract | None = None) -> RtlDesign:
+             frame_stack: bool = False, contract: Contract | None = None, fmt: str = "auto",
+             run_bits: int | None = None) -> RtlDesign:
     """Write the engine for ``golden`` into ``out_dir``: the SystemVerilog sources (the package
     rendered from ``contract``, copied modules, generated top), the ``$readmemh`` images and
     ``design.json``. ``frame_stack``: the input is a stack of frames (see :func:`can_stack`)
     kept in fabric; the host sends only the newest (rl2fpga_stack_encoder.sv). ``contract``:
-    the register map and FIFO depths to build in (default :data:`contract.DEFAULT`)."""
+    the register map and FIFO depths to build in (default :data:`contract.DEFAULT`). ``fmt``:
+    the weight storage format of every layer (:mod:`.formats`; auto: the smallest per layer);
+    ``run_bits``: rel's index width (default: the smallest layer)."""
     ctr = contract or hw.DEFAULT
     check_mappable(golden, lanes, input_bytes_per_beat)
     _check_budget(golden, frame_stack, ctr)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plans, mem_files = [], []
-    for k in range(len(golden.layers)):
-        plan, packed, bias = _plan_layer(golden, k, lanes)
-        mem_files += _write_images(plan, packed, bias, lanes, out_dir)
+    for plan, images in plan_images(golden, lanes, fmt, run_bits):
+        mem_files += _write_images(images, out_dir)
         plans.append(plan)
     n_beats, full_beats, input_bits = _input_geometry(golden, input_bytes_per_beat, frame_stack)
     total_bits = sum(sum(p.mem_bits.values()) for p in plans) + input_bits
     if total_bits > XC7Z020_BRAM36 * BRAM36_BITS:
         raise Rl2fpgaError(
-            f"engine memories need {total_bits / 8 / 1024:.0f} KiB > the xc7z020's {XC7Z020_BRAM36 * BRAM36_BITS / 8 / 1024:.0f} KiB of BRAM; prune harder or use fewer lanes"
+            f"engine memories need {total_bits / 8 / 1024:.0f} KiB > the xc7z020's {XC7Z020_BRAM36 * BRAM36_BITS / 8 / 1024:.0f} KiB of BRAM; prune harder, use fewer lanes or rtl.format=auto"
         )
     atomic_write_text(out_dir / PACKAGE_FILE, hw.render_sv_package(ctr))
     sv_files = [out_dir / PACKAGE_FILE]

@@ -134,8 +134,9 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     candidates = _candidates(levels, selected, keep, qc.fallback_levels)
     q, tried = _first_keeping(run, cfg, spec, candidates, dense_ret)
     gm, level, ev0, evd, t_int = q.golden, q.level, q.ev0, q.evd, q.t_int
-    # of the model as quantized (thresholds 0), against the dense trained agent (a student's teacher)
-    comp = compression(gm, reference_fp32_bits=fp32_bits(dense_model))
+    # the engine's images of the model as quantized (thresholds 0), against the dense trained
+    # agent (a small student's teacher)
+    comp = compression(gm, lanes=cfg.rtl.lanes, fmt=cfg.rtl.format, reference_fp32_bits=fp32_bits(dense_model))
 
     gm.set_thresholds(t_int)
     gm.meta.update({"threshold": qc.threshold, "threshold_int": t_int, "prune_level": level["level"],
@@ -152,7 +153,8 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
         print(f"warning: the selected model's return {evd['mean']:.1f} is far below the dense agent's {dense_ret:.1f} "
               f"(keeps less than prune.keep_return_fraction={keep}); check quantize.*_bits", file=sys.stderr)
     print(f"quantize: kept level {level['level']} (sparsity {level['sparsity']:.3f}), {qc.method} {qc.weight_bits}-bit, "
-          f"return {ev0['mean']:.1f} (delta T_int={t_int}: {evd['mean']:.1f}), compression {comp['total']['ratio']:.1f}x")
+          f"return {ev0['mean']:.1f} (delta T_int={t_int}: {evd['mean']:.1f}), compression {comp['total']['ratio']:.1f}x "
+          f"({comp['total']['stored_bits']} stored bits, formats {', '.join(comp['total']['format'].values())})")
 
 
 # ----------------------------------------------------------------------------- analyze

@@ -15,15 +15,38 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 from rl2fpga import __version__
-from rl2fpga.artifacts import RtlResources, RtlSummary
+from rl2fpga.artifacts import QuantizeCompression, RtlResources, RtlSummary
 from rl2fpga.config import RunConfig
 from rl2fpga.core.golden import GoldenModel
+from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_dir
 from rl2fpga.hls.engine.generator import generate, lint, use_frame_stack
 from rl2fpga.run import Run
+
+
+def check_stored_bits(run: Run, folder: Path, planned: int) -> dict[str, Any]:
+    """The stored bits read from every ``*.mem`` image in ``folder`` (words x declared width);
+    raises unless they equal what the generator planned and what the quantize step reported
+    (``compression.stored_bits``, the figure summary.json shows)."""
+    from rl2fpga.hls.engine.formats import measure_images
+
+    images = measure_images(folder)
+    measured = sum(images.values())
+    comp = QuantizeCompression.load(run.layout)
+    # the host's input standardisation is counted in the total but is no engine memory image
+    total = comp.get("total.stored_bits") if comp else None
+    reported = None if total is None else int(total) - int(comp.get("total.input_standardize_bits", default=0) or 0)
+    if measured != planned:
+        raise Rl2fpgaError(f"rtl: the memory images hold {measured} bits, the generator planned {planned}; "
+                           "a .mem file was written outside the image plan (hls/engine/formats.py), fix the generator")
+    if reported is not None and int(reported) != measured:
+        raise Rl2fpgaError(f"rtl: the memory images hold {measured} bits, quantize reported {reported} stored bits "
+                           "(rtl.lanes or rtl.format changed since); rerun `rl2fpga run --from quantize`")
+    return {"bits": measured, "images": images, "equals_quantize_report": reported is not None}
 
 
 def rtl_step(run: Run, cfg: RunConfig) -> None:
@@ -46,9 +69,10 @@ def rtl_step(run: Run, cfg: RunConfig) -> None:
     with atomic_dir(run.layout.step("rtl")) as out:
         t0 = time.perf_counter()
         design = generate(golden, out, lanes=cfg.rtl.lanes, input_bytes_per_beat=cfg.rtl.input_bytes_per_beat,
-                          frame_stack=use_frame_stack(cfg, golden))
+                          frame_stack=use_frame_stack(cfg, golden), fmt=cfg.rtl.format)
         summary["generate_s"] = round(time.perf_counter() - t0, 2)
         summary["design"] = design.summary()
+        summary["stored"] = check_stored_bits(run, out, design.stored_bits)
         summary["nnz"] = [layer.nnz() for layer in golden.layers]
         summary["dense_mults"] = golden.dense_mults()
         if shutil.which("verilator"):

@@ -4,7 +4,7 @@
 //
 // MAC pipeline: the walked entry's tap gives the output position (y / SH - m, x / SW - n),
 // which may fall outside the feature map at a border (the entry costs its cycle but is no
-// MAC); read accumulator -> acc + w * delta -> write back; a read that races the previous
+// MAC; so does an entry of weight zero: a dense-format zero or a rel filler); read accumulator -> acc + w * delta -> write back; a read that races the previous
 // cycle's write of the same address takes the forwarded value. Each accumulator word also holds
 // its dirty bit and x_hat of the next layer's input; the first touch of a frame appends the
 // accumulator to the dirty list.
@@ -32,6 +32,9 @@ module rl2fpga_lane
     parameter int    WMEM_DEPTH = 16,
     parameter int    FB_BITS    = 1,   // accumulator-word index bits (contract.fb_bits)
     parameter int    TAP_BITS   = 0,   // tap index bits of an entry (contract.tap_bits)
+    parameter int    FORMAT     = 0,   // weight storage format (rl2fpga_list_walker)
+    parameter int    ENTRY_BITS = TAP_BITS + FB_BITS + W_BITS,
+    parameter int    RUN_BITS   = 0,
     parameter WMEM_FILE         = "",
     // derived; not to be overridden
     parameter int    FB         = (N_OUT + LANES - 1) / LANES,
@@ -90,7 +93,8 @@ module rl2fpga_lane
 
   rl2fpga_list_walker #(
       .LANE(LANE), .LW(LW), .PTR_BITS(PTR_BITS), .LEN_BITS(LEN_BITS), .WMEM_DEPTH(WMEM_DEPTH),
-      .WMEM_FILE(WMEM_FILE)
+      .FORMAT(FORMAT), .W_BITS(W_BITS), .FB(FB), .FB_BITS(FB_BITS), .ENTRY_BITS(ENTRY_BITS),
+      .RUN_BITS(RUN_BITS), .WMEM_FILE(WMEM_FILE)
   ) u_walk (
       .clk, .rst_n, .t1_valid, .t1_marker, .t1_qy, .t1_qx, .t1_value,
       .t1_len(t1_tab[LEN_BITS+PTR_BITS-1 -: LEN_BITS]), .t1_ptr(t1_tab[PTR_BITS-1:0]),
@@ -150,7 +154,7 @@ module rl2fpga_lane
     prod     = $signed(m2_w) * $signed(m2_value);
     acc      = acc + ACC_BITS'(prod);
     mac_new  = {1'b1, old[AWW-2 -: XB], acc};
-    mac      = m2_valid && m2_ok;
+    mac      = m2_valid && m2_ok && m2_w != '0;  // a zero weight (dense format, rel filler) is no MAC
     mac_push = mac && !old[AWW-1];
   end
   assign busy = walk_busy || m1_valid || m2_valid;

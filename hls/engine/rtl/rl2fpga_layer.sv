@@ -54,6 +54,14 @@ module rl2fpga_layer
     // widths of the memory images, computed once by the generator (hls/engine/contract.py)
     parameter int    FB_BITS    = 1,   // accumulator-word index fb of an entry
     parameter int    TAP_BITS   = 0,   // tap index of an entry (conv; 0 for one tap)
+    // weight storage format (hls/engine/formats.py): 0 csc {tap, fb, w} words + {len, ptr}
+    // table; 1 rel {run, w} words (fillers w = 0) + table; 2 dense: w of every position, no
+    // table; 3 bitmap: w words of the nonzeros + {bitmap, ptr} table (LEN_BITS = bitmap bits)
+    parameter int    FORMAT     = 0,
+    parameter int    ENTRY_BITS = TAP_BITS + FB_BITS + W_BITS,  // one stored word
+    parameter int    RUN_BITS   = 0,   // rel: relative index bits
+    parameter int    LIST_LEN   = 1,   // dense: words per list part; bitmap: its bits (taps x FB)
+    parameter int    B_BITS     = ACC_BITS,  // bias image field per lane, sign-extended (<= ACC_BITS)
     parameter WMEM_FILE  = "",
     parameter TAB_FILE   = "",
     parameter BIAS_FILE  = ""
@@ -95,8 +103,11 @@ module rl2fpga_layer
 
   // the memory images were laid out by the generator: refuse to elaborate if its widths are not
   // the ones this geometry needs (a stale or hand-edited top level)
-  if (TAP_BITS != (MH * MW > 1 ? $clog2(MH * MW) : 0) || FB_BITS != (FB > 1 ? $clog2(FB) : 1)) begin : g_bad_widths
-    $error("rl2fpga_layer: TAP_BITS/FB_BITS do not match the layer geometry; regenerate the engine");
+  if (TAP_BITS != (MH * MW > 1 ? $clog2(MH * MW) : 0) || FB_BITS != (FB > 1 ? $clog2(FB) : 1)
+      || ENTRY_BITS != (FORMAT == 0 ? TAP_BITS + FB_BITS : FORMAT == 1 ? RUN_BITS : 0) + W_BITS
+      || (FORMAT >= 2 && LIST_LEN != MH * MW * FB) || (FORMAT == 3 && LEN_BITS != LIST_LEN)
+      || B_BITS < 1 || B_BITS > ACC_BITS) begin : g_bad_widths
+    $error("rl2fpga_layer: TAP_BITS/FB_BITS/ENTRY_BITS/LIST_LEN/B_BITS do not match the layer geometry; regenerate the engine");
   end
 
   // ================================================================ list lookup
@@ -108,7 +119,8 @@ module rl2fpga_layer
 
   rl2fpga_list_lookup #(
       .KIND(KIND), .IN_W(IN_W), .IN_C(IN_C), .SH(SH), .SW(SW), .LANES(LANES),
-      .TAB_DEPTH(TAB_DEPTH), .PTR_BITS(PTR_BITS), .LEN_BITS(LEN_BITS), .TAB_FILE(TAB_FILE)
+      .TAB_DEPTH(TAB_DEPTH), .PTR_BITS(PTR_BITS), .LEN_BITS(LEN_BITS), .TABLE(FORMAT != 2),
+      .LIST_LEN(LIST_LEN), .TAB_FILE(TAB_FILE)
   ) u_lookup (
       .clk, .rst_n, .issue, .in_last, .in_payload, .t1_valid, .t1_marker, .t1_qy, .t1_qx,
       .t1_value, .tab_rd
@@ -140,7 +152,7 @@ module rl2fpga_layer
   );
 
   // ================================================================ lanes
-  logic [LANES*ACC_BITS-1:0] bias_rom[FB];
+  logic [LANES*B_BITS-1:0] bias_rom[FB];
   initial $readmemh(BIAS_FILE, bias_rom);
 
   for (genvar l = 0; l < LANES; l++) begin : g_lane
@@ -148,13 +160,14 @@ module rl2fpga_layer
         .LANE(l), .MW(MW), .OUT_H(OUT_H), .OUT_W(OUT_W), .N_OUT(N_OUT), .LANES(LANES),
         .W_BITS(W_BITS), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .OUT_SIGNED(OUT_SIGNED),
         .SHIFT(SHIFT), .RELU(RELU), .LAST(LAST), .PTR_BITS(PTR_BITS), .LEN_BITS(LEN_BITS),
-        .WMEM_DEPTH(WMEM_DEPTH), .FB_BITS(FB_BITS), .TAP_BITS(TAP_BITS), .WMEM_FILE(WMEM_FILE)
+        .WMEM_DEPTH(WMEM_DEPTH), .FB_BITS(FB_BITS), .TAP_BITS(TAP_BITS), .FORMAT(FORMAT),
+        .ENTRY_BITS(ENTRY_BITS), .RUN_BITS(RUN_BITS), .WMEM_FILE(WMEM_FILE)
     ) u_lane (
         .clk, .rst_n, .phase, .threshold, .t1_valid, .t1_marker, .t1_qy, .t1_qx, .t1_value,
         .t1_tab(tab_rd[l*TEW +: TEW]), .space(lane_space[l]), .busy(lane_busy[l]),
         .mac(lane_mac[l]), .dcount(lane_dcount[l*(AW+1) +: AW+1]), .adv, .rq_issue, .rq_k,
         .sweep_mode, .r1_sw, .r2_valid, .sw_entry,
-        .sw_bias(bias_rom[sw_entry[FB_BITS-1:0]][l*ACC_BITS +: ACC_BITS]), .clear_dirty,
+        .sw_bias(ACC_BITS'($signed(bias_rom[sw_entry[FB_BITS-1:0]][l*B_BITS +: B_BITS]))), .clear_dirty,
         .rq_mask(rq_mask[l]), .rq_payload(rq_payload[l*EW +: EW])
     );
   end

@@ -2,7 +2,8 @@
 // of its compressed list (dense: the list of input index (y, x, c); conv: the list of its input
 // class (y % SH, x % SW, c), which holds the nonzero weights of every candidate tap at once, so
 // the lanes, not this stage, walk the taps). The word and the event's payload arrive one cycle
-// later (T1), when every lane whose part of the list is not empty takes them.
+// later (T1), when every lane whose part of the list is not empty takes them. The dense storage
+// format has no table: every list part is LIST_LEN words at t * LIST_LEN.
 module rl2fpga_list_lookup
 #(
     parameter int KIND      = 0,   // 0 dense, 1 conv2d
@@ -14,6 +15,8 @@ module rl2fpga_list_lookup
     parameter int TAB_DEPTH = 4,
     parameter int PTR_BITS  = 8,
     parameter int LEN_BITS  = 4,
+    parameter bit TABLE     = 1,   // 0 (dense format): no table, list t is {LIST_LEN, t * LIST_LEN}
+    parameter int LIST_LEN  = 1,
     parameter TAB_FILE      = ""
 ) (
     input  logic                               clk,
@@ -32,9 +35,6 @@ module rl2fpga_list_lookup
   localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, CW = rl2fpga_pkg::CW, VW = rl2fpga_pkg::VW, EW = rl2fpga_pkg::EW;
   localparam int TEW  = LEN_BITS + PTR_BITS;
   localparam int TABW = TAB_DEPTH > 1 ? $clog2(TAB_DEPTH) : 1;
-
-  logic [TEW*LANES-1:0] tab[TAB_DEPTH];
-  initial $readmemh(TAB_FILE, tab);
 
   logic [TABW-1:0] tab_addr;
   logic [YW-1:0]   ev_qy;
@@ -56,8 +56,16 @@ module rl2fpga_list_lookup
     end
   end
 
-  always_ff @(posedge clk) begin
-    if (issue && !in_last) tab_rd <= tab[tab_addr];
+  if (TABLE) begin : g_table
+    logic [TEW*LANES-1:0] tab[TAB_DEPTH];
+    initial $readmemh(TAB_FILE, tab);
+    always_ff @(posedge clk) begin
+      if (issue && !in_last) tab_rd <= tab[tab_addr];
+    end
+  end else begin : g_dense
+    always_ff @(posedge clk) begin
+      if (issue && !in_last) tab_rd <= {LANES{LEN_BITS'(LIST_LEN), PTR_BITS'(32'(tab_addr) * LIST_LEN)}};
+    end
   end
 
   always_ff @(posedge clk) begin

@@ -1,8 +1,14 @@
 // List walker of one lane: a FIFO of the lists handed to the lane (LIST_FIFO_DEPTH, from the
 // generated package) and a walker that reads the lane's part of the head list from the lane's
 // weight memory at one entry per cycle, independently of the other lanes (a lane with a short
-// part moves on to the next list while the others finish). `w_rd` is the entry read for the
-// previous cycle's `cur_*`.
+// part moves on to the next list while the others finish). `w_rd` is the entry {tap, fb, w}
+// read for the previous cycle's `cur_*`, decoded from the stored word of the layer's format:
+//   0 csc    the word is {tap, fb, w};
+//   1 rel    the word is {run, w}: position p = {tap, fb} = (first of its list ? 0 : previous
+//            p + 1) + run; a filler is (2^RUN_BITS - 1, w = 0), no MAC in the lane;
+//   2 dense  the word is w; p counts the list's positions (fb wraps at FB into the next tap);
+//   3 bitmap the word is w; the list's "len" is its bitmap of positions p = tap * FB + fb: each
+//            cycle takes the lowest set bit (one cycle per nonzero, as csc) and clears it.
 module rl2fpga_list_walker
 #(
     parameter int LANE       = 0,   // selects the weight image: WMEM_FILE + "aa" + LANE + ".mem"
@@ -10,6 +16,12 @@ module rl2fpga_list_walker
     parameter int PTR_BITS   = 8,
     parameter int LEN_BITS   = 4,
     parameter int WMEM_DEPTH = 16,
+    parameter int FORMAT     = 0,   // 0 csc, 1 rel, 2 dense, 3 bitmap
+    parameter int W_BITS     = 8,
+    parameter int FB         = 1,   // accumulator words per position (dense: fb wraps here)
+    parameter int FB_BITS    = 1,
+    parameter int ENTRY_BITS = LW,  // one stored word
+    parameter int RUN_BITS   = 1,   // rel
     parameter WMEM_FILE      = ""
 ) (
     input  logic                clk,
@@ -37,7 +49,9 @@ module rl2fpga_list_walker
   localparam int QIW = YW + XW + VW + PTR_BITS + LEN_BITS;  // {qy, qx, value, ptr, len}
   localparam int WAW = WMEM_DEPTH > 1 ? $clog2(WMEM_DEPTH) : 1;
 
-  logic [LW-1:0] wmem[WMEM_DEPTH];
+  localparam int PW  = LW - W_BITS;  // {tap, fb}
+
+  logic [ENTRY_BITS-1:0] wmem[WMEM_DEPTH];
   initial $readmemh({WMEM_FILE, 8'(97 + LANE / 26), 8'(97 + LANE % 26), ".mem"}, wmem);
 
   logic                    q_push, q_pop;
@@ -59,11 +73,50 @@ module rl2fpga_list_walker
   logic [PTR_BITS-1:0] cur_ptr;
   logic [LEN_BITS-1:0] cur_left;
 
-  assign q_pop = q_count != '0 && (!cur_valid || cur_left == LEN_BITS'(1));
+  // the list part's last entry: one left, or (bitmap) one set bit left
+  logic                last_entry;
+  logic [LEN_BITS-1:0] next_left;
+  assign next_left  = FORMAT == 3 ? cur_left & (cur_left - 1'b1) : cur_left - 1'b1;
+  assign last_entry = FORMAT == 3 ? next_left == '0 : cur_left == LEN_BITS'(1);
+  assign q_pop = q_count != '0 && (!cur_valid || last_entry);
   assign busy  = q_count != '0 || cur_valid;
 
-  always_ff @(posedge clk) begin
-    if (cur_valid) w_rd <= wmem[WAW'(cur_ptr)];
+  if (FORMAT == 1) begin : g_rel
+    logic                  cur_first, rd_first;
+    logic [ENTRY_BITS-1:0] rd_word;
+    logic [PW-1:0]         pos, pos_q;
+    always_ff @(posedge clk) begin
+      if (q_pop) cur_first <= 1'b1;
+      else if (cur_valid) cur_first <= 1'b0;
+      if (cur_valid) begin
+        rd_word  <= wmem[WAW'(cur_ptr)];
+        rd_first <= cur_first;
+      end
+      pos_q <= pos;  // only read within a list, whose entries are walked back to back
+    end
+    assign pos  = (rd_first ? PW'(0) : pos_q + 1'b1) + PW'(rd_word[ENTRY_BITS-1 -: RUN_BITS]);
+    assign w_rd = {pos, rd_word[W_BITS-1:0]};
+  end else if (FORMAT == 2) begin : g_dense
+    logic [PW-1:0] cur_pos;
+    always_ff @(posedge clk) begin
+      if (q_pop) cur_pos <= '0;
+      else if (cur_valid && 32'(cur_pos[FB_BITS-1:0]) == FB - 1) cur_pos <= PW'((32'(cur_pos) >> FB_BITS) + 1) << FB_BITS;
+      else if (cur_valid) cur_pos <= cur_pos + 1'b1;
+      if (cur_valid) w_rd <= {cur_pos, wmem[WAW'(cur_ptr)]};
+    end
+  end else if (FORMAT == 3) begin : g_bitmap
+    function automatic int lowest_set(input logic [LEN_BITS-1:0] b);
+      lowest_set = 0;
+      for (int i = LEN_BITS - 1; i >= 0; i--) if (b[i]) lowest_set = i;
+    endfunction
+    always_ff @(posedge clk) begin
+      if (cur_valid) w_rd <= {PW'((lowest_set(cur_left) / FB) << FB_BITS | (lowest_set(cur_left) % FB)),
+                              wmem[WAW'(cur_ptr)]};
+    end
+  end else begin : g_csc
+    always_ff @(posedge clk) begin
+      if (cur_valid) w_rd <= wmem[WAW'(cur_ptr)];
+    end
   end
 
   always_ff @(posedge clk) begin
@@ -74,8 +127,8 @@ module rl2fpga_list_walker
       {cur_qy, cur_qx, cur_value, cur_ptr, cur_left} <= q_head;
     end else if (cur_valid) begin
       cur_ptr  <= cur_ptr + 1'b1;
-      cur_left <= cur_left - 1'b1;
-      if (cur_left == LEN_BITS'(1)) cur_valid <= 1'b0;
+      cur_left <= next_left;
+      if (last_entry) cur_valid <= 1'b0;
     end
   end
 endmodule

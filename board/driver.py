@@ -130,17 +130,43 @@ def quantize_input(obs: np.ndarray, fmt: dict[str, Any], shape: tuple[int, ...],
     for an 8-bit unsigned input with 8 fractional bits; floats round half to even and
     saturate. ``standardize`` (the manifest's ``input_standardize``: per input ``shift`` and
     ``offset``): ``round(obs * 2^(frac + shift)) - offset``, then saturate."""
+    return grid_input(obs, fmt, shape, standardize)[0]
+
+
+def grid_input(obs: np.ndarray, fmt: dict[str, Any], shape: tuple[int, ...],
+               standardize: dict[str, Any] | None = None) -> tuple[np.ndarray, int]:
+    """:func:`quantize_input` and how many elements it saturated (outside the input format)."""
     obs = np.asarray(obs)
     frac = int(fmt["bits"]) - int(fmt["integer"])
     if obs.dtype == np.uint8 and frac == 8 and not fmt["signed"] and int(fmt["bits"]) == 8:
-        return obs.astype(np.int64).reshape(shape)
+        return obs.astype(np.int64).reshape(shape), 0
     lo, hi = _qrange(fmt)
     if standardize is not None:
         x = np.asarray(obs, dtype=np.float64).reshape(-1)
         q = np.round(x * np.exp2(frac + np.asarray(standardize["shift"], np.float64))) - np.asarray(standardize["offset"], np.float64)
     else:
         q = np.round(np.asarray(obs, dtype=np.float64) * (2.0**frac))
-    return np.clip(q, lo, hi).astype(np.int64).reshape(shape)
+    return np.clip(q, lo, hi).astype(np.int64).reshape(shape), int(np.count_nonzero((q < lo) | (q > hi)))
+
+
+class SaturationCount:
+    """Input elements the driver saturated onto the input format, per frame (what the golden
+    model counts as ``input_saturation``; the engine receives the clamped integers)."""
+
+    def __init__(self) -> None:
+        self.frames = self.elements = self.saturated = self.frames_saturated = self.max_per_frame = 0
+
+    def add(self, n_saturated: int, n_elements: int) -> None:
+        self.frames += 1
+        self.elements += n_elements
+        self.saturated += n_saturated
+        self.frames_saturated += int(n_saturated > 0)
+        self.max_per_frame = max(self.max_per_frame, n_saturated)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames, "elements": self.elements, "saturated": self.saturated,
+                "frames_saturated": self.frames_saturated, "max_per_frame": self.max_per_frame,
+                "fraction": self.saturated / self.elements if self.elements else 0.0}
 
 
 def _pl_clock_frequencies(hwh: Path) -> dict[int, float]:
@@ -249,6 +275,7 @@ class EngineDriver:
         self.in_shape = tuple(int(s) for s in model["in_shape"])
         self.in_fmt = model["in_fmt"]
         self.input_standardize = model.get("input_standardize")  # absent: identity
+        self.saturation = SaturationCount()
         self.n_out = int(model["n_out"])
         self.n_layers = len(model["layers"])
         eng = self.manifest["engine"]
@@ -314,7 +341,10 @@ class EngineDriver:
         self.thresholds = [int(t) for t in thresholds]
 
     def quantize(self, obs: np.ndarray) -> np.ndarray:
-        return quantize_input(obs, self.in_fmt, self.in_shape, self.input_standardize)
+        """``obs`` on the input grid; saturated elements are counted in ``self.saturation``."""
+        x, n_sat = grid_input(obs, self.in_fmt, self.in_shape, self.input_standardize)
+        self.saturation.add(n_sat, x.size)
+        return x
 
     # -- one step -------------------------------------------------------------------------
     def infer(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
@@ -423,6 +453,7 @@ class HlsAcceleratorDriver:
         self.in_shape = tuple(int(s) for s in model["in_shape"])
         self.in_fmt = model["in_fmt"]
         self.input_standardize = model.get("input_standardize")  # absent: identity
+        self.saturation = SaturationCount()
         self.out_fmt = model["out_fmt"]
         self.n_out = int(model["n_out"])
         self.thresholds = [int(t) for t in model["thresholds"]]
@@ -443,7 +474,10 @@ class HlsAcceleratorDriver:
             raise Rl2fpgaError(f"the HLS design has its thresholds {self.thresholds} compiled in; rebuild it (rl2fpga hls) to change them")
 
     def quantize(self, obs: np.ndarray) -> np.ndarray:
-        return quantize_input(obs, self.in_fmt, self.in_shape, self.input_standardize)
+        """``obs`` on the input grid; saturated elements are counted in ``self.saturation``."""
+        x, n_sat = grid_input(obs, self.in_fmt, self.in_shape, self.input_standardize)
+        self.saturation.add(n_sat, x.size)
+        return x
 
     def infer(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
         x = np.asarray(frame, dtype=np.float64).reshape(-1) * self._lsb(self.in_fmt)

@@ -192,6 +192,10 @@ class EpisodeLog:
     cycles: list[int] = field(default_factory=list)
     macs: list[list[int]] = field(default_factory=list)  # per step, per layer, as the back end counted them
     saturation: dict[str, Any] | None = None  # input elements saturated by the input format
+    # a back end with its own host-side quantization (the PYNQ driver): its saturation count and
+    # the steps where its input integers differed from the golden model's
+    driver_saturation: dict[str, Any] | None = None
+    input_mismatches: int = 0
 
 
 def _make_env(cfg: RunConfig) -> Any:
@@ -229,6 +233,14 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
         ref_action = GoldenModel.action(y_ref) if host_action is None else host_action(y_ref)
         action = ref_action
         if backend is not None:
+            quantize = getattr(backend, "quantize", None)  # the driver quantizes on the board itself
+            if quantize is not None:
+                xb = quantize(obs)
+                if not np.array_equal(xb.reshape(-1), x.reshape(-1)):
+                    log.input_mismatches += 1
+                    log.first_mismatch = log.first_mismatch or {"episode": where["ep"], "step": where["step"],
+                                                                "what": "driver input != golden input"}
+                x = xb
             t0 = time.perf_counter()
             y, action = backend.infer(x)
             if host_action is not None:
@@ -253,6 +265,8 @@ def play(cfg: RunConfig, model: GoldenModel, backend: Backend | None, progress: 
     log.returns = [e.total for e in eps]
     log.steps = [e.length for e in eps]
     log.saturation = golden.saturation.to_json()
+    sat = getattr(backend, "saturation", None)
+    log.driver_saturation = sat.to_dict() if sat is not None else None
     return log
 
 
@@ -322,6 +336,9 @@ def run_episodes(run: Run, cfg: RunConfig, model: GoldenModel) -> tuple[dict[str
         "mac_mismatches": log.mac_mismatches,
         "first_mismatch": log.first_mismatch,
         "input_saturation": log.saturation,
+        # counted by the driver on the back end's own path (None: the back end takes golden's integers)
+        "driver_input_saturation": log.driver_saturation,
+        "input_mismatches": log.input_mismatches,
         "latency_us": _stats(log.latency_us),
         "cycles_per_step": cycles,
         "clock_mhz": cfg.rtl.clock_mhz,

@@ -121,7 +121,8 @@ def _rtl_section(a: RunArtifacts, cfg: RunConfig) -> dict[str, Any]:
 
 def _board_section(a: RunArtifacts) -> dict[str, Any]:
     brd = data(a.board)
-    keys = ("target", "engine", "episodes", "steps", "action_mismatches", "return_mean", "golden_return_mean")
+    keys = ("target", "engine", "episodes", "steps", "action_mismatches", "return_mean", "golden_return_mean",
+            "input_mismatches", "driver_input_saturation")
     out = {k: pick(brd, k) for k in keys}
     # golden actions compared with the golden policy check the driver, not any hardware
     out["hardware_check"] = pick(brd, "hardware_check", default=None if not brd else brd.get("engine") != "golden")
@@ -173,6 +174,14 @@ def report_warnings(s: dict[str, Any]) -> list[str]:
         out.append(f"{100 * sat['fraction']:.2f} % of the input elements ({sat['saturated']:,} of {sat['elements']:,}; "
                    f"{sat['frames_saturated']:,} of {sat['frames']:,} frames) fell outside the input format and were "
                    "saturated: widen it (quantize.float_input_bits) or standardise the observations")
+    brd = s.get("board") or {}
+    drv = brd.get("driver_input_saturation") or {}
+    if brd.get("input_mismatches"):
+        out.append(f"the driver put {brd['input_mismatches']:,} observations on the input grid differently from the golden "
+                   "model (board/driver.py quantize_input vs GoldenModel.quantize_input): rebuild the bundle")
+    if drv.get("elements") and drv.get("fraction", 0.0) > SATURATION_WARN:
+        out.append(f"on the board path the driver saturated {100 * drv['fraction']:.2f} % of the input elements "
+                   f"({drv['saturated']:,} of {drv['elements']:,}): the observations leave the calibrated input format")
     sel = s.get("selected") or {}
     if sel.get("return_below_dense"):
         out.append(f"the selected model's return ({_fmt(sel.get('eval_return_mean_delta'), '{:.1f}')} with delta updates) "

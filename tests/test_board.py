@@ -412,6 +412,7 @@ def test_run_policy_script_on_the_simulated_board(tmp_path, monkeypatch):
     runpy.run_path(str(bundle / "run_policy.py"), run_name="__main__")
     r = json.loads(out.read_text())
     assert r["returns"] == [80.0, 80.0] and r["cycles_mean"] > 0 and r["latency_us"]["p50"] > 0
+    assert r["input_saturation"]["frames"] == 160 and r["input_saturation"]["elements"] == 4 * 160  # every step counted
 
 
 def test_run_policy_script_drives_a_continuous_actor(tmp_path, monkeypatch):

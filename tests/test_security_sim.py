@@ -203,6 +203,47 @@ def test_saturated_inputs_are_counted_and_warned(tmp_path):
     assert "fell outside the input format" in (run.path / "report.html").read_text()
 
 
+def test_driver_counts_saturation_on_the_board_path(tmp_path):
+    """The board path quantizes with the standalone PYNQ driver (board/driver.py), not the golden
+    model: its own saturation count equals the golden count, its input integers equal golden's,
+    and the summary reports both; a driver that quantizes differently is caught."""
+    from rl2fpga.board import driver as drv
+    from rl2fpga.core.golden import GoldenModel
+
+    g = balancer()
+    narrow = Fmt(6, 0, True)  # about +-0.5: CartPole's velocities leave it
+    layers = [dataclasses.replace(la, in_fmt=narrow) if i == 0 else la for i, la in enumerate(g.layers)]
+    sets = ["board.max_steps=200", "seed=1", "board.emulator_engine=golden"]
+    run = _run(tmp_path / "run", sets, model=GoldenModel(layers))
+    assert main(["board", str(run.path), "--target", "emulator", "--episodes", "1"]) == 0
+    s = json.loads((run.path / "board" / "summary.json").read_text())
+    gold, mine = s["input_saturation"], s["driver_input_saturation"]
+    assert mine["saturated"] > 0 and mine["frames"] > 0
+    assert {k: mine[k] for k in ("frames", "elements", "saturated")} == {k: gold[k] for k in ("frames", "elements", "saturated")}
+    assert s["input_mismatches"] == 0 and s["action_mismatches"] == 0
+    assert main(["report", str(run.path)]) == 0
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["board"]["driver_input_saturation"]["saturated"] == mine["saturated"]
+    assert any("the driver saturated" in w for w in summary["warnings"])
+
+    # a driver whose rounding is off (floor instead of half to even) differs from golden: counted
+    real = drv.grid_input
+
+    def floor_grid(obs, fmt, shape, standardize=None):
+        x, n = real(obs, fmt, shape, standardize)
+        q = np.floor(np.asarray(obs, np.float64) * 2.0 ** (int(fmt["bits"]) - int(fmt["integer"])))
+        lo, hi = -(1 << (int(fmt["bits"]) - 1)), (1 << (int(fmt["bits"]) - 1)) - 1
+        return np.clip(q, lo, hi).astype(np.int64).reshape(shape), n
+
+    run2 = _run(tmp_path / "run2", sets, model=GoldenModel(layers))
+    drv.grid_input = floor_grid
+    try:
+        assert main(["board", str(run2.path), "--target", "emulator", "--episodes", "1"]) == 0
+    finally:
+        drv.grid_input = real
+    assert json.loads((run2.path / "board" / "summary.json").read_text())["input_mismatches"] > 0
+
+
 # ------------------------------------------------------------------ children, leftovers, modes
 
 

@@ -151,14 +151,17 @@ class _Analysis:
         from rl2fpga.quantize.prune import load_level
 
         per_level = []
+        reference = None  # the dense multiplications of level 0 (the dense agent): one scale for every level
         for rec in levels:
             model, _, _ = load_level(self.run_path, rec["level"])
+            if reference is None:  # levels.json lists level 0 first; small students have other shapes
+                reference = float(sum(FloatDeltaNetwork(model, 0.0).dense_mults()))
             eps = self.record(model)
             fr = {}
             for t in self.thresholds:
                 fnet = FloatDeltaNetwork(model, t)
                 c = np.concatenate([episode_counts(fnet, e, _float_input) for e in eps])
-                fr[f"{t:g}"] = float(c.sum(1).mean() / self.dense.sum())
+                fr[f"{t:g}"] = float(c.sum(1).mean() / reference)
             d_ret = self.delta_return(FloatDeltaNetwork(model, self.cfg.quantize.threshold), _float_input, lambda y: y)
             per_level.append({"level": rec["level"], "sparsity": rec["sparsity"], "return_mean": rec["eval_return_mean"],
                               "delta_return_mean": d_ret["mean"], "delta_return_std": d_ret["std"],
@@ -193,6 +196,8 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
         if math.isclose(t, qc.threshold):
             layer_rows = an.layer_rows(f_counts, g_counts)
     per_level = an.sparsity_sweep(levels)
+    # the dense agent the deployed model replaces (a small student's teacher: level 0)
+    reference = float(sum(FloatDeltaNetwork(load_level(run_path, levels[0]["level"])[0], 0.0).dense_mults()))
 
     key = f"{qc.threshold:g}"
     sig = per_t[key]["golden_significant_mean"]
@@ -201,7 +206,8 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
         "threshold_int": per_t[key]["T_int"], "prune_level": sel_rec["level"], "sparsity": sel_rec["sparsity"],
         "dense_layer_mults": dense.astype(int).tolist(),
         "multiplications": {"dense": float(dense.sum()), "significant_mean": sig, "reduction": float(dense.sum() / max(sig, 1e-9)),
-                            "float_significant_mean": per_t[key]["float_significant_mean"]},
+                            "float_significant_mean": per_t[key]["float_significant_mean"],
+                            "reference_dense": reference, "reduction_vs_reference": float(reference / max(sig, 1e-9))},
         "per_threshold": per_t,
         "per_level": per_level,
         "layers": layer_rows,

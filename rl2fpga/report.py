@@ -74,7 +74,8 @@ def _selected_section(a: RunArtifacts) -> dict[str, Any]:
     """The quantized level (quantize/summary.json describes the selected level)."""
     q = data(a.quantize)
     keys = ("weight_bits", "act_bits", "threshold", "threshold_int", "eval_return_mean", "eval_return_mean_delta")
-    return {"level": pick(q, "prune_level"), "sparsity": pick(q, "sparsity"), **{k: pick(q, k) for k in keys}}
+    return {"level": pick(q, "prune_level"), "sparsity": pick(q, "sparsity"), "network": pick(q, "network"),
+            **{k: pick(q, k) for k in keys}}
 
 
 def _compression_section(a: RunArtifacts) -> dict[str, Any]:
@@ -96,7 +97,9 @@ def _compression_section(a: RunArtifacts) -> dict[str, Any]:
 
 def _multiplications_section(a: RunArtifacts) -> dict[str, Any]:
     mult = pick(data(a.analyze), "multiplications", default=None) or pick(data(a.quantize), "multiplications", default={})
-    return {k: pick(mult, k) for k in ("dense", "significant_mean", "reduction")}
+    # reference_dense: the dense agent a small student replaces (analyze), against which
+    # reduction_vs_reference counts
+    return {k: pick(mult, k) for k in ("dense", "significant_mean", "reduction", "reference_dense", "reduction_vs_reference")}
 
 
 def _hls_section(a: RunArtifacts) -> dict[str, Any]:
@@ -278,9 +281,12 @@ def _cards(s: dict[str, Any]) -> list[dict[str, str]]:
     r, m, c, sel = s["rtl"], s["multiplications"], s["compression"], s["selected"]
     cards = [
         {"k": "trained return", "v": _fmt(s["train"]["eval_return_mean"], "{:.1f}"), "d": f"{s['algo'].upper()} greedy eval", "cls": ""},
-        {"k": "selected sparsity", "v": _fmt(None if sel["sparsity"] is None else 100 * sel["sparsity"], "{:.1f} %"), "d": f"{_fmt(sel['weight_bits'])}-bit weights, T_int {sel['threshold_int']}", "cls": ""},
+        {"k": "selected sparsity", "v": _fmt(None if sel["sparsity"] is None else 100 * sel["sparsity"], "{:.1f} %"),
+         "d": (f"network {sel['network']}, " if sel.get("network") else "") + f"{_fmt(sel['weight_bits'])}-bit weights, T_int {sel['threshold_int']}", "cls": ""},
         {"k": "return with delta", "v": _fmt(sel["eval_return_mean_delta"], "{:.1f}"), "d": "golden integer model, delta updates", "cls": ""},
-        {"k": "fewer multiplications", "v": _fmt(m["reduction"], "{:.1f}x"), "d": "significant vs dense", "cls": ""},
+        {"k": "fewer multiplications", "v": _fmt(m["reduction"], "{:.1f}x"), "d": "significant vs dense"
+         + (f" ({_fmt(m['reduction_vs_reference'], '{:.1f}x')} vs the dense agent it replaces)"
+            if m.get("reduction_vs_reference") and m.get("reference_dense") != m.get("dense") else ""), "cls": ""},
         {"k": "smaller network", "v": _fmt(c["ratio"], "{:.1f}x"), "d": "fp32 dense bits / bits of the engine's memory images"
          + (f" ({', '.join(f'{k}: {v}' for k, v in c['format'].items())})" if c.get("format") else ""), "cls": ""},
         {"k": "median latency", "v": _fmt(r["cycles_median"], "{:,.0f}") + (" cyc" if r["cycles_median"] is not None else ""),

@@ -70,11 +70,18 @@ def render(name: str, e: dict[str, Any]) -> str:
     host = lat.get("host_us") or {}
     rows = [
         ("dense agent, greedy return", f"{_n(tr.get('eval_return_mean'))} +- {_n(tr.get('eval_return_std'))} after {_n(tr.get('steps'))} steps ({_n(t.get('train'), '{:.0f}')} s)"),
-        ("selected prune level", f"{_n(None if sel.get('sparsity') is None else 100 * sel['sparsity'])} % sparsity, float return {_n(lv.get('eval_return_mean'))}"),
+        ("selected model" if sel.get("network") else "selected prune level",
+         (f"{sel['network']}, " if sel.get("network") else "")
+         + f"{_n(None if sel.get('sparsity') is None else 100 * sel['sparsity'])} % sparsity, float return {_n(lv.get('eval_return_mean'))}"),
         (f"{_n(sel.get('weight_bits'))}-bit golden model, without / with delta updates (T = {sel.get('threshold')}, T_int = {sel.get('threshold_int')})",
          f"{_n(sel.get('eval_return_mean'))} / {_n(sel.get('eval_return_mean_delta'))}"),
-        ("significant multiplications per step vs dense", f"{_n(mult.get('significant_mean'))} vs {_n(mult.get('dense'), '{:,.0f}')}: **{_n(mult.get('reduction'))}x fewer**"),
-        ("size vs fp32 dense (values + CSC pointers + row indices + biases)", f"**{_n(comp.get('ratio'))}x** smaller ({_n(comp.get('ratio_values_only'))}x counting values only)"),
+        ("significant multiplications per step vs dense", f"{_n(mult.get('significant_mean'))} vs {_n(mult.get('dense'), '{:,.0f}')}: **{_n(mult.get('reduction'))}x fewer**"
+         + (f" ({_n(mult.get('reduction_vs_reference'))}x vs the {_n(mult.get('reference_dense'), '{:,.0f}')} of the dense agent it replaces)"
+            if mult.get("reference_dense") and mult.get("reference_dense") != mult.get("dense") else "")),
+        (("size vs the dense agent's fp32 bits (every bit of the engine's memory images: values, indices, pointers, biases"
+          + ("; formats " + ", ".join(f"{k} {v}" for k, v in comp["format"].items()) if comp.get("format") else "") + ")")
+         if comp.get("format") else "size vs fp32 dense (values + CSC pointers + row indices + biases)",
+         f"**{_n(comp.get('ratio'))}x** smaller ({_n(comp.get('ratio_values_only'))}x counting values only)"),
         ("QKeras == golden (integers)", f"{_n(qk.get('count'))} states, {_n(qk.get('mismatches'))} mismatches"),
         ("hls4ml C simulation vs golden", f"{_n(hls.get('csim_frames'))} frames, {_n(hls.get('csim_mismatches'))} mismatches"),
         (f"RTL co-simulation vs golden ({_n(rtl.get('lanes'))} lanes)",

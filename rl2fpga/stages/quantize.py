@@ -83,6 +83,8 @@ def _summary(cfg: RunConfig, q: QuantizedLevel, comp: dict[str, Any], tried: lis
     return {
         "prune_level": level["level"],
         "sparsity": level["sparsity"],
+        # the deployed network's shape: input, then each layer's outputs (e.g. 4-8-8-2)
+        "network": "-".join(["x".join(map(str, gm.in_shape))] + ["x".join(map(str, la.out_shape)) for la in gm.layers]),
         "float_return_mean": level["eval_return_mean"],
         "method": qc.method,
         "weight_bits": qc.weight_bits,

@@ -131,3 +131,17 @@ def test_conv_widened_weights_fit_their_format():
         assert layer.w_fmt.bits == 2 + max(orig.w_frac) - min(orig.w_frac)
         assert layer.w_fmt.frac == max(orig.w_frac)
         assert layer.w.min() >= layer.w_fmt.qmin and layer.w.max() <= layer.w_fmt.qmax
+
+
+def test_board_golden_ref_per_channel(tmp_path):
+    """The deploy bundle's NumPy-only reference reads w_frac and matches the golden model."""
+    from rl2fpga.board.golden_ref import GoldenRef
+
+    rng = np.random.default_rng(9)
+    gm = random_model(rng, (9, 9, 2), [("conv2d", 4, 3, 2), ("dense", 5)], w_bits=4, w_frac_spread=3, out_fmt=OUT,
+                      threshold=2)
+    gm.save(tmp_path / "golden")
+    ref = GoldenRef(tmp_path / "golden")
+    for _ in range(10):
+        x = rng.integers(0, 256, size=(9, 9, 2))
+        assert ref.step(x).tolist() == gm.step(x)[0].reshape(-1).tolist()

@@ -99,6 +99,8 @@ class LayerPlan:
     bias_file: str
     tap_bits: int = 0  # conv: tap index bits of a list entry
     fb_bits: int = 1  # accumulator-word index bits of a list entry
+    shift_bits: int = 0  # > 0: per-output-channel shifts of this many bits in shift_file
+    shift_file: str = ""
     mem_bits: dict[str, int] = field(default_factory=dict)
 
 
@@ -157,12 +159,14 @@ class RtlDesign:
         try:
             layers = [LayerPlan(**{**p, "in_shape": tuple(p["in_shape"]), "out_shape": tuple(p["out_shape"]),
                                    "wmem_file": f"{p['name']}_w", "tab_file": f"{p['name']}_tab.mem",
-                                   "bias_file": f"{p['name']}_b.mem"}) for p in d["layers"]]
+                                   "bias_file": f"{p['name']}_b.mem",
+                                   "shift_file": hw.shift_mem_file(p["name"]) if p.get("shift_bits") else ""})
+                      for p in d["layers"]]
             design = cls(out_dir=folder, top=d["top"], lanes=int(d["lanes"]),
                          input_bytes_per_beat=int(d["input_bytes_per_beat"]),
                          sv_files=[folder / n for n in d["sv_files"]],
                          mem_files=[folder / n for p in layers
-                                    for n in [p.tab_file, p.bias_file]
+                                    for n in [p.tab_file, p.bias_file] + ([p.shift_file] if p.shift_bits else [])
                                     + [lane_mem_file(p.wmem_file, lane) for lane in range(int(d["lanes"]))]],
                          layers=layers, n_beats=int(d["input_beats"]),
                          frame_stack=bool(d.get("frame_stack", False)),
@@ -185,7 +189,7 @@ class RtlDesign:
             "full_frame_beats": self.full_frame_beats or self.n_beats,
             "sv_files": [p.name for p in self.sv_files],
             "layers": [
-                {k: v for k, v in dataclasses.asdict(p).items() if k not in ("wmem_file", "tab_file", "bias_file")}
+                {k: v for k, v in dataclasses.asdict(p).items() if k not in ("wmem_file", "tab_file", "bias_file", "shift_file")}
                 for p in self.layers
             ],
             "memory_bits": int(sum(sum(p.mem_bits.values()) for p in self.layers)),
@@ -317,7 +321,9 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, Pac
         sh=layer.stride[0] if conv else 1, sw=layer.stride[1] if conv else 1,
         out_h=out_h, out_w=out_w, n_out=layer.n_out,
         w_bits=layer.w_fmt.bits, acc_bits=acc_bits, out_bits=out_bits,
-        out_signed=int(layer.out_fmt.signed), shift=layer.shift,
+        out_signed=int(layer.out_fmt.signed), shift=int(layer.shifts.max()),
+        shift_bits=hw.shift_bits(int(layer.shifts.max())) if layer.per_channel else 0,
+        shift_file=hw.shift_mem_file(layer.name) if layer.per_channel else "",
         relu=int(layer.activation == "relu"), last=int(last),
         nnz=layer.nnz(), words=n_words, tab_depth=w2.shape[0], tap_bits=tap_bits(n_taps),
         fb_bits=packed.fbw,
@@ -332,6 +338,7 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int) -> tuple[LayerPlan, Pac
         "table": plan.tab_depth * lanes * (plan.ptr_bits + plan.len_bits),
         "accumulators": lanes * depth * (1 + xb + acc_bits),
         "dirty_lists": lanes * depth * (clog2(out_h) + clog2(out_w) + packed.fbw),
+        "shifts": fb * lanes * plan.shift_bits,
     }
     bias = np.zeros(fb * lanes, dtype=np.int64)
     bias[: layer.n_out] = layer.b
@@ -370,6 +377,20 @@ def _write_images(plan: LayerPlan, packed: PackedLists, bias: np.ndarray, lanes:
     for name, vals, width in images:
         atomic_write_text(out_dir / name, f"// {GENERATED_HEADER}\n" + _hex_lines(vals, width))
     return [out_dir / name for name, _, _ in images]
+
+
+def _write_shift_image(golden: GoldenModel, plan: LayerPlan, lanes: int, out_dir: Path) -> list[Path]:
+    """``<layer>_shift.mem`` of a layer with per-output-channel scales: row fb holds the shifts
+    of outputs ``fb * lanes + lane`` (padding channels 0); none for a per-layer layer."""
+    if not plan.shift_bits:
+        return []
+    layer = next(la for la in golden.layers if la.name == plan.name)
+    shifts = np.zeros(plan.fb * lanes, dtype=np.int64)
+    shifts[: layer.n_out] = layer.shifts
+    path = out_dir / plan.shift_file
+    rows = _join_lanes(shifts.reshape(plan.fb, lanes), plan.shift_bits)
+    atomic_write_text(path, f"// {GENERATED_HEADER}\n" + _hex_lines(rows, lanes * plan.shift_bits))
+    return [path]
 
 
 def _check_budget(golden: GoldenModel, frame_stack: bool, ctr: Contract) -> None:
@@ -441,6 +462,7 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     for k in range(len(golden.layers)):
         plan, packed, bias = _plan_layer(golden, k, lanes)
         mem_files += _write_images(plan, packed, bias, lanes, out_dir)
+        mem_files += _write_shift_image(golden, plan, lanes, out_dir)
         plans.append(plan)
     n_beats, full_beats, input_bits = _input_geometry(golden, input_bytes_per_beat, frame_stack)
     total_bits = sum(sum(p.mem_bits.values()) for p in plans) + input_bits

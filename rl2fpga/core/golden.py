@@ -289,7 +289,7 @@ def random_model(
         w = np.where(rng.random(w.shape) < sparsity, 0, w)
         w_frac = w_fmt.frac + rng.integers(0, w_frac_spread + 1, size=w.shape[-1])
         if w_frac_spread:
-            w_frac[0] = w_fmt.frac + w_frac_spread  # the finest channel sets the format
+            w_frac[0], w_frac[-1] = w_fmt.frac + w_frac_spread, w_fmt.frac  # the full spread, always
             w_fmt = Fmt(w_bits, w_bits - int(w_frac.max()), True)
         acc_frac = fmt_in.frac + w_frac
         if w_frac_spread:

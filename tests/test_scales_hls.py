@@ -68,3 +68,20 @@ def test_one_channel_scale_off_by_one_is_a_mismatch(compiled) -> None:
     res = flow.compare_with_golden(csim, x, starts, thresholds=[0, 0, 0], progress=False)
     assert res.mismatches == 0
     assert not np.array_equal(res.outputs, _reference(bad, x, starts, [0, 0, 0]))
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_da4ml_interpreter_equals_per_channel_golden(tmp_path, bits: int) -> None:
+    """da4ml's bit-exact interpreter on the widened lowering == the per-channel golden model."""
+    from rl2fpga.hls.da4ml.lowering import generate, have_da4ml, interpreter_outputs
+    from rl2fpga.train.frames import record_cartpole
+
+    if not have_da4ml():
+        pytest.skip(".venv-da4ml missing (make setup creates it)")
+    g = _golden(bits)
+    frames, _ = record_cartpole(200, seed=2)
+    xs = np.stack([g.quantize_input(f) for f in frames])
+    ref = np.stack([g.forward(x) for x in xs])
+    generate(g, tmp_path / "pc", check_inputs=xs)
+    out = interpreter_outputs(tmp_path / "pc")
+    assert out.shape == ref.shape and np.array_equal(out, ref)

@@ -145,3 +145,25 @@ def test_board_golden_ref_per_channel(tmp_path):
     for _ in range(10):
         x = rng.integers(0, 256, size=(9, 9, 2))
         assert ref.step(x).tolist() == gm.step(x)[0].reshape(-1).tolist()
+
+
+def test_compression_counts_one_shift_per_output():
+    from rl2fpga.quantize.compression import compression
+
+    rng = np.random.default_rng(4)
+    pc = random_model(rng, (6,), SPECS["mlp"][1], w_bits=4, w_frac_spread=3, out_fmt=OUT)
+    per_layer = GoldenModel([dataclasses_replace(la, w_frac=None) for la in pc.layers])
+    a, b = compression(pc, {la.name: 16 for la in pc.layers}), compression(per_layer, {la.name: 16 for la in pc.layers})
+    for la in pc.layers:
+        # by hand: shifts of this layer fit in bit_length(max) bits, one per output
+        want = la.n_out * int(max(la.in_fmt.frac + f - la.out_fmt.frac for f in la.w_frac)).bit_length()
+        assert a["layers"][la.name]["scale_bits"] == want
+        assert a["layers"][la.name]["stored_bits"] == b["layers"][la.name]["stored_bits"] + want
+    assert b["total"]["scale_bits"] == 0
+
+
+def dataclasses_replace(layer: Layer, **kw) -> Layer:
+    """The same layer with fields replaced (w_frac=None keeps w_fmt: a per-layer twin)."""
+    import dataclasses
+
+    return dataclasses.replace(layer, **kw)

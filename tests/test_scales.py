@@ -167,3 +167,16 @@ def dataclasses_replace(layer: Layer, **kw) -> Layer:
     import dataclasses
 
     return dataclasses.replace(layer, **kw)
+
+
+def test_config_keys_validated():
+    from rl2fpga.config import RunConfig, apply_overrides
+    from rl2fpga.validate import validate_config
+
+    cfg = apply_overrides(RunConfig(), ["quantize.per_channel=true", "quantize.layer_weight_bits=[4, 2, 8]"])
+    assert cfg.quantize.per_channel and cfg.quantize.layer_weight_bits == [4, 2, 8]
+    validate_config(cfg, check_env=False)
+    bad = apply_overrides(RunConfig(), ["quantize.layer_weight_bits=[4, 1]"])
+    with pytest.raises(Rl2fpgaError, match=r"quantize.layer_weight_bits\[1\]' = 1 is out of range") as e:
+        validate_config(bad, check_env=False)
+    assert "\n" not in str(e.value)

@@ -452,7 +452,7 @@ def _quantizer_fmt(q: Any, where: str) -> Fmt:
 
     if isinstance(q, quantized_bits):
         if q.alpha not in (1, 1.0) or q.use_stochastic_rounding or not q.keep_negative or q.symmetric:
-            raise Rl2fpgaError(f"{where}: quantizer {q} unsupported; use quantized_bits(bits, integer, alpha=1)")
+            raise Rl2fpgaError(f"{where}: quantizer {q} unsupported; use quantized_bits(bits, integer, alpha=1) (kernels: or alpha=[one power of two per output channel])")
         return Fmt(int(q.bits), int(q.integer) + 1, True)
     if isinstance(q, quantized_relu):
         if q.use_sigmoid or q.negative_slope or q.use_stochastic_rounding or not q.is_quantized_clip:

@@ -88,3 +88,18 @@ def test_mixed_precision_and_roundtrip(net, tmp_path):
     assert np.array_equal(qkeras_int_outputs(q2, gm2, x_int[:100]), np.stack([gm.forward(x) for x in x_int[:100]]))
     with pytest.raises(Rl2fpgaError, match="2 entries for 3 weight layers"):
         _quantize(net, layer_weight_bits=[8, 2])
+
+
+@pytest.mark.parametrize("alpha,needle", [("auto_po2", "unsupported"), ([1.0, 3.0], "not one power of two")])
+def test_unsupported_kernel_scales_are_one_line_errors(alpha, needle):
+    from qkeras import QActivation, QDense, quantized_bits
+
+    from rl2fpga.core.golden import Fmt
+
+    inp = tf.keras.Input((3,))
+    x = QDense(2, kernel_quantizer=quantized_bits(4, 0, alpha=alpha), bias_quantizer=quantized_bits(8, 3, alpha=1),
+               name="d")(inp)
+    q = tf.keras.Model(inp, QActivation(quantized_bits(16, 7, alpha=1))(x))
+    with pytest.raises(Rl2fpgaError, match=needle) as e:
+        golden_from_qkeras(q, Fmt(8, 2, True), 0)
+    assert "\n" not in str(e.value)

@@ -78,7 +78,9 @@ def load_manifest(path: str | Path | dict[str, Any]) -> dict[str, Any]:
 def model_signature(layers: list[dict[str, Any]], weights_sha256: str) -> dict[str, Any]:
     """What must agree between a bundle and a model: shapes, formats, weights."""
     keys = ("name", "kind", "activation", "in_shape", "out_shape", "w_shape", "stride", "w_fmt", "in_fmt", "out_fmt")
-    return {"layers": [{k: layer[k] for k in keys} for layer in layers], "weights_sha256": weights_sha256}
+    # per-output-channel weight scales are part of the model (absent: one format per layer)
+    return {"layers": [{**{k: layer[k] for k in keys}, **({"w_frac": layer["w_frac"]} if layer.get("w_frac") else {})}
+                       for layer in layers], "weights_sha256": weights_sha256}
 
 
 def weights_digest(arrays: dict[str, np.ndarray]) -> str:

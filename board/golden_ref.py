@@ -5,7 +5,9 @@ rl2fpga/core/golden.py defines, bit for bit:
 
 * per layer: x_hat <- x where |x - x_hat| > T_int (state from 0, reset at an episode start);
 * acc = W @ x_hat + b in exact integers (conv: valid padding, channels last);
-* y = saturate(round half to even(acc * 2^-shift)), then ReLU where the layer has it.
+* y = saturate(round half to even(acc * 2^-shift)), then ReLU where the layer has it; with
+  per-output-channel weight scales (``w_frac`` in formats.json) every output channel j has its
+  own ``shift_j = in_frac + w_frac[j] - out_frac``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+
+def _round_shift_ch(acc: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """:func:`_round_shift` with one shift per output channel (the last axis)."""
+    out = np.empty_like(acc)
+    for s in np.unique(shifts):
+        sel = shifts == s
+        out[..., sel] = _round_shift(acc[..., sel], int(s))
+    return out
 
 
 def _round_shift(acc: np.ndarray, shift: int) -> np.ndarray:
@@ -47,7 +58,8 @@ class GoldenRef:
                 "kind": d["kind"], "relu": d["activation"] == "relu",
                 "w": arrays[d["name"] + ".w"].astype(np.int64), "b": arrays[d["name"] + ".b"].astype(np.int64),
                 "in_shape": tuple(d["in_shape"]), "stride": tuple(d["stride"]), "threshold": int(d["threshold"]),
-                "shift": _frac(d["in_fmt"]) + _frac(d["w_fmt"]) - _frac(d["out_fmt"]),
+                "shift": _frac(d["in_fmt"]) - _frac(d["out_fmt"])
+                + np.asarray(d.get("w_frac") or [_frac(d["w_fmt"])] * int(d["w_shape"][-1]), dtype=np.int64),
                 "qrange": _qrange(d["out_fmt"]),
             })
         self.reset()
@@ -78,7 +90,7 @@ class GoldenRef:
             self.x_hat[k] = np.where(changed, x, self.x_hat[k])
             acc = self._matvec(ly, self.x_hat[k]) + ly["b"]
             lo, hi = ly["qrange"]
-            x = np.clip(_round_shift(acc, ly["shift"]), lo, hi)
+            x = np.clip(_round_shift_ch(acc, ly["shift"]), lo, hi)
             if ly["relu"]:
                 x = np.maximum(x, 0)
         return x.reshape(-1)

@@ -9,7 +9,10 @@ the written files against this figure. Per layer:
 * ``stored_value_bits``: value fields of the weight images (zeros of the dense format and rel
   fillers included); ``index_bits``: the rest of the weight images (csc's absolute index, rel's
   run); ``pointer_bits``: the ``{len, ptr}`` table; ``bias_bits``: the bias image;
-  ``scale_bits``: images of part ``scale`` (per-channel shifts, when a layer has them);
+  ``scale_bits``: images of part ``scale``: with per-output-channel weight scales, the
+  engine's ``<layer>_shift.mem`` (one requantize shift of ``contract.shift_bits`` bits per
+  output, padded to whole rows of lanes like the bias image); 0 for one scale per layer (its
+  shift is an SV parameter, no image);
 * ``value_bits``: ``nnz * w_bits``, the nonzero values alone.
 
 ``ratio`` = dense fp32 bits (weights + biases) / stored bits. ``ratio_values_only`` ignores the

@@ -269,15 +269,70 @@ def _masked_float_weights(wl: list[tf.keras.layers.Layer], masks: dict[str, np.n
     return float_w
 
 
-def _weight_formats(w: np.ndarray, b: np.ndarray, in_fmt: Fmt, qcfg: QuantizeConfig) -> tuple[Fmt, Fmt]:
-    """(weight, bias) formats of the rescaled float weights; the bias LSB is a whole number of
-    accumulator LSBs."""
-    w_fmt = signed_fmt_for(float(np.abs(w).max()), qcfg.weight_bits)
-    acc_frac = in_fmt.frac + w_fmt.frac
+MAX_CHANNEL_SPREAD = 8  # a channel's step is at most 2^8 finer than its layer's coarsest
+
+
+def channel_fracs(w: np.ndarray, bits: int) -> np.ndarray:
+    """Per-output-channel power-of-two scales: the fractional bits of the smallest-integer
+    ``bits``-bit signed format holding each channel's largest weight, at most
+    :data:`MAX_CHANNEL_SPREAD` bits finer than the layer's step (an all-zero channel gets the
+    layer's)."""
+    layer_fmt = signed_fmt_for(float(np.abs(w).max()), bits)
+    peak = np.abs(w).reshape(-1, w.shape[-1]).max(axis=0)
+    low = layer_fmt.integer - MAX_CHANNEL_SPREAD
+    return np.array([signed_fmt_for(float(m), bits, min_int=low).frac if m > 0 else layer_fmt.frac for m in peak],
+                    dtype=np.int64)
+
+
+def _weight_formats(w: np.ndarray, b: np.ndarray, in_fmt: Fmt, qcfg: QuantizeConfig,
+                    bits: int) -> tuple[Fmt, Fmt, np.ndarray | None]:
+    """(weight, bias) formats of the rescaled float weights and, with ``quantize.per_channel``,
+    the weight fractional bits per output channel (``w_fmt`` is then the finest channel's). The
+    bias LSB is a whole number of every channel's accumulator LSBs."""
+    w_frac = channel_fracs(w, bits) if qcfg.per_channel else None
+    w_fmt = signed_fmt_for(float(np.abs(w).max()), bits) if w_frac is None else Fmt(bits, bits - int(w_frac.max()), True)
+    acc_frac = in_fmt.frac + (w_fmt.frac if w_frac is None else int(w_frac.min()))
     b_fmt = signed_fmt_for(float(np.abs(b).max()), qcfg.bias_bits)
     if b_fmt.frac > acc_frac:
         b_fmt = Fmt(qcfg.bias_bits, qcfg.bias_bits - acc_frac, True)
-    return w_fmt, b_fmt
+    return w_fmt, b_fmt, w_frac
+
+
+def _layer_bits(qcfg: QuantizeConfig, n_layers: int) -> list[int]:
+    """Weight bits of every weight layer (``quantize.layer_weight_bits`` or ``weight_bits``)."""
+    if not qcfg.layer_weight_bits:
+        return [qcfg.weight_bits] * n_layers
+    if len(qcfg.layer_weight_bits) != n_layers:
+        raise Rl2fpgaError(
+            f"quantize.layer_weight_bits has {len(qcfg.layer_weight_bits)} entries for {n_layers} weight layers; give one per layer or leave it empty"
+        )
+    return [int(b) for b in qcfg.layer_weight_bits]
+
+
+def kernel_base(w_fmt: Fmt, w_frac: np.ndarray | None) -> Fmt:
+    """The grid of the kernel variable: ``w_fmt`` per layer; per channel ``Fmt(bits, 1)``
+    (QKeras ``quantized_bits(bits, 0)``: QKeras refuses a negative integer part)."""
+    return w_fmt if w_frac is None else Fmt(w_fmt.bits, 1, True)
+
+
+def kernel_quantizer(w_fmt: Fmt, w_frac: np.ndarray | None) -> Any:
+    """``quantized_bits`` of a kernel: per layer ``alpha=1``; per channel the explicit
+    power-of-two scales ``alpha_j = 2^(base.frac - w_frac[j])`` on :func:`kernel_base`'s grid,
+    so channel j's quantized weights are ``w_int * 2^-w_frac[j]`` exactly."""
+    quantized_bits = _qlayers()[3]
+    base = kernel_base(w_fmt, w_frac)
+    wb, wi = qkeras_signed(base)
+    if w_frac is None:
+        return quantized_bits(wb, wi, alpha=1)
+    return quantized_bits(wb, wi, alpha=[float(2.0 ** (base.frac - int(f))) for f in w_frac])
+
+
+def quantize_channels(w: np.ndarray, w_fmt: Fmt, w_frac: np.ndarray | None) -> np.ndarray:
+    """Integer weights: per layer on ``w_fmt``, per channel on channel j's own grid."""
+    if w_frac is None:
+        return quantize_exact(w, w_fmt)
+    q = np.round(np.asarray(w, dtype=np.float64) * 2.0 ** w_frac.astype(np.float64))
+    return np.clip(q, w_fmt.qmin, w_fmt.qmax).astype(np.int64)
 
 
 def _output_activation(layer: tf.keras.layers.Layer, a: np.ndarray, acc_frac: int, qcfg: QuantizeConfig,
@@ -320,6 +375,7 @@ def quantize_model(
     quantized_bits = _qlayers()[3]
     chain = _chain(model)
     wl = _weight_layers(chain)
+    layer_bits = _layer_bits(qcfg, len(wl))
     masks = dict(masks or {})
     float_w = _masked_float_weights(wl, masks)
     samples = _calibration_samples(model, input_fmt, samples)
@@ -343,16 +399,20 @@ def quantize_model(
         c = scales[k]
         w, b = float_w[layer.name]
         w, b = w * (c / prev_scale), b * c
-        w_fmt, b_fmt = _weight_formats(w, b, in_fmt, qcfg)
-        (wb, wi), (bb, bi) = qkeras_signed(w_fmt), qkeras_signed(b_fmt)
-        kw = dict(kernel_quantizer=quantized_bits(wb, wi, alpha=1), bias_quantizer=quantized_bits(bb, bi, alpha=1),
+        w_fmt, b_fmt, w_frac = _weight_formats(w, b, in_fmt, qcfg, layer_bits[k])
+        bb, bi = qkeras_signed(b_fmt)
+        kw = dict(kernel_quantizer=kernel_quantizer(w_fmt, w_frac), bias_quantizer=quantized_bits(bb, bi, alpha=1),
                   name=layer.name)
         x = KERAS_KINDS[golden_class_of(layer)].build(layer, kw)(x)
-        o_fmt, act, qact = _output_activation(layer, acts[k] * c, in_fmt.frac + w_fmt.frac, qcfg, k == len(wl) - 1)
+        low_frac = w_fmt.frac if w_frac is None else int(w_frac.min())
+        o_fmt, act, qact = _output_activation(layer, acts[k] * c, in_fmt.frac + low_frac, qcfg, k == len(wl) - 1)
         x = qact(x)
         formats[layer.name] = {"w_fmt": w_fmt.to_json(), "b_fmt": b_fmt.to_json(), "in_fmt": in_fmt.to_json(),
-                               "out_fmt": o_fmt.to_json(), "activation": act, "act_scale": c}
-        weights[layer.name] = (quantize_exact(w, w_fmt) * w_fmt.lsb, quantize_exact(b, b_fmt) * b_fmt.lsb)
+                               "out_fmt": o_fmt.to_json(), "activation": act, "act_scale": c,
+                               **({"w_frac": [int(f) for f in w_frac]} if w_frac is not None else {})}
+        # per channel the kernel variable holds w_int on kernel_base()'s grid; alpha rescales it
+        weights[layer.name] = (quantize_channels(w, w_fmt, w_frac) * kernel_base(w_fmt, w_frac).lsb,
+                               quantize_exact(b, b_fmt) * b_fmt.lsb)
         in_fmt = o_fmt
         prev_scale = c
         k += 1
@@ -377,7 +437,7 @@ def snap_to_grid(qmodel: tf.keras.Model, masks: dict[str, np.ndarray] | None = N
         w, b = layer.get_weights()
         if layer.name in masks:
             w = w * masks[layer.name]
-        wf = _quantizer_fmt(layer.kernel_quantizer_internal, layer.name)
+        wf = _kernel_fmt(layer.kernel_quantizer_internal, layer.name)[0]
         bf = _quantizer_fmt(layer.bias_quantizer_internal, layer.name)
         layer.set_weights([(quantize_exact(w, wf) * wf.lsb).astype(np.float32),
                            (quantize_exact(b, bf) * bf.lsb).astype(np.float32)])
@@ -398,13 +458,30 @@ def _quantizer_fmt(q: Any, where: str) -> Fmt:
 
     if isinstance(q, quantized_bits):
         if q.alpha not in (1, 1.0) or q.use_stochastic_rounding or not q.keep_negative or q.symmetric:
-            raise Rl2fpgaError(f"{where}: quantizer {q} unsupported; use quantized_bits(bits, integer, alpha=1)")
+            raise Rl2fpgaError(f"{where}: quantizer {q} unsupported; use quantized_bits(bits, integer, alpha=1) (kernels: or alpha=[one power of two per output channel])")
         return Fmt(int(q.bits), int(q.integer) + 1, True)
     if isinstance(q, quantized_relu):
         if q.use_sigmoid or q.negative_slope or q.use_stochastic_rounding or not q.is_quantized_clip:
             raise Rl2fpgaError(f"{where}: quantizer {q} unsupported; use quantized_relu(bits, integer)")
         return Fmt(int(q.bits), int(q.integer), False)
     raise Rl2fpgaError(f"{where}: quantizer {q!r} unsupported; use quantized_bits or quantized_relu")
+
+
+def _kernel_fmt(q: Any, where: str) -> tuple[Fmt, np.ndarray | None]:
+    """(the kernel quantizer's base format, the per-channel weight fractional bits or None): a
+    ``quantized_bits`` with ``alpha=1`` or a list of power-of-two per-channel scales."""
+    from qkeras import quantized_bits
+
+    alpha = getattr(q, "alpha", None)
+    if not isinstance(q, quantized_bits) or isinstance(alpha, (int, float, str)) or alpha is None:
+        return _quantizer_fmt(q, where), None
+    a = np.asarray(list(alpha), dtype=np.float64)
+    e = np.round(np.log2(a)) if (a > 0).all() else a
+    if a.ndim != 1 or not (a > 0).all() or not np.array_equal(2.0**e, a):
+        raise Rl2fpgaError(f"{where}: kernel quantizer alpha {list(alpha)} is not one power of two per output channel; use powers of two")
+    base = _quantizer_fmt(quantized_bits(int(q.bits), int(q.integer), alpha=1, keep_negative=q.keep_negative,
+                                         symmetric=q.symmetric, use_stochastic_rounding=q.use_stochastic_rounding), where)
+    return base, base.frac - e.astype(np.int64)
 
 
 def _on_grid(values: np.ndarray, fmt: Fmt, what: str) -> np.ndarray:
@@ -421,9 +498,14 @@ def _weight_record(layer: Any, shape: tuple[int, ...]) -> dict[str, Any]:
     act = layer.get_config().get("activation")
     if act not in (None, "linear") and not (isinstance(act, dict) and act.get("class_name") == "linear"):
         raise Rl2fpgaError(f"layer {layer.name}: put the activation in a separate QActivation layer")
-    w_fmt = _quantizer_fmt(layer.kernel_quantizer_internal, layer.name)
+    w_fmt, w_frac = _kernel_fmt(layer.kernel_quantizer_internal, layer.name)
     b_fmt = _quantizer_fmt(layer.bias_quantizer_internal, layer.name)
     w_q = layer.kernel_quantizer_internal(layer.kernel).numpy()
+    if w_frac is not None:  # channel j on its own grid: read it as the integers on the finest grid
+        if w_frac.shape != (w_q.shape[-1],):
+            raise Rl2fpgaError(f"layer {layer.name}: {w_frac.size} kernel scales for {w_q.shape[-1]} output channels; give one per channel")
+        w_fmt = Fmt(w_fmt.bits, w_fmt.bits - int(w_frac.max()), True)
+        w_q = w_q * 2.0 ** (w_frac - w_fmt.frac).astype(np.float64)
     b_q = layer.bias_quantizer_internal(layer.bias).numpy()
     if getattr(layer, "padding", "valid") != "valid":
         raise Rl2fpgaError(f"layer {layer.name}: padding '{layer.padding}' unsupported; use padding='valid'")
@@ -434,6 +516,7 @@ def _weight_record(layer: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         "w": _on_grid(w_q, w_fmt, f"layer {layer.name} kernel"),
         "b_int": _on_grid(b_q, b_fmt, f"layer {layer.name} bias"),
         "w_fmt": w_fmt,
+        "w_frac": None if w_frac is None else tuple(int(f) for f in w_frac),
         "b_fmt": b_fmt,
         "in_shape": KERAS_KINDS[cls].in_shape(shape),
         "stride": KERAS_KINDS[cls].stride(layer),
@@ -457,17 +540,21 @@ def golden_from_qkeras(qmodel: tf.keras.Model, input_fmt: Fmt, threshold: int | 
         nonlocal pending, in_fmt, shape
         assert pending is not None
         p = pending
-        acc_frac = in_fmt.frac + p["w_fmt"].frac
-        if p["b_fmt"].frac > acc_frac:
-            raise Rl2fpgaError(f"layer {p['name']}: bias has {p['b_fmt'].frac} fractional bits, more than the accumulator's {acc_frac}; use fewer bias fractional bits")
-        b_acc = p["b_int"] << (acc_frac - p["b_fmt"].frac)
+        wf = p["w_frac"]
+        acc_ch = in_fmt.frac + (np.full(len(p["b_int"]), p["w_fmt"].frac) if wf is None else np.asarray(wf, dtype=np.int64))
+        acc_frac = int(acc_ch.max())
+        if p["b_fmt"].frac > int(acc_ch.min()):
+            raise Rl2fpgaError(f"layer {p['name']}: bias has {p['b_fmt'].frac} fractional bits, more than the accumulator's {int(acc_ch.min())}; use fewer bias fractional bits")
+        b_acc = p["b_int"] << (acc_ch - p["b_fmt"].frac)
+        if out_fmt is None and wf is not None:
+            raise Rl2fpgaError(f"layer {p['name']}: per-channel weight scales need an output quantizer (QActivation) after the layer; add one")
         if out_fmt is None:  # linear, no output quantizer: the accumulator is the output
             probe = p["cls"](p["name"], p["w"], b_acc, p["w_fmt"], in_fmt,
                                 Fmt(64, 64 - acc_frac, True), "linear", p["in_shape"], p["stride"])
             bits = probe.acc_bits()
             out_fmt = Fmt(bits, bits - acc_frac, True)
         layer = p["cls"](p["name"], p["w"], b_acc, p["w_fmt"], in_fmt, out_fmt, activation,
-                            p["in_shape"], p["stride"])
+                            p["in_shape"], p["stride"], w_frac=wf)
         layers.append(layer)
         shape = layer.out_shape
         in_fmt = out_fmt

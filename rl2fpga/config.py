@@ -238,6 +238,13 @@ class QuantizeConfig:
     advantage_weight: float = 0.0
     """QAT of a DQN: weight of an extra distillation error on Q-values centred per state (the
     differences that choose the action); 0 = plain Q-value error (10 was worse on CartPole)."""
+    per_channel: bool = False
+    """Per-output-channel power-of-two weight scales (each channel its own step, carried
+    bit-exactly through the golden model, QKeras, hls4ml and the engine); false = one step per
+    layer, set by its largest weight."""
+    layer_weight_bits: list[int] = field(default_factory=list)
+    """Mixed precision: the weight bits of each weight layer in order (2..16); empty = weight_bits
+    for every layer."""
 
 
 @dataclass

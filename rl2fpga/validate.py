@@ -127,6 +127,8 @@ def _check_quantize(cfg: RunConfig) -> None:
     _range("quantize.fallback_levels", q.fallback_levels, 0)
     _range("quantize.dagger_rounds", q.dagger_rounds, 0)
     _range("quantize.advantage_weight", q.advantage_weight, 0)
+    for i, bits in enumerate(q.layer_weight_bits):
+        _range(f"quantize.layer_weight_bits[{i}]", bits, 2, 16)
 
 
 def _check_analyze(cfg: RunConfig) -> None:

@@ -39,7 +39,8 @@ def _widths(p: dict, lanes: int) -> dict[str, int]:
     """Each image's width as the SV declares its memory (rl2fpga_layer / list_lookup / walker)."""
     fbw, tb, wb = p["fb_bits"], p["tap_bits"], p["w_bits"]
     entry = {"csc": tb + fbw + wb, "rel": p["run_bits"] + wb, "bitmap": wb, "dense": wb}[p["format"]]
-    return {"w": entry, "tab": lanes * (p["ptr_bits"] + p["len_bits"]), "b": lanes * p["b_bits"]}
+    return {"w": entry, "tab": lanes * (p["ptr_bits"] + p["len_bits"]), "b": lanes * p["b_bits"],
+            "s": lanes * p.get("shift_bits", 0)}  # per-channel shifts (rl2fpga_requant's shift_rom)
 
 
 def _measured(folder: Path) -> tuple[int, dict[str, int]]:
@@ -50,7 +51,7 @@ def _measured(folder: Path) -> tuple[int, dict[str, int]]:
     for f in sorted(folder.glob("*.mem")):
         layer, kind = f.name.rsplit("_", 1)
         p = by_name[layer]
-        width = _widths(p, lanes)[kind[0] if kind[0] in "wb" else "tab"]
+        width = _widths(p, lanes)[kind[0] if kind[0] in "wbs" else "tab"]
         words = _words(f)
         assert all(v >> width == 0 for v in words), f"{f.name}: a word wider than the memory"
         total += len(words) * width
@@ -285,6 +286,58 @@ def test_rtl_step_checks_the_reported_figure(tmp_path: Path) -> None:
     cfg.rtl.lanes = 2
     with pytest.raises(Rl2fpgaError, match="rerun"):
         rtl_step(run, cfg)
+
+
+@pytest.mark.parametrize("fmt", ["dense", "rel"])
+def test_per_channel_rtl_step_counts_shift_images_and_cosims(tmp_path: Path, fmt: str) -> None:
+    """Per-output-channel weight scales in a non-csc format: the rtl step's stored-bits check
+    passes with the shift images counted once, as compression's scale_bits (the bits read from
+    each written ``<layer>_shift.mem`` == that layer's scale_bits), and the engine == golden
+    (outputs and MAC counters) with per-channel shifts."""
+    from rl2fpga.artifacts import QuantizeCompression
+    from rl2fpga.config import RunConfig
+    from rl2fpga.hls.cosim.harness import run_engine
+    from rl2fpga.quantize.compression import compression
+    from rl2fpga.run import Run
+    from rl2fpga.stages.rtl import rtl_step
+    from rl2fpga.train.frames import record_cartpole
+
+    cfg = RunConfig(name="t")
+    cfg.rtl.synth, cfg.rtl.format = False, fmt
+    run = Run.create(cfg, path=tmp_path / "run")
+    g = random_model(np.random.default_rng(21), (4,), [("dense", 24), ("dense", 16), ("dense", 2)], sparsity=0.6,
+                     in_fmt=Fmt(16, 5, True), w_bits=4, w_frac_spread=3, out_fmt=Fmt(16, 12, True))
+    g.set_thresholds([20, 1, 1])
+    assert all(la.per_channel for la in g.layers)
+    comp = compression(g, lanes=cfg.rtl.lanes, fmt=fmt)
+    g.save(run.dir("quantize") / "golden")
+    QuantizeCompression(comp).save_in(run.dir("quantize"))
+    run.mark_done("quantize", 0.0)
+    rtl_step(run, cfg)
+    out = run.path / "rtl"
+    summ = json.loads((out / "summary.json").read_text())
+    images = summ["stored"]["images"]
+    assert summ["stored"]["equals_quantize_report"] is True
+    assert summ["stored"]["bits"] == _measured(out)[0] == summ["design"]["stored_bits"] == comp["total"]["stored_bits"]
+    for la in g.layers:
+        name = f"{la.name}_shift.mem"
+        assert (out / name).read_text().splitlines()[1].startswith("// image:")
+        assert images[name] == comp["layers"][la.name]["scale_bits"] > 0
+    assert sum(b for n, b in images.items() if n.endswith("_shift.mem")) == comp["total"]["scale_bits"]
+
+    design = RtlDesign.load(out)
+    assert {p.format for p in design.layers} == {fmt} and all(p.shift_bits for p in design.layers)
+    frames, starts = record_cartpole(40, seed=5)
+    res = run_engine(design, run.path / "quantize" / "golden", frames, _cosim_root("pc", fmt) / "work",
+                     seed=1, idle=0.2, stall=0.2, resets=starts[1:])
+    assert res["frames"] == len(frames) and res["mismatches"] == 0
+    for f in res["per_frame"]:
+        assert f["macs"] == f["golden_macs"], f"frame {f['index']}: MAC counter != golden"
+        assert f["events"] == f["golden_events"]
+
+
+for _m in verilator:
+    test_per_channel_rtl_step_counts_shift_images_and_cosims = _m(test_per_channel_rtl_step_counts_shift_images_and_cosims)
 
 
 def test_config_format_choices_are_the_engine_formats() -> None:

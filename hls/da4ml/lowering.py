@@ -81,7 +81,10 @@ def lowers_model(model: GoldenModel) -> bool:
 
 def write_spec(model: GoldenModel, path: Path, rounding: str = "half_even", latency_cutoff: float = 5.0,
                check_inputs: np.ndarray | None = None, solver: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The golden model (delta off) as the da4ml side's ``spec.json``."""
+    """The golden model (delta off) as the da4ml side's ``spec.json``; per-output-channel weight
+    scales are lowered widened (:meth:`GoldenModel.widened`: the same integers, constants with
+    trailing zero bits, which a constant multiplier gets for free)."""
+    model = model.widened()
     if rounding not in ("half_even", "half_up"):
         raise Rl2fpgaError(f"rounding '{rounding}' is unknown; use half_even (the golden model's) or half_up")
     layers = []

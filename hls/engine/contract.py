@@ -242,6 +242,16 @@ def bits_for(n: int) -> int:
     return max(1, int(n).bit_length())
 
 
+def shift_bits(max_shift: int) -> int:
+    """Bits of one per-output-channel requantize shift in ``<layer>_shift.mem`` (0..max_shift)."""
+    return bits_for(max_shift)
+
+
+def shift_mem_file(layer_name: str) -> str:
+    """The per-channel shift image of a layer with per-output-channel weight scales."""
+    return f"{layer_name}_shift.mem"
+
+
 def clog2(n: int) -> int:
     """Address bits of n words, at least 1 (SV: ``n > 1 ? $clog2(n) : 1``)."""
     return max(1, math.ceil(math.log2(n))) if n > 1 else 1

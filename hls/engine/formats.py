@@ -18,7 +18,8 @@ the outputs ``f = fb * lanes + l`` of every list. A list part of one lane is sto
   table: the list of input ``t`` starts at ``t * list_len`` (``list_len = taps * fb``). Zero
   weights cost a cycle and are no MAC.
 
-Every layer also stores its bias image. :func:`layer_images` builds the images' contents; the
+Every layer also stores its bias image, and a layer with per-output-channel weight scales its
+shift image (part ``scale``). :func:`layer_images` builds the images' contents; the
 generator writes exactly these (:func:`write_image`, with a header line declaring width and
 depth) and the compression accounting sums ``depth x width`` of the same list, so the
 stored-bits figure is the bits of the images. :func:`measure_images` reads a generated folder
@@ -51,7 +52,7 @@ class Image:
     name: str
     values: list[int]
     width: int
-    part: str  # weights | table | bias | (another engineer's part, e.g. shift)
+    part: str  # weights | table | bias | scale (per-channel shifts, generator._shift_images)
 
     @property
     def bits(self) -> int:
@@ -210,7 +211,8 @@ def choose(w3: np.ndarray, lanes: int, w_bits: int, fmt: str = "auto", run_bits:
     return min(cands, key=lambda c: c.weight_bits() + c.table_bits())
 
 
-def _join_lanes(words: np.ndarray, lane_bits: int) -> list[int]:
+def join_lanes(words: np.ndarray, lane_bits: int) -> list[int]:
+    """One word per row of ``words`` (rows, lanes): lane ``l``'s field at bits ``l * lane_bits``."""
     out = []
     for row in words.tolist():
         v = 0
@@ -246,9 +248,9 @@ def layer_images(name: str, store: LaneStore, bias: np.ndarray, b_bits: int,
               for lane, e in enumerate(store.entries)]
     if store.has_table:
         tew = store.ptr_bits + store.len_bits
-        images.append(Image(f"{name}_tab.mem", _join_lanes((store.length << store.ptr_bits) | store.ptr, tew),
+        images.append(Image(f"{name}_tab.mem", join_lanes((store.length << store.ptr_bits) | store.ptr, tew),
                             lanes * tew, "table"))
-    images.append(Image(f"{name}_b.mem", _join_lanes(bias, b_bits), lanes * b_bits, "bias"))
+    images.append(Image(f"{name}_b.mem", join_lanes(bias, b_bits), lanes * b_bits, "bias"))
     return LayerImages(store, images + list(extra))
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from rl2fpga import GENERATED_HEADER, __version__
 from rl2fpga.core.golden import ACC_LIMIT_BITS, GoldenModel
-from rl2fpga.core.layers import Conv2D
+from rl2fpga.core.layers import Conv2D, Layer
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.hls.engine import contract as hw
@@ -102,6 +102,8 @@ class LayerPlan:
     bias_file: str
     tap_bits: int = 0  # conv: tap index bits of a list entry
     fb_bits: int = 1  # accumulator-word index bits of a list entry
+    shift_bits: int = 0  # > 0: per-output-channel shifts of this many bits in shift_file
+    shift_file: str = ""
     mem_bits: dict[str, int] = field(default_factory=dict)
     # storage format (hls/engine/formats.py); the defaults read a design.json written before formats
     format: str = "csc"
@@ -110,7 +112,7 @@ class LayerPlan:
     run_bits: int = 0  # rel: relative index bits
     list_len: int = 0  # dense: words per list part
     fillers: int = 0  # rel: filler words
-    stored_bits: int = 0  # bits of the layer's memory images (values, indices, pointers, biases)
+    stored_bits: int = 0  # bits of the layer's memory images (values, indices, pointers, biases, shifts)
     b_bits: int = 0  # bias image field per lane (sign-extended to acc_bits); 0: acc_bits (older designs)
 
     @property
@@ -178,12 +180,15 @@ class RtlDesign:
         try:
             layers = [LayerPlan(**{**p, "in_shape": tuple(p["in_shape"]), "out_shape": tuple(p["out_shape"]),
                                    "wmem_file": f"{p['name']}_w", "tab_file": f"{p['name']}_tab.mem",
-                                   "bias_file": f"{p['name']}_b.mem"}) for p in d["layers"]]
+                                   "bias_file": f"{p['name']}_b.mem",
+                                   "shift_file": hw.shift_mem_file(p["name"]) if p.get("shift_bits") else ""})
+                      for p in d["layers"]]
             design = cls(out_dir=folder, top=d["top"], lanes=int(d["lanes"]),
                          input_bytes_per_beat=int(d["input_bytes_per_beat"]),
                          sv_files=[folder / n for n in d["sv_files"]],
                          mem_files=[folder / n for p in layers
                                     for n in ([p.tab_file] if p.has_table else []) + [p.bias_file]
+                                    + ([p.shift_file] if p.shift_bits else [])
                                     + [lane_mem_file(p.wmem_file, lane) for lane in range(int(d["lanes"]))]],
                          layers=layers, n_beats=int(d["input_beats"]),
                          frame_stack=bool(d.get("frame_stack", False)),
@@ -206,7 +211,7 @@ class RtlDesign:
             "full_frame_beats": self.full_frame_beats or self.n_beats,
             "sv_files": [p.name for p in self.sv_files],
             "layers": [
-                {k: v for k, v in dataclasses.asdict(p).items() if k not in ("wmem_file", "tab_file", "bias_file")}
+                {k: v for k, v in dataclasses.asdict(p).items() if k not in ("wmem_file", "tab_file", "bias_file", "shift_file")}
                 for p in self.layers
             ],
             "memory_bits": int(sum(sum(p.mem_bits.values()) for p in self.layers)),
@@ -287,6 +292,19 @@ def _event_shape(golden: GoldenModel, k: int) -> tuple[int, int, int]:
     return int(shape[0]), int(shape[1]), int(shape[2])
 
 
+def _shift_images(layer: Layer, fb: int, lanes: int) -> tuple[fm.Image, ...]:
+    """``<layer>_shift.mem`` of a layer with per-output-channel scales (part ``scale``): row fb
+    holds the shifts of outputs ``fb * lanes + lane`` in fields of ``contract.shift_bits`` bits
+    (padding channels 0), laid out like the bias image; none for a per-layer layer (its one
+    shift is the SV ``SHIFT`` parameter)."""
+    if not layer.per_channel:
+        return ()
+    sb = hw.shift_bits(int(layer.shifts.max()))
+    shifts = np.zeros(fb * lanes, dtype=np.int64)
+    shifts[: layer.n_out] = layer.shifts
+    return (fm.Image(hw.shift_mem_file(layer.name), fm.join_lanes(shifts.reshape(fb, lanes), sb), lanes * sb, "scale"),)
+
+
 def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
                 run_bits: int | None = None) -> tuple[LayerPlan, fm.LayerImages]:
     """Layer ``k``'s parameters and memory images in storage format ``fmt`` (auto: smallest)."""
@@ -309,7 +327,8 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
     bias = np.zeros(fb * lanes, dtype=np.int64)
     bias[: layer.n_out] = layer.b
     b_bits = min(fm.signed_bits(bias), acc_bits)  # the bias image holds what the biases need
-    images = fm.layer_images(layer.name, store, bias.reshape(fb, lanes), b_bits)
+    images = fm.layer_images(layer.name, store, bias.reshape(fb, lanes), b_bits,
+                             extra=_shift_images(layer, fb, lanes))
     plan = LayerPlan(
         name=layer.name,
         kind=layer.kind,
@@ -320,7 +339,9 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
         sh=layer.stride[0] if conv else 1, sw=layer.stride[1] if conv else 1,
         out_h=out_h, out_w=out_w, n_out=layer.n_out,
         w_bits=layer.w_fmt.bits, acc_bits=acc_bits, out_bits=out_bits,
-        out_signed=int(layer.out_fmt.signed), shift=layer.shift,
+        out_signed=int(layer.out_fmt.signed), shift=int(layer.shifts.max()),
+        shift_bits=hw.shift_bits(int(layer.shifts.max())) if layer.per_channel else 0,
+        shift_file=hw.shift_mem_file(layer.name) if layer.per_channel else "",
         relu=int(layer.activation == "relu"), last=int(last),
         nnz=layer.nnz(), words=store.words, tab_depth=w3.shape[0], tap_bits=store.tap_bits,
         fb_bits=store.fbw, ptr_bits=store.ptr_bits, len_bits=store.len_bits,
@@ -337,6 +358,7 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
         "table": images.bits("table"),
         "accumulators": lanes * depth * (1 + xb + acc_bits),
         "dirty_lists": lanes * depth * (clog2(out_h) + clog2(out_w) + store.fbw),
+        "shifts": images.bits("scale"),
     }
     return plan, images
 

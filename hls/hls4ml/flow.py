@@ -17,6 +17,11 @@ Read top to bottom:
 7. :func:`compare_with_golden` - every output integer of the C simulation against
    ``GoldenModel.step`` over real frames in episode order;
 8. :func:`written_weights` - the weights hls4ml wrote, read back (pruned weights must be 0).
+
+Per-output-channel weight scales: hls4ml keeps one weight type per layer, so a layer with
+per-channel scales is lowered as :meth:`GoldenModel.widened` (channel j's weights and bias shifted
+onto the finest channel's grid, the weight type widened to hold them): exactly the same integers
+at every layer output, every precision still generated from (the widened) golden formats.
 """
 
 from __future__ import annotations
@@ -126,11 +131,12 @@ def build_keras(golden: GoldenModel, stages: list[int] | None = None) -> Any:
     """The golden model's layers as Keras layers with float weights exactly ``w * 2^-frac`` and
     biases ``b * 2^-acc_frac``, a :class:`DeltaStage` before each layer in ``stages``. The
     requantization (rounding, saturation) is not in this float model: it lives in the hls4ml
-    precisions that :func:`hls_config` generates."""
+    precisions that :func:`hls_config` generates. Per-channel scales are lowered widened."""
     import tensorflow as tf
 
     from rl2fpga.hls.hls4ml.delta_layer import DeltaStage
 
+    golden = golden.widened()
     stages = delta_stage_layers(golden) if stages is None else stages
     inp = tf.keras.Input(shape=golden.in_shape, name=INPUT_NAME)
     x = inp
@@ -223,7 +229,9 @@ class LayerPrecisions:
 
 def layer_precisions(layer: Layer, max_accum_bits: int) -> LayerPrecisions:
     """Precisions generated from the golden formats: exact products, an accumulator as wide as
-    the proved bound (never wrapping), round-half-even + saturation into the output format."""
+    the proved bound (never wrapping), round-half-even + saturation into the output format.
+    A layer with per-channel scales gets the precisions of its widened form."""
+    layer = layer.widened()
     acc_frac = layer.acc_frac
     acc_bits = max(layer.acc_bits(), 2)
     if acc_bits > max_accum_bits:
@@ -264,7 +272,9 @@ def reuse_factor(layer: Layer, override: int | None, max_mults: int) -> int:
 
 
 def hls_config(golden: GoldenModel, hcfg: HlsConfig, stages: list[int]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(hls4ml config dict, precisions used per layer) - all generated from the golden formats."""
+    """(hls4ml config dict, precisions used per layer) - all generated from the golden formats
+    (per-channel scales widened)."""
+    golden = golden.widened()
     prec: dict[str, Any] = {}
     layers: dict[str, Any] = {INPUT_NAME: {"Precision": {"result": layer_precisions(golden.layers[0], hcfg.max_accum_bits).input}}}
     for k, layer in enumerate(golden.layers):
@@ -332,6 +342,7 @@ def convert(golden: GoldenModel, hcfg: HlsConfig, out_dir: str | Path, backend: 
         )
     if backend == "VivadoAccelerator":
         check_board(hcfg.board)
+    golden = golden.widened()  # one weight type per layer in hls4ml: same integers
     golden.check_accumulators(hcfg.max_accum_bits)
     register_delta_extension()
     stages = delta_stage_layers(golden)
@@ -562,6 +573,7 @@ def check_written_weights(project: HlsProject, golden: GoldenModel) -> dict[str,
     """Written weights == golden integers (as multisets: hls4ml may reorder taps) and pruned
     weights exactly zero; returns nonzero counts per layer."""
     written = written_weights(project)
+    golden = golden.widened()  # what was lowered
     counts = {}
     for layer in golden.layers:
         if layer.name not in written:

@@ -4,7 +4,8 @@ Per layer (the classes of :mod:`rl2fpga.core.layers`: Dense, or valid-padding Co
 
 * integer weights ``w`` (dense: ``(n_in, n_out)``; conv: ``(kh, kw, c_in, c_out)``), their
   format ``w_fmt``; integer biases ``b`` already in accumulator LSBs
-  (``acc_frac = in_fmt.frac + w_fmt.frac``);
+  (``acc_frac = in_fmt.frac + w_fmt.frac``); with per-output-channel power-of-two scales
+  (``w_frac``) channel j has its own ``acc_frac_j`` and shift (:mod:`rl2fpga.core.layers`);
 * the input format ``in_fmt`` and a delta threshold ``threshold`` (T_int, in input LSBs);
 * ``x_hat_i <- x_i`` when ``|x_i - x_hat_i| > T_int``, else unchanged; x_hat starts at 0;
 * ``acc = W @ x_hat + b`` in exact integers (the incremental form ``acc += W[:, i] * delta_i``
@@ -278,6 +279,16 @@ class GoldenModel:
             raise Rl2fpgaError(f"golden model in {folder} is corrupt (missing {e}); rerun `rl2fpga quantize`") from None
         return cls(layers, spec.get("meta"), std)
 
+    @property
+    def per_channel(self) -> bool:
+        """Whether any layer has per-output-channel weight scales."""
+        return any(layer.per_channel for layer in self.layers)
+
+    def widened(self) -> GoldenModel:
+        """The same model with one weight format per layer (:meth:`Layer.widened`): the same
+        integers at every layer output, for back ends that keep one weight type per layer."""
+        return GoldenModel([layer.widened() for layer in self.layers], self.meta)
+
     def copy(self) -> GoldenModel:
         return GoldenModel([dataclasses.replace(layer) for layer in self.layers], self.meta, self.standardize)
 
@@ -301,16 +312,19 @@ def random_model(
     out_fmt: Fmt = Fmt(16, 8, True),
     threshold: int = 0,
     flatten: bool = False,
+    w_frac_spread: int = 0,
 ) -> GoldenModel:
     """A random integer model for tests: ``specs`` items are ("dense", n_out) or
     ("conv2d", filters, k, stride). The last layer is linear into ``out_fmt``. ``flatten``
     gives a dense layer after a convolution the 1-D input shape a Keras Flatten produces (as
-    the QKeras extraction does) instead of the feature map's (h, w, c)."""
+    the QKeras extraction does) instead of the feature map's (h, w, c). ``w_frac_spread`` > 0
+    gives every output channel its own weight scale, 0 to ``w_frac_spread`` bits finer than the
+    coarsest (per-channel power-of-two scales)."""
     layers = []
     shape = tuple(in_shape)
     fmt_in = in_fmt
-    w_fmt = Fmt(w_bits, 1, True)
     for i, spec in enumerate(specs):
+        w_fmt = Fmt(w_bits, 1, True)
         last = i == len(specs) - 1
         o_fmt = out_fmt if last else act
         cls = layer_class(spec[0], f"random_model spec {spec}")
@@ -325,10 +339,17 @@ def random_model(
             w = rng.integers(w_fmt.qmin, w_fmt.qmax + 1, size=(k, k, shape[2], f))
             stride = (s, s)
         w = np.where(rng.random(w.shape) < sparsity, 0, w)
-        acc_frac = fmt_in.frac + w_fmt.frac
-        b = rng.integers(-(1 << (acc_frac - 1)), 1 << (acc_frac - 1), size=w.shape[-1])
+        w_frac = w_fmt.frac + rng.integers(0, w_frac_spread + 1, size=w.shape[-1])
+        if w_frac_spread:
+            w_frac[0], w_frac[-1] = w_fmt.frac + w_frac_spread, w_fmt.frac  # the full spread, always
+            w_fmt = Fmt(w_bits, w_bits - int(w_frac.max()), True)
+        acc_frac = fmt_in.frac + w_frac
+        if w_frac_spread:
+            b = np.array([rng.integers(-(1 << (int(a) - 1)), 1 << (int(a) - 1)) for a in acc_frac], dtype=np.int64)
+        else:
+            b = rng.integers(-(1 << (int(acc_frac[0]) - 1)), 1 << (int(acc_frac[0]) - 1), size=w.shape[-1])
         layer = cls(f"l{i}", w, b, w_fmt, fmt_in, o_fmt, "linear" if last else "relu",
-                            shape, stride, threshold)
+                            shape, stride, threshold, tuple(int(f) for f in w_frac) if w_frac_spread else None)
         layers.append(layer)
         shape = layer.out_shape
         fmt_in = o_fmt

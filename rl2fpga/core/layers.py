@@ -7,6 +7,14 @@ conv ``(kh, kw, c_in, c_out)``) in ``w_fmt``, integer biases ``b`` already in ac
 (``acc_frac = in_fmt.frac + w_fmt.frac``), its input and output formats, an activation and a
 delta threshold ``threshold`` (T_int, in input LSBs) of its :class:`DeltaInput`.
 
+Per-output-channel power-of-two scales: ``w_frac`` (one entry per output channel, or ``None`` for
+one format per layer) gives channel j's weights the value ``w[..., j] * 2^-w_frac[j]``; every
+channel keeps ``w_fmt.bits`` bits and ``w_fmt.frac == max(w_frac)`` (the finest channel). Channel
+j accumulates on its own grid ``acc_frac_j = in_fmt.frac + w_frac[j]`` (its bias ``b[j]`` in those
+LSBs) and requantizes with its own ``shift_j = acc_frac_j - out_fmt.frac``. :meth:`Layer.widened`
+gives the per-layer layer that computes the same integers (weights and biases shifted onto the
+finest grid: exact, the rounding sees the same value), for back ends with one weight type per layer.
+
 * :class:`Dense` reads its input flattened in C order (h, w, c) whatever shape the producer
   gave (the Keras Flatten rule): a Flatten is therefore not a layer of the chain, the Dense
   layer's :meth:`Layer.reads_flattened` says where a back end must insert one.
@@ -20,6 +28,7 @@ this module compares a layer's ``kind`` string (tests/test_architecture.py check
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
@@ -66,6 +75,7 @@ class Layer:
     in_shape: tuple[int, ...]
     stride: tuple[int, int] = (1, 1)
     threshold: int = 0
+    w_frac: tuple[int, ...] | None = None  # per-output-channel weight fractional bits
 
     def __post_init__(self) -> None:
         if type(self) is Layer:
@@ -79,10 +89,24 @@ class Layer:
             raise Rl2fpgaError(f"layer {self.name}: bias shape {self.b.shape} != ({self.n_out},)")
         if self.threshold < 0:
             raise Rl2fpgaError(f"layer {self.name}: negative delta threshold {self.threshold}")
-        if self.out_fmt.frac > self.acc_frac:
+        self._check_w_frac()
+        low = int(self.acc_frac_ch.min())
+        if self.out_fmt.frac > low:
             raise Rl2fpgaError(
-                f"layer {self.name}: output format has {self.out_fmt.frac} fractional bits, more than the accumulator's {self.acc_frac}; use fewer output fractional bits"
+                f"layer {self.name}: output format has {self.out_fmt.frac} fractional bits, more than the accumulator's {low}; use fewer output fractional bits"
             )
+
+    def _check_w_frac(self) -> None:
+        if self.w_frac is None:
+            return
+        wf = tuple(int(f) for f in self.w_frac)
+        if len(wf) != self.n_out:
+            raise Rl2fpgaError(f"layer {self.name}: {len(wf)} per-channel weight scales for {self.n_out} output channels; give one per channel")
+        if max(wf) != self.w_fmt.frac:
+            raise Rl2fpgaError(
+                f"layer {self.name}: weight format has {self.w_fmt.frac} fractional bits but the finest channel {max(wf)}; make w_fmt the finest channel's format"
+            )
+        self.w_frac = None if len(set(wf)) == 1 else wf
 
     # -- per kind (overridden) ------------------------------------------------------------
     def _check_shapes(self) -> None:
@@ -116,12 +140,50 @@ class Layer:
         return int(self.w.shape[-1])
 
     @property
+    def per_channel(self) -> bool:
+        """Whether the output channels have different weight scales."""
+        return self.w_frac is not None
+
+    @property
+    def w_frac_ch(self) -> np.ndarray:
+        """Weight fractional bits per output channel, shape (n_out,)."""
+        if self.w_frac is None:
+            return np.full(self.n_out, self.w_fmt.frac, dtype=np.int64)
+        return np.asarray(self.w_frac, dtype=np.int64)
+
+    @property
     def acc_frac(self) -> int:
+        """The accumulator's fractional bits (the finest channel's for a per-channel layer)."""
         return self.in_fmt.frac + self.w_fmt.frac
 
     @property
+    def acc_frac_ch(self) -> np.ndarray:
+        """Accumulator fractional bits per output channel (the grid of ``b[j]``)."""
+        return self.in_fmt.frac + self.w_frac_ch
+
+    @property
+    def shifts(self) -> np.ndarray:
+        """The requantize shift of every output channel, shape (n_out,)."""
+        return self.acc_frac_ch - self.out_fmt.frac
+
+    @property
     def shift(self) -> int:
+        """The one requantize shift of a per-layer layer; a per-channel one has :attr:`shifts`."""
+        if self.per_channel:
+            raise Rl2fpgaError(f"layer {self.name} has per-channel scales: use its shifts (or widened()) instead of one shift")
         return self.acc_frac - self.out_fmt.frac
+
+    def widened(self) -> Layer:
+        """The per-layer layer computing the same integers: channel j's weights and bias shifted
+        left by ``max(w_frac) - w_frac[j]`` onto the finest grid, the weight format widened to
+        hold them (round_shift of ``acc << k`` by ``shift + k`` equals round_shift of ``acc`` by
+        ``shift``). A per-layer layer is returned unchanged."""
+        if not self.per_channel:
+            return self
+        up = self.w_fmt.frac - self.w_frac_ch
+        bits = self.w_fmt.bits + int(up.max())
+        return dataclasses.replace(self, w=self.w << up, b=self.b << up, w_fmt=Fmt(bits, bits - self.w_fmt.frac, self.w_fmt.signed),
+                                   w_frac=None)
 
     @property
     def delta_input(self) -> DeltaInput:
@@ -150,7 +212,17 @@ class Layer:
         return self.apply(self.w, x)
 
     def requantize(self, acc: np.ndarray) -> np.ndarray:
-        y = np.clip(round_shift(acc, self.shift), self.out_fmt.qmin, self.out_fmt.qmax)
+        """Output-format integers of accumulators ``acc`` (last axis = output channel)."""
+        if self.per_channel:
+            acc = np.asarray(acc, dtype=np.int64)
+            r = np.empty_like(acc)
+            shifts = self.shifts
+            for s in np.unique(shifts):
+                sel = shifts == s
+                r[..., sel] = round_shift(acc[..., sel], int(s))
+        else:
+            r = round_shift(acc, self.shift)
+        y = np.clip(r, self.out_fmt.qmin, self.out_fmt.qmax)
         if self.activation == "relu":
             y = np.maximum(y, 0)
         return y
@@ -170,6 +242,7 @@ class Layer:
             "w_shape": list(self.w.shape),
             "stride": list(self.stride),
             "w_fmt": self.w_fmt.to_json(),
+            **({"w_frac": list(self.w_frac)} if self.w_frac is not None else {}),
             "in_fmt": self.in_fmt.to_json(),
             "out_fmt": self.out_fmt.to_json(),
             "acc_frac": self.acc_frac,
@@ -302,6 +375,7 @@ def layer_from_json(d: Mapping[str, Any], w: np.ndarray, b: np.ndarray) -> Layer
         in_shape=tuple(d["in_shape"]),
         stride=tuple(d["stride"]),
         threshold=int(d["threshold"]),
+        w_frac=None if d.get("w_frac") is None else tuple(int(f) for f in d["w_frac"]),
     )
 
 

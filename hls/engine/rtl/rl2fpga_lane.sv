@@ -25,6 +25,7 @@ module rl2fpga_lane
     parameter int    OUT_BITS   = 8,
     parameter bit    OUT_SIGNED = 0,
     parameter int    SHIFT      = 5,
+    parameter int    SHIFT_BITS = 0,   // > 0: per-output-channel shifts from SHIFT_FILE
     parameter bit    RELU       = 1,
     parameter bit    LAST       = 0,
     parameter int    PTR_BITS   = 8,
@@ -36,6 +37,7 @@ module rl2fpga_lane
     parameter int    ENTRY_BITS = TAP_BITS + FB_BITS + W_BITS,
     parameter int    RUN_BITS   = 0,
     parameter WMEM_FILE         = "",
+    parameter SHIFT_FILE        = "",
     // derived; not to be overridden
     parameter int    FB         = (N_OUT + LANES - 1) / LANES,
     parameter int    DEPTH      = OUT_H * OUT_W * FB,
@@ -212,7 +214,7 @@ module rl2fpga_lane
   rl2fpga_requant #(
       .LANE(LANE), .LANES(LANES), .N_OUT(N_OUT), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS),
       .OUT_SIGNED(OUT_SIGNED), .SHIFT(SHIFT), .RELU(RELU), .LAST(LAST), .XB(XB), .OYW(OYW),
-      .OXW(OXW), .FBW(FBW)
+      .OXW(OXW), .FBW(FBW), .SHIFT_BITS(SHIFT_BITS), .FB_N(FB), .SHIFT_FILE(SHIFT_FILE)
   ) u_rq (
       .valid(r2_valid && r2_lane), .word(acc_rd[AWW-2:0]), .entry(r2_entry), .threshold,
       .send(rq_mask), .payload(rq_payload), .new_word(rq_new)

@@ -45,6 +45,7 @@ module rl2fpga_layer
     parameter int    OUT_BITS   = 8,
     parameter bit    OUT_SIGNED = 0,
     parameter int    SHIFT      = 5,
+    parameter int    SHIFT_BITS = 0,   // > 0: per-output-channel shifts from SHIFT_FILE
     parameter bit    RELU       = 1,
     parameter bit    LAST       = 0,   // last layer: send every output value, no threshold
     parameter int    TAB_DEPTH  = 4,
@@ -64,7 +65,8 @@ module rl2fpga_layer
     parameter int    B_BITS     = ACC_BITS,  // bias image field per lane, sign-extended (<= ACC_BITS)
     parameter WMEM_FILE  = "",
     parameter TAB_FILE   = "",
-    parameter BIAS_FILE  = ""
+    parameter BIAS_FILE  = "",
+    parameter SHIFT_FILE = ""
 ) (
     input  logic          clk,
     input  logic          rst_n,
@@ -159,9 +161,10 @@ module rl2fpga_layer
     rl2fpga_lane #(
         .LANE(l), .MW(MW), .OUT_H(OUT_H), .OUT_W(OUT_W), .N_OUT(N_OUT), .LANES(LANES),
         .W_BITS(W_BITS), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .OUT_SIGNED(OUT_SIGNED),
-        .SHIFT(SHIFT), .RELU(RELU), .LAST(LAST), .PTR_BITS(PTR_BITS), .LEN_BITS(LEN_BITS),
-        .WMEM_DEPTH(WMEM_DEPTH), .FB_BITS(FB_BITS), .TAP_BITS(TAP_BITS), .FORMAT(FORMAT),
-        .ENTRY_BITS(ENTRY_BITS), .RUN_BITS(RUN_BITS), .WMEM_FILE(WMEM_FILE)
+        .SHIFT(SHIFT), .SHIFT_BITS(SHIFT_BITS), .SHIFT_FILE(SHIFT_FILE), .RELU(RELU), .LAST(LAST),
+        .PTR_BITS(PTR_BITS), .LEN_BITS(LEN_BITS), .WMEM_DEPTH(WMEM_DEPTH), .FB_BITS(FB_BITS),
+        .TAP_BITS(TAP_BITS), .FORMAT(FORMAT), .ENTRY_BITS(ENTRY_BITS), .RUN_BITS(RUN_BITS),
+        .WMEM_FILE(WMEM_FILE)
     ) u_lane (
         .clk, .rst_n, .phase, .threshold, .t1_valid, .t1_marker, .t1_qy, .t1_qx, .t1_value,
         .t1_tab(tab_rd[l*TEW +: TEW]), .space(lane_space[l]), .busy(lane_busy[l]),

@@ -1,4 +1,6 @@
-// Requantize one accumulator word (combinational): round half to even by SHIFT, saturate to the
+// Requantize one accumulator word (combinational): round half to even by SHIFT (or, with
+// per-output-channel weight scales, SHIFT_BITS > 0, by the channel's own shift read from the
+// SHIFT_FILE image: one row per accumulator word fb, LANES fields of SHIFT_BITS), saturate to the
 // output format, ReLU; then the delta against the x_hat kept beside the accumulator decides
 // whether the output is sent (|y - x_hat| > threshold; the last layer sends every output, its
 // value instead of a delta). Returns the word to write back with x_hat updated when sent.
@@ -16,7 +18,10 @@ module rl2fpga_requant
     parameter int XB         = 8,   // x_hat bits kept per accumulator
     parameter int OYW        = 1,
     parameter int OXW        = 1,
-    parameter int FBW        = 1
+    parameter int FBW        = 1,
+    parameter int SHIFT_BITS = 0,   // 0: one SHIFT for the layer; else per-channel shifts
+    parameter int FB_N       = 1,   // rows of the shift image (accumulator words per position)
+    parameter SHIFT_FILE     = ""
 ) (
     input  logic                   valid,
     input  logic [XB+ACC_BITS-1:0] word,       // {x_hat, acc}
@@ -31,13 +36,28 @@ module rl2fpga_requant
   localparam logic signed [63:0] QMIN = OUT_SIGNED ? -(64'sd1 <<< (OUT_BITS - 1)) : 64'sd0;
   localparam logic signed [63:0] QMAX = OUT_SIGNED ? (64'sd1 <<< (OUT_BITS - 1)) - 1 : (64'sd1 <<< OUT_BITS) - 1;
 
-  function automatic logic signed [63:0] requantize(input logic signed [ACC_BITS-1:0] acc);
+  localparam int SB = SHIFT_BITS > 0 ? SHIFT_BITS : 1;
+
+  // per-channel shifts: row fb holds the shifts of outputs fb * LANES + 0 .. LANES - 1
+  logic [SB-1:0] ch_shift;
+  if (SHIFT_BITS > 0) begin : g_shift_rom
+    logic [FBW-1:0]      fb_of_entry;
+    logic [LANES*SB-1:0] shift_rom[FB_N];
+    assign fb_of_entry = entry[FBW-1:0];
+    initial $readmemh(SHIFT_FILE, shift_rom);
+    assign ch_shift = shift_rom[fb_of_entry][LANE*SB +: SB];
+  end else begin : g_no_shift_rom
+    assign ch_shift = '0;
+  end
+
+  function automatic logic signed [63:0] requantize(input logic signed [ACC_BITS-1:0] acc,
+                                                    input logic [7:0] sh);
     logic signed [63:0] a, q, rem, half, y;
     a    = {{(64 - ACC_BITS){acc[ACC_BITS-1]}}, acc};
-    q    = a >>> SHIFT;
-    rem  = a - (q <<< SHIFT);
-    half = SHIFT > 0 ? (64'sd1 <<< (SHIFT - 1)) : 64'sd0;
-    y    = q + ((SHIFT > 0 && (rem > half || (rem == half && q[0]))) ? 64'sd1 : 64'sd0);
+    q    = a >>> sh;
+    rem  = a - (q <<< sh);
+    half = sh > 0 ? (64'sd1 <<< (sh - 1)) : 64'sd0;
+    y    = q + ((sh > 0 && (rem > half || (rem == half && q[0]))) ? 64'sd1 : 64'sd0);
     if (y > QMAX) y = QMAX;
     if (y < QMIN) y = QMIN;
     if (RELU && y < 0) y = 0;
@@ -47,12 +67,14 @@ module rl2fpga_requant
   always_comb begin
     logic signed [63:0] y, xh, d, mag;
     int f;
+    logic [7:0] sh;
     logic [OYW-1:0] oy;
     logic [OXW-1:0] ox;
     logic [FBW-1:0] fb;
     {oy, ox, fb} = entry;
     f   = 32'(fb) * LANES + LANE;
-    y   = requantize($signed(word[ACC_BITS-1:0]));
+    sh  = SHIFT_BITS > 0 ? 8'(ch_shift) : 8'(SHIFT);
+    y   = requantize($signed(word[ACC_BITS-1:0]), sh);
     xh  = {{(64 - XB){OUT_SIGNED && word[XB+ACC_BITS-1]}}, word[XB+ACC_BITS-1 -: XB]};
     d   = y - xh;
     mag = d < 0 ? -d : d;

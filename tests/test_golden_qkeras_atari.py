@@ -50,7 +50,8 @@ def atari():
     frames = breakout_frames(1100)
     fmt = input_format(frames)
     assert fmt == Fmt(8, 0, False)
-    q = quantize_model(model, QuantizeConfig(), masks, fmt, samples=grid_float(frames[::4], fmt))
+    # 8-bit weights as the Breakout config (the default is 4 bits, for small students)
+    q = quantize_model(model, QuantizeConfig(weight_bits=8), masks, fmt, samples=grid_float(frames[::4], fmt))
     return model, q, masks, frames, fmt
 
 

@@ -77,6 +77,7 @@ def compression(gm: GoldenModel, bias_bits: dict[str, int] | None = None, lanes:
     tot["sparsity"] = 1 - tot["nnz"] / tot["weights"]
     std = getattr(gm, "standardize", None)
     tot["input_standardize_bits"] = std.stored_bits(gm.in_fmt.bits) if std is not None else 0
+    tot["image_bits"] = tot["stored_bits"]  # the engine's memory images alone (what the rtl step reads back)
     tot["stored_bits"] += tot["input_standardize_bits"]
     tot["model_fp32_bits"] = tot["dense_fp32_bits"]
     if reference_fp32_bits is not None:

@@ -66,6 +66,7 @@ def test_bad_standardisation_is_one_line():
 def test_its_bits_are_counted_and_a_student_is_judged_against_its_teacher():
     with_std, without = compression(_model())["total"], compression(_model(None))["total"]
     assert with_std["stored_bits"] - without["stored_bits"] == 4 * (8 + 6) == with_std["input_standardize_bits"]
+    assert with_std["image_bits"] == without["image_bits"] == without["stored_bits"]  # the engine images alone
     ref = compression(_model(), reference_fp32_bits=147_520)["total"]
     assert ref["dense_fp32_bits"] == 147_520 and ref["model_fp32_bits"] == (4 * 8 + 8 + 8 * 2 + 2) * 32
     assert ref["ratio"] == 147_520 / with_std["stored_bits"]

@@ -118,15 +118,23 @@ def run_engine(
         "result": str(result.absolute()),
         "regs": design.contract.regs.to_dict(),  # the register map the design was built with
     }
+    return run_testbench(runner, build_dir, work, "rl2fpga.hls.cosim.engine_tb", cfg, "co-simulation")
+
+
+def run_testbench(runner: Any, build_dir: Path, work: Path, test_module: str, cfg: dict[str, Any],
+                  what: str) -> dict[str, Any]:
+    """Run the cocotb ``test_module`` on a built design with ``cfg`` (written to
+    ``work/tb_config.json``; ``cfg["result"]`` names the file the testbench writes) and return
+    that result. Simulator output goes to ``work/sim.log``; shared by every RTL back end."""
+    result = Path(cfg["result"])
     atomic_write_json(work / "tb_config.json", cfg)
-    env_before = os.environ.get("PYTEST_CURRENT_TEST")
+    env_before = os.environ.pop("PYTEST_CURRENT_TEST", None)
     sim_log = work / "sim.log"  # the simulator's and cocotb's output: a file, not the console
     try:
         # the runner checks results itself only under pytest; we read the result file instead
-        os.environ.pop("PYTEST_CURRENT_TEST", None)
         with open(work / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):  # the runner's command echo
             runner.test(
-                test_module="rl2fpga.hls.cosim.engine_tb",
+                test_module=test_module,
                 hdl_toplevel=SIM_TOP,
                 build_dir=str(build_dir),
                 test_dir=str(work),
@@ -135,12 +143,12 @@ def run_engine(
                 log_file=str(sim_log),
             )
     except SystemExit as e:
-        raise Rl2fpgaError(f"the co-simulation failed ({e}); see {sim_log}") from None
+        raise Rl2fpgaError(f"the {what} failed ({e}); see {sim_log}") from None
     finally:
         if env_before is not None:
             os.environ["PYTEST_CURRENT_TEST"] = env_before
     if not result.exists():
-        raise Rl2fpgaError(f"co-simulation in {work} produced no result; see {sim_log}")
+        raise Rl2fpgaError(f"{what} in {work} produced no result; see {sim_log}")
     return json.loads(result.read_text())
 
 

@@ -4,18 +4,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rl2fpga.errors import Rl2fpgaError, ToolMissing
-from rl2fpga.fsutil import atomic_write_json
-from rl2fpga.hls.cosim.harness import SIM_TOP, SIM_WRAPPER, have_verilator, verilate
+from rl2fpga.errors import ToolMissing
+from rl2fpga.hls.cosim.harness import SIM_WRAPPER, have_verilator, run_testbench, verilate
 from rl2fpga.hls.da4ml.lowering import Da4mlDesign
 from rl2fpga.paths import build_dir_for
 
@@ -63,19 +60,4 @@ def run(design: Da4mlDesign, golden_dir: Path, frames: np.ndarray, work: Path, s
         "error_check": error_check,
         "result": str(result.resolve()),
     }
-    atomic_write_json(work / "tb_config.json", cfg)
-    before = os.environ.pop("PYTEST_CURRENT_TEST", None)
-    try:
-        sim_log = work / "sim.log"  # the simulator's output: a file, not the console
-        with open(work / "commands.log", "a") as cmds, contextlib.redirect_stdout(cmds):
-            runner.test(test_module="rl2fpga.hls.da4ml.da4ml_tb", hdl_toplevel=SIM_TOP, build_dir=str(build_dir),
-                        test_dir=str(work), extra_env={"RL2FPGA_TB_CONFIG": str((work / "tb_config.json").absolute())},
-                        results_xml="results.xml", log_file=str(sim_log))
-    except SystemExit as e:
-        raise Rl2fpgaError(f"the da4ml co-simulation failed ({e}); see {work / 'sim.log'}") from None
-    finally:
-        if before is not None:
-            os.environ["PYTEST_CURRENT_TEST"] = before
-    if not result.exists():
-        raise Rl2fpgaError(f"da4ml co-simulation in {work} produced no result; see its log")
-    return json.loads(result.read_text())
+    return run_testbench(runner, build_dir, work, "rl2fpga.hls.da4ml.da4ml_tb", cfg, "da4ml co-simulation")

@@ -37,9 +37,8 @@ def check_stored_bits(run: Run, folder: Path, planned: int) -> dict[str, Any]:
     images = measure_images(folder)
     measured = sum(images.values())
     comp = QuantizeCompression.load(run.layout)
-    # the host's input standardisation is counted in the total but is no engine memory image
-    total = comp.get("total.stored_bits") if comp else None
-    reported = None if total is None else int(total) - int(comp.get("total.input_standardize_bits", default=0) or 0)
+    # image_bits: the total without the host's input standardisation (no engine memory image)
+    reported = comp.get("total.image_bits", default=comp.get("total.stored_bits")) if comp else None
     if measured != planned:
         raise Rl2fpgaError(f"rtl: the memory images hold {measured} bits, the generator planned {planned}; "
                            "a .mem file was written outside the image plan (hls/engine/formats.py), fix the generator")

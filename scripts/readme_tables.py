@@ -5,7 +5,9 @@
     python scripts/readme_tables.py --check                   # exit 1 when the README differs (CI, tests)
 
 A block in README.md sits between ``<!-- readme_tables:NAME begin -->`` and
-``<!-- readme_tables:NAME end -->`` and is rendered from ``docs/summaries/NAME.json``.
+``<!-- readme_tables:NAME end -->`` and is rendered from ``docs/summaries/NAME.json``; the block
+``NAME-frontier`` is the run's compression frontier (its Pareto points as a table, and the plot
+``docs/summaries/NAME_frontier.png``, redrawn from the same excerpt).
 """
 
 from __future__ import annotations
@@ -113,17 +115,67 @@ def render(name: str, e: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_frontier(name: str, e: dict[str, Any]) -> str:
+    """The markdown block of an excerpt's compression frontier (``compression.frontier*``)."""
+    comp = e.get("compression") or {}
+    setup, front = comp.get("frontier_setup"), comp.get("frontier") or []
+    if not setup:
+        return "No compression frontier in this run (analyze.frontier=false or an older run)."
+    d, n = setup["dense"], len(comp.get("frontier_candidates") or [])
+    keeping = [p for p in front if p.get("keeps")]
+    best = min(keeping, key=lambda p: p["stored_bits"], default=None)
+    lines = [
+        f"![return vs stored bytes, {name}](docs/summaries/{name}_frontier.png)",
+        "",
+        f"{n} points (prune levels x weight widths x storage formats), each played as the golden agent with delta "
+        f"updates (T = {setup['threshold']:g}, {setup['episodes']} episodes from seed {setup['seed']}); the dense fp32 agent "
+        f"stores {d['stored_bytes']:,.0f} bytes, so the 2025 paper's 400x would be {d['stored_bytes'] / setup['paper_ratio']:,.1f} bytes. "
+        "The Pareto front of return (max), stored bytes and significant multiplications per step (min):",
+        "",
+        "| point | method | network | weight bits | formats | stored bytes | vs fp32, every bit (values only) | significant mults / step | return +- s.e. |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for p in front:
+        fmts = ", ".join(f"{k} {v}" for k, v in p["formats"].items())
+        lines.append(f"| {p['id']}{' (deployed)' if p.get('selected') else ''} | {p['method']} | {p['network']} | {p['weight_bits']} | "
+                     f"{fmts} | {p['stored_bytes']:,.1f} | {p['ratio']:,.1f}x ({p['ratio_values_only']:,.1f}x) | "
+                     f"{p['significant_mean']:,.1f} | {p['return_mean']:,.1f} +- {p['return_se']:,.1f} |")
+    if best:
+        lines += ["", f"Smallest point keeping {setup['keep_return_fraction']:g} of the dense return: {best['id']}, "
+                  f"{best['stored_bytes']:,.1f} bytes, **{best['ratio']:,.1f}x** counting every bit."]
+    return "\n".join(lines)
+
+
+def write_plots(summaries: Path = SUMMARIES) -> list[Path]:
+    """``NAME_frontier.png`` beside every excerpt that has a compression frontier."""
+    from rl2fpga.plots import frontier_figure, png_bytes
+
+    out = []
+    for f in sorted(summaries.glob("*.json")):
+        e = json.loads(f.read_text())
+        comp = e.get("compression") or {}
+        if comp.get("frontier_setup") and comp.get("frontier_candidates"):
+            fig = frontier_figure({**comp["frontier_setup"], "points": comp["frontier_candidates"]},
+                                  f"{e.get('env')}: compression frontier ({f.stem})")
+            png = summaries / f"{f.stem}_frontier.png"
+            png.write_bytes(png_bytes(fig))
+            out.append(png)
+    return out
+
+
 def _block_re(name: str) -> re.Pattern[str]:
     return re.compile(rf"(<!-- readme_tables:{re.escape(name)} begin -->\n)(.*?)(<!-- readme_tables:{re.escape(name)} end -->)", re.S)
 
 
 def regenerate(readme: str, summaries: Path = SUMMARIES) -> str:
     for f in sorted(summaries.glob("*.json")):
-        rx = _block_re(f.stem)
-        if not rx.search(readme):
-            continue
-        body = render(f.stem, json.loads(f.read_text())) + "\n"
-        readme = rx.sub(lambda m, body=body: m.group(1) + body + m.group(3), readme)
+        e = json.loads(f.read_text())
+        for block, fn in ((f.stem, render), (f"{f.stem}-frontier", render_frontier)):
+            rx = _block_re(block)
+            if not rx.search(readme):
+                continue
+            body = fn(f.stem, e) + "\n"
+            readme = rx.sub(lambda m, body=body: m.group(1) + body + m.group(3), readme)
     return readme
 
 
@@ -143,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {SUMMARIES / f'{name}.json'}")
     text = README.read_text()
     new = regenerate(text)
+    if not a.check:
+        for png in write_plots():
+            print(f"wrote {png}")
     if a.check:
         if new != text:
             print("error: README.md's measured tables differ from docs/summaries/*.json; run python scripts/readme_tables.py", file=sys.stderr)

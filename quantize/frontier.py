@@ -319,12 +319,12 @@ SETUP_KEYS = ("objectives", "threshold", "episodes", "seed", "keep_return_fracti
 
 def summary_view(result: dict[str, Any]) -> dict[str, Any]:
     """What ``summary.json``'s compression section carries: ``frontier`` (the front points,
-    every field), ``frontier_candidates`` (every point, the plotted fields) and
+    every field, smallest first), ``frontier_candidates`` (every point, the plotted fields) and
     ``frontier_setup`` (episodes, seeds, T, the dense fp32 agent, the paper's ratio).
     :func:`rl2fpga.plots.frontier_figure` draws ``{**frontier_setup, "points": frontier_candidates}``."""
     by_id = {p["id"]: p for p in result["points"]}
     return {
-        "frontier": [by_id[i] for i in result["front"]],
+        "frontier": sorted((by_id[i] for i in result["front"]), key=lambda p: p["stored_bits"]),
         "frontier_candidates": [{k: p[k] for k in COMPACT_KEYS if k in p} for p in result["points"]],
         "frontier_setup": {k: result[k] for k in SETUP_KEYS},
     }

@@ -95,7 +95,7 @@ def _compression_section(a: RunArtifacts) -> dict[str, Any]:
         # analyze.frontier: the Pareto points of return vs stored bytes vs significant
         # multiplications over levels x weight bits x formats (quantize/frontier.py), every
         # point played (frontier_candidates) and how (frontier_setup: episodes, seeds, T, dense fp32)
-        "frontier": pick(ana, "frontier.frontier"),
+        "frontier": sorted(pick(ana, "frontier.frontier", default=[]), key=lambda p: p["stored_bits"]) or None,
         "frontier_candidates": pick(ana, "frontier.frontier_candidates"),
         "frontier_setup": pick(ana, "frontier.frontier_setup"),
     }

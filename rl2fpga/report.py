@@ -362,7 +362,7 @@ def _plots(s: dict[str, Any], run: Run, a: RunArtifacts, cfg: RunConfig) -> list
          "png": X.plot_resources(s, s["capacity"]), "missing": "rtl step not run or part unknown"},
         {"title": "Size: dense fp32 vs stored", "png": plot_compression(data(a.compression)), "missing": "quantize step not run"},
         {"title": "Compression frontier: return with delta updates vs stored bytes (every bit counted; cf. 2025 paper, 400x)",
-         "png": plot_frontier(s), "missing": "analyze step not run (or analyze.frontier=false)"},
+         "png": plot_frontier(s), "missing": "no compression frontier in this run (the analyze step has not finished, or analyze.frontier=false)"},
     ]
     sweep_png = run.layout.analyze_sweep_png  # analyze.sweep_bits: drawn by quantize/sweep.py
     if sweep_png.exists() and ana:

@@ -266,13 +266,15 @@ class AnalyzeConfig:
     quantize.delta_episodes episodes on the evaluation seeds), size it in every format of
     frontier_formats from the engine's memory images, and keep the Pareto front of return
     (max), stored bytes and significant multiplications (min); false skips. Costs one
-    quantization + evaluation per (level, width): about 8 s each for CartPole."""
+    quantization + evaluation per (level, width): about 6 CPU-seconds each for the default
+    CartPole run (8 of them: +48 s), ~500 s each for Breakout."""
     frontier_bits: list[int] = field(default_factory=lambda: [8, 4, 2])
     """Compression frontier: uniform weight widths (2..16) each level is quantized at; the
     quantize step's own model (quantize.weight_bits / layer_weight_bits) is always a point."""
     frontier_levels: list[int] = field(default_factory=list)
     """Compression frontier: prune levels to include (indices of prune/levels.json); [] = every
-    level, the ones that lose the return included (they show the trade-off, off the front)."""
+    level, the ones that lose the return included (they show the trade-off; a point that
+    loses it stays on the front only if nothing else is as small or as cheap)."""
     frontier_formats: list[str] = field(default_factory=lambda: ["auto", "csc", "rel", "bitmap", "dense"])
     """Compression frontier: storage formats each point is sized in (auto = the smallest per
     layer, else one format for every layer, as rtl.format); the return does not depend on the

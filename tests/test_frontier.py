@@ -198,3 +198,35 @@ def test_bad_frontier_settings_are_one_line_errors(key: str, value: Any, needle:
     with pytest.raises(Rl2fpgaError, match=needle) as e:
         check_frontier_config(cfg, [{"level": 0}, {"level": 1}])
     assert "\n" not in str(e.value)
+
+
+def _readme_tables() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "readme_tables.py"
+    spec = importlib.util.spec_from_file_location("readme_tables_frontier", path)
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def test_readme_block_and_plot_come_from_the_excerpt(tmp_path: Path) -> None:
+    rt = _readme_tables()
+    pt = {"id": "L01_b4_auto", "method": "student 8x8", "network": "4-8-8-2", "level": 1, "weight_bits": 4, "format": "auto",
+          "formats": {"fc1": "dense", "out": "csc"}, "stored_bits": 777, "stored_bytes": 97.125, "ratio": 123.4,
+          "ratio_values_only": 150.5, "significant_mean": 54.25, "return_mean": 498.5, "return_se": 1.25, "keeps": True,
+          "on_front": True, "selected": True}
+    off = {**pt, "id": "L00_b8_csc", "level": 0, "weight_bits": 8, "format": "csc", "stored_bytes": 9000.0, "on_front": False}
+    setup = {"threshold": 0.02, "episodes": 30, "seed": 10000, "keep_return_fraction": 0.95, "paper_ratio": 400.0,
+             "dense": {"stored_bytes": 18440.0, "return_mean": 500.0}}
+    e = {"env": "CartPole-v1", "compression": {"frontier": [pt], "frontier_candidates": [pt, off], "frontier_setup": setup}}
+    md = rt.render_frontier("fake", e)
+    assert "| L01_b4_auto (deployed) | student 8x8 | 4-8-8-2 | 4 | fc1 dense, out csc | 97.1 | 123.4x (150.5x) | 54.2 | 498.5 +- 1.2 |" in md
+    assert "L00_b8_csc" not in md and "2 points" in md and "46.1 bytes" in md  # 18,440 / 400
+    assert "docs/summaries/fake_frontier.png" in md
+    assert "No compression frontier" in rt.render_frontier("fake", {"compression": {}})
+    (tmp_path / "fake.json").write_text(json.dumps(e))
+    readme = "x\n<!-- readme_tables:fake-frontier begin -->\nold\n<!-- readme_tables:fake-frontier end -->\n"
+    assert rt.regenerate(readme, tmp_path) == readme.replace("old\n", md + "\n")
+    (png,) = rt.write_plots(tmp_path)
+    assert png.name == "fake_frontier.png" and png.read_bytes()[:4] == b"\x89PNG"

@@ -58,7 +58,7 @@ class QuantizedLevel:
     static: list[int]  # float32 accumulator bounds over every input of the format
     dynamic: list[int]  # ... over the checked real states
     x_int: np.ndarray  # the checked states on the input grid
-    ev0: dict[str, Any]  # golden agent, T_int = 0: returns, mean, std, lengths
+    ev0: dict[str, Any] | None  # golden agent, T_int = 0: returns, mean, std, lengths (None: not played)
     evd: dict[str, Any]  # golden agent with delta updates
     seed: int  # the evaluation episodes' first seed
     policy: Any  # the delta GoldenPolicy that played evd (its statistics per step)
@@ -102,9 +102,9 @@ def standardised_float(model: Any, std: Any, frac: int) -> tuple[Any, Any]:
     return fold_input_affine(model, -mean * np.exp2(shift), np.exp2(-shift)), to_z
 
 
-def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> QuantizedLevel:
+def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int, plain: bool = True) -> QuantizedLevel:
     """Quantize one prune level, check golden == QKeras, run the golden agent with and without
-    delta updates."""
+    delta updates (``plain=False``: with delta updates only, ``ev0`` None)."""
     from rl2fpga.quantize.prune import load_level
     from rl2fpga.quantize.qkeras_model import (
         FLOAT32_EXACT,
@@ -164,7 +164,8 @@ def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int) -> Quantized
     seed = cfg.seed + EVAL_SEED_OFFSET
     g0 = gm.copy()
     g0.set_thresholds(0)
-    ev0 = run_stateful(GoldenPolicy(g0, spec.discrete, spec.action_low, spec.action_high), cfg.env, seed, qc.delta_episodes)
+    ev0 = (run_stateful(GoldenPolicy(g0, spec.discrete, spec.action_low, spec.action_high), cfg.env, seed, qc.delta_episodes)
+           if plain else None)
     gd = gm.copy()
     gd.set_thresholds(t_int)
     pol = GoldenPolicy(gd, spec.discrete, spec.action_low, spec.action_high)

@@ -10,12 +10,14 @@ Its size compression counts what the engine stores, index bits included
 (:mod:`rl2fpga.quantize.compression`); the values-only ratio papers tend to quote is reported
 beside it. The answer is the largest compression whose golden return still keeps the fraction.
 
+Each (level, width) is quantized once per analyze step: the compression frontier
+(:mod:`rl2fpga.quantize.frontier`) and this sweep share one :class:`~rl2fpga.quantize.frontier.Candidates`.
+
 Writes ``sweep.json``, ``sweep.md`` and ``sweep.png`` into the analyze folder.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 from pathlib import Path
 from typing import Any
@@ -24,23 +26,18 @@ from rl2fpga.artifacts import AnalyzeSweep, PruneLevels
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_bytes, atomic_write_text
+from rl2fpga.quantize.frontier import PAPER_RATIO as PAPER_CLAIM
+from rl2fpga.quantize.frontier import Candidates
 from rl2fpga.run import Run
 
-PAPER_CLAIM = 400.0  # "pruning + quantization shrink RL networks up to 400x" (2025 paper)
 
-
-def _bits_config(cfg: RunConfig, bits: int) -> RunConfig:
-    c = copy.deepcopy(cfg)
-    c.quantize.weight_bits = bits
-    return c
-
-
-def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[str, Any]:
-    """Run the sweep (see the module docstring); returns what ``sweep.json`` holds."""
+def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path, cands: Candidates | None = None) -> dict[str, Any]:
+    """Run the sweep (see the module docstring); returns what ``sweep.json`` holds.
+    ``cands``: (level, width) results already played (the frontier's), reused."""
     from rich.progress import Progress
 
     from rl2fpga.quantize.compression import compression, fp32_bits
-    from rl2fpga.quantize.level import keeps_return, quantize_level
+    from rl2fpga.quantize.level import keeps_return
     from rl2fpga.train.trainer import load_train_outputs
 
     keep = cfg.prune.keep_return_fraction
@@ -51,6 +48,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
         if not 2 <= b <= 16:
             raise Rl2fpgaError(f"analyze.sweep_bits has {b}; use widths of 2..16 bits")
     chosen = [lv for lv in levels if keeps_return(float(lv["eval_return_mean"]), dense_ret, keep)]
+    cands = cands or Candidates(run, cfg, spec)
     reference = fp32_bits(load_train_outputs(run)[0])  # as the quantize step: against the dense trained agent
     rows: list[dict[str, Any]] = []
     with Progress(transient=True) as bar:
@@ -60,7 +58,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path) -> dict[st
                 row: dict[str, Any] = {"level": lv["level"], "sparsity": lv["sparsity"], "bits": bits,
                                        "float_return_mean": lv["eval_return_mean"]}
                 try:
-                    res = quantize_level(run, _bits_config(cfg, bits), spec, lv["level"])
+                    res = cands.get(lv["level"], bits, plain=True)
                 except Rl2fpgaError as e:  # e.g. float32 QKeras cannot be exact at this width
                     row["error"] = str(e)
                 else:

@@ -170,6 +170,10 @@ class RunLayout:
         return self.file(AnalyzeSweep)
 
     @property
+    def analyze_frontier(self) -> Path:
+        return self.file(AnalyzeFrontier)
+
+    @property
     def analyze_sweep_png(self) -> Path:
         return self.root / "analyze" / "sweep.png"
 
@@ -393,6 +397,12 @@ class AnalyzeSweep(Artifact):
     """``analyze/sweep.json``: the compression sweep over levels x weight bits."""
 
     STEP, FILE = "analyze", "sweep.json"
+
+
+class AnalyzeFrontier(Artifact):
+    """``analyze/frontier.json``: the compression frontier (every point, the Pareto front's ids)."""
+
+    STEP, FILE = "analyze", "frontier.json"
 
 
 class HlsSummary(Artifact):

@@ -259,6 +259,26 @@ class AnalyzeConfig:
     """Compression sweep: quantize every prune level that keeps the return with its weights at
     each of these widths (e.g. [8, 6, 4]; activations stay at quantize.act_bits) and report
     the largest compression that still keeps it; [] skips."""
+    frontier: bool = True
+    """Compression frontier (summary compression.frontier, the report's return-vs-bytes plot):
+    quantize every prune level of frontier_levels at every width of frontier_bits as the quantize
+    step does, play each as the golden agent with delta updates (T = quantize.threshold,
+    quantize.delta_episodes episodes on the evaluation seeds), size it in every format of
+    frontier_formats from the engine's memory images, and keep the Pareto front of return
+    (max), stored bytes and significant multiplications (min); false skips. Costs one
+    quantization + evaluation per (level, width): about 6 CPU-seconds each for the default
+    CartPole run (8 of them: +48 s), ~500 s each for Breakout."""
+    frontier_bits: list[int] = field(default_factory=lambda: [8, 4, 2])
+    """Compression frontier: uniform weight widths (2..16) each level is quantized at; the
+    quantize step's own model (quantize.weight_bits / layer_weight_bits) is always a point."""
+    frontier_levels: list[int] = field(default_factory=list)
+    """Compression frontier: prune levels to include (indices of prune/levels.json); [] = every
+    level, the ones that lose the return included (they show the trade-off; a point that
+    loses it stays on the front only if nothing else is as small or as cheap)."""
+    frontier_formats: list[str] = field(default_factory=lambda: ["auto", "csc", "rel", "bitmap", "dense"])
+    """Compression frontier: storage formats each point is sized in (auto = the smallest per
+    layer, else one format for every layer, as rtl.format); the return does not depend on the
+    format, so each (level, width) is played once."""
 
 
 @dataclass

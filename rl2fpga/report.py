@@ -92,6 +92,12 @@ def _compression_section(a: RunArtifacts) -> dict[str, Any]:
         "sweep_best_ratio": pick(ana, "compression_sweep.best_ratio"),
         "sweep_best_ratio_values_only": pick(ana, "compression_sweep.best_ratio_values_only"),
         "sweep_best": pick(ana, "compression_sweep.best"),
+        # analyze.frontier: the Pareto points of return vs stored bytes vs significant
+        # multiplications over levels x weight bits x formats (quantize/frontier.py), every
+        # point played (frontier_candidates) and how (frontier_setup: episodes, seeds, T, dense fp32)
+        "frontier": sorted(pick(ana, "frontier.frontier", default=[]), key=lambda p: p["stored_bits"]) or None,
+        "frontier_candidates": pick(ana, "frontier.frontier_candidates"),
+        "frontier_setup": pick(ana, "frontier.frontier_setup"),
     }
 
 
@@ -238,6 +244,29 @@ def plot_cycles(s: dict[str, Any], frames: list[dict[str, Any]] | None) -> str |
     return _png(fig)
 
 
+def plot_frontier(s: dict[str, Any]) -> str | None:
+    """The compression frontier of the summary (return vs stored bytes, the front highlighted)."""
+    from rl2fpga.plots import frontier_figure
+
+    c = s.get("compression") or {}
+    if not c.get("frontier_candidates") or not c.get("frontier_setup"):
+        return None
+    return _png(frontier_figure({**c["frontier_setup"], "points": c["frontier_candidates"]}, f"{s['env']}: compression frontier"))
+
+
+FRONTIER_HEADER = ["point", "method", "network", "weight bits", "formats", "stored bytes", "vs fp32 (all bits / values)",
+                   "significant mults", "return +- s.e."]
+
+
+def _frontier_rows(s: dict[str, Any]) -> list[list[str]]:
+    """One row per Pareto point of the compression frontier."""
+    return [[p["id"] + (" (deployed)" if p.get("selected") else ""), p["method"], p["network"], _fmt(p["weight_bits"]),
+             ", ".join(f"{k} {v}" for k, v in p["formats"].items()), _fmt(p["stored_bytes"], "{:,.1f}"),
+             f"{p['ratio']:,.1f}x / {p['ratio_values_only']:,.1f}x", _fmt(p["significant_mean"], "{:,.1f}"),
+             f"{p['return_mean']:,.1f} +- {p['return_se']:,.1f}"]
+            for p in (s.get("compression") or {}).get("frontier") or []]
+
+
 def plot_compression(quant: dict[str, Any]) -> str | None:
     layers = pick(quant, "layers", default=None)
     if not layers:
@@ -332,6 +361,8 @@ def _plots(s: dict[str, Any], run: Run, a: RunArtifacts, cfg: RunConfig) -> list
         {"title": f"Resources vs {s['capacity']['device'] or cfg.hls.part} capacity (yosys estimate)",
          "png": X.plot_resources(s, s["capacity"]), "missing": "rtl step not run or part unknown"},
         {"title": "Size: dense fp32 vs stored", "png": plot_compression(data(a.compression)), "missing": "quantize step not run"},
+        {"title": "Compression frontier: return with delta updates vs stored bytes (every bit counted; cf. 2025 paper, 400x)",
+         "png": plot_frontier(s), "missing": "no compression frontier in this run (the analyze step has not finished, or analyze.frontier=false)"},
     ]
     sweep_png = run.layout.analyze_sweep_png  # analyze.sweep_bits: drawn by quantize/sweep.py
     if sweep_png.exists() and ana:
@@ -373,6 +404,9 @@ def render_html(s: dict[str, Any], run: Run) -> str:
         plots=_plots(s, run, a, cfg),
         layer_rows=_layer_rows(data(a.analyze)),
         layer_header=LAYER_HEADER,
+        frontier_rows=_frontier_rows(s),
+        frontier_header=FRONTIER_HEADER,
+        frontier_setup=(s.get("compression") or {}).get("frontier_setup") or {},
         lat=s["latency"],
         cap=s["capacity"],
         prec=s["hls_precisions"],

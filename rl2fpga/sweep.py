@@ -818,17 +818,10 @@ def _metric(row: dict[str, Any], key: str) -> float | None:
 
 def pareto_front(points: list[tuple[float, float]], x_min: bool = True, y_max: bool = True) -> list[int]:
     """Indices of the points no other point dominates (x smaller/larger, y larger/smaller as
-    given: at least as good in both and better in one)."""
-    def better_eq(a: tuple[float, float], b: tuple[float, float]) -> bool:
-        bx = a[0] <= b[0] if x_min else a[0] >= b[0]
-        by = a[1] >= b[1] if y_max else a[1] <= b[1]
-        return bx and by
+    given: at least as good in both and better in one); the compression frontier's selection."""
+    from rl2fpga.quantize.frontier import pareto_indices
 
-    front = []
-    for i, p in enumerate(points):
-        if not any(j != i and better_eq(q, p) and q != p for j, q in enumerate(points)):
-            front.append(i)
-    return front
+    return pareto_indices(points, (not x_min, y_max))
 
 
 def write_results(plan: Plan) -> list[dict[str, Any]]:

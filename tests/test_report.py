@@ -78,7 +78,8 @@ def test_summary_has_every_key_with_the_step_values(tmp_path):
     assert s["rtl"]["cycles_p99"] == 120 and s["rtl"]["cycles_dense"] == 1088 and s["rtl"]["mac_mismatches"] == 0
     assert s["selected"]["threshold_int"] == [3, 1, 0] and s["selected"]["sparsity"] == 0.488
     assert s["compression"] == {"dense_bits": 32000, "stored_bits": 1000, "ratio": 32.0, "ratio_values_only": None,
-                                "format": {"fc1": "rel", "out": "dense"}, "sweep_best_ratio": None, "sweep_best_ratio_values_only": None, "sweep_best": None}
+                                "format": {"fc1": "rel", "out": "dense"}, "sweep_best_ratio": None, "sweep_best_ratio_values_only": None, "sweep_best": None,
+                                "frontier": None, "frontier_candidates": None, "frontier_setup": None}
     assert [x["eval_return_mean_delta"] for x in s["levels"]] == [490, 489, 488, 487]
     assert s["levels"][1]["significant_fraction"] == 0.08
     assert [round(x["sparsity"], 3) for x in s["levels"]] == [0.0, 0.2, 0.36, 0.488]

@@ -7,7 +7,8 @@
   an early checkpoint), retrain in the environment with the mask frozen; M rounds give
   sparsity ``1 - 0.8^i``.
 * :func:`gradual` (the 2025 paper): sparsity follows ``s_t = s_f - s_f (1 - t/n)^3``
-  (tfmot ``PolynomialDecay(power=3)``); the masks come from tfmot's ``prune_low_magnitude``
+  (tfmot's ``PolynomialDecay(power=3)``, computed by :func:`~rl2fpga.quantize.sparsity.cubic_sparsity`
+  and tested equal to tfmot's); the masks come from tfmot's ``prune_low_magnitude``
   (``ConstantSparsity`` at each step's target, then ``strip_pruning``), and the agent retrains
   in the environment between steps.
 * :func:`during_training` (the 2025 paper's way, Graesser et al. 2022): one training run per

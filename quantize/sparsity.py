@@ -142,9 +142,13 @@ class PruneSchedule:
         begin = pc.begin_step if pc.begin_step is not None else int(round(DEFAULT_BEGIN * total))
         end = pc.end_step if pc.end_step is not None else int(round(DEFAULT_END * total))
         sched = cls(float(final), int(begin), int(end), pc.frequency, pc.allocation, pc.prune_output_layer)
-        if end > total:
-            raise Rl2fpgaError(f"prune.end_step {end} is past train.total_steps {total}; set prune.end_step <= train.total_steps")
+        sched.check_within(total)
         return sched
+
+    def check_within(self, total: int) -> None:
+        """The schedule must end inside a training run of ``total`` agent steps."""
+        if self.end > total:
+            raise Rl2fpgaError(f"prune.end_step {self.end} is past train.total_steps {total}; set prune.end_step <= train.total_steps")
 
     def sparsity(self, t: int, final: float | None = None) -> float:
         return cubic_sparsity(t, self.end, self.final if final is None else final, self.begin)
@@ -161,11 +165,13 @@ class MaskPruner:
     """The masks of ``model``'s prunable kernels as 0/1 float variables: :meth:`pairs` gives
     ``(kernel, mask)`` for the training step to multiply after every optimizer step, and
     :meth:`update` recomputes them on the schedule (also zeroing the same-named kernels of
-    ``mirrors``, e.g. a target network). ``masks`` (optional) are already-pruned weights."""
+    ``mirrors``, e.g. a target network) in a run of ``total`` agent steps. ``masks`` (optional) are
+    already-pruned weights."""
 
-    def __init__(self, schedule: PruneSchedule, model: tf.keras.Model, masks: dict[str, np.ndarray] | None = None,
+    def __init__(self, schedule: PruneSchedule, model: tf.keras.Model, total: int, masks: dict[str, np.ndarray] | None = None,
                  mirrors: tuple[tf.keras.Model, ...] = ()):
         self.schedule = schedule
+        schedule.check_within(total)
         self.layers = {la.name: la for la in prunable_layers(model, schedule.include_output)}
         unknown = sorted(set(masks or {}) - set(self.layers))
         if unknown:
@@ -215,6 +221,7 @@ class MaskPruner:
     def summary(self) -> dict[str, Any]:
         s = self.schedule
         return {"final_sparsity": s.final, "begin_step": s.begin, "end_step": s.end, "frequency": s.frequency,
-                "allocation": s.allocation, "target_layer_sparsity": self.targets,
+                "allocation": s.allocation,  # global: no per-layer target (one ranking)
+                "target_layer_sparsity": None if s.allocation == "global" else self.targets,
                 "layer_sparsity": {n: float((~a).mean()) for n, a in self.alive.items()},
                 "updates": [{"step": t, "sparsity": v} for t, v in self.history]}

@@ -97,7 +97,7 @@ def _model(seed: int = 0) -> tf.keras.Model:
 
 def test_uniform_allocation_prunes_each_layer_to_the_target():
     m = _model(0)
-    pr = S.MaskPruner(S.PruneSchedule(0.75, begin=0, end=10, allocation="uniform"), m)
+    pr = S.MaskPruner(S.PruneSchedule(0.75, begin=0, end=10, allocation="uniform"), m, 10)
     pr.update(10)
     masks = pr.masks()
     assert {n: int((~v).sum()) for n, v in masks.items()} == {"fc1": 96, "fc2": 384, "out": 24}
@@ -114,7 +114,7 @@ def test_uniform_allocation_prunes_each_layer_to_the_target():
 def test_global_allocation_uses_one_threshold_over_all_layers():
     m0 = _model(1)
     m = _model(1)
-    pr = S.MaskPruner(S.PruneSchedule(0.75, begin=0, end=10, allocation="global"), m)
+    pr = S.MaskPruner(S.PruneSchedule(0.75, begin=0, end=10, allocation="global"), m, 10)
     pr.update(10)
     masks = pr.masks()
     assert sum(int((~v).sum()) for v in masks.values()) == 504  # 0.75 * 672
@@ -128,7 +128,7 @@ def test_global_allocation_uses_one_threshold_over_all_layers():
 
 def test_masks_only_grow_and_mirrors_and_kernels_follow():
     m, target = _model(2), _model(2)
-    pr = S.MaskPruner(S.PruneSchedule(0.9, begin=0, end=100, frequency=10, allocation="erk"), m, mirrors=(target,))
+    pr = S.MaskPruner(S.PruneSchedule(0.9, begin=0, end=100, frequency=10, allocation="erk"), m, 100, mirrors=(target,))
     prev = None
     for t in range(0, 101, 10):
         for la in m.layers[1:]:  # training moves the weights between updates
@@ -172,6 +172,12 @@ def test_bad_schedules_are_one_line_errors(kw, words):
     with pytest.raises(Rl2fpgaError) as e:
         S.PruneSchedule(**args)
     assert words in _one_line(e)
+
+
+def test_a_schedule_ending_after_the_run_is_a_one_line_error():
+    with pytest.raises(Rl2fpgaError) as e:
+        S.MaskPruner(S.PruneSchedule(0.5, 0, 200), _model(0), 100)
+    assert "prune.end_step 200" in _one_line(e) and "train.total_steps 100" in _one_line(e)
 
 
 def test_bad_config_values_are_one_line_errors():

@@ -93,7 +93,7 @@ def train_dqn(
     apply_masks(mask_pairs)
     target_net = build_q_network(cfg, spec.obs_shape, spec.n_actions)
     target_net.set_weights(q_net.get_weights())
-    pruner = None if schedule is None else MaskPruner(schedule, q_net, masks, mirrors=(target_net,))
+    pruner = None if schedule is None else MaskPruner(schedule, q_net, total, masks, mirrors=(target_net,))
     if pruner is not None:
         mask_pairs = pruner.pairs()  # variables the schedule updates
     eval_after = dc.learning_starts if pruner is None else max(dc.learning_starts, schedule.end - 1)

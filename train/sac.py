@@ -131,7 +131,7 @@ def train_sac(
         copy_weights_by_name(model, agent.deployed)
     mask_pairs = check_masks(agent.deployed, masks)
     apply_masks(mask_pairs)
-    pruner = None if schedule is None else MaskPruner(schedule, agent.deployed, masks)
+    pruner = None if schedule is None else MaskPruner(schedule, agent.deployed, total, masks)
     if pruner is not None:
         mask_pairs = pruner.pairs()  # variables the schedule updates
     eval_after = sc.learning_starts if pruner is None else max(sc.learning_starts, schedule.end - 1)

@@ -7,9 +7,14 @@
   an early checkpoint), retrain in the environment with the mask frozen; M rounds give
   sparsity ``1 - 0.8^i``.
 * :func:`gradual` (the 2025 paper): sparsity follows ``s_t = s_f - s_f (1 - t/n)^3``
-  (tfmot ``PolynomialDecay(power=3)``); the masks come from tfmot's ``prune_low_magnitude``
+  (tfmot's ``PolynomialDecay(power=3)``, computed by :func:`~rl2fpga.quantize.sparsity.cubic_sparsity`
+  and tested equal to tfmot's); the masks come from tfmot's ``prune_low_magnitude``
   (``ConstantSparsity`` at each step's target, then ``strip_pruning``), and the agent retrains
   in the environment between steps.
+* :func:`during_training` (the 2025 paper's way, Graesser et al. 2022): one training run per
+  target sparsity from the train config, with gradual magnitude pruning of the deployed network
+  inside the run (:mod:`rl2fpga.quantize.sparsity`: cubic schedule, global / uniform / ERK
+  allocation); level 0 is the dense train run.
 
 Every level is written to ``prune/level_XX/{model.keras, masks.npz, eval.json}`` and listed in
 ``prune/levels.json``; ``prune/selected.json`` names the sparsest level keeping
@@ -30,14 +35,15 @@ from rl2fpga.artifacts import PruneLevels, PruneSelected, RunLayout
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_save_npz, atomic_write_json, read_json
+from rl2fpga.quantize.sparsity import (
+    PruneSchedule,
+    cubic_sparsity,
+    drop_smallest,
+    drop_smallest_global,
+    prunable_layers,
+)
 
 # ----------------------------------------------------------------------------- masks
-
-
-def prunable_layers(model: tf.keras.Model, include_output: bool = True) -> list[tf.keras.layers.Layer]:
-    """Dense and Conv2D layers in order (the last one only with ``include_output``)."""
-    layers = [la for la in model.layers if isinstance(la, tf.keras.layers.Dense | tf.keras.layers.Conv2D)]
-    return layers if include_output else layers[:-1]
 
 
 def magnitude_masks(
@@ -56,25 +62,11 @@ def magnitude_masks(
     masks = dict(masks or {})
     kernels = {la.name: np.asarray(la.get_weights()[0]) for la in layers}
     alive = {n: np.asarray(masks.get(n, np.ones(w.shape, bool)), bool) for n, w in kernels.items()}
-    new = {n: a.copy() for n, a in alive.items()}
     if scope == "layer":
-        for n, w in kernels.items():
-            idx = np.flatnonzero(alive[n])
-            k = int(round(rate * idx.size))
-            if k:
-                order = np.argsort(np.abs(w.reshape(-1)[idx]), kind="stable")
-                new[n].reshape(-1)[idx[order[:k]]] = False
-    elif scope == "global":
-        names = list(kernels)
-        mags = np.concatenate([np.abs(kernels[n]).reshape(-1)[alive[n].reshape(-1)] for n in names])
-        owner = np.concatenate([np.full(int(alive[n].sum()), i) for i, n in enumerate(names)])
-        pos = np.concatenate([np.flatnonzero(alive[n]) for n in names])
-        k = int(round(rate * mags.size))
-        for j in np.argsort(mags, kind="stable")[:k]:
-            new[names[owner[j]]].reshape(-1)[pos[j]] = False
-    else:
-        raise Rl2fpgaError(f"unknown pruning scope '{scope}'; use layer or global")
-    return new
+        return {n: drop_smallest(w, alive[n], int(round(rate * int(alive[n].sum())))) for n, w in kernels.items()}
+    if scope == "global":
+        return drop_smallest_global(kernels, alive, int(round(rate * sum(int(a.sum()) for a in alive.values()))))
+    raise Rl2fpgaError(f"unknown pruning scope '{scope}'; use layer or global")
 
 
 def apply_masks(model: tf.keras.Model, masks: dict[str, np.ndarray]) -> None:
@@ -94,15 +86,6 @@ def measured_sparsity(model: tf.keras.Model) -> tuple[float, dict[str, float]]:
         zeros += z
         total += w.size
     return zeros / max(total, 1), per
-
-
-def cubic_sparsity(t: int, n: int, final: float) -> float:
-    """The 2025 paper's schedule ``s_t = s_f - s_f (1 - t/n)^3`` through tfmot's PolynomialDecay."""
-    import tensorflow_model_optimization as tfmot
-
-    sched = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=final, begin_step=0,
-                                                 end_step=n, power=3, frequency=1)
-    return float(sched(tf.constant(min(t, n), tf.int64))[1])
 
 
 def tfmot_masks(model: tf.keras.Model, sparsity: float, include_output: bool = True) -> dict[str, np.ndarray]:
@@ -406,6 +389,48 @@ def gradual(
         lv = save_level(prune_dir, t, t, target, current, masks, ev)
         levels.append(lv)
         log(f"gradual step {t}/{n}: sparsity {lv.sparsity:.3f} (target {target:.3f}), return {lv.eval_return_mean:.1f}")
+    return levels
+
+
+def level_schedules(cfg: RunConfig) -> list[PruneSchedule]:
+    """``during_training``: one schedule per ``prune.sparsities`` entry, all checked up front."""
+    if not cfg.prune.sparsities:
+        raise Rl2fpgaError("prune.sparsities is empty; give the target sparsities of the levels, e.g. [0.8, 0.9, 0.95]")
+    return [PruneSchedule.from_config(cfg, s) for s in cfg.prune.sparsities]
+
+
+def during_training(
+    dense: tf.keras.Model,
+    dense_eval: dict[str, Any],
+    cfg: RunConfig,
+    prune_dir: Path,
+    log: Callable[[str], None] = print,
+    progress: bool = False,
+) -> list[Level]:
+    """Level 0 = the dense agent; level i = an agent trained from scratch (the train config,
+    its seed) while pruned to ``prune.sparsities[i-1]``, evaluated as the dense agent was (the
+    same seeds and episode count)."""
+    schedules = level_schedules(cfg)
+    masks = {la.name: np.ones(la.get_weights()[0].shape, bool) for la in prunable_layers(dense, cfg.prune.prune_output_layer)}
+    levels = [save_level(prune_dir, 0, 0, 0.0, dense, masks, dense_eval)]
+    for i, sched in enumerate(schedules, start=1):
+        if cfg.train.algo == "dqn":
+            from rl2fpga.train.dqn import train_dqn
+
+            res = train_dqn(cfg, None, schedule=sched, progress=progress)
+        else:
+            from rl2fpga.train.sac import train_sac
+
+            res = train_sac(cfg, None, schedule=sched, progress=progress)
+        info = res.metrics["prune"]
+        ev = {**res.eval.to_dict(), "steps": res.steps, "seconds": res.seconds, "selected_step": res.selected_step,
+              "prune": info}
+        extra = {"seconds": round(res.seconds, 2), "steps": res.steps, "allocation": sched.allocation,
+                 "target_layer_sparsity": info["target_layer_sparsity"]}
+        lv = save_level(prune_dir, i, 0, sched.final, res.model, res.masks or {}, ev, extra)
+        levels.append(lv)
+        log(f"during-training level {i}/{len(schedules)}: sparsity {lv.sparsity:.3f} (target {sched.final:.3f}), "
+            f"return {lv.eval_return_mean:.1f}, {res.steps} steps in {res.seconds:.0f} s")
     return levels
 
 

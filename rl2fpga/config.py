@@ -134,8 +134,11 @@ class TrainConfig:
 
 @dataclass
 class PruneConfig:
-    method: Literal["imp", "gradual", "student", "none"] = "student"
-    """imp = iterative magnitude pruning with rewinding; gradual = cubic schedule (tfmot);
+    method: Literal["imp", "gradual", "during_training", "student", "none"] = "student"
+    """imp = iterative magnitude pruning with rewinding; gradual = cubic schedule (tfmot) on the
+    trained agent; during_training = one training run per target in prune.sparsities from the
+    train config with gradual magnitude pruning inside it (cubic schedule from begin_step to
+    end_step, allocation, frequency; the deployed network: DQN's Q-network, SAC's actor);
     student = distil the dense agent into narrower MLPs (student_hidden; behaviour cloning +
     DAgger on standardised inputs), optionally magnitude-pruned further (student_prune_rounds)."""
     scope: Literal["layer", "global"] = "layer"
@@ -155,6 +158,20 @@ class PruneConfig:
     keep_return_fraction of the dense return; the better attempt is kept."""
     final_sparsity: float = 0.9
     """Gradual: final sparsity s_f of the cubic schedule."""
+    sparsities: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.95])
+    """during_training: the final sparsity of each level's training run (level i = sparsities[i-1];
+    level 0 is the dense train run); each value in [0, 1)."""
+    allocation: Literal["global", "uniform", "erk"] = "erk"
+    """during_training: per-layer sparsity; uniform = every layer the target, erk =
+    Erdos-Renyi-Kernel (density ~ sum(shape) / prod(shape), scaled to the target in weight
+    count, layers over density 1 kept dense), global = one magnitude ranking over all layers."""
+    begin_step: int | None = None
+    """during_training: agent step where the cubic schedule starts (None: 20 % of train.total_steps)."""
+    end_step: int | None = None
+    """during_training: agent step where it reaches the final sparsity (None: 80 % of
+    train.total_steps); evaluations for model selection and early stopping start there."""
+    frequency: int = 1000
+    """during_training: agent steps between mask updates (from begin_step, and at end_step)."""
     keep_return_fraction: float = 0.95
     """Select the sparsest level whose return keeps this fraction of the dense agent's."""
     prune_output_layer: bool = True

@@ -104,6 +104,12 @@ def _check_prune(cfg: RunConfig) -> None:
     _range("prune.student_prune_rounds", p.student_prune_rounds, 0)
     if p.student_temperature is not None:
         _range("prune.student_temperature", p.student_temperature, 0, lo_open=True)
+    if p.method == "during_training":  # the schedule itself: quantize/sparsity.py PruneSchedule.from_config
+        for i, s in enumerate(p.sparsities):
+            _range(f"prune.sparsities[{i}]", s, 0, 1, hi_open=True)
+        _range("prune.frequency", p.frequency, 1)
+        _range("prune.begin_step", p.begin_step, 0)
+        _range("prune.end_step", p.end_step, p.begin_step or 0, cfg.train.total_steps, lo_open=True)
     if p.method == "student":
         if not p.student_hidden or any(not h or min(h) < 1 for h in p.student_hidden):
             raise Rl2fpgaError(f"prune.student_hidden={p.student_hidden} needs at least one list of positive widths; set e.g. prune.student_hidden=[[8,8]]")

@@ -4,7 +4,10 @@ Epsilon-greedy play into a replay buffer; every ``train_freq`` environment steps
 ``gradient_steps`` minibatch updates on the Huber (or squared) TD error; a hard target copy
 every ``target_update_interval`` steps. Pruning hooks: ``model`` starts from given (e.g. rewound)
 weights and ``masks`` (layer name -> 0/1 kernel mask) are re-applied after every gradient step,
-so pruned weights stay exactly 0.
+so pruned weights stay exactly 0. ``schedule`` prunes the Q-network during training
+(:class:`~rl2fpga.quantize.sparsity.MaskPruner`: masks updated on the cubic schedule, applied
+after every gradient step and to the target network); evaluations (model selection, early
+stopping) then start at the schedule's end, so the selected model has the final sparsity.
 
 ``train.dqn.num_envs > 1`` steps that many copies of the environment together (one batched
 greedy forward pass per step of all copies) and samples packed uint8 stacks from a
@@ -24,6 +27,7 @@ import tensorflow as tf
 
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.quantize.sparsity import MaskPruner, PruneSchedule
 from rl2fpga.train.envs import FRAME_STACK, check_algo, env_spec, make_env, make_vector_env
 from rl2fpga.train.evaluate import (
     Policy,
@@ -64,9 +68,10 @@ def train_dqn(
     masks: dict[str, np.ndarray] | None = None,
     total_steps: int | None = None,
     progress: bool = True,
+    schedule: PruneSchedule | None = None,
 ) -> TrainResult:
     """Train a DQN agent; write model.keras, init_model.keras, checkpoints/, metrics, eval and tb/
-    into ``out_dir`` (nothing is written when it is None)."""
+    into ``out_dir`` (nothing is written when it is None); ``schedule``: prune while training."""
     dc, tc = cfg.train.dqn, cfg.train
     spec = env_spec(cfg.env)
     check_algo("dqn", spec)
@@ -88,6 +93,10 @@ def train_dqn(
     apply_masks(mask_pairs)
     target_net = build_q_network(cfg, spec.obs_shape, spec.n_actions)
     target_net.set_weights(q_net.get_weights())
+    pruner = None if schedule is None else MaskPruner(schedule, q_net, total, masks, mirrors=(target_net,))
+    if pruner is not None:
+        mask_pairs = pruner.pairs()  # variables the schedule updates
+    eval_after = dc.learning_starts if pruner is None else max(dc.learning_starts, schedule.end - 1)
     optimizer = tf.keras.optimizers.Adam(learning_rate=dc.learning_rate)
     loss_fn = tf.keras.losses.Huber() if dc.huber else tf.keras.losses.MeanSquaredError()
     if out_dir is not None:
@@ -131,7 +140,7 @@ def train_dqn(
     update = tf.function(td_step)
 
     if dc.num_envs > 1:
-        return _train_vector(cfg, out_dir, spec, q_net, target_net, td_step, total, rng, t0, progress)
+        return _train_vector(cfg, out_dir, spec, q_net, target_net, td_step, total, rng, t0, progress, pruner, eval_after)
 
     # -- replay, env, bookkeeping --------------------------------------------------------------
     stack = FRAME_STACK if spec.is_atari else 1
@@ -179,13 +188,16 @@ def train_dqn(
                 logger.scalar("train/loss", float(loss), step)
                 logger.scalar("train/q_mean", float(q_mean), step)
                 logger.scalar("train/epsilon", eps, step)
+            if pruner is not None and pruner.due(step - 1, step):
+                pruner.update(step)
+                act = current_policy()
             if step % dc.target_update_interval == 0:
                 target_net.set_weights(q_net.get_weights())
 
             # -- evaluate, checkpoint ------------------------------------------------------------
             if out_dir is not None and step in ckpt_at:
                 save_keras(q_net, out_dir / "checkpoints" / f"step_{step:08d}.keras")
-            if tc.eval_every > 0 and step % tc.eval_every == 0 and step > dc.learning_starts:
+            if tc.eval_every > 0 and step % tc.eval_every == 0 and step > eval_after:
                 res = selector(step)
                 bar.write(f"step {step}: eval return {res.mean:.1f} +- {res.std:.1f}")
                 if selector.stop:
@@ -196,7 +208,17 @@ def train_dqn(
         env.close()
     if not selector.stop and (tc.eval_every <= 0 or step % tc.eval_every != 0):
         selector(step)
-    return finish(cfg, out_dir, q_net, tf_greedy, selector, logger, step, t0, {"algo": "dqn"})
+    return _finish(cfg, out_dir, q_net, tf_greedy, selector, logger, step, t0, {"algo": "dqn"}, pruner)
+
+
+def _finish(cfg: RunConfig, out_dir: Path | None, q_net: tf.keras.Model, policy: Policy, selector: Selector,
+            logger: Logger, step: int, t0: float, extra: dict, pruner: MaskPruner | None) -> TrainResult:
+    """:func:`finish`, with the pruning schedule's record in the metrics and its final masks."""
+    if pruner is not None:
+        extra = {**extra, "prune": pruner.summary()}
+    res = finish(cfg, out_dir, q_net, policy, selector, logger, step, t0, extra)
+    res.masks = None if pruner is None else pruner.masks()
+    return res
 
 
 def _crossed(prev: int, step: int, every: int, after: int = 0) -> int:
@@ -208,7 +230,8 @@ def _crossed(prev: int, step: int, every: int, after: int = 0) -> int:
 
 
 def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Model, target_net: tf.keras.Model,
-                  td_step, total: int, rng: np.random.Generator, t0: float, progress: bool) -> TrainResult:
+                  td_step, total: int, rng: np.random.Generator, t0: float, progress: bool,
+                  pruner: MaskPruner | None = None, eval_after: int | None = None) -> TrainResult:
     """The loop of :func:`train_dqn` over ``num_envs`` environment copies stepped together.
 
     Agent step ``t`` is one step of one copy; an iteration steps every copy once (steps
@@ -223,6 +246,7 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
     seeded: the replay is only written by this thread, after the step)."""
     dc, tc = cfg.train.dqn, cfg.train
     n_envs = dc.num_envs
+    eval_after = dc.learning_starts if eval_after is None else eval_after
     stack = FRAME_STACK if spec.is_atari else 1
     obs_dtype = np.uint8 if spec.is_atari else np.float32
     rb = VectorReplay(dc.buffer_size, n_envs, spec.obs_shape, obs_dtype, stack=stack, seed=cfg.seed)
@@ -305,13 +329,15 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
                 logger.scalar("train/loss", float(loss), step)
                 logger.scalar("train/q_mean", float(q_mean), step)
                 logger.scalar("train/epsilon", float(eps[-1]), step)
+            if pruner is not None and pruner.due(prev, step):
+                pruner.update(step)
             if _crossed(prev, step, dc.target_update_interval):
                 target_net.set_weights(q_net.get_weights())
 
             # -- evaluate, checkpoint ----------------------------------------------------------------
             if out_dir is not None and any(prev < s <= step for s in ckpt_at):
                 save_keras(q_net, out_dir / "checkpoints" / f"step_{step:08d}.keras")
-            if tc.eval_every > 0 and _crossed(prev, step, tc.eval_every, dc.learning_starts):
+            if tc.eval_every > 0 and _crossed(prev, step, tc.eval_every, eval_after):
                 res = selector(step)
                 bar.write(f"step {step}: eval return {res.mean:.1f} +- {res.std:.1f}")
                 if selector.stop:
@@ -322,7 +348,7 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
         envs.close()
         if pool is not None:
             pool.shutdown()
-    if not selector.stop and (tc.eval_every <= 0 or not _crossed(step - n_envs, step, tc.eval_every, dc.learning_starts)):
+    if not selector.stop and (tc.eval_every <= 0 or not _crossed(step - n_envs, step, tc.eval_every, eval_after)):
         selector(step)
-    return finish(cfg, out_dir, q_net, tf_greedy, selector, logger, step, t0,
-                  {"algo": "dqn", "num_envs": n_envs, "learner_dtype": dc.learner_dtype})
+    return _finish(cfg, out_dir, q_net, tf_greedy, selector, logger, step, t0,
+                   {"algo": "dqn", "num_envs": n_envs, "learner_dtype": dc.learner_dtype}, pruner)

@@ -6,6 +6,8 @@ The actor is an MLP trunk (fc1, fc2, ...) with two heads, ``out`` (the mean, lin
 with the actor; its deterministic action is ``tanh(out) * scale + offset``. Pruning hooks as in
 DQN: ``model`` (a deployed chain model) gives the actor's starting weights, ``masks`` (layer
 name -> 0/1 kernel mask, on the deployed layers) are re-applied after every gradient step.
+``schedule`` prunes the deployed layers during training (the actor's trunk and mean head; the
+critics, their targets and the ``log_std`` head stay dense), as in DQN.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tensorflow as tf
 
 from rl2fpga.config import RunConfig
 from rl2fpga.fsutil import atomic_write_json
+from rl2fpga.quantize.sparsity import MaskPruner, PruneSchedule
 from rl2fpga.train.envs import EnvSpec, check_algo, env_spec, make_env
 from rl2fpga.train.evaluate import deterministic_actor
 from rl2fpga.train.replay import ReplayBuffer
@@ -106,11 +109,13 @@ def train_sac(
     total_steps: int | None = None,
     progress: bool = True,
     agent_dir: Path | None = None,
+    schedule: PruneSchedule | None = None,
 ) -> TrainResult:
     """Train a SAC agent; write model.keras (deployed actor mean), init_model.keras, agent/,
     checkpoints/, metrics, eval and tb/ into ``out_dir`` (nothing when it is None).
     ``agent_dir`` (an ``agent/`` folder of an earlier run) resumes the whole agent; ``model``
-    then overrides the actor's trunk and mean head."""
+    then overrides the actor's trunk and mean head. ``schedule``: prune the deployed actor while
+    training (evaluations for selection and early stopping start at its end)."""
     sc, tc = cfg.train.sac, cfg.train
     spec = env_spec(cfg.env)
     check_algo("sac", spec)
@@ -126,6 +131,10 @@ def train_sac(
         copy_weights_by_name(model, agent.deployed)
     mask_pairs = check_masks(agent.deployed, masks)
     apply_masks(mask_pairs)
+    pruner = None if schedule is None else MaskPruner(schedule, agent.deployed, total, masks)
+    if pruner is not None:
+        mask_pairs = pruner.pairs()  # variables the schedule updates
+    eval_after = sc.learning_starts if pruner is None else max(sc.learning_starts, schedule.end - 1)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         save_keras(agent.deployed, out_dir / "init_model.keras")
@@ -228,11 +237,13 @@ def train_sac(
                     logger.scalar("train/critic_loss", float(critic_loss), step)
                     logger.scalar("train/actor_loss", float(actor_loss), step)
                     logger.scalar("train/alpha", float(alpha), step)
+            if pruner is not None and pruner.due(step - 1, step):
+                pruner.update(step)
 
             # -- evaluate, checkpoint ------------------------------------------------------------
             if out_dir is not None and step in ckpt_at:
                 save_keras(agent.deployed, out_dir / "checkpoints" / f"step_{step:08d}.keras")
-            if tc.eval_every > 0 and step % tc.eval_every == 0 and step > sc.learning_starts:
+            if tc.eval_every > 0 and step % tc.eval_every == 0 and step > eval_after:
                 res = selector(step)
                 bar.write(f"step {step}: eval return {res.mean:.1f} +- {res.std:.1f}")
                 if selector.stop:
@@ -244,8 +255,10 @@ def train_sac(
     if not selector.stop and (tc.eval_every <= 0 or step % tc.eval_every != 0):
         selector(step)
     # agent/ holds the selected actor with the critics and temperature as trained to the end
-    return finish(
-        cfg, out_dir, agent.deployed, eval_policy, selector, logger, step, t0,
-        {"algo": "sac", "alpha": float(tf.exp(log_alpha).numpy())},
-        save_extra=lambda d: agent.save(d / "agent"),
-    )
+    extra = {"algo": "sac", "alpha": float(tf.exp(log_alpha).numpy())}
+    if pruner is not None:
+        extra["prune"] = pruner.summary()
+    res = finish(cfg, out_dir, agent.deployed, eval_policy, selector, logger, step, t0, extra,
+                 save_extra=lambda d: agent.save(d / "agent"))
+    res.masks = None if pruner is None else pruner.masks()
+    return res

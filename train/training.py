@@ -31,6 +31,7 @@ class TrainResult:
     selected_step: int  # the step whose periodic evaluation selected ``model``
     metrics: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
+    masks: dict[str, np.ndarray] | None = None  # pruning during training: the final masks
 
 
 def seed_everything(seed: int) -> np.random.Generator:

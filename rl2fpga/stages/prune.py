@@ -1,5 +1,6 @@
 """The ``prune`` stage: ``prune/level_XX/{model.keras, masks.npz, eval.json}``, ``levels.json``,
-``selected.json`` (see :mod:`rl2fpga.quantize.prune`). Writes into a temp folder that replaces
+``selected.json`` (see :mod:`rl2fpga.quantize.prune`; ``during_training`` trains one agent per
+target sparsity, each level's time in ``levels.json``). Writes into a temp folder that replaces
 ``prune/`` only on success."""
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
 
     dense, spec, dense_eval = load_train_outputs(run)
     pc = cfg.prune
+    if pc.method == "during_training":
+        P.level_schedules(cfg)  # a bad schedule is a one-line error before anything is written
     if pc.method == "imp" and pc.rewind == "init":
         rewind_path = run.layout.train_init_model
     elif pc.method == "imp":
@@ -37,7 +40,7 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
     with atomic_dir(run.layout.step("prune")) as out:
         agent_dir = run.layout.train_agent
         finetune = pc.method == "gradual"
-        if pc.method == "student":
+        if pc.method in ("student", "during_training"):
             retrain = None
         elif pc.finetune == "distill":
             retrain = P.distiller(cfg, dense, spec)
@@ -51,6 +54,8 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
             levels = P.imp(dense, dense_eval, rewind_to, retrain, cfg, out)
         elif pc.method == "gradual":
             levels = P.gradual(dense, dense_eval, retrain, cfg, out)
+        elif pc.method == "during_training":
+            levels = P.during_training(dense, dense_eval, cfg, out)
         elif pc.method == "student":
             from rl2fpga.quantize.student import students
 

@@ -30,7 +30,7 @@ from rl2fpga.quantize.qkeras_model import (
 def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, masks: dict[str, np.ndarray],
             steps: int, seed: int, lr: float = 3e-4, batch: int = 128, advantage_weight: float = 0.0,
             progress: Callable[[int], None] | None = None, temperature: float | None = None,
-            input_scale: float | None = None) -> list[float]:
+            input_scale: float | None = None, squash: bool = False) -> list[float]:
     """QAT: ``steps`` Adam steps of MSE(qmodel(x), teacher(x)); masks kept; weights snapped.
 
     ``advantage_weight`` > 0 adds the error of the outputs centred per state (Q-values minus
@@ -47,6 +47,8 @@ def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, mask
     else:
         prep = lambda a: a.astype(np.float32) * np.float32(input_scale)  # noqa: E731
     target = _predict(teacher, x, prep)
+    if squash:
+        target = np.tanh(target)
     scale = float(np.mean(target**2)) + 1e-8  # normalised loss: comparable across agents
     centred = target - target.mean(axis=1, keepdims=True)
     scale_c = float(np.mean(centred**2)) + 1e-8
@@ -57,6 +59,8 @@ def distill(qmodel: tf.keras.Model, teacher: tf.keras.Model, x: np.ndarray, mask
     def train_step(xb: tf.Tensor, yb: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             y = qmodel(xb, training=True)
+            if squash:
+                y = tf.tanh(y)
             if temperature is not None:  # cross-entropy of softmax(Q / T): teacher -> student
                 p_teacher = tf.nn.softmax(yb / temperature, axis=1)
                 loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(p_teacher, y / temperature))

@@ -80,7 +80,7 @@ def students(
     """Level 0 = the teacher, then each student (and its pruning rounds) as a level."""
     from rl2fpga.quantize.quantizer import distill
     from rl2fpga.train.evaluate import evaluate, record_episode
-    from rl2fpga.train.training import EVAL_SEED_OFFSET
+    from rl2fpga.train.training import EVAL_SEED_OFFSET, SELECT_SEED_OFFSET
 
     pc = cfg.prune
     if len(spec.obs_shape) != 1:  # e.g. an imported Atari CNN under the default (student) method
@@ -88,6 +88,7 @@ def students(
                            "images; set prune.method=gradual (or imp)")
     seed = cfg.seed + DISTILL_SEED_OFFSET
     temperature = pc.student_temperature if spec.discrete else None
+    squash = pc.student_action_loss and not spec.discrete
 
     def visit(model: tf.keras.Model, first: int) -> np.ndarray:
         pol = _policy(model, spec)
@@ -108,13 +109,22 @@ def students(
     levels = [save_level(prune_dir, 0, 0, 0.0, teacher, _all_ones(teacher), dense_eval)]
 
     def train_rounds(student: tf.keras.Model, masks: dict[str, np.ndarray], x: np.ndarray, s0: int, rounds: int) -> tuple[np.ndarray, float]:
-        """Distill on ``x``, then ``rounds`` DAgger rounds; the grown state set and the last loss."""
-        kw = {"batch": 256, "temperature": temperature}
+        """Distill on ``x``, then ``rounds`` DAgger rounds; the grown state set and the last loss.
+        With ``student_select_episodes``, the student ends with the weights of its best round on
+        the validation episodes."""
+        kw = {"batch": 256, "temperature": temperature, "squash": squash}
         loss = distill(student, teacher_z, x, masks, pc.distill_steps, s0, **kw)
+        best = _Best(student, (lambda: validate(student)) if pc.student_select_episodes > 0 else None, log)
         for r in range(rounds):
             x = np.concatenate([x, to_z(visit(fold_input_affine(student, mean, scale), 1000 * (r + 1)))])
             loss = distill(student, teacher_z, x, masks, pc.distill_steps, s0 + r + 1, **kw)
+            best.offer(r + 1)
+        best.restore()
         return x, float(np.mean(loss[-20:]))
+
+    def validate(student: tf.keras.Model) -> float:
+        pol = _policy(fold_input_affine(student, mean, scale), spec)
+        return evaluate(pol, cfg.env, cfg.seed + SELECT_SEED_OFFSET, pc.student_select_episodes).mean
 
     for hidden in pc.student_hidden:
         s_seed = cfg.seed + 1000 * len(hidden) + sum(hidden)  # a width gives the same student in any list
@@ -135,6 +145,29 @@ def students(
             log(f"student {'-'.join(map(str, [obs_dim, *hidden, n_out]))} round {rnd}: {lv.nonzero} nonzero weights "
                 f"(sparsity {lv.sparsity:.3f}), return {lv.eval_return_mean:.1f}")
     return levels
+
+
+class _Best:
+    """The best-scoring weights of a student over its distillation rounds (validation episodes);
+    inert when ``student_select_episodes`` is 0."""
+
+    def __init__(self, model: tf.keras.Model, score: Callable[[], float] | None, log: Callable[[str], None]) -> None:
+        self.model, self.score, self.log = model, score, log
+        self.round, self.value, self.weights = 0, -np.inf, None
+        self.offer(0)
+
+    def offer(self, rnd: int) -> None:
+        if self.score is None:
+            return
+        v = float(self.score())
+        self.log(f"  round {rnd}: validation return {v:.1f}")
+        if v > self.value:
+            self.round, self.value, self.weights = rnd, v, [w.copy() for w in self.model.get_weights()]
+
+    def restore(self) -> None:
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+            self.log(f"  kept round {self.round} (validation return {self.value:.1f})")
 
 
 def _all_ones(model: tf.keras.Model) -> dict[str, np.ndarray]:

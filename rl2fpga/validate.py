@@ -102,6 +102,7 @@ def _check_prune(cfg: RunConfig) -> None:
     _range("prune.distill_episodes", p.distill_episodes, 1)
     _range("prune.student_dagger_rounds", p.student_dagger_rounds, 0)
     _range("prune.student_prune_rounds", p.student_prune_rounds, 0)
+    _range("prune.student_select_episodes", p.student_select_episodes, 0)
     if p.student_temperature is not None:
         _range("prune.student_temperature", p.student_temperature, 0, lo_open=True)
     if p.method == "during_training":  # the schedule itself: quantize/sparsity.py PruneSchedule.from_config

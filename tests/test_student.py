@@ -115,3 +115,52 @@ def test_student_refuses_image_observations_before_any_work(tmp_path):
     with pytest.raises(Rl2fpgaError, match="prune.method=gradual") as e:
         S.students(tf.keras.Sequential(), {}, spec, cfg, tmp_path / "prune")
     assert "\n" not in str(e.value) and not (tmp_path / "prune").exists()
+
+
+def _const_model(value: float, n_out: int = 2) -> tf.keras.Model:
+    """A 3-input Dense model whose every output is ``value`` (zero kernel)."""
+    m = mlp(3, n_out, [2])
+    w = m.get_weights()
+    m.set_weights([np.zeros_like(a) for a in w[:-1]] + [np.full_like(w[-1], value)])
+    return m
+
+
+def test_action_loss_judges_actions_not_saturated_means():
+    """squash=True (SAC students' action loss) compares tanh of the means: a student whose mean is
+    20 where the teacher's is 10 takes the same action (~0 error); the plain loss sees 100 / 100."""
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    from rl2fpga.quantize.quantizer import distill
+
+    plain = distill(_const_model(20.0), _const_model(10.0), x, {}, 1, 0, lr=0.0)
+    squashed = distill(_const_model(20.0), _const_model(10.0), x, {}, 1, 0, lr=0.0, squash=True)
+    assert plain[0] == pytest.approx(1.0, rel=1e-3)
+    assert squashed[0] < 1e-6
+    # unsaturated means: both losses see the difference
+    assert distill(_const_model(0.5), _const_model(0.0), x, {}, 1, 0, lr=0.0, squash=True)[0] > 0.1
+
+
+def test_best_round_is_kept_on_validation_returns():
+    m = _teacher()
+    scores = iter([1.0, 5.0, 3.0])
+    logs: list[str] = []
+    best = S._Best(m, lambda: next(scores), logs.append)  # round 0 scores 1
+    m.set_weights([w + 1 for w in m.get_weights()])
+    best.offer(1)  # 5: the best
+    kept = [w.copy() for w in m.get_weights()]
+    m.set_weights([w + 1 for w in m.get_weights()])
+    best.offer(2)  # 3
+    best.restore()
+    assert best.round == 1 and all(np.array_equal(a, b) for a, b in zip(m.get_weights(), kept, strict=True))
+    assert "kept round 1" in logs[-1]
+    # off (no score): the last round's weights stay
+    last = [w.copy() for w in m.get_weights()]
+    off = S._Best(m, None, logs.append)
+    m.set_weights([w + 1 for w in m.get_weights()])
+    off.offer(1)
+    off.restore()
+    assert not all(np.array_equal(a, b) for a, b in zip(m.get_weights(), last, strict=True))
+
+
+def test_negative_select_episodes_is_one_line_error():
+    with pytest.raises(Rl2fpgaError, match="student_select_episodes"):
+        validate(_cfg(student_select_episodes=-1))

@@ -209,9 +209,10 @@ class PruneConfig:
     """student: train on standardised inputs (per-input mean and 1/std of the teacher's states)
     and fold the standardisation into the first layer's weights and bias, so every back end
     applies it bit-exactly and its bits are counted with that layer."""
-    student_action_loss: bool = False
+    student_action_loss: bool = True
     """student, SAC: distil the actions the deployed actor takes (squared error of tanh of the
-    means) instead of the means themselves (a mean deep in tanh's saturation needs no exact copy)."""
+    means) instead of the means themselves (a mean deep in tanh's saturation needs no exact copy;
+    a Hopper 11-16-16-3 student: 3,188 with it, 2,063 without, teacher 2,284, 30 episodes)."""
     student_select_episodes: int = 0
     """student: after behaviour cloning and after each DAgger round, play this many validation
     episodes (seeds other than the evaluation's) and keep the round whose student scored best

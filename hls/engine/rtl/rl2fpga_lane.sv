@@ -59,8 +59,9 @@ module rl2fpga_lane
     input  logic [LEN_BITS+PTR_BITS-1:0] t1_tab,   // this lane's {len, ptr}
     output logic                space,
     output logic                busy,
+    output logic                busy_early,        // busy but for the last MAC stage (M2)
     output logic                mac,               // a MAC this cycle
-    output logic [AW:0]         dcount,            // dirty list length
+    output logic [AW:0]         dcount_next,       // dirty list length after this cycle's append
     // requantize / sweep control (rl2fpga_layer_ctrl)
     input  logic                adv,
     input  logic                rq_issue,
@@ -159,7 +160,8 @@ module rl2fpga_lane
     mac      = m2_valid && m2_ok && m2_w != '0;  // a zero weight (dense format, rel filler) is no MAC
     mac_push = mac && !old[AWW-1];
   end
-  assign busy = walk_busy || m1_valid || m2_valid;
+  assign busy       = walk_busy || m1_valid || m2_valid;
+  assign busy_early = walk_busy || m1_valid;
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
@@ -184,17 +186,28 @@ module rl2fpga_lane
   end
 
   // ---------------------------------------------------------- dirty list
+  logic [AW:0] dcount;  // entries in the dirty list
+  // the requantize phase's first read (rq_k = 0) may race the last MAC's append of that
+  // entry (the cycle the MACs finish): it then takes the appended entry
   logic [DLW-1:0] dlist[DEPTH];
-  logic [DLW-1:0] dl_rd;
-  logic           dl_we;
+  logic [DLW-1:0] dl_rd, dl_mem, dl_fwd_pos;
+  logic           dl_we, dl_fwd;
   assign dl_we = phase == rl2fpga_pkg::S_MAC && mac_push;
   always_ff @(posedge clk) begin
     if (dl_we) dlist[AW'(dcount)] <= m2_pos;
-    if (rq_issue && !sweep_mode) dl_rd <= dlist[AW'(rq_k)];
+    if (rq_issue && !sweep_mode) dl_mem <= dlist[AW'(rq_k)];
   end
   always_ff @(posedge clk) begin
+    if (rq_issue && !sweep_mode) begin
+      dl_fwd     <= dl_we && dcount == rq_k;
+      dl_fwd_pos <= m2_pos;
+    end
+  end
+  assign dl_rd = dl_fwd ? dl_fwd_pos : dl_mem;
+  assign dcount_next = dcount + (AW + 1)'(dl_we);
+  always_ff @(posedge clk) begin
     if (!rst_n || clear_dirty) dcount <= '0;
-    else if (dl_we) dcount <= dcount + 1'b1;
+    else dcount <= dcount_next;
   end
 
   // ---------------------------------------------------------- requantize
@@ -205,7 +218,7 @@ module rl2fpga_lane
 
   always_ff @(posedge clk) begin
     if (adv) begin
-      r1_lane  <= sweep_mode || rq_k < dcount;
+      r1_lane  <= sweep_mode || rq_k < dcount_next;
       r2_lane  <= r1_lane;
       r2_entry <= r1_entry;
     end

@@ -133,7 +133,7 @@ module rl2fpga_layer
   logic                    adv, rq_issue, sweep_mode, r2_valid, clear_dirty, rq_done;
   logic [AW:0]             rq_k;
   logic [DLW-1:0]          r1_sw, sw_entry;
-  logic [LANES-1:0]        lane_space, lane_busy, lane_mac, rq_mask;
+  logic [LANES-1:0]        lane_space, lane_busy, lane_busy_early, lane_mac, rq_mask;
   logic [LANES*(AW+1)-1:0] lane_dcount;
   logic [LANES*EW-1:0]     rq_payload;
   logic                    set_push, set_pop, ser_can_load, ser_valid;
@@ -147,7 +147,7 @@ module rl2fpga_layer
       .OUT_H(OUT_H), .OUT_W(OUT_W), .FB(FB), .FB_BITS(FB_BITS), .LANES(LANES), .LAST(LAST)
   ) u_ctrl (
       .clk, .rst_n, .state_reset, .force_all_dirty, .busy, .in_valid, .in_last, .in_ready,
-      .issue, .lanes_space, .t1_valid, .lane_busy, .lane_mac, .lane_dcount, .phase, .adv,
+      .issue, .lanes_space, .t1_valid, .lane_busy, .lane_busy_early, .lane_mac, .lane_dcount, .phase, .adv,
       .rq_issue, .rq_k, .sweep_mode, .r1_sw, .r2_valid, .sw_entry, .clear_dirty,
       .any_send(|rq_mask), .set_space(32'(set_count) < SD), .set_empty(set_count == '0),
       .ser_valid, .out_ready, .rq_done, .last_events, .last_macs, .last_pad
@@ -168,7 +168,8 @@ module rl2fpga_layer
     ) u_lane (
         .clk, .rst_n, .phase, .threshold, .t1_valid, .t1_marker, .t1_qy, .t1_qx, .t1_value,
         .t1_tab(tab_rd[l*TEW +: TEW]), .space(lane_space[l]), .busy(lane_busy[l]),
-        .mac(lane_mac[l]), .dcount(lane_dcount[l*(AW+1) +: AW+1]), .adv, .rq_issue, .rq_k,
+        .busy_early(lane_busy_early[l]), .mac(lane_mac[l]),
+        .dcount_next(lane_dcount[l*(AW+1) +: AW+1]), .adv, .rq_issue, .rq_k,
         .sweep_mode, .r1_sw, .r2_valid, .sw_entry,
         .sw_bias(ACC_BITS'($signed(bias_rom[sw_entry[FB_BITS-1:0]][l*B_BITS +: B_BITS]))), .clear_dirty,
         .rq_mask(rq_mask[l]), .rq_payload(rq_payload[l*EW +: EW])
@@ -177,9 +178,13 @@ module rl2fpga_layer
 
   // ================================================================ events out
   // sets of changed outputs wait in a small FIFO for the serializer, so the walk does not stop
-  // while a set is being sent (walking and sending overlap)
-  assign set_push = r2_valid && adv && (|rq_mask);
-  assign set_pop  = set_count != '0 && ser_can_load;
+  // while a set is being sent (walking and sending overlap); a set that finds the FIFO empty and
+  // the serializer free goes straight into the serializer
+  logic set_new, set_direct;
+  assign set_new    = r2_valid && adv && (|rq_mask);
+  assign set_direct = set_new && set_count == '0 && ser_can_load;
+  assign set_push   = set_new && !set_direct;
+  assign set_pop    = set_count != '0 && ser_can_load;
 
   rl2fpga_fifo #(.DEPTH(SD), .W(SETW)) u_sets (
       .clk, .rst_n,
@@ -193,9 +198,9 @@ module rl2fpga_layer
   rl2fpga_serializer #(.N(LANES), .PW(EW)) u_ser (
       .clk, .rst_n,
       .can_load    (ser_can_load),
-      .load        (set_pop),
-      .load_mask   (set_head[SETW-1 -: LANES]),
-      .load_payload(set_head[LANES*EW-1:0]),
+      .load        (set_pop || set_direct),
+      .load_mask   (set_pop ? set_head[SETW-1 -: LANES] : rq_mask),
+      .load_payload(set_pop ? set_head[LANES*EW-1:0] : rq_payload),
       .out_valid   (ser_valid),
       .out_ready   (out_ready),
       .out_payload (ser_payload)

@@ -33,8 +33,9 @@ module rl2fpga_layer_ctrl
     input  logic                  t1_valid,
     // lanes
     input  logic [LANES-1:0]      lane_busy,
+    input  logic [LANES-1:0]      lane_busy_early,  // busy but for the last MAC stage
     input  logic [LANES-1:0]      lane_mac,
-    input  logic [LANES*(AW+1)-1:0] lane_dcount,
+    input  logic [LANES*(AW+1)-1:0] lane_dcount,    // dirty list lengths after this cycle
     output rl2fpga_pkg::phase_t                phase,
     output logic                  adv,          // the requantize pipeline advances
     output logic                  rq_issue,
@@ -56,8 +57,8 @@ module rl2fpga_layer_ctrl
     output logic [31:0]           last_macs,
     output logic [31:0]           last_pad
 );
-  logic           all_dirty, marker_inflight, r1_valid, sweep_end, macs_done;
-  logic [AW:0]    rq_total, dcount_max;
+  logic           all_dirty, rq_sweep, marker_inflight, r1_valid, sweep_end, macs_done, rq_first;
+  logic [AW:0]    rq_total, dcount_max, first_total;
   logic [OYW-1:0] sw_oy;
   logic [OXW-1:0] sw_ox;
   logic [FB_BITS-1:0] sw_fb;
@@ -66,9 +67,14 @@ module rl2fpga_layer_ctrl
   assign sw_entry   = {sw_oy, sw_ox, sw_fb};
   assign in_ready   = phase == rl2fpga_pkg::S_MAC && !marker_inflight && lanes_space;
   assign issue      = in_valid && in_ready;
-  assign sweep_mode = all_dirty || LAST;
-  assign adv        = !r2_valid || !any_send || set_space;
-  assign rq_issue   = phase == rl2fpga_pkg::S_RQ && rq_k < rq_total && adv;
+  // sweep mode is latched for the requantize phase (a threshold write during it counts for the
+  // next frame); rq_k and the sweep coordinates are 0 throughout the MAC phase, so the phase's
+  // first word is issued in the cycle the MACs finish (rq_first)
+  assign sweep_mode  = phase == rl2fpga_pkg::S_RQ ? rq_sweep : all_dirty || LAST;
+  assign adv         = !r2_valid || !any_send || set_space;
+  assign first_total = (all_dirty || LAST) ? (AW + 1)'(DEPTH) : dcount_max;
+  assign rq_first    = phase == rl2fpga_pkg::S_MAC && macs_done && first_total != '0;
+  assign rq_issue    = (phase == rl2fpga_pkg::S_RQ && rq_k < rq_total && adv) || rq_first;
   assign rq_done    = phase == rl2fpga_pkg::S_RQ && rq_k == rq_total && !r1_valid && !r2_valid && set_empty && !ser_valid;
 
   always_comb begin
@@ -81,9 +87,10 @@ module rl2fpga_layer_ctrl
     idle_lanes = |lane_mac ? 32'(LANES) - word_macs : 32'd0;
   end
 
-  // the frame's MACs are done once its marker has been looked up and every lane is idle (the
-  // marker itself does not enter the lanes)
-  assign macs_done   = marker_inflight && !t1_valid && !(|lane_busy);
+  // the frame's MACs are done once its marker has been looked up and every lane is idle but for
+  // its last MAC stage (the marker itself does not enter the lanes): that stage writes its
+  // accumulator and dirty-list entry at this clock edge, before the requantize phase reads them
+  assign macs_done   = marker_inflight && !t1_valid && !(|lane_busy_early);
   assign sweep_end   = 32'(sw_oy) == OUT_H - 1 && 32'(sw_ox) == OUT_W - 1 && 32'(sw_fb) == FB - 1;
   assign clear_dirty = (rq_done && out_ready) || (phase == rl2fpga_pkg::S_SWEEP && sweep_end);
   assign busy = phase != rl2fpga_pkg::S_MAC || marker_inflight || t1_valid || (|lane_busy);
@@ -109,6 +116,7 @@ module rl2fpga_layer_ctrl
       marker_inflight <= 1'b0;
       rq_k            <= '0;
       rq_total        <= '0;
+      rq_sweep        <= 1'b0;
       r1_valid        <= 1'b0;
       r2_valid        <= 1'b0;
       run_events      <= '0;
@@ -138,16 +146,19 @@ module rl2fpga_layer_ctrl
             run_pad         <= '0;
             marker_inflight <= 1'b0;
             phase           <= rl2fpga_pkg::S_RQ;
-            rq_k            <= '0;
-            sw_oy           <= '0;
-            sw_ox           <= '0;
-            sw_fb           <= '0;
-            rq_total        <= (all_dirty || LAST) ? (AW + 1)'(DEPTH) : dcount_max;
+            rq_total        <= first_total;
+            rq_sweep        <= all_dirty || LAST;
+            all_dirty       <= force_all_dirty;
+            // the first word (k = 0, sweep entry 0) is issued now
+            r1_valid        <= rq_first;
+            r1_sw           <= sw_entry;
+            r2_valid        <= 1'b0;
+            if (rq_first) begin
+              rq_k <= (AW + 1)'(1);
+              sweep_step();
+            end
           end else if (state_reset && !busy) begin
             phase <= rl2fpga_pkg::S_SWEEP;
-            sw_oy <= '0;
-            sw_ox <= '0;
-            sw_fb <= '0;
           end
         end
         rl2fpga_pkg::S_RQ: begin
@@ -161,8 +172,11 @@ module rl2fpga_layer_ctrl
             sweep_step();
           end
           if (rq_done && out_ready) begin
-            phase     <= rl2fpga_pkg::S_MAC;
-            all_dirty <= force_all_dirty;
+            phase <= rl2fpga_pkg::S_MAC;
+            rq_k  <= '0;
+            sw_oy <= '0;
+            sw_ox <= '0;
+            sw_fb <= '0;
           end
         end
         default: begin  // S_SWEEP
@@ -170,6 +184,9 @@ module rl2fpga_layer_ctrl
           if (sweep_end) begin
             phase     <= rl2fpga_pkg::S_MAC;
             all_dirty <= 1'b1;
+            sw_oy     <= '0;
+            sw_ox     <= '0;
+            sw_fb     <= '0;
           end
         end
       endcase

@@ -1,5 +1,5 @@
 // List walker of one lane: a FIFO of the lists handed to the lane (LIST_FIFO_DEPTH, from the
-// generated package) and a walker that reads the lane's part of the head list from the lane's
+// generated package; a list that finds it empty and the walker free goes straight through) and a walker that reads the lane's part of the head list from the lane's
 // weight memory at one entry per cycle, independently of the other lanes (a lane with a short
 // part moves on to the next list while the others finish). `w_rd` is the entry {tap, fb, w}
 // read for the previous cycle's `cur_*`, decoded from the stored word of the layer's format:
@@ -58,7 +58,11 @@ module rl2fpga_list_walker
   logic [QIW-1:0]          q_head;
   logic [$clog2(QD+1)-1:0] q_count;
 
-  assign q_push = t1_valid && !t1_marker && t1_len != '0;
+  // a list that arrives while the FIFO is empty and the walker takes its next list this cycle
+  // goes straight to the walker (bypass: no cycle in the FIFO)
+  logic load, bypass;
+  assign bypass = t1_valid && !t1_marker && t1_len != '0 && q_count == '0 && (!cur_valid || last_entry);
+  assign q_push = t1_valid && !t1_marker && t1_len != '0 && !bypass;
   assign space  = 32'(q_count) + (t1_valid ? 1 : 0) < QD;
 
   rl2fpga_fifo #(.DEPTH(QD), .W(QIW)) u_q (
@@ -79,6 +83,7 @@ module rl2fpga_list_walker
   assign next_left  = FORMAT == 3 ? cur_left & (cur_left - 1'b1) : cur_left - 1'b1;
   assign last_entry = FORMAT == 3 ? next_left == '0 : cur_left == LEN_BITS'(1);
   assign q_pop = q_count != '0 && (!cur_valid || last_entry);
+  assign load  = q_pop || bypass;
   assign busy  = q_count != '0 || cur_valid;
 
   if (FORMAT == 1) begin : g_rel
@@ -86,7 +91,7 @@ module rl2fpga_list_walker
     logic [ENTRY_BITS-1:0] rd_word;
     logic [PW-1:0]         pos, pos_q;
     always_ff @(posedge clk) begin
-      if (q_pop) cur_first <= 1'b1;
+      if (load) cur_first <= 1'b1;
       else if (cur_valid) cur_first <= 1'b0;
       if (cur_valid) begin
         rd_word  <= wmem[WAW'(cur_ptr)];
@@ -99,7 +104,7 @@ module rl2fpga_list_walker
   end else if (FORMAT == 2) begin : g_dense
     logic [PW-1:0] cur_pos;
     always_ff @(posedge clk) begin
-      if (q_pop) cur_pos <= '0;
+      if (load) cur_pos <= '0;
       else if (cur_valid && 32'(cur_pos[FB_BITS-1:0]) == FB - 1) cur_pos <= PW'((32'(cur_pos) >> FB_BITS) + 1) << FB_BITS;
       else if (cur_valid) cur_pos <= cur_pos + 1'b1;
       if (cur_valid) w_rd <= {cur_pos, wmem[WAW'(cur_ptr)]};
@@ -122,9 +127,9 @@ module rl2fpga_list_walker
   always_ff @(posedge clk) begin
     if (!rst_n) begin
       cur_valid <= 1'b0;
-    end else if (q_pop) begin
+    end else if (load) begin
       cur_valid <= 1'b1;
-      {cur_qy, cur_qx, cur_value, cur_ptr, cur_left} <= q_head;
+      {cur_qy, cur_qx, cur_value, cur_ptr, cur_left} <= q_pop ? q_head : {t1_qy, t1_qx, t1_value, t1_ptr, t1_len};
     end else if (cur_valid) begin
       cur_ptr  <= cur_ptr + 1'b1;
       cur_left <= next_left;

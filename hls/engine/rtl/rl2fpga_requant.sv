@@ -33,10 +33,14 @@ module rl2fpga_requant
 );
   // event link widths (rl2fpga_pkg)
   localparam int YW = rl2fpga_pkg::YW, XW = rl2fpga_pkg::XW, CW = rl2fpga_pkg::CW, VW = rl2fpga_pkg::VW;
-  localparam logic signed [63:0] QMIN = OUT_SIGNED ? -(64'sd1 <<< (OUT_BITS - 1)) : 64'sd0;
-  localparam logic signed [63:0] QMAX = OUT_SIGNED ? (64'sd1 <<< (OUT_BITS - 1)) - 1 : (64'sd1 <<< OUT_BITS) - 1;
-
   localparam int SB = SHIFT_BITS > 0 ? SHIFT_BITS : 1;
+  // arithmetic width: holds the accumulator, q << shift for the largest shift, the output
+  // range and a difference of two outputs (the values a 64-bit version would compute)
+  localparam int SHMAX = SHIFT_BITS > 0 ? (1 << SHIFT_BITS) - 1 : SHIFT;
+  localparam int RW = (ACC_BITS > SHMAX ? (ACC_BITS > OUT_BITS ? ACC_BITS : OUT_BITS)
+                                        : (SHMAX > OUT_BITS ? SHMAX : OUT_BITS)) + 3;
+  localparam logic signed [RW-1:0] QMIN = OUT_SIGNED ? -(RW'(1) <<< (OUT_BITS - 1)) : '0;
+  localparam logic signed [RW-1:0] QMAX = OUT_SIGNED ? (RW'(1) <<< (OUT_BITS - 1)) - 1 : (RW'(1) <<< OUT_BITS) - 1;
 
   // per-channel shifts: row fb holds the shifts of outputs fb * LANES + 0 .. LANES - 1
   logic [SB-1:0] ch_shift;
@@ -50,14 +54,14 @@ module rl2fpga_requant
     assign ch_shift = '0;
   end
 
-  function automatic logic signed [63:0] requantize(input logic signed [ACC_BITS-1:0] acc,
+  function automatic logic signed [RW-1:0] requantize(input logic signed [ACC_BITS-1:0] acc,
                                                     input logic [7:0] sh);
-    logic signed [63:0] a, q, rem, half, y;
-    a    = {{(64 - ACC_BITS){acc[ACC_BITS-1]}}, acc};
+    logic signed [RW-1:0] a, q, rem, half, y;
+    a    = {{(RW - ACC_BITS){acc[ACC_BITS-1]}}, acc};
     q    = a >>> sh;
     rem  = a - (q <<< sh);
-    half = sh > 0 ? (64'sd1 <<< (sh - 1)) : 64'sd0;
-    y    = q + ((sh > 0 && (rem > half || (rem == half && q[0]))) ? 64'sd1 : 64'sd0);
+    half = sh > 0 ? (RW'(1) <<< (sh - 1)) : '0;
+    y    = q + ((sh > 0 && (rem > half || (rem == half && q[0]))) ? RW'(1) : RW'(0));
     if (y > QMAX) y = QMAX;
     if (y < QMIN) y = QMIN;
     if (RELU && y < 0) y = 0;
@@ -65,7 +69,11 @@ module rl2fpga_requant
   endfunction
 
   always_comb begin
-    logic signed [63:0] y, xh, d, mag;
+    logic signed [RW-1:0] y, xh, d, mag;
+    // the value sent: it fits the event's VW bits (the generator checks the formats)
+    // verilator lint_off UNUSEDSIGNAL
+    logic signed [RW-1:0] v;
+    // verilator lint_on UNUSEDSIGNAL
     int f;
     logic [7:0] sh;
     logic [OYW-1:0] oy;
@@ -75,12 +83,13 @@ module rl2fpga_requant
     f   = 32'(fb) * LANES + LANE;
     sh  = SHIFT_BITS > 0 ? 8'(ch_shift) : 8'(SHIFT);
     y   = requantize($signed(word[ACC_BITS-1:0]), sh);
-    xh  = {{(64 - XB){OUT_SIGNED && word[XB+ACC_BITS-1]}}, word[XB+ACC_BITS-1 -: XB]};
+    xh  = {{(RW - XB){OUT_SIGNED && word[XB+ACC_BITS-1]}}, word[XB+ACC_BITS-1 -: XB]};
     d   = y - xh;
     mag = d < 0 ? -d : d;
     if (LAST) send = valid && f < N_OUT;
-    else send = valid && f < N_OUT && mag > $signed({32'd0, threshold});
-    payload  = {YW'(oy), XW'(ox), CW'(f), VW'(LAST ? y : d)};
+    else send = valid && f < N_OUT && 64'($unsigned(mag)) > 64'(threshold);  // mag >= 0
+    v        = LAST ? y : d;
+    payload  = {YW'(oy), XW'(ox), CW'(f), VW'(v)};
     new_word = {(!LAST && send) ? XB'(y) : word[XB+ACC_BITS-1 -: XB], word[ACC_BITS-1:0]};
   end
 endmodule

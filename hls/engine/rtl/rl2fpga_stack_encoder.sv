@@ -128,25 +128,25 @@ module rl2fpga_stack_encoder
       for (int k = 0; k < K - 1; k++) begin
         slot_wd[k*SW_ + e*IN_BITS +: IN_BITS] = s0_fill ? s0_data[e*8 +: IN_BITS] : xs[k + 1];
       end
+      // element e * K + ch of the beat (indices from the loop variables only: constant part
+      // selects, which synthesis tools need to keep this loop small)
       for (int ch = 0; ch < K; ch++) begin
         logic signed [DW-1:0] x, xh, d;
         logic [DW-1:0]        mag;
         logic [FW-1:0]        flat;
-        int                   i;
-        i = e * K + ch;
         if (IN_SIGNED) begin
           x  = DW'($signed(xs[ch]));
-          xh = DW'($signed(xhat_rd[i*IN_BITS +: IN_BITS]));
+          xh = DW'($signed(xhat_rd[(e*K + ch)*IN_BITS +: IN_BITS]));
         end else begin
           x  = DW'({1'b0, xs[ch]});
-          xh = DW'({1'b0, xhat_rd[i*IN_BITS +: IN_BITS]});
+          xh = DW'({1'b0, xhat_rd[(e*K + ch)*IN_BITS +: IN_BITS]});
         end
         d    = x - xh;
         mag  = d[DW-1] ? DW'(-d) : DW'(d);
         flat = (FW'(s0_beat) * FW'(P) + FW'(e)) * FW'(K) + FW'(ch);
-        cmp_mask[i] = !s0_fill && (32'(flat) < N_ELEM) && (32'(mag) > threshold);
-        cmp_payload[i*PW +: PW] = {flat, VW'(d)};
-        if (cmp_mask[i]) xhat_new[i*IN_BITS +: IN_BITS] = xs[ch];
+        cmp_mask[e*K + ch] = !s0_fill && (32'(flat) < N_ELEM) && (32'(mag) > threshold);
+        cmp_payload[(e*K + ch)*PW +: PW] = {flat, VW'(d)};
+        if (cmp_mask[e*K + ch]) xhat_new[(e*K + ch)*IN_BITS +: IN_BITS] = xs[ch];
       end
     end
   end

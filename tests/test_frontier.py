@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_fixtures import fake_train
 
 from rl2fpga.quantize.frontier import front, pareto_indices
 from rl2fpga.sweep import pareto_front
@@ -54,22 +55,6 @@ def test_the_ray_sweep_uses_the_same_selection() -> None:
 # ----------------------------------------------------------------------------- a tiny run
 
 
-def _fake_train(run: Any) -> None:
-    """A train/ folder as the train step writes it (an untrained 4-16-16-2 Q-network)."""
-    import tensorflow as tf
-
-    from rl2fpga.train.envs import EnvSpec
-    from rl2fpga.train.networks import mlp
-
-    tf.keras.utils.set_random_seed(0)
-    d = run.dir("train")
-    mlp(4, 2, [16, 16], name="q_network").save(d / "model.keras")
-    mlp(4, 2, [16, 16], name="q_network").save(d / "init_model.keras")
-    spec = EnvSpec("CartPole-v1", (4,), "float32", True, 2, None, None, False)
-    (d / "env.json").write_text(json.dumps(spec.to_dict()))
-    (d / "eval.json").write_text(json.dumps({"mean": 20.0, "std": 1.0, "returns": [20.0]}))
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rl2fpga.cli import main
@@ -84,7 +69,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     q.weight_bits, q.qat_steps, q.calib_episodes, q.delta_episodes, q.check_states = 8, 30, 1, 3, 30
     a.episodes, a.max_steps, a.frontier_bits = 1, 30, [8, 4]
     run = Run.create(cfg, runs_dir=tmp_path_factory.mktemp("frontier"))
-    _fake_train(run)
+    fake_train(run)
     for step in ("prune", "quantize", "analyze", "report"):
         assert main([step, str(run.path)]) == 0, step
     return run.path

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from run_fixtures import fake_train
 
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig
@@ -16,17 +17,7 @@ from rl2fpga.train.networks import mlp
 
 
 def _fake_train(run: Run, seed: int = 0) -> None:
-    """A train/ folder as the train step writes it (untrained weights, made-up eval)."""
-    from rl2fpga.train.envs import EnvSpec
-
-    tf.keras.utils.set_random_seed(seed)
-    d = run.dir("train")
-    m = mlp(4, 2, [16, 16], name="q_network")
-    m.save(d / "model.keras")
-    mlp(4, 2, [16, 16], name="q_network").save(d / "init_model.keras")
-    spec = EnvSpec("CartPole-v1", (4,), "float32", True, 2, None, None, False)
-    (d / "env.json").write_text(json.dumps(spec.to_dict()))
-    (d / "eval.json").write_text(json.dumps({"mean": 20.0, "std": 1.0, "returns": [20.0]}))
+    fake_train(run, seed)
 
 
 def _run(tmp_path, **sets) -> Run:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from run_fixtures import fake_train
 
 import rl2fpga
 from rl2fpga.cli import main
@@ -39,15 +40,7 @@ def _one_error(rc: int, capsys: pytest.CaptureFixture) -> str:
 
 
 def _fake_train(run: Run) -> None:
-    from rl2fpga.train.envs import EnvSpec
-
-    d = run.dir("train")
-    mlp(4, 2, [16, 16], name="q_network").save(d / "model.keras")
-    mlp(4, 2, [16, 16], name="q_network").save(d / "init_model.keras")
-    spec = EnvSpec("CartPole-v1", (4,), "float32", True, 2, None, None, False)
-    (d / "env.json").write_text(json.dumps(spec.to_dict()))
-    (d / "eval.json").write_text(json.dumps({"mean": 20.0, "std": 1.0, "returns": [20.0]}))
-    run.mark_done("train", 1.0)
+    fake_train(run, mark_done=True)
 
 
 def _lambda_model(marker: Path) -> tf.keras.Model:

@@ -105,6 +105,10 @@ class EnvConfig:
     """Atari: up to this many no-ops at reset."""
     sticky_actions: float = 0.25
     """Atari: repeat_action_probability (v5 default 0.25)."""
+    kwargs: dict[str, bool | int | float | str] = field(default_factory=dict)
+    """Keyword arguments for the environment's constructor (gymnasium.make), scalars only, e.g.
+    {include_cfrc_ext_in_observation: false} for Ant-v5's 27 observations; file or render
+    options are refused."""
 
 
 @dataclass
@@ -488,6 +492,17 @@ def _coerce(value: Any, t: Any, key: str) -> Any:
             choices = ", ".join(map(str, args))
             raise Rl2fpgaError(f"config key '{key}' must be one of {choices}, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise Rl2fpgaError(f"config key '{key}' must be a mapping, got {value!r}")
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise Rl2fpgaError(f"config key '{key}' has a non-string key {k!r}; use names")
+            if isinstance(v, dict | list) or v is None:
+                raise Rl2fpgaError(f"config key '{key}.{k}' must be a scalar (true/false, a number or a string), got {v!r}")
+            out[k] = _coerce(v, args[1], f"{key}.{k}")
+        return out
     if origin is list:
         if not isinstance(value, list):
             raise Rl2fpgaError(f"config key '{key}' must be a list, got {value!r}")
@@ -578,7 +593,8 @@ def apply_overrides(cfg: RunConfig, sets: list[str]) -> RunConfig:
             if not isinstance(node, dict) or p not in node:
                 raise Rl2fpgaError(f"unknown config key '{key}'; see `rl2fpga config` for the keys")
             node = node[p]
-        if not isinstance(node, dict) or parts[-1] not in node:
+        free = parts[:-1] == ["env", "kwargs"]  # the constructor's keywords: any name
+        if not isinstance(node, dict) or (parts[-1] not in node and not free):
             raise Rl2fpgaError(f"unknown config key '{key}'; see `rl2fpga config` for the keys")
         node[parts[-1]] = yaml.safe_load(raw)
     return from_dict(RunConfig, d)

@@ -49,8 +49,10 @@ def _ordered_timings(run: Run) -> dict[str, float]:
 
 def _train_section(a: RunArtifacts) -> dict[str, Any]:
     train = data(a.train)
+    rnd = data(a.analyze).get("random_policy") or {}
     return {"eval_return_mean": pick(train, "eval_return_mean"), "eval_return_std": pick(train, "eval_return_std"),
-            "steps": pick(train, "steps")}
+            "eval_episodes": pick(data(a.train_eval), "episodes"), "steps": pick(train, "steps"),
+            "random_return_mean": rnd.get("return_mean"), "random_return_std": rnd.get("return_std")}
 
 
 def _levels_section(a: RunArtifacts, cfg: RunConfig) -> list[dict[str, Any]]:

@@ -186,6 +186,30 @@ def check_env_id(env_id: str) -> None:
                            "Acrobot-v1, Pendulum-v1, ALE/Breakout-v5 or Hopper-v5")
 
 
+# constructor options an untrusted config may not set: files to read, windows to open, and the
+# options that other env.* keys already own (Atari's frame skip, sticky actions, time limit)
+_ENV_KWARGS_OWNED = {
+    "frameskip": "env.frame_skip", "repeat_action_probability": "env.sticky_actions",
+    "max_num_frames_per_episode": "env.max_episode_steps", "max_episode_steps": "env.max_episode_steps",
+}
+
+
+def check_env_kwargs(kwargs: dict, env_id: str) -> None:
+    """``env.kwargs`` are passed to the environment's constructor: plain identifiers with scalar
+    values only, nothing that names a file (``xml_file``) or opens a window (``render_mode``)."""
+    for k, v in kwargs.items():
+        if not isinstance(k, str) or not k.isidentifier():
+            raise Rl2fpgaError(f"env.kwargs key {k!r} is not a plain name; use the constructor's keyword names")
+        low = k.lower()
+        if low in _ENV_KWARGS_OWNED:
+            raise Rl2fpgaError(f"env.kwargs.{k} is set by {_ENV_KWARGS_OWNED[low]}; set that key instead")
+        if "file" in low or "path" in low or "dir" in low or low.startswith("render") or low == "apply_api_compatibility":
+            raise Rl2fpgaError(f"env.kwargs.{k} is refused (configs are untrusted: no files, paths or rendering); "
+                               f"remove it from the config of {env_id}")
+        if not isinstance(v, bool | int | float | str):
+            raise Rl2fpgaError(f"env.kwargs.{k} must be a scalar (true/false, a number or a string), got {v!r}")
+
+
 def check_run_name(name: str) -> None:
     if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
         raise Rl2fpgaError(f"run name '{name}' must be a plain name (letters, digits, '.', '_', '-'; no "

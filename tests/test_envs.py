@@ -123,3 +123,59 @@ def test_algo_action_space_mismatch():
         check_algo("dqn", env_spec(EnvConfig(id="Pendulum-v1")))
     with pytest.raises(Rl2fpgaError, match="SAC needs continuous actions"):
         check_algo("sac", env_spec(EnvConfig(id="CartPole-v1")))
+
+
+def test_env_kwargs_reach_the_constructor():
+    """env.kwargs: Ant-v5 without its contact forces has 27 observations instead of 105."""
+    full = env_spec(EnvConfig(id="Ant-v5"))
+    body = env_spec(EnvConfig(id="Ant-v5", kwargs={"include_cfrc_ext_in_observation": False}))
+    assert full.obs_shape == (105,) and body.obs_shape == (27,)
+
+
+def test_env_kwargs_unknown_name_is_one_line_error():
+    with pytest.raises(Rl2fpgaError, match="refused env.kwargs") as e:
+        make_env(EnvConfig(id="Hopper-v5", kwargs={"no_such_option": 1}), seed=0, training=False)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("key,value,why", [
+    ("xml_file", "/etc/passwd", "refused"), ("render_mode", "human", "refused"),
+    ("frameskip", 2, "env.frame_skip"), ("max_episode_steps", 5, "env.max_episode_steps"),
+    ("bad key", 1, "not a plain name"),
+])
+def test_env_kwargs_untrusted_options_are_refused(key: str, value: object, why: str) -> None:
+    from rl2fpga.config import RunConfig
+    from rl2fpga.validate import validate_config
+
+    cfg = RunConfig()
+    cfg.env.kwargs = {key: value}
+    with pytest.raises(Rl2fpgaError, match=why):
+        validate_config(cfg)
+
+
+def test_env_kwargs_from_yaml_and_set(tmp_path):
+    from rl2fpga.config import apply_overrides, load_config
+
+    p = tmp_path / "c.yaml"
+    p.write_text("name: a\nenv:\n  id: Ant-v5\n  kwargs: {include_cfrc_ext_in_observation: false}\n")
+    cfg = load_config(p)
+    assert cfg.env.kwargs == {"include_cfrc_ext_in_observation": False}
+    cfg = apply_overrides(cfg, ["env.kwargs.ctrl_cost_weight=0.25"])
+    assert cfg.env.kwargs == {"include_cfrc_ext_in_observation": False, "ctrl_cost_weight": 0.25}
+    p.write_text("name: a\nenv:\n  kwargs: {a: [1, 2]}\n")
+    with pytest.raises(Rl2fpgaError, match="must be a scalar"):
+        load_config(p)
+
+
+def test_random_policy_is_seeded_and_within_bounds():
+    from rl2fpga.train.evaluate import evaluate_random, random_policy
+
+    cfg = EnvConfig(id="Pendulum-v1")
+    spec = env_spec(cfg)
+    pol = random_policy(spec, 3)
+    acts = np.stack([pol(None) for _ in range(200)])
+    assert acts.min() >= -2.0 and acts.max() <= 2.0 and acts.std() > 0.5
+    a, b = evaluate_random(spec, cfg, 5, 2), evaluate_random(spec, cfg, 5, 2)
+    assert a.returns == b.returns  # same seed, same episodes, same actions
+    c = evaluate_random(env_spec(EnvConfig()), EnvConfig(), 0, 5)
+    assert 5 <= c.mean <= 60  # CartPole under random actions: ~22 steps, far from 500

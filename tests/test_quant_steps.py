@@ -71,6 +71,8 @@ def test_prune_none_quantize_analyze_end_to_end(tmp_path, capsys):
     m = a["multiplications"]
     assert m["dense"] == 4 * 16 + 16 * 16 + 16 * 2
     assert 0 < m["significant_mean"] <= m["dense"] and m["reduction"] == pytest.approx(m["dense"] / m["significant_mean"])
+    rnd = a["random_policy"]  # the baseline "learned" is judged against: CartPole under random actions lasts ~22 steps
+    assert rnd["episodes"] == run.config().train.eval_episodes and 5 <= rnd["return_mean"] <= 60
     assert (run.path / "analyze" / "fig6_reward_vs_sparsity.png").stat().st_size > 1000
     assert (run.path / "analyze" / "fig8_fraction_vs_sparsity.png").stat().st_size > 1000
     # the golden model the others consume loads back

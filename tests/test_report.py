@@ -52,6 +52,7 @@ def _fake_run(tmp_path):
         "per_threshold": {"0": {"T": 0.0, "golden_fraction": 0.3, "float_fraction": 0.31, "float_delta_return_mean": 500},
                           "0.01": {"T": 0.01, "golden_fraction": 0.05, "float_fraction": 0.06, "float_delta_return_mean": 470}},
         "layers": {"fc1": {"dense": 256, "nnz": 30, "golden_significant_mean": 20.5, "golden_fraction": 0.08}},
+        "random_policy": {"return_mean": 21.5, "return_std": 9.0, "episodes": 30, "seed": 10000},
     })
     w("hls", "summary.json", {"backend": "Vitis", "csim_frames": 500, "csim_mismatches": 0,
                               "precisions": {"fc1": {"weight": "ap_fixed<8,1>", "result": "ap_ufixed<8,3>"}}})
@@ -82,6 +83,7 @@ def test_summary_has_every_key_with_the_step_values(tmp_path):
                                 "frontier": None, "frontier_candidates": None, "frontier_setup": None}
     assert [x["eval_return_mean_delta"] for x in s["levels"]] == [490, 489, 488, 487]
     assert s["levels"][1]["significant_fraction"] == 0.08
+    assert s["train"]["random_return_mean"] == 21.5 and s["train"]["random_return_std"] == 9.0
     assert [round(x["sparsity"], 3) for x in s["levels"]] == [0.0, 0.2, 0.36, 0.488]
     assert list(s["timings_s"].items()) == [("train", 1.0), ("prune", 1.0), ("quantize", 1.0)]
 

@@ -98,3 +98,34 @@ def test_readme_table_quotes_the_excerpt(tmp_path: Path) -> None:
     (tmp_path / "s" / "fake.json").write_text(json.dumps(e))
     out = rt.regenerate(readme, tmp_path / "s")
     assert "old numbers" not in out and md in out and out.startswith("x\n") and out.endswith("y\n")
+
+
+def test_mujoco_table_has_a_row_per_sac_excerpt(tmp_path: Path) -> None:
+    rt = _readme_tables()
+
+    def exc(env: str, algo: str, dense: float, std: float, delta: float, ratio: float) -> dict:
+        return {"env": env, "algo": algo,
+                "train": {"eval_return_mean": dense, "eval_return_std": std, "eval_episodes": 25, "random_return_mean": -3.0},
+                "selected": {"network": "5-8-8-2", "weight_bits": 8, "eval_return_mean_delta": delta},
+                "compression": {"ratio": ratio, "ratio_values_only": ratio + 1,
+                                "frontier": [{"id": "L01_b4_auto", "keeps": True, "stored_bits": 10, "ratio": 2 * ratio, "return_mean": 7.0},
+                                             {"id": "L01_b2_auto", "keeps": False, "stored_bits": 5, "ratio": 4 * ratio, "return_mean": 1.0}]},
+                "multiplications": {"significant_mean": 12.5, "reference_dense": 4000},
+                "hls": {"csim_mismatches": 0}, "rtl": {"cosim_mismatches": 0, "cycles_median": 77, "lanes": 4},
+                "board": {"action_mismatches": 1}}
+
+    md = rt.render_mujoco({"b": exc("Walker2d-v5", "sac", 200.0, 50.0, 190.0, 150.0),
+                           "a": exc("Ant-v5", "sac", 400.0, 10.0, 300.0, 99.0),
+                           "c": exc("CartPole-v1", "dqn", 500.0, 0.0, 500.0, 10.0)})
+    rows = [ln for ln in md.splitlines() if ln.startswith("| [")]
+    assert [r.split("]")[0] for r in rows] == ["| [Ant-v5", "| [Walker2d-v5"]  # sorted by env, DQN left out
+    walker = rows[1]
+    assert "200.0 +- 10.0" in walker  # s.e. = 50 / sqrt(25)
+    assert "190.0 (95.0 %)" in walker and "**150.0x** (151.0x)" in walker
+    assert "L01_b4_auto: 300.0x" in walker and "L01_b2_auto" not in walker  # the smallest point that keeps the return
+    assert "0 / 0 / 1" in walker and "12.5 of 4,000" in walker and "77 (4 lanes)" in walker
+    readme = "x\n<!-- readme_tables:mujoco begin -->\nOLD-NUMBERS\n<!-- readme_tables:mujoco end -->\n"
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "w.json").write_text(json.dumps(exc("Walker2d-v5", "sac", 200.0, 50.0, 190.0, 150.0)))
+    out = rt.regenerate(readme, tmp_path / "s")
+    assert "OLD-NUMBERS" not in out and "[Walker2d-v5](configs/w.yaml)" in out

@@ -154,7 +154,8 @@ def _make_atari(env_cfg: EnvConfig, training: bool) -> gym.Env:
     import ale_py
 
     gym.register_envs(ale_py)
-    kwargs: dict[str, Any] = {"frameskip": 1, "repeat_action_probability": env_cfg.sticky_actions}
+    kwargs: dict[str, Any] = {**env_cfg.kwargs, "frameskip": 1,
+                              "repeat_action_probability": env_cfg.sticky_actions}
     if env_cfg.max_episode_steps is not None:  # agent steps -> emulator frames
         kwargs["max_num_frames_per_episode"] = env_cfg.max_episode_steps * env_cfg.frame_skip
     env = gym.make(env_cfg.id, **kwargs)
@@ -195,7 +196,7 @@ def make_env(env_cfg: EnvConfig, seed: int, training: bool) -> gym.Env:
         if is_atari(env_cfg.id):
             env = _make_atari(env_cfg, training)
         else:
-            kwargs = {}
+            kwargs = dict(env_cfg.kwargs)
             if env_cfg.max_episode_steps is not None:
                 kwargs["max_episode_steps"] = env_cfg.max_episode_steps
             env = gym.make(env_cfg.id, **kwargs)
@@ -208,6 +209,11 @@ def make_env(env_cfg: EnvConfig, seed: int, training: bool) -> gym.Env:
         raise _unknown(env_cfg.id) from e
     except gym.error.Error as e:
         raise _unknown(env_cfg.id, f" ({str(e).splitlines()[0]})") from e
+    except TypeError as e:
+        if not env_cfg.kwargs:
+            raise
+        raise Rl2fpgaError(f"environment '{env_cfg.id}' refused env.kwargs {sorted(env_cfg.kwargs)} "
+                           f"({str(e).splitlines()[0]}); use the constructor's keyword names") from None
     env.action_space.seed(seed)
     env.observation_space.seed(seed)
     return env

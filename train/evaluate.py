@@ -134,6 +134,20 @@ def evaluate(policy_fn: Policy, env_cfg: EnvConfig, seed: int, episodes: int, ma
     return EvalResult(returns, float(np.mean(returns)), float(np.std(returns)), [len(e.rewards) for e in eps])
 
 
+def random_policy(spec: EnvSpec, seed: int) -> Policy:
+    """Uniform random actions from a seeded generator (the baseline a trained agent must beat)."""
+    rng = np.random.default_rng(seed)
+    if spec.discrete:
+        return lambda obs: int(rng.integers(spec.n_actions))
+    low, high = np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32)
+    return lambda obs: rng.uniform(low, high).astype(np.float32)
+
+
+def evaluate_random(spec: EnvSpec, env_cfg: EnvConfig, seed: int, episodes: int) -> EvalResult:
+    """:func:`evaluate` of :func:`random_policy` on the same seeded episodes as the agent."""
+    return evaluate(random_policy(spec, seed), env_cfg, seed, episodes)
+
+
 def record_episode(policy_fn: Policy, env_cfg: EnvConfig, seed: int, max_steps: int | None = None) -> Episode:
     """One seeded episode with every observation, action and reward (real frames for Atari)."""
     env = make_env(env_cfg, seed, training=False)

@@ -32,6 +32,11 @@ def record_env(env_cfg: EnvConfig, n_frames: int, seed: int = 0, fire_prob: floa
 
     atari = is_atari(env_cfg.id)
     key = f"{env_cfg.id.replace('/', '_')}_s{env_cfg.sticky_actions:g}_k{env_cfg.frame_skip}_n{env_cfg.noop_max}_{n_frames}_{seed}"
+    if env_cfg.kwargs:  # a different environment: its own cache entry
+        import hashlib
+        import json
+
+        key += "_kw" + hashlib.sha256(json.dumps(env_cfg.kwargs, sort_keys=True).encode()).hexdigest()[:12]
     path = CACHE / f"{key}.npz"
     if atari and path.exists():
         z = np.load(path)

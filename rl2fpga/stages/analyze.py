@@ -34,7 +34,11 @@ def analyze_step(run: Run, cfg: RunConfig) -> None:
             sweep = compression_sweep(run, cfg, spec, out, cands)
             summary["compression_sweep"] = {k: sweep[k] for k in ("best", "best_ratio", "best_ratio_values_only",
                                                                   "paper_claim_ratio", "bits", "levels_swept")}
+        summary["random_policy"] = _random_baseline(cfg, spec)
         AnalyzeSummary(summary).save_in(out)
+    rb = summary["random_policy"]
+    print(f"analyze: a random policy on the same {rb['episodes']} episodes: {rb['return_mean']:.1f} +- "
+          f"{rb['return_std']:.1f} (std)")
     m = summary["multiplications"]
     print(f"analyze: {m['dense']:.0f} dense multiplications per step, {m['significant_mean']:.1f} significant "
           f"({m['reduction']:.1f}x fewer) at T={cfg.quantize.threshold}")
@@ -42,6 +46,16 @@ def analyze_step(run: Run, cfg: RunConfig) -> None:
     if best:
         print(f"analyze: largest compression keeping the return: {best['ratio']:.1f}x ({best['ratio_values_only']:.1f}x values only), "
               f"level {best['level']} (sparsity {best['sparsity']:.3f}), {best['bits']} bits")
+
+
+def _random_baseline(cfg: RunConfig, spec: Any) -> dict[str, Any]:
+    """Uniform random actions on the dense evaluation's seeded episodes: what "learned" is measured against."""
+    from rl2fpga.train.evaluate import evaluate_random
+    from rl2fpga.train.training import EVAL_SEED_OFFSET
+
+    seed, episodes = cfg.seed + EVAL_SEED_OFFSET, cfg.train.eval_episodes
+    res = evaluate_random(spec, cfg.env, seed, episodes)
+    return {"return_mean": res.mean, "return_std": res.std, "episodes": episodes, "seed": seed}
 
 
 def _frontier(cands: Any, out: Any, summary: dict[str, Any]) -> dict[str, Any]:

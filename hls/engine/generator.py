@@ -51,11 +51,18 @@ SV_MODULES = [
     "rl2fpga_lane.sv",
     "rl2fpga_layer_ctrl.sv",
     "rl2fpga_layer.sv",
+    "rl2fpga_dense_layer.sv",
     "rl2fpga_output.sv",
     "rl2fpga_frame_ctrl.sv",
     "rl2fpga_axil_regs.sv",
 ]
 STACK_MODULE = "rl2fpga_stack_encoder.sv"  # frame-stacked inputs only
+# short path (rl2fpga_dense_layer.sv): a dense layer stored in the dense format whose
+# accumulators (lanes x fb words) and weights (words per lane) are small enough for registers
+# and LUT memory; larger layers use rl2fpga_layer.sv (block RAM, dirty lists)
+SHORT_PATH_MODULE = "rl2fpga_dense_layer"
+SHORT_PATH_MAX_OUT = 64
+SHORT_PATH_MAX_WORDS = 1024
 TOP = hw.TOP
 # xc7z020: 140 BRAM36 of 36 kbit
 BRAM36_BITS = 36 * 1024
@@ -114,6 +121,7 @@ class LayerPlan:
     fillers: int = 0  # rel: filler words
     stored_bits: int = 0  # bits of the layer's memory images (values, indices, pointers, biases, shifts)
     b_bits: int = 0  # bias image field per lane (sign-extended to acc_bits); 0: acc_bits (older designs)
+    module: str = "rl2fpga_layer"  # the SV module of the layer (rl2fpga_dense_layer: the short path)
 
     @property
     def has_table(self) -> bool:
@@ -351,13 +359,16 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
         run_bits=store.run_bits, list_len=store.list_len, fillers=store.fillers, stored_bits=images.bits(),
         b_bits=b_bits,
     )
+    # the dense storage format is the one without a table
+    if not conv and not plan.has_table and layer.n_out <= SHORT_PATH_MAX_OUT and store.words <= SHORT_PATH_MAX_WORDS:
+        plan.module = SHORT_PATH_MODULE
     depth = out_h * out_w * fb
     xb = 1 if last else out_bits
     plan.mem_bits = {
         "weights": images.bits("weights"),
         "table": images.bits("table"),
         "accumulators": lanes * depth * (1 + xb + acc_bits),
-        "dirty_lists": lanes * depth * (clog2(out_h) + clog2(out_w) + store.fbw),
+        "dirty_lists": 0 if plan.module == SHORT_PATH_MODULE else lanes * depth * (clog2(out_h) + clog2(out_w) + store.fbw),
         "shifts": images.bits("scale"),
     }
     return plan, images

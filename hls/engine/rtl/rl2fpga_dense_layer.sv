@@ -6,7 +6,8 @@
 //     the cycle it is used (LUT memory), so an event's MAC is one cycle: an event taken at
 //     clock edge k is multiplied and accumulated in cycle k + 1 (word fb of every lane per
 //     cycle, FB cycles per event; the next event is taken in the last of them);
-//   * the requantize phase starts in the cycle after the last MAC and always compares every
+//   * the requantize phase starts in the cycle after the last MAC (word 0 already in the cycle
+//     of the last MAC when that MAC is on a later word, FB > 1) and always compares every
 //     accumulator word (a clean word requantizes to a value that is not sent: the same result
 //     as the dirty lists, so a threshold write needs no pass of its own): word fb of every
 //     lane is requantized in place and its changed outputs go out on the link straight from
@@ -113,6 +114,10 @@ module rl2fpga_dense_layer
   assign issue    = in_valid && in_ready;
   // the frame's MACs are done after this cycle: the marker is (or was) taken and no event waits
   assign fin      = (marker_seen || (issue && in_last)) && (!cur_valid || cur_end);
+  // requantizing: the phase, or word 0 already in the cycle the MACs finish when that cycle's
+  // MAC (if any) is on a later word (FB > 1), so word 0 is final
+  logic rq_on;
+  assign rq_on    = phase == rl2fpga_pkg::S_RQ || (fin && (!cur_valid || FB > 1));
   assign busy     = phase != rl2fpga_pkg::S_MAC || cur_valid || marker_seen;
 
   // ---------------------------------------------------------------- lanes
@@ -135,7 +140,7 @@ module rl2fpga_dense_layer
         .OUT_SIGNED(OUT_SIGNED), .SHIFT(SHIFT), .RELU(RELU), .LAST(LAST), .XB(XB), .OYW(1),
         .OXW(1), .FBW(FB_BITS), .SHIFT_BITS(SHIFT_BITS), .FB_N(FB), .SHIFT_FILE(SHIFT_FILE)
     ) u_rq (
-        .valid(phase == rl2fpga_pkg::S_RQ), .word({xhat[rq_fb], acc[rq_fb]}), .entry({2'b00, rq_fb}),
+        .valid(rq_on), .word({xhat[rq_fb], acc[rq_fb]}), .entry({2'b00, rq_fb}),
         .threshold, .send(send[l]), .payload(payload[l*EW +: EW]), .new_word
     );
 
@@ -165,10 +170,10 @@ module rl2fpga_dense_layer
   assign avail        = send & ~sent;
   assign lowest       = avail & (~avail + LANES'(1));
   assign rq_end       = 32'(rq_fb) == FB - 1;
-  assign rq_word_done = phase == rl2fpga_pkg::S_RQ && (avail == '0 ? !rq_end : out_ready && avail == lowest);
+  assign rq_word_done = rq_on && (avail == '0 ? !rq_end : out_ready && avail == lowest);
   logic rq_next;
   assign rq_next      = rq_word_done && !rq_end;
-  assign out_valid    = phase == rl2fpga_pkg::S_RQ && (avail != '0 || rq_end);
+  assign out_valid    = rq_on && (avail != '0 || rq_end);
   assign out_last     = avail == '0;
   always_comb begin
     out_payload = '0;
@@ -188,39 +193,43 @@ module rl2fpga_dense_layer
       last_events <= '0;
       last_macs   <= '0;
       last_pad    <= '0;
-    end else if (phase == rl2fpga_pkg::S_MAC) begin
-      if (cur_valid) cur_fb <= cur_fb + 1'b1;
-      if (cur_valid && cur_end) cur_valid <= 1'b0;
-      if (issue && !in_last) begin
-        cur_valid  <= 1'b1;
-        cur_t      <= ev_t;
-        cur_value  <= in_payload[VW-1:0];
-        cur_fb     <= '0;
-        run_events <= run_events + 1;
+    end else begin
+      if (phase == rl2fpga_pkg::S_MAC) begin
+        if (cur_valid) cur_fb <= cur_fb + 1'b1;
+        if (cur_valid && cur_end) cur_valid <= 1'b0;
+        if (issue && !in_last) begin
+          cur_valid  <= 1'b1;
+          cur_t      <= ev_t;
+          cur_value  <= in_payload[VW-1:0];
+          cur_fb     <= '0;
+          run_events <= run_events + 1;
+        end
+        if (issue && in_last) marker_seen <= 1'b1;
+        run_macs <= run_macs + word_macs;
+        run_pad  <= run_pad + idle_lanes;
+        if (fin) begin
+          last_events <= run_events;
+          last_macs   <= run_macs + word_macs;
+          last_pad    <= run_pad + idle_lanes;
+          run_events  <= '0;
+          run_macs    <= '0;
+          run_pad     <= '0;
+          marker_seen <= 1'b0;
+          phase       <= rl2fpga_pkg::S_RQ;
+        end
       end
-      if (issue && in_last) marker_seen <= 1'b1;
-      run_macs <= run_macs + word_macs;
-      run_pad  <= run_pad + idle_lanes;
-      if (fin) begin
-        last_events <= run_events;
-        last_macs   <= run_macs + word_macs;
-        last_pad    <= run_pad + idle_lanes;
-        run_events  <= '0;
-        run_macs    <= '0;
-        run_pad     <= '0;
-        marker_seen <= 1'b0;
-        phase       <= rl2fpga_pkg::S_RQ;
-        rq_fb       <= '0;
-        sent        <= '0;
-      end
-    end else begin  // S_RQ
+      // requantize (rq_fb and sent are 0 outside it)
       if (rq_next) begin
         rq_fb <= rq_fb + 1'b1;
         sent  <= '0;
       end else if (out_valid && out_ready && avail != '0) begin
         sent <= sent | lowest;
       end
-      if (out_valid && out_ready && out_last) phase <= rl2fpga_pkg::S_MAC;
+      if (out_valid && out_ready && out_last) begin  // the marker leaves
+        phase <= rl2fpga_pkg::S_MAC;
+        rq_fb <= '0;
+        sent  <= '0;
+      end
     end
   end
 endmodule

@@ -1,9 +1,10 @@
 """Co-simulation of the short-path dense layer (rl2fpga_dense_layer.sv: register accumulators,
-every word requantized each frame, outputs straight from the requantizers) vs the golden
-model: MLPs whose layers all take the short path, with output counts that are not multiples
-of the lanes (padding outputs), several accumulator words per lane, per-channel shifts, state
-resets mid-episode, threshold writes and random back-pressure; and a CNN whose conv layers
-take the general path and whose dense tail takes the short path, fed the (h, w, c) map."""
+every word requantized each frame, outputs straight from the requantizers, two events per
+cycle into a layer whose outputs fill at most half the lanes) vs the golden model: MLPs whose
+layers all take the short path, with output counts that are not multiples of the lanes
+(padding outputs), several accumulator words per lane, per-channel shifts, state resets
+mid-episode, threshold writes and random back-pressure; and a CNN whose conv layers take the
+general path and whose dense tail takes the short path, fed the (h, w, c) map."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def _check(res: dict, n: int) -> None:
     ("mlp_4882_l4", [8, 8, 2], 4, False),
     ("mlp_odd_l3", [10, 7, 3], 3, False),
     ("mlp_scales_l4", [13, 6, 2], 4, True),
+    ("mlp_pair_l8", [16, 9, 3], 8, True),
 ])
 def test_short_path_mlp(case: tuple[str, list[int], int, bool]) -> None:
     from rl2fpga.train.frames import record_cartpole

@@ -453,6 +453,7 @@ def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_by
         bytes=beat_bytes,
         info=info,
         thresh_init=thresh_init,
+        short_module=SHORT_PATH_MODULE,
         enc={"eb": hw.elem_bytes(golden.in_fmt.bits), "in_bits": golden.in_fmt.bits,
              "in_signed": int(golden.in_fmt.signed), "stack": frame_stack,
              "h": in_shape[0], "w": in_shape[1], "c": in_shape[2]},

@@ -151,3 +151,6 @@ def test_short_path_only_for_small_dense_format_dense_layers(tmp_path) -> None:
     assert re.findall(r"^  (rl2fpga_\w*layer) #\(", top, re.M) == [p.module for p in d.layers]
     d = generate(m, tmp_path / "csc", lanes=4, fmt="csc")
     assert {p.module for p in d.layers} == {"rl2fpga_layer"}
+    d = generate(m, tmp_path / "off", lanes=4, fmt="dense", short_path=False)
+    assert {p.module for p in d.layers} == {"rl2fpga_layer"}
+    assert all(p.mem_bits["dirty_lists"] > 0 for p in d.layers)

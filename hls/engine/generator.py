@@ -34,7 +34,7 @@ import numpy as np
 
 from rl2fpga import GENERATED_HEADER, __version__
 from rl2fpga.core.golden import ACC_LIMIT_BITS, GoldenModel
-from rl2fpga.core.layers import Conv2D, Layer
+from rl2fpga.core.layers import Conv2D, Dense, Layer
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.hls.engine import contract as hw
@@ -363,19 +363,24 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
         run_bits=store.run_bits, list_len=store.list_len, fillers=store.fillers, stored_bits=images.bits(),
         b_bits=b_bits,
     )
-    # the dense storage format is the one without a table
-    if not conv and not plan.has_table and layer.n_out <= SHORT_PATH_MAX_OUT and store.words <= SHORT_PATH_MAX_WORDS:
-        plan.module = SHORT_PATH_MODULE
     depth = out_h * out_w * fb
     xb = 1 if last else out_bits
     plan.mem_bits = {
         "weights": images.bits("weights"),
         "table": images.bits("table"),
         "accumulators": lanes * depth * (1 + xb + acc_bits),
-        "dirty_lists": 0 if plan.module == SHORT_PATH_MODULE else lanes * depth * (clog2(out_h) + clog2(out_w) + store.fbw),
+        "dirty_lists": lanes * depth * (clog2(out_h) + clog2(out_w) + store.fbw),
         "shifts": images.bits("scale"),
     }
     return plan, images
+
+
+def use_short_path(plan: LayerPlan) -> bool:
+    """Whether a layer takes the short path (rl2fpga_dense_layer.sv): a dense layer stored in
+    the dense format (the one without a table) with at most SHORT_PATH_MAX_OUT outputs and
+    SHORT_PATH_MAX_WORDS weight words per lane."""
+    return (plan.kind_id == Dense.engine_kind_id and not plan.has_table and plan.n_out <= SHORT_PATH_MAX_OUT
+            and plan.wmem_depth <= SHORT_PATH_MAX_WORDS)
 
 
 def plan_images(golden: GoldenModel, lanes: int, fmt: str = "auto",
@@ -466,14 +471,16 @@ def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_by
 
 def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_bytes_per_beat: int = 8,
              frame_stack: bool = False, contract: Contract | None = None, fmt: str = "auto",
-             run_bits: int | None = None) -> RtlDesign:
+             run_bits: int | None = None, short_path: bool = True) -> RtlDesign:
     """Write the engine for ``golden`` into ``out_dir``: the SystemVerilog sources (the package
     rendered from ``contract``, copied modules, generated top), the ``$readmemh`` images and
     ``design.json``. ``frame_stack``: the input is a stack of frames (see :func:`can_stack`)
     kept in fabric; the host sends only the newest (rl2fpga_stack_encoder.sv). ``contract``:
     the register map and FIFO depths to build in (default :data:`contract.DEFAULT`). ``fmt``:
     the weight storage format of every layer (:mod:`.formats`; auto: the smallest per layer);
-    ``run_bits``: rel's index width (default: the smallest layer)."""
+    ``run_bits``: rel's index width (default: the smallest layer). ``short_path``: small
+    dense-format dense layers take rl2fpga_dense_layer (:func:`use_short_path`); False: every
+    layer the general rl2fpga_layer (comparisons, the by-module resource check)."""
     ctr = contract or hw.DEFAULT
     check_mappable(golden, lanes, input_bytes_per_beat)
     _check_budget(golden, frame_stack, ctr)
@@ -482,6 +489,9 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     plans, mem_files = [], []
     for plan, images in plan_images(golden, lanes, fmt, run_bits):
         mem_files += _write_images(images, out_dir)
+        if short_path and use_short_path(plan):
+            plan.module = SHORT_PATH_MODULE
+            plan.mem_bits["dirty_lists"] = 0  # registers, every word requantized: no dirty lists
         plans.append(plan)
     n_beats, full_beats, input_bits = _input_geometry(golden, input_bytes_per_beat, frame_stack)
     total_bits = sum(sum(p.mem_bits.values()) for p in plans) + input_bits

@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--backpressure", type=float, default=0.0)
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-short-path", action="store_true",
+                    help="every layer on the general rl2fpga_layer (default: small dense-format layers take the short path)")
     args = ap.parse_args()
 
     import numpy as np
@@ -50,9 +52,10 @@ def main() -> None:
     else:
         g = demo_mlp(args.seed)
         tag = f"random{args.seed}"
-    root = BUILD_ROOT / "bench" / f"mlp_{tag}_l{args.lanes}_b{args.beat_bytes}_{args.format}"
+    root = BUILD_ROOT / "bench" / f"mlp_{tag}_l{args.lanes}_b{args.beat_bytes}_{args.format}{'_general' if args.no_short_path else ''}"
     g.save(root / "golden")
-    design = generate(g, root / "rtl", lanes=args.lanes, input_bytes_per_beat=args.beat_bytes, fmt=args.format)
+    design = generate(g, root / "rtl", lanes=args.lanes, input_bytes_per_beat=args.beat_bytes, fmt=args.format,
+                      short_path=not args.no_short_path)
     frames, starts = record_cartpole(args.frames, seed=args.seed)
     res = run_engine(design, root / "golden", frames, root / "work", idle=args.backpressure,
                      stall=args.backpressure, resets=starts[1:])
@@ -60,6 +63,7 @@ def main() -> None:
     s["mismatches"] = res["mismatches"]
     s["mac_counters_equal_golden"] = all(f["macs"] == f["golden_macs"] for f in res["per_frame"])
     s["formats"] = {p.name: p.format for p in design.layers}
+    s["modules"] = {p.name: p.module for p in design.layers}  # rl2fpga_dense_layer: the short path
     per_layer = np.array([f["golden_macs"] for f in res["per_frame"]])
     s["macs_per_layer_median"] = [float(v) for v in np.median(per_layer, axis=0)]
     print(json.dumps(s, indent=1))

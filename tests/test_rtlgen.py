@@ -114,10 +114,15 @@ def test_refuses_bad_beat_width(tmp_path) -> None:
 
 @pytest.mark.verilator
 @pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
-@pytest.mark.parametrize("kind,beat_bytes", [("mlp", 8), ("mlp", 4), ("mlp", 2), ("cnn", 16)])
+@pytest.mark.parametrize("kind,beat_bytes", [("mlp", 8), ("mlp", 4), ("mlp", 2), ("cnn", 16), ("short", 8)])
 def test_lint_clean(tmp_path, kind: str, beat_bytes: int) -> None:
     rng = np.random.default_rng(3)
-    if kind == "mlp":
+    if kind == "short":  # every layer on the short path, per-channel shifts, padding outputs
+        m = random_model(rng, (4,), [("dense", 10), ("dense", 7), ("dense", 3)], sparsity=0.1, w_bits=4,
+                         in_fmt=Fmt(12, 5, True), w_frac_spread=3, out_fmt=Fmt(16, 12, True))
+        d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=beat_bytes, fmt="dense")
+        assert {p.module for p in d.layers} == {"rl2fpga_dense_layer"}
+    elif kind == "mlp":
         m = random_model(rng, (4,), [("dense", 64), ("dense", 64), ("dense", 2)], sparsity=0.9,
                          in_fmt=Fmt(16, 5, True))
         d = generate(m, tmp_path, lanes=4, input_bytes_per_beat=beat_bytes)
@@ -127,3 +132,25 @@ def test_lint_clean(tmp_path, kind: str, beat_bytes: int) -> None:
         d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=beat_bytes)
     log = lint(d, tmp_path / "lint.log")
     assert "%Warning" not in log and "%Error" not in log
+
+
+def test_short_path_only_for_small_dense_format_dense_layers(tmp_path) -> None:
+    """rl2fpga_dense_layer takes a dense layer stored in the dense format with at most
+    SHORT_PATH_MAX_OUT outputs and SHORT_PATH_MAX_WORDS words per lane; anything else (a
+    conv, a table format, a wider layer) the general rl2fpga_layer; the top instantiates it."""
+    from rl2fpga.hls.engine.generator import SHORT_PATH_MAX_OUT
+
+    rng = np.random.default_rng(5)
+    m = random_model(rng, (9, 9, 2), [("conv2d", 4, 3, 2), ("dense", SHORT_PATH_MAX_OUT + 1), ("dense", 6),
+                                      ("dense", 2)], sparsity=0.2, w_bits=4)
+    d = generate(m, tmp_path / "dense", lanes=4, fmt="dense")
+    assert [p.module for p in d.layers] == ["rl2fpga_layer", "rl2fpga_layer", "rl2fpga_dense_layer",
+                                            "rl2fpga_dense_layer"]
+    assert [p.mem_bits["dirty_lists"] == 0 for p in d.layers] == [False, False, True, True]
+    top = (d.out_dir / "rl2fpga_engine_top.sv").read_text()
+    assert re.findall(r"^  (rl2fpga_\w*layer) #\(", top, re.M) == [p.module for p in d.layers]
+    d = generate(m, tmp_path / "csc", lanes=4, fmt="csc")
+    assert {p.module for p in d.layers} == {"rl2fpga_layer"}
+    d = generate(m, tmp_path / "off", lanes=4, fmt="dense", short_path=False)
+    assert {p.module for p in d.layers} == {"rl2fpga_layer"}
+    assert all(p.mem_bits["dirty_lists"] > 0 for p in d.layers)

@@ -11,6 +11,10 @@ parameters and writes what depends on the weights:
 * the table ``{len, ptr}`` per list and lane (none for dense), the bias per accumulator word,
   every image with a header line declaring its width and depth (what the stored-bits figure
   reads back, :func:`.formats.measure_images`);
+* per layer its SV module: ``rl2fpga_layer`` (block RAM accumulators, dirty lists, list
+  FIFOs per lane), or the short path ``rl2fpga_dense_layer`` for a small dense layer stored in
+  the dense format (register accumulators, LUT weights: no pipeline fill and drain, two events
+  per cycle between short-path layers; :data:`SHORT_PATH_MAX_OUT`, :data:`SHORT_PATH_MAX_WORDS`);
 * the generated top level ``rl2fpga_engine_top`` (Jinja2 template) wiring the encoder, the
   layers and the output stage, and the SV package ``rl2fpga_pkg.sv`` rendered from the hardware
   contract (:mod:`rl2fpga.hls.engine.contract`: register map, event widths, FIFO depths), whose
@@ -30,7 +34,7 @@ import numpy as np
 
 from rl2fpga import GENERATED_HEADER, __version__
 from rl2fpga.core.golden import ACC_LIMIT_BITS, GoldenModel
-from rl2fpga.core.layers import Conv2D, Layer
+from rl2fpga.core.layers import Conv2D, Dense, Layer
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_write_json, atomic_write_text
 from rl2fpga.hls.engine import contract as hw
@@ -51,11 +55,18 @@ SV_MODULES = [
     "rl2fpga_lane.sv",
     "rl2fpga_layer_ctrl.sv",
     "rl2fpga_layer.sv",
+    "rl2fpga_dense_layer.sv",
     "rl2fpga_output.sv",
     "rl2fpga_frame_ctrl.sv",
     "rl2fpga_axil_regs.sv",
 ]
 STACK_MODULE = "rl2fpga_stack_encoder.sv"  # frame-stacked inputs only
+# short path (rl2fpga_dense_layer.sv): a dense layer stored in the dense format whose
+# accumulators (lanes x fb words) and weights (words per lane) are small enough for registers
+# and LUT memory; larger layers use rl2fpga_layer.sv (block RAM, dirty lists)
+SHORT_PATH_MODULE = "rl2fpga_dense_layer"
+SHORT_PATH_MAX_OUT = 64
+SHORT_PATH_MAX_WORDS = 1024
 TOP = hw.TOP
 # xc7z020: 140 BRAM36 of 36 kbit
 BRAM36_BITS = 36 * 1024
@@ -114,6 +125,7 @@ class LayerPlan:
     fillers: int = 0  # rel: filler words
     stored_bits: int = 0  # bits of the layer's memory images (values, indices, pointers, biases, shifts)
     b_bits: int = 0  # bias image field per lane (sign-extended to acc_bits); 0: acc_bits (older designs)
+    module: str = "rl2fpga_layer"  # the SV module of the layer (rl2fpga_dense_layer: the short path)
 
     @property
     def has_table(self) -> bool:
@@ -363,6 +375,14 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
     return plan, images
 
 
+def use_short_path(plan: LayerPlan) -> bool:
+    """Whether a layer takes the short path (rl2fpga_dense_layer.sv): a dense layer stored in
+    the dense format (the one without a table) with at most SHORT_PATH_MAX_OUT outputs and
+    SHORT_PATH_MAX_WORDS weight words per lane."""
+    return (plan.kind_id == Dense.engine_kind_id and not plan.has_table and plan.n_out <= SHORT_PATH_MAX_OUT
+            and plan.wmem_depth <= SHORT_PATH_MAX_WORDS)
+
+
 def plan_images(golden: GoldenModel, lanes: int, fmt: str = "auto",
                 run_bits: int | None = None) -> list[tuple[LayerPlan, fm.LayerImages]]:
     """Every layer's plan and memory images, as :func:`generate` writes them (the compression
@@ -442,6 +462,7 @@ def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_by
         bytes=beat_bytes,
         info=info,
         thresh_init=thresh_init,
+        short_module=SHORT_PATH_MODULE,
         enc={"eb": hw.elem_bytes(golden.in_fmt.bits), "in_bits": golden.in_fmt.bits,
              "in_signed": int(golden.in_fmt.signed), "stack": frame_stack,
              "h": in_shape[0], "w": in_shape[1], "c": in_shape[2]},
@@ -450,14 +471,16 @@ def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_by
 
 def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_bytes_per_beat: int = 8,
              frame_stack: bool = False, contract: Contract | None = None, fmt: str = "auto",
-             run_bits: int | None = None) -> RtlDesign:
+             run_bits: int | None = None, short_path: bool = True) -> RtlDesign:
     """Write the engine for ``golden`` into ``out_dir``: the SystemVerilog sources (the package
     rendered from ``contract``, copied modules, generated top), the ``$readmemh`` images and
     ``design.json``. ``frame_stack``: the input is a stack of frames (see :func:`can_stack`)
     kept in fabric; the host sends only the newest (rl2fpga_stack_encoder.sv). ``contract``:
     the register map and FIFO depths to build in (default :data:`contract.DEFAULT`). ``fmt``:
     the weight storage format of every layer (:mod:`.formats`; auto: the smallest per layer);
-    ``run_bits``: rel's index width (default: the smallest layer)."""
+    ``run_bits``: rel's index width (default: the smallest layer). ``short_path``: small
+    dense-format dense layers take rl2fpga_dense_layer (:func:`use_short_path`); False: every
+    layer the general rl2fpga_layer (comparisons, the by-module resource check)."""
     ctr = contract or hw.DEFAULT
     check_mappable(golden, lanes, input_bytes_per_beat)
     _check_budget(golden, frame_stack, ctr)
@@ -466,6 +489,9 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
     plans, mem_files = [], []
     for plan, images in plan_images(golden, lanes, fmt, run_bits):
         mem_files += _write_images(images, out_dir)
+        if short_path and use_short_path(plan):
+            plan.module = SHORT_PATH_MODULE
+            plan.mem_bits["dirty_lists"] = 0  # registers, every word requantized: no dirty lists
         plans.append(plan)
     n_beats, full_beats, input_bits = _input_geometry(golden, input_bytes_per_beat, frame_stack)
     total_bits = sum(sum(p.mem_bits.values()) for p in plans) + input_bits

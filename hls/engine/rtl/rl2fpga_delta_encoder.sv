@@ -1,8 +1,10 @@
 // Input delta encoder: the frame arrives as AXI4-Stream beats of EPB elements; each beat is
-// compared, all elements in parallel, with the transmitted values x_hat kept in a memory of one
-// word per beat. Elements with |x - x_hat| > T become events (flat index -> (y, x, c), delta)
-// and update x_hat; a beat with several events stalls the stream while they are serialised.
-// After the frame's last beat the encoder sends the end-of-frame marker.
+// compared, all elements in parallel and in the cycle it is accepted, with the transmitted
+// values x_hat kept in a memory of one word per beat (the word of the next beat is read ahead).
+// Elements with |x - x_hat| > T become events (flat index -> (y, x, c), delta) and update
+// x_hat; a beat with several events stalls the stream while they are serialised. After the
+// frame's last beat the encoder sends the end-of-frame marker. A vector input (IN_H = IN_W = 1)
+// offers a beat's first event in the cycle the beat is accepted (serializer pass-through).
 //
 // State reset (`state_reset`) sweeps x_hat to 0, one word per cycle (`busy` meanwhile).
 module rl2fpga_delta_encoder
@@ -45,6 +47,7 @@ module rl2fpga_delta_encoder
   localparam int FW     = $clog2(N_ELEM + EPB + 1);  // flat element index
   localparam int DW     = IN_BITS + 2;               // signed difference
   localparam int PW     = FW + VW;                   // serializer payload {flat, delta}
+  localparam bit VEC    = IN_H == 1 && IN_W == 1;    // flat index = channel
 
   // ---------------------------------------------------------------- x_hat memory (BRAM)
   logic [EPB*IN_BITS-1:0] xhat_mem[BEATS];
@@ -63,17 +66,14 @@ module rl2fpga_delta_encoder
   logic          in_frame;   // between the first and the last beat
   logic          ending;     // last beat accepted: drain, then send the marker
   logic [BW-1:0] beat;       // index of the next beat
-  logic          s0_valid;   // a beat waits for its comparison
-  logic [8*BYTES-1:0] s0_data;
-  logic [BW-1:0] s0_beat;
+  logic [BW-1:0] next_beat;
 
   logic          ser_can_load, ser_valid;
   logic [PW-1:0] ser_payload;
-  logic          s0_go;      // the waiting beat is compared and handed to the serializer
-  logic          accept;
+  logic          accept;     // the beat is compared and handed to the serializer
 
-  assign s0_go         = s0_valid && ser_can_load;
-  assign s_axis_tready = !sweeping && !ending && (in_frame || start_ok) && (!s0_valid || s0_go);
+  assign next_beat     = 32'(beat) == BEATS - 1 ? '0 : beat + 1'b1;
+  assign s_axis_tready = !sweeping && !ending && (in_frame || start_ok) && ser_can_load;
   assign accept        = s_axis_tvalid && s_axis_tready;
   assign busy          = sweeping;
   assign frame_start   = accept && !in_frame;
@@ -89,31 +89,34 @@ module rl2fpga_delta_encoder
       logic [DW-1:0]        mag;
       logic [FW-1:0]        flat;
       if (IN_SIGNED) begin
-        x  = DW'($signed(s0_data[e*8*EB +: IN_BITS]));
+        x  = DW'($signed(s_axis_tdata[e*8*EB +: IN_BITS]));
         xh = DW'($signed(xhat_rd[e*IN_BITS +: IN_BITS]));
       end else begin
-        x  = DW'({1'b0, s0_data[e*8*EB +: IN_BITS]});
+        x  = DW'({1'b0, s_axis_tdata[e*8*EB +: IN_BITS]});
         xh = DW'({1'b0, xhat_rd[e*IN_BITS +: IN_BITS]});
       end
       d    = x - xh;
       mag  = d[DW-1] ? DW'(-d) : DW'(d);
-      flat = FW'(s0_beat) * FW'(EPB) + FW'(e);
+      flat = FW'(beat) * FW'(EPB) + FW'(e);
       cmp_mask[e]    = (32'(flat) < N_ELEM) && (32'(mag) > threshold);
       cmp_payload[e*PW +: PW] = {flat, VW'(d)};
-      if (cmp_mask[e]) xhat_new[e*IN_BITS +: IN_BITS] = s0_data[e*8*EB +: IN_BITS];
+      if (cmp_mask[e]) xhat_new[e*IN_BITS +: IN_BITS] = s_axis_tdata[e*8*EB +: IN_BITS];
     end
   end
 
-  assign xhat_we = sweeping || s0_go;
+  // x_hat of the beat to come is read every cycle (the accepted beat's successor in the cycle
+  // a beat is accepted), so it is there when that beat arrives; a frame of one beat rereads
+  // its word the cycle after its write
+  assign xhat_we = sweeping || accept;
   assign xhat_wd = sweeping ? '0 : xhat_new;
-  assign xhat_wa = sweeping ? sweep_addr : s0_beat;
-  assign xhat_re = accept;
-  assign xhat_ra = beat;
+  assign xhat_wa = sweeping ? sweep_addr : beat;
+  assign xhat_re = 1'b1;
+  assign xhat_ra = accept ? next_beat : beat;
 
-  rl2fpga_serializer #(.N(EPB), .PW(PW)) u_ser (
+  rl2fpga_serializer #(.N(EPB), .PW(PW), .PASS(VEC)) u_ser (
       .clk, .rst_n,
       .can_load    (ser_can_load),
-      .load        (s0_go),
+      .load        (accept),
       .load_mask   (cmp_mask),
       .load_payload(cmp_payload),
       .out_valid   (ser_valid),
@@ -128,13 +131,17 @@ module rl2fpga_delta_encoder
 
   assign ev_flat  = ser_payload[PW-1 -: FW];
   assign ev_value = ser_payload[VW-1:0];
-  assign marker   = ending && !s0_valid && !ser_valid;
+  assign marker   = ending && !ser_valid;
   assign ev_valid = ser_valid || marker;
   assign ev_last  = !ser_valid;
-  assign ev_payload = {YW'(32'(ev_flat) / (IN_W * IN_C)),
-                       XW'((32'(ev_flat) / IN_C) % IN_W),
-                       CW'(32'(ev_flat) % IN_C),
-                       ev_value};
+  if (VEC) begin : g_vec
+    assign ev_payload = {YW'(0), XW'(0), CW'(ev_flat), ev_value};
+  end else begin : g_map
+    assign ev_payload = {YW'(32'(ev_flat) / (IN_W * IN_C)),
+                         XW'((32'(ev_flat) / IN_C) % IN_W),
+                         CW'(32'(ev_flat) % IN_C),
+                         ev_value};
+  end
 
   // ---------------------------------------------------------------- sequencing
   always_ff @(posedge clk) begin
@@ -145,7 +152,6 @@ module rl2fpga_delta_encoder
       in_frame     <= 1'b0;
       ending       <= 1'b0;
       beat         <= '0;
-      s0_valid     <= 1'b0;
     end else begin
       if (state_reset && !in_frame && !ending) begin
         sweeping   <= 1'b1;
@@ -154,18 +160,13 @@ module rl2fpga_delta_encoder
         sweep_addr <= sweep_addr + 1'b1;
         if (32'(sweep_addr) == BEATS - 1) sweeping <= 1'b0;
       end
-      if (s0_go) s0_valid <= 1'b0;
       if (accept) begin
-        s0_valid <= 1'b1;
-        s0_data  <= s_axis_tdata;
-        s0_beat  <= beat;
+        beat <= next_beat;
         if (32'(beat) == BEATS - 1) begin
-          beat     <= '0;
           in_frame <= 1'b0;
           ending   <= 1'b1;
           stream_error <= !s_axis_tlast;
         end else begin
-          beat     <= beat + 1'b1;
           in_frame <= 1'b1;
           stream_error <= s_axis_tlast;
         end

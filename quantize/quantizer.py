@@ -114,13 +114,17 @@ def quantize_policy(model: tf.keras.Model, masks: dict[str, np.ndarray], qcfg: Q
     info["mse_ptq"] = _mse(qmodel, teacher, x)
     if qcfg.method == "qat" and qcfg.qat_steps > 0:
         adv = qcfg.advantage_weight if discrete else 0.0
-        losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed, advantage_weight=adv, progress=progress)
+        squash = qcfg.qat_action_loss and not discrete  # SAC: the loss on the actions (tanh of the means)
+        info["qat_action_loss"] = squash
+        losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed, advantage_weight=adv, progress=progress,
+                         squash=squash)
         info["qat_loss_first"] = losses[0]
         info["qat_loss_last"] = float(np.mean(losses[-20:]))
         for r in range(qcfg.dagger_rounds if visit is not None else 0):
             extra = grid_float(to_grid(visit(qmodel), input_fmt, standardize), input_fmt)
             x = np.concatenate([x, extra])
-            losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed + r + 1, advantage_weight=adv, progress=progress)
+            losses = distill(qmodel, teacher, x, masks, qcfg.qat_steps, seed + r + 1, advantage_weight=adv, progress=progress,
+                             squash=squash)
             info.setdefault("dagger_states", []).append(int(len(extra)))
         info["mse_qat"] = _mse(qmodel, teacher, x)
     return qmodel, info

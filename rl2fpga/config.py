@@ -259,6 +259,10 @@ class QuantizeConfig:
     dagger_rounds: int = 1
     """QAT: rounds of adding the states the quantized agent itself visits (labelled by the float
     agent) to the distillation set, each followed by qat_steps more steps (0: off)."""
+    qat_action_loss: bool = True
+    """QAT of a continuous (SAC) actor: match the actions, tanh of the means, instead of the means
+    themselves (a mean far into tanh's flat tail then costs nothing; the loss goes to the means
+    the actions depend on). false: the loss on the means (the runs before this key)."""
     input_standardize: bool = True
     """When the prune level carries an input standardisation (students do): apply it in the
     golden model's input format (per input an integer offset and a power-of-two scale, stored

@@ -156,3 +156,23 @@ def test_fewer_bits_golden_equals_qkeras(cartpole_q, bits):
     assert all(la.w.min() >= -(1 << (bits - 1)) and la.w.max() < (1 << (bits - 1)) for la in gm.layers)
     y_q = qkeras_int_outputs(q, gm, x_int)
     assert np.array_equal(y_q, np.stack([gm.forward(x) for x in x_int]))
+
+
+@pytest.mark.parametrize("discrete,flag,expect", [(False, True, True), (False, False, False), (True, True, False)])
+def test_qat_loss_on_the_actions_for_continuous_actors(discrete, flag, expect):
+    """quantize.qat_action_loss: a SAC actor's QAT matches tanh of the means (its actions); a
+    saturated mean then costs nothing, so the fit goes where the actions change. DQN never."""
+    from rl2fpga.quantize.quantizer import quantize_policy
+
+    tf.keras.utils.set_random_seed(0)
+    model = mlp(4, 2, [8])
+    w, b = model.get_layer("out").get_weights()
+    model.get_layer("out").set_weights([w * 40.0, b])  # means far into tanh's flat tails
+    states = cartpole_states(300)
+    fmt = input_format(states, 12)
+    qcfg = QuantizeConfig(weight_bits=4, qat_steps=100, qat_action_loss=flag)
+    qmodel, info = quantize_policy(model, {}, qcfg, fmt, states, seed=0, discrete=discrete)
+    assert info["qat_action_loss"] is expect
+    x = grid_float(to_grid(states, fmt), fmt)
+    err = float(np.mean((np.tanh(qmodel.predict(x, verbose=0)) - np.tanh(model.predict(x, verbose=0))) ** 2))
+    assert err < 0.5  # the quantized actor still acts like the float one (4 bits)

@@ -91,7 +91,7 @@ def students(
     squash = pc.student_action_loss and not spec.discrete
 
     def visit(model: tf.keras.Model, first: int) -> np.ndarray:
-        pol = _policy(model, spec)
+        pol = _noisy(_policy(model, spec), spec, pc.student_visit_noise, seed + first)
         return np.concatenate([record_episode(pol, cfg.env, seed + first + i, pc.distill_max_steps).observations
                                for i in range(pc.distill_episodes)]).astype(np.float32)
 
@@ -172,3 +172,20 @@ class _Best:
 
 def _all_ones(model: tf.keras.Model) -> dict[str, np.ndarray]:
     return {la.name: np.ones(la.get_weights()[0].shape, bool) for la in prunable_layers(model)}
+
+
+def _noisy(pol: Any, spec: Any, std: float, seed: int) -> Any:
+    """``pol`` with Gaussian action noise of ``std`` x the half-range (continuous actions only, seeded),
+    clipped to the bounds: the visited states then include those a slightly-off student reaches
+    (DART, Laskey et al. 2017); the labels stay the teacher's clean actions."""
+    if std <= 0 or spec.discrete:
+        return pol
+    rng = np.random.default_rng(seed)
+    low, high = np.asarray(spec.action_low, np.float64), np.asarray(spec.action_high, np.float64)
+    half = (high - low) / 2
+
+    def noisy(obs: np.ndarray) -> np.ndarray:
+        a = np.asarray(pol(obs), np.float64)
+        return np.clip(a + std * half * rng.standard_normal(a.shape), low, high).astype(np.float32)
+
+    return noisy

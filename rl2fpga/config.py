@@ -217,6 +217,11 @@ class PruneConfig:
     """student, SAC: distil the actions the deployed actor takes (squared error of tanh of the
     means) instead of the means themselves (a mean deep in tanh's saturation needs no exact copy;
     a Hopper 11-16-16-3 student: 3,188 with it, 2,063 without, teacher 2,284, 30 episodes)."""
+    student_visit_noise: float = 0.0
+    """student, SAC: Gaussian action noise (std as a fraction of the action half-range) while the
+    teacher and the students play the episodes whose states are distilled (DART): the students
+    learn the states slightly-off actions reach, so quantization errors do not push them off
+    (0: off)."""
     student_select_episodes: int = 0
     """student: after behaviour cloning and after each DAgger round, play this many validation
     episodes (seeds other than the evaluation's) and keep the round whose student scored best

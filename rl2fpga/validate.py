@@ -96,6 +96,7 @@ def _check_sac(cfg: RunConfig) -> None:
 def _check_prune(cfg: RunConfig) -> None:
     p = cfg.prune
     _range("prune.rate", p.rate, 0, 1, hi_open=True)
+    _range("prune.student_visit_noise", p.student_visit_noise, 0, 1)
     _range("prune.rounds", p.rounds, 0)
     _range("prune.retrain_steps", p.retrain_steps, 0)
     _range("prune.retrain_retries", p.retrain_retries, 0)

@@ -164,3 +164,26 @@ def test_best_round_is_kept_on_validation_returns():
 def test_negative_select_episodes_is_one_line_error():
     with pytest.raises(Rl2fpgaError, match="student_select_episodes"):
         validate(_cfg(student_select_episodes=-1))
+
+
+def test_visit_noise_is_seeded_bounded_and_off_for_discrete_actions():
+    from rl2fpga.config import EnvConfig
+
+    spec = env_spec(EnvConfig(id="Pendulum-v1"))  # actions in [-2, 2]: half-range 2
+    clean = lambda obs: np.array([1.9], np.float32)  # noqa: E731
+    a = [S._noisy(clean, spec, 0.1, 7)(None) for _ in range(1)]
+    pol1, pol2 = S._noisy(clean, spec, 0.1, 7), S._noisy(clean, spec, 0.1, 7)
+    x1 = np.array([pol1(None)[0] for _ in range(2000)])
+    x2 = np.array([pol2(None)[0] for _ in range(2000)])
+    assert np.array_equal(x1, x2) and a[0].shape == (1,)  # same seed, same noise
+    assert x1.max() <= 2.0 and (x1 == 2.0).any()  # clipped to the bound the noise crosses
+    mid = S._noisy(lambda obs: np.array([0.0], np.float32), spec, 0.1, 8)
+    x0 = np.array([mid(None)[0] for _ in range(2000)])
+    assert abs(np.std(x0) - 0.2) < 0.02 and abs(np.mean(x0)) < 0.02  # std 0.1 x half-range 2, unbiased
+    assert S._noisy(clean, spec, 0.0, 7) is clean
+    cart = env_spec(EnvConfig(id="CartPole-v1"))
+    assert S._noisy(clean, cart, 0.3, 7) is clean  # discrete actions: never
+    cfg = RunConfig()
+    cfg.prune.student_visit_noise = -0.1
+    with pytest.raises(Rl2fpgaError, match="student_visit_noise"):
+        validate(cfg)

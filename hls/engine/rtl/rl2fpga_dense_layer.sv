@@ -6,8 +6,9 @@
 //     the cycle it is used (LUT memory), so an event's MAC is one cycle: an event taken at
 //     clock edge k is multiplied and accumulated in cycle k + 1 (word fb of every lane per
 //     cycle, FB cycles per event; the next event is taken in the last of them);
-//   * the requantize phase starts in the cycle after the last MAC (word 0 already in the cycle
-//     of the last MAC when that MAC is on a later word, FB > 1) and always compares every
+//   * the requantize phase starts in the cycle of the last MAC with word 0 (when that MAC is on
+//     word 0, FB = 1, the requantizers read the accumulator plus this cycle's products, the
+//     value written at the clock edge) and always compares every
 //     accumulator word (a clean word requantizes to a value that is not sent: the same result
 //     as the dirty lists, so a threshold write needs no pass of its own): word fb of every
 //     lane is requantized in place and its changed outputs go out on the link straight from
@@ -133,10 +134,10 @@ module rl2fpga_dense_layer
   assign issue2   = issue && !in_last && in_valid2 && in_ready2;
   // the frame's MACs are done after this cycle: the marker is (or was) taken and no event waits
   assign fin      = (marker_seen || (issue && in_last)) && (!cur_valid || cur_end);
-  // requantizing: the phase, or word 0 already in the cycle the MACs finish when that cycle's
-  // MAC (if any) is on a later word (FB > 1), so word 0 is final
+  // requantizing: the phase, or word 0 already in the cycle the MACs finish (its value then is
+  // the accumulator plus the products of that cycle's MAC when it is on the same word: rq_acc)
   logic rq_on;
-  assign rq_on    = phase == rl2fpga_pkg::S_RQ || (fin && (!cur_valid || FB > 1));
+  assign rq_on    = phase == rl2fpga_pkg::S_RQ || fin;
   assign busy     = phase != rl2fpga_pkg::S_MAC || cur_valid || marker_seen;
 
   // ---------------------------------------------------------------- lanes
@@ -150,6 +151,7 @@ module rl2fpga_dense_layer
     logic [XB+ACC_BITS-1:0] new_word;          // only its x_hat is written back
     logic signed [W_BITS+VW-1:0] prod, prod2;  // kept modulo 2^ACC_BITS, as rl2fpga_lane
     // verilator lint_on UNUSEDSIGNAL
+    logic [ACC_BITS-1:0] mac_sum, rq_acc;
     assign w            = W_BITS'(wmem[WAW'(32'(cur_t) * FB + 32'(cur_fb))]);
     assign prod         = $signed(w) * $signed(cur_value);
     assign lane_mac[l]  = cur_valid && w != '0;  // a zero weight (padding output included) is no MAC
@@ -160,13 +162,16 @@ module rl2fpga_dense_layer
     end
     assign prod2        = $signed(w2) * $signed(cur2_value);
     assign lane_mac2[l] = cur2_valid && w2 != '0;
+    assign mac_sum      = (lane_mac[l] ? ACC_BITS'(prod) : '0) + (lane_mac2[l] ? ACC_BITS'(prod2) : '0);
+    // the word requantized: with this cycle's MAC when that MAC is on it (the last MAC, FB = 1)
+    assign rq_acc       = acc[rq_fb] + (cur_fb == rq_fb ? mac_sum : '0);
 
     rl2fpga_requant #(
         .LANE(l), .LANES(LANES), .N_OUT(N_OUT), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS),
         .OUT_SIGNED(OUT_SIGNED), .SHIFT(SHIFT), .RELU(RELU), .LAST(LAST), .XB(XB), .OYW(1),
         .OXW(1), .FBW(FB_BITS), .SHIFT_BITS(SHIFT_BITS), .FB_N(FB), .SHIFT_FILE(SHIFT_FILE)
     ) u_rq (
-        .valid(rq_on), .word({xhat[rq_fb], acc[rq_fb]}), .entry({2'b00, rq_fb}),
+        .valid(rq_on), .word({xhat[rq_fb], rq_acc}), .entry({2'b00, rq_fb}),
         .threshold, .send(send[l]), .payload(payload[l*EW +: EW]), .new_word
     );
 
@@ -177,7 +182,7 @@ module rl2fpga_dense_layer
           xhat[fb] <= '0;
         end
       end else if (lane_mac[l] || lane_mac2[l]) begin
-        acc[cur_fb] <= acc[cur_fb] + (lane_mac[l] ? ACC_BITS'(prod) : '0) + (lane_mac2[l] ? ACC_BITS'(prod2) : '0);
+        acc[cur_fb] <= acc[cur_fb] + mac_sum;
       end
       if (rq_word_done) xhat[rq_fb] <= new_word[XB+ACC_BITS-1 -: XB];
     end

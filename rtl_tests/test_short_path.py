@@ -2,7 +2,8 @@
 every word requantized each frame, outputs straight from the requantizers, two events per
 cycle into a layer whose outputs fill at most half the lanes) vs the golden model: MLPs whose
 layers all take the short path, with output counts that are not multiples of the lanes
-(padding outputs), several accumulator words per lane, per-channel shifts, state resets
+(padding outputs), several accumulator words per lane (requantized all at once, or word by
+word in a layer of more than RQ_ALL_MAX accumulators), per-channel shifts, state resets
 mid-episode, threshold writes and random back-pressure; and a CNN whose conv layers take the
 general path and whose dense tail takes the short path, fed the (h, w, c) map."""
 
@@ -37,6 +38,8 @@ def _check(res: dict, n: int) -> None:
     ("mlp_odd_l3", [10, 7, 3], 3, False),
     ("mlp_scales_l4", [13, 6, 2], 4, True),
     ("mlp_pair_l8", [16, 9, 3], 8, True),
+    # 20 and 17 outputs on 3 lanes: more accumulators than RQ_ALL_MAX, requantized word by word
+    ("mlp_wide_l3", [20, 17, 2], 3, False),
 ])
 def test_short_path_mlp(case: tuple[str, list[int], int, bool]) -> None:
     from rl2fpga.train.frames import record_cartpole

@@ -114,12 +114,18 @@ def test_refuses_bad_beat_width(tmp_path) -> None:
 
 @pytest.mark.verilator
 @pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
-@pytest.mark.parametrize("kind,beat_bytes", [("mlp", 8), ("mlp", 4), ("mlp", 2), ("cnn", 16), ("short", 8)])
+@pytest.mark.parametrize("kind,beat_bytes", [("mlp", 8), ("mlp", 4), ("mlp", 2), ("cnn", 16), ("short", 8),
+                                              ("short_wide", 8)])
 def test_lint_clean(tmp_path, kind: str, beat_bytes: int) -> None:
     rng = np.random.default_rng(3)
     if kind == "short":  # every layer on the short path, per-channel shifts, padding outputs
         m = random_model(rng, (4,), [("dense", 10), ("dense", 7), ("dense", 3)], sparsity=0.1, w_bits=4,
                          in_fmt=Fmt(12, 5, True), w_frac_spread=3, out_fmt=Fmt(16, 12, True))
+        d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=beat_bytes, fmt="dense")
+        assert {p.module for p in d.layers} == {"rl2fpga_dense_layer"}
+    elif kind == "short_wide":  # more accumulators than RQ_ALL_MAX: requantized word by word
+        m = random_model(rng, (4,), [("dense", 20), ("dense", 17), ("dense", 2)], sparsity=0.1, w_bits=4,
+                         in_fmt=Fmt(12, 5, True))
         d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=beat_bytes, fmt="dense")
         assert {p.module for p in d.layers} == {"rl2fpga_dense_layer"}
     elif kind == "mlp":

@@ -10,10 +10,10 @@
 //     MAC is on reads the accumulator plus this cycle's products, the value written at the
 //     clock edge) and always compares every accumulator word (a clean word requantizes to a
 //     value that is not sent: the same result as the dirty lists, so a threshold write needs
-//     no pass of its own): a step requantizes every word of a layer of at most RQ_ALL_MAX
-//     accumulators (else one word, fb, of every lane) in place and its changed outputs go out
-//     on the link straight from the requantizers, in output order; x_hat is written back
-//     once the step's last output has left; then the end marker;
+//     no pass of its own): a step requantizes every word (RQ_ALL) or one word, fb, of every
+//     lane in place and its changed outputs go out on the link straight from the
+//     requantizers, in output order; x_hat is written back once the step's last output has
+//     left; then the end marker;
 //   * a state reset loads every accumulator with its bias and clears x_hat in one cycle;
 //   * two events per cycle: the link carries a second event beside the first (in_valid2 /
 //     out_valid2, taken with the first when both ends can: ready2). A layer of one word per
@@ -54,6 +54,7 @@ module rl2fpga_dense_layer
     parameter int    RUN_BITS   = 0,
     parameter int    LIST_LEN   = 1,
     parameter int    B_BITS     = ACC_BITS,
+    parameter bit    RQ_ALL     = 0,  // (short path only) every word requantized in one step
     parameter WMEM_FILE  = "",
     parameter TAB_FILE   = "",
     parameter BIAS_FILE  = "",
@@ -97,10 +98,10 @@ module rl2fpga_dense_layer
   localparam int TW  = NIN > 1 ? $clog2(NIN) : 1;
   localparam int WAW = WMEM_DEPTH > 1 ? $clog2(WMEM_DEPTH) : 1;
   localparam bit PAIR = FB == 1 && 2 * N_OUT <= LANES;  // two events per cycle in
-  // a requantize step takes RQW words of every lane: all FB words at once (one requantizer per
-  // accumulator) when the layer has at most RQ_ALL_MAX accumulators, else one word per step
-  localparam int RQ_ALL_MAX = 16;
-  localparam int RQW = FB * LANES <= RQ_ALL_MAX ? FB : 1;
+  // a requantize step takes RQW words of every lane: all FB words at once (RQ_ALL: one
+  // requantizer per accumulator; the generator sets it before a layer that takes two events
+  // per cycle, rq_all_words), else one word per step
+  localparam int RQW = RQ_ALL ? FB : 1;
   localparam int V = RQW * LANES;  // requantizer j: lane j % LANES of word rq_fb + j / LANES
 
   if (KIND != 0 || FORMAT != 2 || OUT_H != 1 || OUT_W != 1 || LIST_LEN != FB || WMEM_DEPTH != NIN * FB

@@ -14,7 +14,9 @@ parameters and writes what depends on the weights:
 * per layer its SV module: ``rl2fpga_layer`` (block RAM accumulators, dirty lists, list
   FIFOs per lane), or the short path ``rl2fpga_dense_layer`` for a small dense layer stored in
   the dense format (register accumulators, LUT weights: no pipeline fill and drain, two events
-  per cycle between short-path layers; :data:`SHORT_PATH_MAX_OUT`, :data:`SHORT_PATH_MAX_WORDS`);
+  per cycle between short-path layers; :data:`SHORT_PATH_MAX_OUT`, :data:`SHORT_PATH_MAX_WORDS`;
+  all accumulator words requantized in one step before a layer taking two events per cycle,
+  :func:`rq_all_words`);
 * the generated top level ``rl2fpga_engine_top`` (Jinja2 template) wiring the encoder, the
   layers and the output stage, and the SV package ``rl2fpga_pkg.sv`` rendered from the hardware
   contract (:mod:`rl2fpga.hls.engine.contract`: register map, event widths, FIFO depths), whose

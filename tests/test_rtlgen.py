@@ -123,11 +123,12 @@ def test_lint_clean(tmp_path, kind: str, beat_bytes: int) -> None:
                          in_fmt=Fmt(12, 5, True), w_frac_spread=3, out_fmt=Fmt(16, 12, True))
         d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=beat_bytes, fmt="dense")
         assert {p.module for p in d.layers} == {"rl2fpga_dense_layer"}
-    elif kind == "short_wide":  # more accumulators than RQ_ALL_MAX: requantized word by word
-        m = random_model(rng, (4,), [("dense", 20), ("dense", 17), ("dense", 2)], sparsity=0.1, w_bits=4,
+    elif kind == "short_wide":  # 4 words requantized word by word, then 3 in one step (RQ_ALL)
+        m = random_model(rng, (4,), [("dense", 20), ("dense", 11), ("dense", 2)], sparsity=0.1, w_bits=4,
                          in_fmt=Fmt(12, 5, True))
-        d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=beat_bytes, fmt="dense")
+        d = generate(m, tmp_path, lanes=5, input_bytes_per_beat=beat_bytes, fmt="dense")
         assert {p.module for p in d.layers} == {"rl2fpga_dense_layer"}
+        assert [p.rq_all for p in d.layers] == [False, True, False]
     elif kind == "mlp":
         m = random_model(rng, (4,), [("dense", 64), ("dense", 64), ("dense", 2)], sparsity=0.9,
                          in_fmt=Fmt(16, 5, True))

@@ -64,6 +64,7 @@ def main() -> None:
     s["mac_counters_equal_golden"] = all(f["macs"] == f["golden_macs"] for f in res["per_frame"])
     s["formats"] = {p.name: p.format for p in design.layers}
     s["modules"] = {p.name: p.module for p in design.layers}  # rl2fpga_dense_layer: the short path
+    s["rq_all"] = {p.name: p.rq_all for p in design.layers}  # short path: all words requantized in one step
     per_layer = np.array([f["golden_macs"] for f in res["per_frame"]])
     s["macs_per_layer_median"] = [float(v) for v in np.median(per_layer, axis=0)]
     print(json.dumps(s, indent=1))

@@ -1,6 +1,6 @@
 """cocotb unit test of ``rl2fpga_delta_encoder`` (with its serializer) against a Python model
-of the delta rule: beats with random idle, events taken with random back-pressure, state reset,
-a misplaced TLAST. Parameters come from the runner (see test_units.py)."""
+of the delta rule: beats with random idle, events taken with random back-pressure, state reset
+(and a frame taken in the first cycle after it), a misplaced TLAST. Parameters come from the runner (see test_units.py)."""
 
 from __future__ import annotations
 
@@ -45,19 +45,23 @@ class EncoderTB:
         self.dut.rst_n.value = 1
         await self.state_reset()
 
-    async def state_reset(self) -> None:
+    async def state_reset(self, eager: bool = False) -> None:
+        """One state_reset pulse; returns once the sweep is over, or (``eager``) at once, so
+        a frame sent next is offered while the encoder sweeps and taken in the first cycle
+        after it."""
         await FallingEdge(self.dut.clk)
         self.dut.state_reset.value = 1
         await FallingEdge(self.dut.clk)
         self.dut.state_reset.value = 0
-        while True:
+        while not eager:
             await ReadOnly()
             if not self.dut.busy.value:
+                await FallingEdge(self.dut.clk)
                 break
             await FallingEdge(self.dut.clk)
-        await FallingEdge(self.dut.clk)
 
-    async def send(self, x: np.ndarray, bad_last: bool = False) -> None:
+    async def send(self, x: np.ndarray, bad_last: bool = False, eager: bool = False) -> None:
+        """The frame's beats with random idle cycles (none before the first beat: ``eager``)."""
         d = self.dut
         raw = x.reshape(-1).astype(np.uint8).tobytes()
         raw += bytes((-len(raw)) % BYTES)
@@ -65,11 +69,12 @@ class EncoderTB:
         i = 0
         while i < len(beats):
             await FallingEdge(d.clk)
-            valid = self.rng.random() > 0.3
+            valid = (eager and i == 0) or self.rng.random() > 0.3
             d.s_axis_tvalid.value = int(valid)
             d.s_axis_tdata.value = beats[i]
             last = i == len(beats) - 1
-            d.s_axis_tlast.value = int(i == 0) if bad_last else int(last)
+            # a bad TLAST: on the first beat of several, or missing on a one-beat frame
+            d.s_axis_tlast.value = int(i == 0 and len(beats) > 1) if bad_last else int(last)
             await ReadOnly()
             if valid and d.s_axis_tready.value:
                 i += 1
@@ -111,19 +116,19 @@ async def encoder_vs_model(dut) -> None:
         await FallingEdge(dut.clk)  # leave the ReadOnly phase before driving
         t = [0, 3, 10][frame % 3]
         dut.threshold.value = t
-        if frame == 7:
-            await tb.state_reset()
+        if frame in (7, 9):  # frame 9: its first beat in the first cycle after the sweep
+            await tb.state_reset(eager=frame == 9)
             x_hat[:] = 0
         m = rng.random(x.shape) < 0.3
         x = np.where(m, np.clip(x + rng.integers(-20, 21, size=x.shape), 0, 255), x)
         expect = model_events(x, x_hat, t)
         dut.start_ok.value = 1
-        send = cocotb.start_soon(tb.send(x))
+        send = cocotb.start_soon(tb.send(x, eager=frame == 9))
         got = await tb.receive()
         await send
         assert got == expect, f"frame {frame}: {got} != {expect}"
     assert tb.errors == 0
-    # a frame whose TLAST comes on the first beat is flagged
+    # a frame whose TLAST is misplaced is flagged
     await FallingEdge(dut.clk)
     send = cocotb.start_soon(tb.send(x, bad_last=True))
     await tb.receive()

@@ -2,7 +2,8 @@
 every word requantized each frame, outputs straight from the requantizers, two events per
 cycle into a layer whose outputs fill at most half the lanes) vs the golden model: MLPs whose
 layers all take the short path, with output counts that are not multiples of the lanes
-(padding outputs), several accumulator words per lane, per-channel shifts, state resets
+(padding outputs), several accumulator words per lane (requantized word by word, or all in
+one step before a layer that takes two events per cycle: RQ_ALL), per-channel shifts, state resets
 mid-episode, threshold writes and random back-pressure; and a CNN whose conv layers take the
 general path and whose dense tail takes the short path, fed the (h, w, c) map."""
 
@@ -18,6 +19,8 @@ from rl2fpga.hls.engine.generator import generate
 pytestmark = [pytest.mark.verilator, pytest.mark.skipif(not have_verilator(), reason="verilator not installed")]
 
 SHORT = "rl2fpga_dense_layer"
+# layers requantizing all their words in one step, by case (the cases that exist to cover it)
+RQ_ALL = {"mlp_4882_l4": [False, True, False], "mlp_wide_l3": [False] * 3, "mlp_rqall_l5": [False, True, False]}
 
 
 def _check(res: dict, n: int) -> None:
@@ -37,6 +40,10 @@ def _check(res: dict, n: int) -> None:
     ("mlp_odd_l3", [10, 7, 3], 3, False),
     ("mlp_scales_l4", [13, 6, 2], 4, True),
     ("mlp_pair_l8", [16, 9, 3], 8, True),
+    # 20 and 17 outputs on 3 lanes: more than 16 accumulators, requantized word by word
+    ("mlp_wide_l3", [20, 17, 2], 3, False),
+    # 11 outputs on 5 lanes before a 2-output layer (two events per cycle): 3 words in one step
+    ("mlp_rqall_l5", [9, 11, 2], 5, False),
 ])
 def test_short_path_mlp(case: tuple[str, list[int], int, bool]) -> None:
     from rl2fpga.train.frames import record_cartpole
@@ -52,6 +59,8 @@ def test_short_path_mlp(case: tuple[str, list[int], int, bool]) -> None:
     g.save(root / "golden")
     d = generate(g, root / "rtl", lanes=lanes, input_bytes_per_beat=8, fmt="dense")
     assert [p.module for p in d.layers] == [SHORT] * len(widths)
+    if name in RQ_ALL:
+        assert [p.rq_all for p in d.layers] == RQ_ALL[name]
     res = run_engine(d, root / "golden", frames, root / "work", seed=5, idle=0.3, stall=0.3,
                      resets=sorted(set(starts[1:]) | {33}), threshold_writes={50: [(1, 0)], 70: [(2, 5), (1, 3)]})
     _check(res, len(frames))

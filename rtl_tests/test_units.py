@@ -14,7 +14,7 @@ from rl2fpga.hls.engine.generator import PACKAGE_FILE, RTL_SRC
 pytestmark = [pytest.mark.verilator, pytest.mark.skipif(not have_verilator(), reason="verilator not installed")]
 
 
-@pytest.mark.parametrize("shape,beat_bytes", [((3, 5, 3), 8), ((2, 7, 4), 16)])
+@pytest.mark.parametrize("shape,beat_bytes", [((3, 5, 3), 8), ((2, 7, 4), 16), ((1, 1, 5), 8)])
 def test_delta_encoder(shape: tuple[int, int, int], beat_bytes: int) -> None:
     from cocotb.runner import get_runner
 

@@ -114,7 +114,8 @@ def test_refuses_bad_beat_width(tmp_path) -> None:
 
 @pytest.mark.verilator
 @pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
-@pytest.mark.parametrize("kind,beat_bytes", [("mlp", 8), ("mlp", 4), ("mlp", 2), ("cnn", 16), ("short", 8)])
+@pytest.mark.parametrize("kind,beat_bytes", [("mlp", 8), ("mlp", 4), ("mlp", 2), ("cnn", 16), ("short", 8),
+                                              ("short_wide", 8)])
 def test_lint_clean(tmp_path, kind: str, beat_bytes: int) -> None:
     rng = np.random.default_rng(3)
     if kind == "short":  # every layer on the short path, per-channel shifts, padding outputs
@@ -122,6 +123,12 @@ def test_lint_clean(tmp_path, kind: str, beat_bytes: int) -> None:
                          in_fmt=Fmt(12, 5, True), w_frac_spread=3, out_fmt=Fmt(16, 12, True))
         d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=beat_bytes, fmt="dense")
         assert {p.module for p in d.layers} == {"rl2fpga_dense_layer"}
+    elif kind == "short_wide":  # 4 words requantized word by word, then 3 in one step (RQ_ALL)
+        m = random_model(rng, (4,), [("dense", 20), ("dense", 11), ("dense", 2)], sparsity=0.1, w_bits=4,
+                         in_fmt=Fmt(12, 5, True))
+        d = generate(m, tmp_path, lanes=5, input_bytes_per_beat=beat_bytes, fmt="dense")
+        assert {p.module for p in d.layers} == {"rl2fpga_dense_layer"}
+        assert [p.rq_all for p in d.layers] == [False, True, False]
     elif kind == "mlp":
         m = random_model(rng, (4,), [("dense", 64), ("dense", 64), ("dense", 2)], sparsity=0.9,
                          in_fmt=Fmt(16, 5, True))
@@ -154,3 +161,23 @@ def test_short_path_only_for_small_dense_format_dense_layers(tmp_path) -> None:
     d = generate(m, tmp_path / "off", lanes=4, fmt="dense", short_path=False)
     assert {p.module for p in d.layers} == {"rl2fpga_layer"}
     assert all(p.mem_bits["dirty_lists"] > 0 for p in d.layers)
+
+
+def test_rq_all_only_before_a_layer_taking_pairs(tmp_path) -> None:
+    """A short-path layer requantizes all its words in one step (RQ_ALL) only when the next
+    layer takes two events per cycle (a short-path layer with 2 x outputs <= lanes) and it has
+    at most 16 accumulators; the top passes RQ_ALL to the short-path modules only."""
+    rng = np.random.default_rng(6)
+
+    def rq_all(widths: list[int], lanes: int, **kw) -> list[bool]:
+        m = random_model(rng, (4,), [("dense", n) for n in widths], sparsity=0.1, w_bits=4)
+        d = generate(m, tmp_path / f"{widths}_{lanes}_{kw}", lanes=lanes, fmt="dense", **kw)
+        top = (d.out_dir / "rl2fpga_engine_top.sv").read_text()
+        assert re.findall(r"\.RQ_ALL\((\d)\)", top) == [str(int(p.rq_all)) for p in d.layers if p.module != "rl2fpga_layer"]
+        return [p.rq_all for p in d.layers]
+
+    assert rq_all([8, 8, 2], 4) == [False, True, False]  # 8 accumulators before a 2-output layer
+    assert rq_all([8, 8, 3], 4) == [False, False, False]  # 3 outputs on 4 lanes: one event per cycle
+    assert rq_all([8, 20, 2], 4) == [False, False, False]  # 5 words x 4 lanes = 20 > 16 accumulators
+    assert rq_all([8, 16, 2], 4) == [False, True, False]  # 16: the largest
+    assert rq_all([8, 8, 2], 4, short_path=False) == [False, False, False]

@@ -14,7 +14,9 @@ parameters and writes what depends on the weights:
 * per layer its SV module: ``rl2fpga_layer`` (block RAM accumulators, dirty lists, list
   FIFOs per lane), or the short path ``rl2fpga_dense_layer`` for a small dense layer stored in
   the dense format (register accumulators, LUT weights: no pipeline fill and drain, two events
-  per cycle between short-path layers; :data:`SHORT_PATH_MAX_OUT`, :data:`SHORT_PATH_MAX_WORDS`);
+  per cycle between short-path layers; :data:`SHORT_PATH_MAX_OUT`, :data:`SHORT_PATH_MAX_WORDS`;
+  all accumulator words requantized in one step before a layer taking two events per cycle,
+  :func:`rq_all_words`);
 * the generated top level ``rl2fpga_engine_top`` (Jinja2 template) wiring the encoder, the
   layers and the output stage, and the SV package ``rl2fpga_pkg.sv`` rendered from the hardware
   contract (:mod:`rl2fpga.hls.engine.contract`: register map, event widths, FIFO depths), whose
@@ -67,6 +69,9 @@ STACK_MODULE = "rl2fpga_stack_encoder.sv"  # frame-stacked inputs only
 SHORT_PATH_MODULE = "rl2fpga_dense_layer"
 SHORT_PATH_MAX_OUT = 64
 SHORT_PATH_MAX_WORDS = 1024
+# a short-path layer feeding one that takes two events per cycle requantizes all its words in
+# one step (one requantizer per accumulator) when it has at most this many accumulators
+SHORT_PATH_RQ_ALL_MAX = 16
 TOP = hw.TOP
 # xc7z020: 140 BRAM36 of 36 kbit
 BRAM36_BITS = 36 * 1024
@@ -126,6 +131,7 @@ class LayerPlan:
     stored_bits: int = 0  # bits of the layer's memory images (values, indices, pointers, biases, shifts)
     b_bits: int = 0  # bias image field per lane (sign-extended to acc_bits); 0: acc_bits (older designs)
     module: str = "rl2fpga_layer"  # the SV module of the layer (rl2fpga_dense_layer: the short path)
+    rq_all: bool = False  # short path: every accumulator word requantized in one step (see rq_all_words)
 
     @property
     def has_table(self) -> bool:
@@ -383,6 +389,23 @@ def use_short_path(plan: LayerPlan) -> bool:
             and plan.wmem_depth <= SHORT_PATH_MAX_WORDS)
 
 
+def takes_pairs(plan: LayerPlan, lanes: int) -> bool:
+    """Whether a short-path layer takes two events per cycle (rl2fpga_dense_layer's PAIR: one
+    accumulator word per lane and outputs filling at most half the lanes)."""
+    return plan.module == SHORT_PATH_MODULE and 2 * plan.n_out <= lanes
+
+
+def rq_all_words(plan: LayerPlan, nxt: LayerPlan | None, lanes: int) -> bool:
+    """Whether a short-path layer requantizes every accumulator word in one step (RQ_ALL): its
+    next layer takes two events per cycle, so offering the changed outputs of all words at once
+    (two per cycle) shortens the frame, and it has at most SHORT_PATH_RQ_ALL_MAX accumulators
+    (the requantizers it costs). Otherwise one word per step (a consumer taking one event per
+    cycle, or per word, keeps up with that anyway)."""
+    words = -(-plan.n_out // lanes)
+    return (plan.module == SHORT_PATH_MODULE and nxt is not None and takes_pairs(nxt, lanes)
+            and words * lanes <= SHORT_PATH_RQ_ALL_MAX)
+
+
 def plan_images(golden: GoldenModel, lanes: int, fmt: str = "auto",
                 run_bits: int | None = None) -> list[tuple[LayerPlan, fm.LayerImages]]:
     """Every layer's plan and memory images, as :func:`generate` writes them (the compression
@@ -493,6 +516,8 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
             plan.module = SHORT_PATH_MODULE
             plan.mem_bits["dirty_lists"] = 0  # registers, every word requantized: no dirty lists
         plans.append(plan)
+    for k, plan in enumerate(plans):
+        plan.rq_all = rq_all_words(plan, plans[k + 1] if k + 1 < len(plans) else None, lanes)
     n_beats, full_beats, input_bits = _input_geometry(golden, input_bytes_per_beat, frame_stack)
     total_bits = sum(sum(p.mem_bits.values()) for p in plans) + input_bits
     if total_bits > XC7Z020_BRAM36 * BRAM36_BITS:

@@ -57,7 +57,9 @@ module rl2fpga_delta_encoder
 
   always_ff @(posedge clk) begin
     if (xhat_we) xhat_mem[xhat_wa] <= xhat_wd;
-    if (xhat_re) xhat_rd <= xhat_mem[xhat_ra];
+    // write-first: a read of the word written in the same edge returns the new word (the
+    // cycle after a state reset's sweep, or after a one-beat frame, may compare a beat with it)
+    if (xhat_re) xhat_rd <= xhat_we && xhat_wa == xhat_ra ? xhat_wd : xhat_mem[xhat_ra];
   end
 
   // ---------------------------------------------------------------- control state
@@ -105,8 +107,8 @@ module rl2fpga_delta_encoder
   end
 
   // x_hat of the beat to come is read every cycle (the accepted beat's successor in the cycle
-  // a beat is accepted), so it is there when that beat arrives; a frame of one beat rereads
-  // its word the cycle after its write
+  // a beat is accepted), so it is there when that beat arrives; a beat right after the write
+  // of its word (a one-beat frame, a sweep) reads the new word (write-first, above)
   assign xhat_we = sweeping || accept;
   assign xhat_wd = sweeping ? '0 : xhat_new;
   assign xhat_wa = sweeping ? sweep_addr : beat;

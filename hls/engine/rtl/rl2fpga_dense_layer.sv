@@ -6,19 +6,20 @@
 //     the cycle it is used (LUT memory), so an event's MAC is one cycle: an event taken at
 //     clock edge k is multiplied and accumulated in cycle k + 1 (word fb of every lane per
 //     cycle, FB cycles per event; the next event is taken in the last of them);
-//   * the requantize phase starts in the cycle after the last MAC (word 0 already in the cycle
-//     of the last MAC when that MAC is on a later word, FB > 1) and always compares every
-//     accumulator word (a clean word requantizes to a value that is not sent: the same result
-//     as the dirty lists, so a threshold write needs no pass of its own): word fb of every
-//     lane is requantized in place and its changed outputs go out on the link straight from
-//     the requantizers, lowest lane first, one per cycle; x_hat is written back once the
-//     word's last output has left; then the end marker;
+//   * the requantize phase starts in the cycle of the last MAC (a requantizer of the word that
+//     MAC is on reads the accumulator plus this cycle's products, the value written at the
+//     clock edge) and always compares every accumulator word (a clean word requantizes to a
+//     value that is not sent: the same result as the dirty lists, so a threshold write needs
+//     no pass of its own): a step requantizes every word (RQ_ALL) or one word, fb, of every
+//     lane in place and its changed outputs go out on the link straight from the
+//     requantizers, in output order; x_hat is written back once the step's last output has
+//     left; then the end marker;
 //   * a state reset loads every accumulator with its bias and clears x_hat in one cycle;
 //   * two events per cycle: the link carries a second event beside the first (in_valid2 /
 //     out_valid2, taken with the first when both ends can: ready2). A layer of one word per
 //     lane whose outputs fill at most half the lanes (PAIR) takes two events per cycle, the
 //     second on the multipliers of the idle lanes (2 x N_OUT <= LANES products per cycle); a
-//     layer offers the two lowest changed outputs of a word at once.
+//     layer offers the two lowest changed outputs of a step at once.
 module rl2fpga_dense_layer
 #(
     // verilator lint_off UNUSEDPARAM
@@ -53,6 +54,7 @@ module rl2fpga_dense_layer
     parameter int    RUN_BITS   = 0,
     parameter int    LIST_LEN   = 1,
     parameter int    B_BITS     = ACC_BITS,
+    parameter bit    RQ_ALL     = 0,  // (short path only) every word requantized in one step
     parameter WMEM_FILE  = "",
     parameter TAB_FILE   = "",
     parameter BIAS_FILE  = "",
@@ -96,6 +98,11 @@ module rl2fpga_dense_layer
   localparam int TW  = NIN > 1 ? $clog2(NIN) : 1;
   localparam int WAW = WMEM_DEPTH > 1 ? $clog2(WMEM_DEPTH) : 1;
   localparam bit PAIR = FB == 1 && 2 * N_OUT <= LANES;  // two events per cycle in
+  // a requantize step takes RQW words of every lane: all FB words at once (RQ_ALL: one
+  // requantizer per accumulator; the generator sets it before a layer that takes two events
+  // per cycle, rq_all_words), else one word per step
+  localparam int RQW = RQ_ALL ? FB : 1;
+  localparam int V = RQW * LANES;  // requantizer j: lane j % LANES of word rq_fb + j / LANES
 
   if (KIND != 0 || FORMAT != 2 || OUT_H != 1 || OUT_W != 1 || LIST_LEN != FB || WMEM_DEPTH != NIN * FB
       || FB_BITS != (FB > 1 ? $clog2(FB) : 1) || B_BITS < 1 || B_BITS > ACC_BITS) begin : g_bad
@@ -111,8 +118,9 @@ module rl2fpga_dense_layer
   logic [TW-1:0]       cur2_t;      // the second event (PAIR only)
   logic [VW-1:0]       cur2_value;
   // verilator lint_on UNUSEDSIGNAL
-  logic [LANES-1:0]    lane_mac, lane_mac2, send, sent, avail, lowest, second, gone;
-  logic [LANES*EW-1:0] payload;
+  logic [LANES-1:0]    lane_mac, lane_mac2;
+  logic [V-1:0]        send, sent, avail, lowest, second, gone;  // in output order
+  logic [V*EW-1:0]     payload;
   logic [31:0]         word_macs, idle_lanes, run_events, run_macs, run_pad;
   logic                cur_end, rq_word_done, rq_end;
 
@@ -133,10 +141,10 @@ module rl2fpga_dense_layer
   assign issue2   = issue && !in_last && in_valid2 && in_ready2;
   // the frame's MACs are done after this cycle: the marker is (or was) taken and no event waits
   assign fin      = (marker_seen || (issue && in_last)) && (!cur_valid || cur_end);
-  // requantizing: the phase, or word 0 already in the cycle the MACs finish when that cycle's
-  // MAC (if any) is on a later word (FB > 1), so word 0 is final
+  // requantizing: the phase, or word 0 already in the cycle the MACs finish (its value then is
+  // the accumulator plus the products of that cycle's MAC when it is on the same word: rq_acc)
   logic rq_on;
-  assign rq_on    = phase == rl2fpga_pkg::S_RQ || (fin && (!cur_valid || FB > 1));
+  assign rq_on    = phase == rl2fpga_pkg::S_RQ || fin;
   assign busy     = phase != rl2fpga_pkg::S_MAC || cur_valid || marker_seen;
 
   // ---------------------------------------------------------------- lanes
@@ -147,9 +155,10 @@ module rl2fpga_dense_layer
     logic [XB-1:0]       xhat[FB];
     logic [W_BITS-1:0]   w, w2;
     // verilator lint_off UNUSEDSIGNAL
-    logic [XB+ACC_BITS-1:0] new_word;          // only its x_hat is written back
     logic signed [W_BITS+VW-1:0] prod, prod2;  // kept modulo 2^ACC_BITS, as rl2fpga_lane
     // verilator lint_on UNUSEDSIGNAL
+    logic [ACC_BITS-1:0] mac_sum;
+    logic [XB-1:0]       new_x[RQW];  // x_hat of the step's words after it
     assign w            = W_BITS'(wmem[WAW'(32'(cur_t) * FB + 32'(cur_fb))]);
     assign prod         = $signed(w) * $signed(cur_value);
     assign lane_mac[l]  = cur_valid && w != '0;  // a zero weight (padding output included) is no MAC
@@ -160,15 +169,28 @@ module rl2fpga_dense_layer
     end
     assign prod2        = $signed(w2) * $signed(cur2_value);
     assign lane_mac2[l] = cur2_valid && w2 != '0;
+    assign mac_sum      = (lane_mac[l] ? ACC_BITS'(prod) : '0) + (lane_mac2[l] ? ACC_BITS'(prod2) : '0);
 
-    rl2fpga_requant #(
-        .LANE(l), .LANES(LANES), .N_OUT(N_OUT), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS),
-        .OUT_SIGNED(OUT_SIGNED), .SHIFT(SHIFT), .RELU(RELU), .LAST(LAST), .XB(XB), .OYW(1),
-        .OXW(1), .FBW(FB_BITS), .SHIFT_BITS(SHIFT_BITS), .FB_N(FB), .SHIFT_FILE(SHIFT_FILE)
-    ) u_rq (
-        .valid(rq_on), .word({xhat[rq_fb], acc[rq_fb]}), .entry({2'b00, rq_fb}),
-        .threshold, .send(send[l]), .payload(payload[l*EW +: EW]), .new_word
-    );
+    for (genvar k = 0; k < RQW; k++) begin : g_rq
+      localparam int J = k * LANES + l;
+      logic [FB_BITS-1:0]  fb;
+      logic [ACC_BITS-1:0] rq_acc;
+      // verilator lint_off UNUSEDSIGNAL
+      logic [XB+ACC_BITS-1:0] new_word;  // only its x_hat is written back
+      // verilator lint_on UNUSEDSIGNAL
+      assign fb     = rq_fb + FB_BITS'(k);
+      // the word requantized, with this cycle's MAC when that MAC is on it (the last MAC)
+      assign rq_acc = acc[fb] + (cur_fb == fb ? mac_sum : '0);
+      rl2fpga_requant #(
+          .LANE(l), .LANES(LANES), .N_OUT(N_OUT), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS),
+          .OUT_SIGNED(OUT_SIGNED), .SHIFT(SHIFT), .RELU(RELU), .LAST(LAST), .XB(XB), .OYW(1),
+          .OXW(1), .FBW(FB_BITS), .SHIFT_BITS(SHIFT_BITS), .FB_N(FB), .SHIFT_FILE(SHIFT_FILE)
+      ) u_rq (
+          .valid(rq_on), .word({xhat[fb], rq_acc}), .entry({2'b00, fb}),
+          .threshold, .send(send[J]), .payload(payload[J*EW +: EW]), .new_word
+      );
+      assign new_x[k] = new_word[XB+ACC_BITS-1 -: XB];
+    end
 
     always_ff @(posedge clk) begin
       if (phase == rl2fpga_pkg::S_MAC && state_reset && !busy) begin
@@ -177,9 +199,9 @@ module rl2fpga_dense_layer
           xhat[fb] <= '0;
         end
       end else if (lane_mac[l] || lane_mac2[l]) begin
-        acc[cur_fb] <= acc[cur_fb] + (lane_mac[l] ? ACC_BITS'(prod) : '0) + (lane_mac2[l] ? ACC_BITS'(prod2) : '0);
+        acc[cur_fb] <= acc[cur_fb] + mac_sum;
       end
-      if (rq_word_done) xhat[rq_fb] <= new_word[XB+ACC_BITS-1 -: XB];
+      if (rq_word_done) for (int k = 0; k < RQW; k++) xhat[rq_fb + FB_BITS'(k)] <= new_x[k];
     end
   end
 
@@ -190,15 +212,15 @@ module rl2fpga_dense_layer
   end
 
   // ---------------------------------------------------------------- events out
-  // word rq_fb's changed outputs not yet sent leave lowest lane first; the word is done (x_hat
+  // the step's changed outputs not yet sent leave lowest first; the step is done (x_hat
   // written back) in the cycle its last output leaves, or at once when it has none; the last
-  // word keeps its sent mask, so the cycle after it the marker goes out
+  // step keeps its sent mask, so the cycle after it the marker goes out
   assign avail        = send & ~sent;
-  assign lowest       = avail & (~avail + LANES'(1));
-  assign second       = (avail & ~lowest) & (~(avail & ~lowest) + LANES'(1));
+  assign lowest       = avail & (~avail + V'(1));
+  assign second       = (avail & ~lowest) & (~(avail & ~lowest) + V'(1));
   assign out_valid2   = rq_on && second != '0;
   assign gone         = lowest | (out_valid2 && out_ready2 ? second : '0);  // leave if out_ready
-  assign rq_end       = 32'(rq_fb) == FB - 1;
+  assign rq_end       = 32'(rq_fb) == FB - RQW;
   assign rq_word_done = rq_on && (avail == '0 ? !rq_end : out_ready && avail == gone);
   logic rq_next;
   assign rq_next      = rq_word_done && !rq_end;
@@ -207,9 +229,9 @@ module rl2fpga_dense_layer
   always_comb begin
     out_payload = '0;
     out_payload2 = '0;
-    for (int l = 0; l < LANES; l++) begin
-      if (lowest[l]) out_payload = payload[l*EW +: EW];
-      if (second[l]) out_payload2 = payload[l*EW +: EW];
+    for (int j = 0; j < V; j++) begin
+      if (lowest[j]) out_payload = payload[j*EW +: EW];
+      if (second[j]) out_payload2 = payload[j*EW +: EW];
     end
   end
 

@@ -71,4 +71,8 @@ def test_rtl_and_cosim_steps_cartpole(tmp_path) -> None:
     summ = json.loads((run.path / "cosim" / "summary.json").read_text())
     assert summ["frames"] == 40 and summ["mismatches"] == 0
     assert lat["cycles"]["min"] <= lat["cycles"]["median"] <= lat["cycles"]["max"]
+    # the latency comes from the stall-free stream; the back-pressure run (default 0.3) checks the
+    # handshakes on the same frames, and its random stalls only add cycles
+    assert summ["backpressure"] == cfg.cosim.backpressure > 0 and summ["backpressure_mismatches"] == 0
+    assert summ["backpressure_cycles_median"] > summ["cycles_median"]
     assert (run.path / "cosim" / "latency_hist.png").stat().st_size > 1000

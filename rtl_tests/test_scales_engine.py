@@ -12,6 +12,7 @@ import pytest
 from rl2fpga.core.golden import Fmt, GoldenModel, random_model
 from rl2fpga.hls.cosim.harness import BUILD_ROOT, have_verilator, run_engine
 from rl2fpga.hls.engine.generator import generate
+from rl2fpga.rtl_tests.checks import assert_matches_golden, drifting_frames
 
 pytestmark = [pytest.mark.verilator, pytest.mark.slow,
               pytest.mark.skipif(not have_verilator(), reason="verilator not installed")]
@@ -20,11 +21,7 @@ OUT = Fmt(16, 12, True)  # 4 output fractional bits: fits 2-bit weights
 
 
 def _check(res: dict, n: int) -> None:
-    assert res["frames"] == n
-    assert res["mismatches"] == 0
-    for f in res["per_frame"]:
-        assert f["macs"] == f["golden_macs"], f"frame {f['index']}: MAC counter != golden"
-        assert f["events"] == f["golden_events"]
+    assert_matches_golden(res, n, actions=False)
 
 
 def _cartpole_model(bits: int) -> tuple[GoldenModel, np.ndarray, list[int]]:
@@ -53,15 +50,11 @@ def test_cnn_per_channel_4bit() -> None:
     rng = np.random.default_rng(13)
     g = random_model(rng, (11, 9, 2), [("conv2d", 5, 3, 2), ("dense", 6), ("dense", 3)], sparsity=0.5, threshold=1,
                      w_bits=4, w_frac_spread=2, out_fmt=OUT)
-    x = rng.integers(0, 256, size=(11, 9, 2))
-    frames = []
-    for _ in range(12):
-        x = np.where(rng.random(x.shape) < 0.1, rng.integers(0, 256, size=x.shape), x)
-        frames.append(x.astype(np.uint8))
+    frames = drifting_frames(rng, (11, 9, 2), 12, 0.1)
     root = BUILD_ROOT / "tests" / "scales_cnn4"
     g.save(root / "golden")
     d = generate(g, root / "rtl", lanes=3, input_bytes_per_beat=16)
-    _check(run_engine(d, root / "golden", np.stack(frames), root / "work", seed=2, idle=0.3, stall=0.3), 12)
+    _check(run_engine(d, root / "golden", frames, root / "work", seed=2, idle=0.3, stall=0.3), 12)
 
 
 def test_shift_off_by_one_in_image_is_a_mismatch() -> None:

@@ -6,7 +6,9 @@ float agent: (a) the float DeltaNetwork with T and (b) the golden integer model 
 are Table 1 of the 2023 paper. Closed-loop returns under delta inference are measured for both.
 Over all sparsity levels the float DeltaNetwork gives the paper's Fig. 6 (reward vs sparsity:
 dense / pruned / pruned + delta) and Fig. 8 (fraction of significant multiplications vs sparsity
-per T). Results: ``analyze/summary.json``, ``layers.{json,md}``, ``fig6_reward_vs_sparsity.png``,
+per T); each level's return with delta updates is played over ``analyze.level_episodes`` whole
+episodes on the evaluation seeds (None: ``analyze.episodes`` capped at ``analyze.max_steps``).
+Results: ``analyze/summary.json``, ``layers.{json,md}``, ``fig6_reward_vs_sparsity.png``,
 ``fig8_fraction_vs_sparsity.png``.
 """
 
@@ -109,6 +111,17 @@ class _Analysis:
         ac = self.cfg.analyze
         return run_stateful(_DeltaPolicy(net, to_input, to_output, self.spec), self.cfg.env, self.eval_seed, ac.episodes, ac.max_steps)
 
+    def level_delta_return(self, net: Any) -> dict[str, Any]:
+        """A prune level's float DeltaNetwork in closed loop: ``analyze.level_episodes`` whole
+        episodes on the evaluation seeds (the environment's time limit only), or, when that is
+        None, :meth:`delta_return`'s ``analyze.episodes`` capped at ``analyze.max_steps``."""
+        from rl2fpga.quantize.quantizer import run_stateful
+
+        n = self.cfg.analyze.level_episodes
+        if n is None:
+            return self.delta_return(net, _float_input, lambda y: y)
+        return run_stateful(_DeltaPolicy(net, _float_input, lambda y: y, self.spec), self.cfg.env, self.eval_seed, n, None)
+
     def at_threshold(self, model: Any, episodes: list[np.ndarray], t: float) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         """Float DeltaNetwork against the golden model at threshold ``t``: the row of
         per_threshold and the per-step, per-layer counts of both."""
@@ -162,11 +175,21 @@ class _Analysis:
                 fnet = FloatDeltaNetwork(model, t)
                 c = np.concatenate([episode_counts(fnet, e, _float_input) for e in eps])
                 fr[f"{t:g}"] = float(c.sum(1).mean() / reference)
-            d_ret = self.delta_return(FloatDeltaNetwork(model, self.cfg.quantize.threshold), _float_input, lambda y: y)
+            d_ret = self.level_delta_return(FloatDeltaNetwork(model, self.cfg.quantize.threshold))
             per_level.append({"level": rec["level"], "sparsity": rec["sparsity"], "return_mean": rec["eval_return_mean"],
+                              "return_std": rec.get("eval_return_std"),
                               "delta_return_mean": d_ret["mean"], "delta_return_std": d_ret["std"],
                               "delta_returns": d_ret["returns"], "fraction": fr})
         return per_level
+
+
+def check_level_episodes(n: int | None) -> None:
+    """analyze.level_episodes is None or a positive count."""
+    from rl2fpga.errors import Rl2fpgaError
+
+    if n is not None and n < 1:
+        raise Rl2fpgaError(f"analyze.level_episodes must be at least 1, got {n}; set a positive episode count "
+                           "(e.g. train.eval_episodes) or null for analyze.episodes")
 
 
 def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, Any]:
@@ -175,6 +198,7 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
     from rl2fpga.quantize.prune import load_level
 
     ac, qc = cfg.analyze, cfg.quantize
+    check_level_episodes(ac.level_episodes)
     gm = GoldenModel.load(run_path / "quantize" / "golden")
     qsum = read_json(run_path / "quantize" / "summary.json")
     levels = read_json(run_path / "prune" / "levels.json")["levels"]
@@ -202,7 +226,8 @@ def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, A
     key = f"{qc.threshold:g}"
     sig = per_t[key]["golden_significant_mean"]
     summary = {
-        "episodes": ac.episodes, "steps": sum(len(e) for e in episodes), "threshold": qc.threshold,
+        "episodes": ac.episodes, "level_episodes": ac.episodes if ac.level_episodes is None else ac.level_episodes,
+        "steps": sum(len(e) for e in episodes), "threshold": qc.threshold,
         "threshold_int": per_t[key]["T_int"], "prune_level": sel_rec["level"], "sparsity": sel_rec["sparsity"],
         "dense_layer_mults": dense.astype(int).tolist(),
         "multiplications": {"dense": float(dense.sum()), "significant_mean": sig, "reduction": float(dense.sum() / max(sig, 1e-9)),
@@ -239,7 +264,9 @@ def _plots(out: Path, per_level: list[dict[str, Any]], thresholds: list[float], 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.axhline(dense_return, color="k", ls="--", label="dense")
     ax.plot(s, [lv["return_mean"] for lv in per_level], "o-", label="pruned")
-    ax.plot(s, [lv["delta_return_mean"] for lv in per_level], "s-", label=f"pruned + delta (T={t_sel:g})")
+    se = [lv["delta_return_std"] / math.sqrt(max(len(lv["delta_returns"]), 1)) for lv in per_level]
+    ax.errorbar(s, [lv["delta_return_mean"] for lv in per_level], yerr=se, fmt="s-", capsize=3,
+                label=f"pruned + delta (T={t_sel:g}), +- s.e.")
     ax.set_xlabel("sparsity")
     ax.set_ylabel("return")
     ax.set_title(f"{env_id}: reward vs sparsity")

@@ -293,6 +293,12 @@ class AnalyzeConfig:
     """Real episodes recorded for the analysis."""
     max_steps: int = 500
     """Cap on agent steps per analysed episode."""
+    level_episodes: int | None = None
+    """Episodes of every prune level's float DeltaNetwork (T = quantize.threshold) in closed loop,
+    the per-level return with delta updates (Fig. 6), on the evaluation seeds with no cap but the
+    environment's time limit (env.max_episode_steps); set it to train.eval_episodes to judge every
+    level on the episodes its float return was (Atari: 30). None: analyze.episodes episodes
+    capped at analyze.max_steps (cheap, noisy)."""
     sweep_bits: list[int] = field(default_factory=list)
     """Compression sweep: quantize every prune level that keeps the return with its weights at
     each of these widths (e.g. [8, 6, 4]; activations stay at quantize.act_bits) and report

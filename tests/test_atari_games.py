@@ -1,0 +1,168 @@
+"""Issue 16, the 2023 paper's six Atari games: the five new configs (they load, their env resolves,
+their headers' action counts are the env's), the per-level returns with delta updates over
+``analyze.level_episodes`` whole episodes, the README's Atari table (rows from excerpts, the
+within-5 % selection) and the training benchmark's package assembly of an old commit."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from run_fixtures import fake_train
+
+from rl2fpga.cli import main
+from rl2fpga.config import RunConfig, load_config
+from rl2fpga.errors import Rl2fpgaError
+from rl2fpga.run import Run
+
+REPO = Path(__file__).resolve().parent.parent
+GAMES = {"spaceinvaders": "SpaceInvaders", "krull": "Krull", "freeway": "Freeway", "robotank": "Robotank", "enduro": "Enduro"}
+
+
+@pytest.mark.parametrize("name", sorted(GAMES))
+def test_game_config_loads_and_its_header_matches_the_env(name: str) -> None:
+    import ale_py
+    import gymnasium as gym
+
+    from rl2fpga.train.envs import env_spec
+
+    path = REPO / "configs" / f"{name}.yaml"
+    cfg = load_config(path)
+    assert cfg.name == name and cfg.env.id == f"ALE/{GAMES[name]}-v5"
+    gym.register_envs(ale_py)
+    env = gym.make(cfg.env.id)  # the game itself, not through rl2fpga's wrappers
+    n, meanings = int(env.action_space.n), env.unwrapped.get_action_meanings()
+    env.close()
+    assert env_spec(cfg.env).n_actions == n  # the id resolves through make_env; the network's output width
+    header = path.read_text()
+    assert re.search(r"-> dense 512 -> dense (\d+)\n# \((\d+) ALE actions", header).groups() == (str(n), str(n))
+    assert ("FIRE exists" in header) == ("FIRE" in meanings) and ("FIRE does not exist" in header) == ("FIRE" not in meanings)
+    assert re.search(r"# Random policy: -?[\d.]+ \+- [\d.]+ \(std\) over 10 episodes, seeds 10000\.\.10009", header)
+
+
+@pytest.mark.parametrize("name", sorted(GAMES))
+def test_game_config_evaluates_every_level_on_30_episodes(name: str) -> None:
+    cfg = load_config(REPO / "configs" / f"{name}.yaml")
+    p, q, a, t = cfg.prune, cfg.quantize, cfg.analyze, cfg.train
+    assert (p.method, p.finetune, p.rounds, p.final_sparsity) == ("gradual", "distill", 4, 0.92)
+    assert (p.distill_steps, p.distill_episodes, p.distill_temperature, p.keep_return_fraction) == (4000, 5, 0.01, 0.95)
+    assert (t.algo, t.network, t.eval_episodes, q.delta_episodes, a.level_episodes) == ("dqn", "atari", 30, 30, 30)
+    assert (q.weight_bits, q.threshold, q.fallback_levels) == (8, 0.01, 0)
+    assert cfg.env.max_episode_steps == 4500 and a.frontier is False
+    study = {0.001, 0.005, 0.01, 0.05}
+    assert study <= set(a.thresholds) if name in ("krull", "spaceinvaders") else 0.01 in a.thresholds
+
+
+def _level_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str], level_episodes: int | None) -> tuple[Run, list[dict]]:
+    """A tiny CartPole run (an untrained 4-16-16-2 Q-network, prune.method none) and the analysis's
+    sweep over its levels at T = 0, analysed episodes capped at 5 steps."""
+    from rl2fpga.quantize.analyze import _Analysis
+    from rl2fpga.train.trainer import load_train_outputs
+
+    cfg = RunConfig()
+    cfg.name, cfg.seed, cfg.prune.method = "lv", 0, "none"
+    cfg.train.eval_episodes, cfg.quantize.threshold = 3, 0.0
+    cfg.analyze.episodes, cfg.analyze.max_steps, cfg.analyze.level_episodes = 1, 5, level_episodes
+    run = Run.create(cfg, runs_dir=tmp_path)
+    fake_train(run)
+    assert main(["prune", str(run.path)]) == 0, capsys.readouterr().err
+    _, spec, _ = load_train_outputs(run)
+    an = _Analysis(run.path, cfg, spec, None, None, [0.0])  # the sweep reads neither the golden model nor its counts
+    return run, an.sparsity_sweep(json.loads((run.path / "prune" / "levels.json").read_text())["levels"])
+
+
+def test_level_delta_returns_play_level_episodes_whole_episodes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rl2fpga.quantize.prune import load_level
+    from rl2fpga.train.evaluate import evaluate, greedy_policy
+
+    run, per_level = _level_sweep(tmp_path, capsys, 4)
+    assert [len(lv["delta_returns"]) for lv in per_level] == [4] * len(per_level)
+    # T = 0 transmits every change, so the DeltaNetwork acts as the float agent: its returns are the
+    # float agent's on the evaluation seeds 10000.., uncapped (analyze.max_steps = 5 does not apply)
+    model = load_level(run.path, 0)[0]
+    ref = evaluate(greedy_policy(model), run.config().env, 10_000, 4)
+    assert per_level[0]["delta_returns"] == ref.returns and max(ref.returns) > 5
+
+
+def test_level_delta_returns_default_to_analyze_episodes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, per_level = _level_sweep(tmp_path, capsys, None)
+    assert [len(lv["delta_returns"]) for lv in per_level] == [1] * len(per_level)
+    assert all(r <= 5 for lv in per_level for r in lv["delta_returns"])  # capped at analyze.max_steps, as before
+
+
+def test_level_episodes_below_one_is_refused() -> None:
+    from rl2fpga.quantize.analyze import check_level_episodes
+
+    check_level_episodes(None)
+    check_level_episodes(30)
+    with pytest.raises(Rl2fpgaError, match=r"analyze.level_episodes must be at least 1, got 0; .*null"):
+        check_level_episodes(0)
+
+
+def _readme_tables():  # noqa: ANN202
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import readme_tables
+    finally:
+        sys.path.pop(0)
+    return readme_tables
+
+
+def _excerpt(env: str, dense: float, std: float, levels: list[tuple[float, float | None, float]], algo: str = "dqn") -> dict:
+    """The fields of build_summary's summary.json (via the excerpt) that the Atari table reads."""
+    return {"env": env, "algo": algo,
+            "train": {"eval_return_mean": dense, "eval_return_std": std, "eval_episodes": 25, "random_return_mean": 1.5},
+            "levels": [{"level": i, "sparsity": s, "eval_return_mean": dense, "eval_return_mean_delta": d, "significant_fraction": f}
+                       for i, (s, d, f) in enumerate(levels)],
+            "selected": {"level": 2, "sparsity": 0.81, "eval_return_mean_delta": 15.0, "threshold": 0.01},
+            "multiplications": {"reduction": 120.0, "reduction_vs_reference": 125.0}}
+
+
+def test_atari_table_rows_and_the_within_5_percent_selection(tmp_path: Path) -> None:
+    rt = _readme_tables()
+    # dense 20 +- 0.5: 5 % (1.0) is the wider margin, so 19.0 keeps and 18.9 does not
+    brk = _excerpt("ALE/Breakout-v5", 20.0, 0.5, [(0.0, 19.5, 0.02), (0.53, 19.0, 0.0125), (0.81, 18.9, 0.008), (0.92, None, None)])
+    # dense 100 +- 20: one std (20) is wider than 5 %, so 80.0 at 81 % keeps; 79.0 at 92 % does not
+    enduro = _excerpt("ALE/Enduro-v5", 100.0, 20.0, [(0.0, 99.0, 0.1), (0.53, 70.0, 0.05), (0.81, 80.0, 0.04), (0.92, 79.0, 0.01)])
+    none = _excerpt("ALE/Krull-v5", 100.0, 1.0, [(0.0, 50.0, 0.1)])
+    md = rt.render_atari({"enduro": enduro, "breakout": brk, "krull": none, "pend": _excerpt("Pendulum-v1", 1, 1, [], "sac"),
+                          "hop": _excerpt("ALE/Pong-v5", 1, 1, [], "sac")})
+    rows = [ln for ln in md.splitlines() if ln.startswith("| [")]
+    assert [r.split("]")[0] for r in rows] == ["| [Breakout", "| [Enduro", "| [Krull"]  # the paper's order, SAC left out
+    b, e, k = rows
+    assert "(configs/breakout.yaml)" in b and "20.0 +- 0.1 (25)" in b  # s.e. = 0.5 / sqrt(25)
+    assert "| 53.0 %: 19.0 | 80.0x |" in b  # 1 / 0.0125
+    assert "| 81.0 %: 80.0 | 25.0x |" in e and "| 4.0 %" not in e  # 1 / 0.04
+    assert "| none | - |" in k
+    assert "81.0 %: 15.0 | 125.0x |" in b  # the deployed model: its golden reduction vs the dense agent
+    assert "0.018 -> 0.009" in b and "20-100x (all games)" in e and "20-100x (all games)" in k
+
+
+def test_atari_table_without_runs_and_in_the_readme(tmp_path: Path) -> None:
+    rt = _readme_tables()
+    assert "no dqn atari run" in rt.render_atari({"h": _excerpt("Hopper-v5", 1.0, 1.0, [], "sac")}).lower()
+    readme = "x\n<!-- readme_tables:atari begin -->\nOLD-NUMBERS\n<!-- readme_tables:atari end -->\n"
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "spaceinvaders.json").write_text(json.dumps(_excerpt("ALE/SpaceInvaders-v5", 300.0, 50.0, [(0.0, 290.0, 0.065)])))
+    out = rt.regenerate(readme, tmp_path / "s")
+    assert "OLD-NUMBERS" not in out and "| [SpaceInvaders](configs/spaceinvaders.yaml) |" in out and "0.065 -> 0.022" in out
+    text = (REPO / "README.md").read_text()
+    assert "## Six Atari games (issue 16)" in text and "<!-- readme_tables:atari begin -->" in text
+
+
+def test_benchmark_assembles_a_commit_that_imports_from_its_own_tree(tmp_path: Path) -> None:
+    """benchmarks/train_atari.py --baseline-commit: HEAD's tree, assembled as its pyproject maps it,
+    imports from the temporary folder, not from the editable install."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from benchmarks.train_atari import baseline_package, run_child
+    finally:
+        sys.path.pop(0)
+    pkg, src = baseline_package("HEAD", tmp_path / "b")
+    got = run_child(pkg, src, "probe")
+    assert got["config"] == str(pkg / "rl2fpga" / "config.py")
+    assert got["train"] == str(pkg / "rl2fpga" / "train" / "__init__.py")  # train/ mapped in as rl2fpga.train
+    assert (src / "configs" / "breakout.yaml").exists()

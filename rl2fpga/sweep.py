@@ -470,7 +470,7 @@ def _limit_threads(cpus: float) -> None:
 
 def _env_setup() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as the CLI (rl2fpga/cli.py)
 
 
 def _run_steps(run_dir: Path, cfg_d: dict[str, Any], steps: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from run_fixtures import fake_train
+from test_report_provenance import _readme_tables
 
 from rl2fpga.cli import main
 from rl2fpga.config import RunConfig, load_config
@@ -100,15 +101,6 @@ def test_level_episodes_below_one_is_refused() -> None:
     check_level_episodes(30)
     with pytest.raises(Rl2fpgaError, match=r"analyze.level_episodes must be at least 1, got 0; .*null"):
         check_level_episodes(0)
-
-
-def _readme_tables():  # noqa: ANN202
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import readme_tables
-    finally:
-        sys.path.pop(0)
-    return readme_tables
 
 
 def _excerpt(env: str, dense: float, std: float, levels: list[tuple[float, float | None, float]], algo: str = "dqn") -> dict:

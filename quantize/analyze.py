@@ -29,7 +29,7 @@ from rl2fpga.quantize.delta import FloatDeltaNetwork
 ANALYZE_SEED_OFFSET = 40_000
 
 
-def golden_thresholds(gm: GoldenModel, t: float) -> tuple[list[int], bool]:
+def golden_thresholds(gm: GoldenModel, t: float | list[float]) -> tuple[list[int], bool]:
     """T_int per layer for a sweep value T (a T below one input LSB maps to 0 and is flagged
     instead of refused: sweeps cover values finer than the grid)."""
     from rl2fpga.errors import Rl2fpgaError
@@ -122,13 +122,19 @@ class _Analysis:
             return self.delta_return(net, _float_input, lambda y: y)
         return run_stateful(_DeltaPolicy(net, _float_input, lambda y: y, self.spec), self.cfg.env, self.eval_seed, n, None)
 
+    def layer_t(self, t: float) -> float | list[float]:
+        """The sweep value ``t`` as the networks use it: the run's own T (quantize.threshold) is
+        the deployed one, per layer when quantize.layer_thresholds is set."""
+        qc = self.cfg.quantize
+        return qc.deployed_threshold() if math.isclose(t, qc.threshold) else t
+
     def at_threshold(self, model: Any, episodes: list[np.ndarray], t: float) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         """Float DeltaNetwork against the golden model at threshold ``t``: the row of
         per_threshold and the per-step, per-layer counts of both."""
         qc, dense = self.cfg.quantize, self.dense
-        fnet = FloatDeltaNetwork(model, t)
+        fnet = FloatDeltaNetwork(model, self.layer_t(t))
         f_counts = np.concatenate([episode_counts(fnet, e, self.float_input) for e in episodes])
-        t_int, below = golden_thresholds(self.gm, t)
+        t_int, below = golden_thresholds(self.gm, self.layer_t(t))
         g = self.gm.copy()
         g.set_thresholds(t_int)
         g_counts = np.concatenate([episode_counts(g, e, g.quantize_input) for e in episodes])
@@ -172,10 +178,10 @@ class _Analysis:
             eps = self.record(model)
             fr = {}
             for t in self.thresholds:
-                fnet = FloatDeltaNetwork(model, t)
+                fnet = FloatDeltaNetwork(model, self.layer_t(t))
                 c = np.concatenate([episode_counts(fnet, e, _float_input) for e in eps])
                 fr[f"{t:g}"] = float(c.sum(1).mean() / reference)
-            d_ret = self.level_delta_return(FloatDeltaNetwork(model, self.cfg.quantize.threshold))
+            d_ret = self.level_delta_return(FloatDeltaNetwork(model, self.cfg.quantize.deployed_threshold()))
             per_level.append({"level": rec["level"], "sparsity": rec["sparsity"], "return_mean": rec["eval_return_mean"],
                               "return_std": rec.get("eval_return_std"),
                               "delta_return_mean": d_ret["mean"], "delta_return_std": d_ret["std"],

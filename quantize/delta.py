@@ -19,7 +19,7 @@ from rl2fpga.core.fixedpoint import Fmt
 from rl2fpga.core.golden import StepStats
 from rl2fpga.core.layers import DeltaInput, Layer
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.quantize.qkeras_model import KERAS_KINDS, golden_class_of
+from rl2fpga.quantize.qkeras_model import KERAS_KINDS, golden_class_of, per_layer_thresholds
 
 _DUMMY = Fmt(32, 16, True)
 
@@ -67,13 +67,13 @@ def float_layers(model: tf.keras.Model) -> list[FloatLayer]:
 
 
 class FloatDeltaNetwork:
-    """DeltaNetwork inference of a float policy with one threshold T for every layer."""
+    """DeltaNetwork inference of a float policy with one threshold T for every layer (or one
+    per layer: a list, as ``quantize.layer_thresholds``)."""
 
-    def __init__(self, model: tf.keras.Model, threshold: float):
-        if threshold < 0:
-            raise Rl2fpgaError(f"delta threshold T={threshold} is negative; use T >= 0")
+    def __init__(self, model: tf.keras.Model, threshold: float | list[float]):
         self.layers = float_layers(model)
-        self.threshold = float(threshold)
+        self.thresholds = per_layer_thresholds(threshold, len(self.layers))
+        self.threshold = self.thresholds[0]
         self.reset()
 
     def reset(self) -> None:
@@ -83,7 +83,7 @@ class FloatDeltaNetwork:
         stats = StepStats()
         for k, layer in enumerate(self.layers):
             x = np.asarray(x, np.float64).reshape(layer.in_shape)
-            self.x_hat[k], changed, _ = DeltaInput(self.threshold).update(x, self.x_hat[k])
+            self.x_hat[k], changed, _ = DeltaInput(self.thresholds[k]).update(x, self.x_hat[k])
             stats.events.append(int(changed.sum()))
             stats.macs.append(layer.structure.significant(changed))
             x = layer.forward(self.x_hat[k])

@@ -146,7 +146,7 @@ def quantize_level(run: Run, cfg: RunConfig, spec: Any, index: int, plain: bool 
         gm = GoldenModel(gm.layers, gm.meta, std)
         info["input_standardize"] = std.to_json()
     acc_bits = gm.check_accumulators()
-    t_int = threshold_ints(gm, qc.threshold)
+    t_int = threshold_ints(gm, qc.deployed_threshold())
 
     # exactness: static float32 proof, else a per-state certificate, then == on the states
     static = float32_bounds(gm)

@@ -631,24 +631,37 @@ def qkeras_int_outputs(qmodel: tf.keras.Model, gm: GoldenModel, x_int: np.ndarra
 # ----------------------------------------------------------------------------- thresholds
 
 
-def threshold_ints(gm: GoldenModel, t: float) -> list[int]:
+def threshold_ints(gm: GoldenModel, t: float | list[float]) -> list[int]:
     """T (float units of each layer's *original* input, i.e. before the power-of-two rescaling)
-    -> T_int = floor(T * c_{k-1} / LSB_in) per layer, strict comparison ``|d| > T_int``.
+    -> T_int = floor(T * c_{k-1} / LSB_in) per layer, strict comparison ``|d| > T_int``; ``t``
+    is one T for every layer or one per layer (``quantize.layer_thresholds``).
 
     A requested ``T > 0`` that maps below one LSB of the *network input* is an error; hidden
     layers whose LSB is coarser than T get T_int 0 (their delta stage is then exact)."""
-    if t < 0:
-        raise Rl2fpgaError(f"delta threshold T={t} is negative; use T >= 0")
+    ts = per_layer_thresholds(t, len(gm.layers))
     scales = [1.0] + list(gm.meta.get("act_scale", [1.0] * len(gm.layers)))[: len(gm.layers) - 1]
     out = []
-    for layer, c in zip(gm.layers, scales, strict=True):
-        out.append(int(math.floor(t * c / layer.in_fmt.lsb + 1e-9)))
+    for layer, c, tk in zip(gm.layers, scales, ts, strict=True):
+        out.append(int(math.floor(tk * c / layer.in_fmt.lsb + 1e-9)))
+    t = ts[0]
     if t > 0 and out[0] == 0:
         lsb = gm.layers[0].in_fmt.lsb
         raise Rl2fpgaError(
             f"delta threshold T={t} is below one LSB ({lsb:g}) of layer {gm.layers[0].name}'s input {gm.layers[0].in_fmt}; use T >= {lsb:g}, more input fractional bits, or T=0"
         )
     return out
+
+
+def per_layer_thresholds(t: float | list[float], n_layers: int) -> list[float]:
+    """One T per layer from one T for all or a per-layer list (checked: length, T >= 0)."""
+    ts = [float(v) for v in t] if isinstance(t, list | tuple) else [float(t)] * n_layers
+    if len(ts) != n_layers:
+        raise Rl2fpgaError(f"quantize.layer_thresholds has {len(ts)} entries but the network has {n_layers} layers; "
+                           "give one T per layer input or leave it empty for quantize.threshold everywhere")
+    for v in ts:
+        if v < 0:
+            raise Rl2fpgaError(f"delta threshold T={v} is negative; use T >= 0")
+    return ts
 
 
 # ----------------------------------------------------------------------------- files

@@ -140,6 +140,8 @@ def _check_quantize(cfg: RunConfig) -> None:
     _range("quantize.advantage_weight", q.advantage_weight, 0)
     for i, bits in enumerate(q.layer_weight_bits):
         _range(f"quantize.layer_weight_bits[{i}]", bits, 2, 16)
+    for i, t in enumerate(q.layer_thresholds):
+        _range(f"quantize.layer_thresholds[{i}]", t, 0)
 
 
 def _check_analyze(cfg: RunConfig) -> None:

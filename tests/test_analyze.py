@@ -163,3 +163,20 @@ def test_compression_totals_from_golden():
     # fp32 dense vs 8-bit, 25 % dense: smaller, but the engine's index, table and accumulator-wide
     # bias images keep it well below the values-only figure
     assert 2 < comp["total"]["ratio"] < comp["total"]["ratio_values_only"]
+
+
+def test_float_delta_thresholds_per_layer():
+    """One T per layer: layer 0 suppresses a small change, layer 1 with T = 0 passes every change."""
+    tf.keras.utils.set_random_seed(1)
+    model = mlp(4, 2, [8])
+    net = FloatDeltaNetwork(model, [0.1, 0.0])
+    x = np.array([0.5, -0.5, 0.2, 1.0])
+    net.step(x)
+    _, st = net.step(x + 0.05)
+    assert st.events == [0, 0]  # nothing sent into layer 0, so layer 1's input did not move
+    _, st = net.step(x + np.array([0.3, 0, 0, 0]))
+    h = np.maximum(model.get_layer("fc1")(x[None] + np.array([[0.3, 0, 0, 0]])).numpy()[0], 0)
+    h0 = np.maximum(model.get_layer("fc1")(x[None]).numpy()[0], 0)
+    assert st.events[0] == 1 and st.events[1] == int(np.count_nonzero(h != h0))
+    same = FloatDeltaNetwork(model, [0.1, 0.1])
+    assert same.thresholds == FloatDeltaNetwork(model, 0.1).thresholds

@@ -176,3 +176,29 @@ def test_qat_loss_on_the_actions_for_continuous_actors(discrete, flag, expect):
     x = grid_float(to_grid(states, fmt), fmt)
     err = float(np.mean((np.tanh(qmodel.predict(x, verbose=0)) - np.tanh(model.predict(x, verbose=0))) ** 2))
     assert err < 0.5  # the quantized actor still acts like the float one (4 bits)
+
+
+def test_layer_thresholds_per_layer(cartpole_q):
+    """quantize.layer_thresholds: each layer's T_int from its own T (0 keeps that layer exact);
+    a list of the wrong length or a negative T is a one-line error."""
+    _, qmodel, fmt, _, _ = cartpole_q
+    gm = golden_from_qkeras(qmodel, fmt, 0)
+    n = len(gm.layers)
+    uniform = threshold_ints(gm, 0.05)
+    mixed = threshold_ints(gm, [0.05] + [0.0] * (n - 1))
+    assert mixed[0] == uniform[0] == int(np.floor(0.05 / fmt.lsb)) and mixed[1:] == [0] * (n - 1)
+    assert threshold_ints(gm, [0.05] * n) == uniform
+    with pytest.raises(Rl2fpgaError, match=f"has {n + 1} entries but the network has {n} layers") as e:
+        threshold_ints(gm, [0.05] * (n + 1))
+    assert "\n" not in str(e.value)
+    with pytest.raises(Rl2fpgaError, match="negative"):
+        threshold_ints(gm, [0.05] + [-0.1] * (n - 1))
+
+
+def test_deployed_threshold_is_the_layer_list_when_given():
+    from rl2fpga.config import RunConfig, apply_overrides
+
+    cfg = RunConfig()
+    assert cfg.quantize.deployed_threshold() == cfg.quantize.threshold
+    cfg = apply_overrides(cfg, ["quantize.layer_thresholds=[0.01, 0.0, 0.0]"])
+    assert cfg.quantize.deployed_threshold() == [0.01, 0.0, 0.0]

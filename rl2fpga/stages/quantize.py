@@ -95,6 +95,7 @@ def _summary(cfg: RunConfig, q: QuantizedLevel, comp: dict[str, Any], tried: lis
         "per_channel": qc.per_channel,
         "layer_weight_bits": [la.w_fmt.bits for la in gm.layers],
         "threshold": qc.threshold,
+        "layer_thresholds": list(qc.layer_thresholds) or None,
         "threshold_int": q.t_int,
         "acc_bits": q.acc_bits,
         "float32_bound_static": q.static,
@@ -144,7 +145,7 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     comp = compression(gm, lanes=cfg.rtl.lanes, fmt=cfg.rtl.format, reference_fp32_bits=fp32_bits(dense_model))
 
     gm.set_thresholds(t_int)
-    gm.meta.update({"threshold": qc.threshold, "threshold_int": t_int, "prune_level": level["level"],
+    gm.meta.update({"threshold": qc.threshold, "layer_thresholds": list(qc.layer_thresholds) or None, "threshold_int": t_int, "prune_level": level["level"],
                     "sparsity": level["sparsity"], "env": spec.id, "input_bits": q.in_fmt.bits})
     lay = run.layout
     with atomic_dir(lay.step("quantize")) as out:

@@ -75,7 +75,8 @@ def _levels_section(a: RunArtifacts, cfg: RunConfig) -> list[dict[str, Any]]:
 def _selected_section(a: RunArtifacts) -> dict[str, Any]:
     """The quantized level (quantize/summary.json describes the selected level)."""
     q = data(a.quantize)
-    keys = ("weight_bits", "act_bits", "threshold", "threshold_int", "eval_return_mean", "eval_return_mean_delta")
+    keys = ("weight_bits", "layer_weight_bits", "act_bits", "threshold", "layer_thresholds", "threshold_int", "eval_return_mean",
+            "eval_return_mean_delta")
     return {"level": pick(q, "prune_level"), "sparsity": pick(q, "sparsity"), "network": pick(q, "network"),
             **{k: pick(q, k) for k in keys}}
 

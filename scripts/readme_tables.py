@@ -62,6 +62,18 @@ def _n(v: Any, spec: str = "{:,.1f}") -> str:
     return spec.format(v)
 
 
+def _bits(sel: dict[str, Any]) -> str:
+    """``8`` or, for mixed precision (quantize.layer_weight_bits), the width of each layer: ``8/8/8/4/8``."""
+    per = sel.get("layer_weight_bits") or []
+    return "/".join(str(b) for b in per) if len(set(per)) > 1 else _n(sel.get("weight_bits"))
+
+
+def _threshold(sel: dict[str, Any]) -> str:
+    """T, or each layer's T when quantize.layer_thresholds was set."""
+    per = sel.get("layer_thresholds")
+    return f"{per} per layer" if per else str(sel.get("threshold"))
+
+
 def render(name: str, e: dict[str, Any]) -> str:
     """The markdown block of one excerpt."""
     tr, sel, comp, mult, hls, rtl, brd = (e.get(k) or {} for k in ("train", "selected", "compression", "multiplications", "hls", "rtl", "board"))
@@ -80,7 +92,7 @@ def render(name: str, e: dict[str, Any]) -> str:
         ("selected model" if sel.get("network") else "selected prune level",
          (f"{sel['network']}, " if sel.get("network") else "")
          + f"{_n(None if sel.get('sparsity') is None else 100 * sel['sparsity'])} % sparsity, float return {_n(lv.get('eval_return_mean'))}"),
-        (f"{_n(sel.get('weight_bits'))}-bit golden model, without / with delta updates (T = {sel.get('threshold')}, T_int = {sel.get('threshold_int')})",
+        (f"{_bits(sel)}-bit golden model, without / with delta updates (T = {_threshold(sel)}, T_int = {sel.get('threshold_int')})",
          f"{_n(sel.get('eval_return_mean'))} / {_n(sel.get('eval_return_mean_delta'))}"),
         ("significant multiplications per step vs dense", f"{_n(mult.get('significant_mean'))} vs {_n(mult.get('dense'), '{:,.0f}')}: **{_n(mult.get('reduction'))}x fewer**"
          + (f" ({_n(mult.get('reduction_vs_reference'))}x vs the {_n(mult.get('reference_dense'), '{:,.0f}')} of the dense agent it replaces)"
@@ -186,7 +198,7 @@ def render_mujoco(excerpts: dict[str, dict[str, Any]]) -> str:
         rnd = tr.get("random_return_mean")
         rows.append(
             f"| [{e.get('env')}](configs/{name}.yaml) | {_n(dense)} +- {_n(_se(tr.get('eval_return_std'), n))} | "
-            f"{_n(rnd) if rnd is not None else 'not run'} | {sel.get('network') or '-'}, {_n(sel.get('weight_bits'))}-bit | {_n(delta)}{keep} | "
+            f"{_n(rnd) if rnd is not None else 'not run'} | {sel.get('network') or '-'}, {_bits(sel)}-bit | {_n(delta)}{keep} | "
             f"**{_n(comp.get('ratio'))}x** ({_n(comp.get('ratio_values_only'))}x) | "
             + (f"{small['id']}: {_n(small['ratio'])}x, {_n(small['return_mean'])} | " if small else "none | ")
             + f"{_n(mult.get('significant_mean'))} of {_n(mult.get('reference_dense'), '{:,.0f}')} | "

@@ -126,6 +126,8 @@ def _rtl_section(a: RunArtifacts, cfg: RunConfig) -> dict[str, Any]:
         "cycles_p99": pick(lat, "cycles.p99"),
         "cycles_dense": pick(lat, "dense_equivalent_cycles"),
         "cycles_bound_median": pick(lat, "lower_bound_cycles.median"),
+        "cycles_roofline_median": pick(lat, "roofline_cycles.median"),
+        "median_over_roofline": pick(lat, "median_over_roofline"),
         "clock_mhz": pick(lat, "clock_mhz", default=cfg.rtl.clock_mhz),
         **{k: pick(rtl, f"resources.{k}") for k in ("lut", "ff", "dsp", "bram36")},
     }

@@ -106,7 +106,9 @@ def render(name: str, e: dict[str, Any]) -> str:
         (f"RTL co-simulation vs golden ({_n(rtl.get('lanes'))} lanes)",
          f"{_n(rtl.get('cosim_frames'))} frames, {_n(rtl.get('cosim_mismatches'))} mismatches, {_n(rtl.get('mac_mismatches'))} MAC-counter mismatches; "
          f"median {_n(rtl.get('cycles_median'), '{:,.0f}')} cycles ({_n(None if rtl.get('cycles_median') is None else rtl['cycles_median'] / clock, '{:.2f}')} us at an assumed {clock:.0f} MHz), "
-         f"p99 {_n(rtl.get('cycles_p99'), '{:,.0f}')}; dense-equivalent {_n(rtl.get('cycles_dense'), '{:,.0f}')}; lower bound {_n(rtl.get('cycles_bound_median'), '{:,.0f}')}"),
+         f"p99 {_n(rtl.get('cycles_p99'), '{:,.0f}')}; dense-equivalent {_n(rtl.get('cycles_dense'), '{:,.0f}')}; lower bound {_n(rtl.get('cycles_bound_median'), '{:,.0f}')}"
+         + (f"; roofline (with the input transfer) {_n(rtl['cycles_roofline_median'], '{:,.0f}')}, median {_n(rtl.get('median_over_roofline'), '{:.2f}')}x it"
+            if rtl.get("cycles_roofline_median") else "")),
         (f"yosys `synth_xilinx` estimate vs {cap.get('part') or 'the part'}",
          f"{_n(rtl.get('lut'))} LUT, {_n(rtl.get('ff'))} FF, {_n(rtl.get('dsp'))} DSP, {_n(rtl.get('bram36'), '{:g}')} BRAM36"),
         (f"closed loop, {brd.get('target') or 'board'} ({brd.get('engine') or '-'})",

@@ -189,22 +189,12 @@ class _Analysis:
         return per_level
 
 
-def check_level_episodes(n: int | None) -> None:
-    """analyze.level_episodes is None or a positive count."""
-    from rl2fpga.errors import Rl2fpgaError
-
-    if n is not None and n < 1:
-        raise Rl2fpgaError(f"analyze.level_episodes must be at least 1, got {n}; set a positive episode count "
-                           "(e.g. train.eval_episodes) or null for analyze.episodes")
-
-
 def analyze(run_path: Path, cfg: RunConfig, spec: Any, out: Path) -> dict[str, Any]:
     import tensorflow as tf  # noqa: F401  (models load through it)
 
     from rl2fpga.quantize.prune import load_level
 
     ac, qc = cfg.analyze, cfg.quantize
-    check_level_episodes(ac.level_episodes)
     gm = GoldenModel.load(run_path / "quantize" / "golden")
     qsum = read_json(run_path / "quantize" / "summary.json")
     levels = read_json(run_path / "prune" / "levels.json")["levels"]

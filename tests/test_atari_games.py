@@ -95,12 +95,13 @@ def test_level_delta_returns_default_to_analyze_episodes(tmp_path: Path, capsys:
 
 
 def test_level_episodes_below_one_is_refused() -> None:
-    from rl2fpga.quantize.analyze import check_level_episodes
+    from rl2fpga.config import apply_overrides
+    from rl2fpga.validate import validate_config
 
-    check_level_episodes(None)
-    check_level_episodes(30)
-    with pytest.raises(Rl2fpgaError, match=r"analyze.level_episodes must be at least 1, got 0; .*null"):
-        check_level_episodes(0)
+    for ok in ("null", "30"):
+        validate_config(apply_overrides(RunConfig(), [f"analyze.level_episodes={ok}"]), check_env=False)
+    with pytest.raises(Rl2fpgaError, match=r"'analyze.level_episodes' = 0 is out of range; it must be >= 1 \(or null"):
+        validate_config(apply_overrides(RunConfig(), ["analyze.level_episodes=0"]), check_env=False)
 
 
 def _excerpt(env: str, dense: float, std: float, levels: list[tuple[float, float | None, float]], algo: str = "dqn") -> dict:

@@ -105,22 +105,19 @@ class _Analysis:
         pol = float_policy(model, self.spec)
         return [record_episode(pol, self.cfg.env, self.rec_seed + i, ac.max_steps).observations for i in range(ac.episodes)]
 
-    def delta_return(self, net: Any, to_input: Any, to_output: Any) -> dict[str, Any]:
+    def delta_return(self, net: Any, to_input: Any, to_output: Any, episodes: int | None = None) -> dict[str, Any]:
+        """``net`` in closed loop on the evaluation seeds: ``episodes`` whole episodes (the env's
+        time limit only), or, when None, ``analyze.episodes`` capped at ``analyze.max_steps``."""
         from rl2fpga.quantize.quantizer import run_stateful
 
         ac = self.cfg.analyze
-        return run_stateful(_DeltaPolicy(net, to_input, to_output, self.spec), self.cfg.env, self.eval_seed, ac.episodes, ac.max_steps)
+        n, cap = (ac.episodes, ac.max_steps) if episodes is None else (episodes, None)
+        return run_stateful(_DeltaPolicy(net, to_input, to_output, self.spec), self.cfg.env, self.eval_seed, n, cap)
 
     def level_delta_return(self, net: Any) -> dict[str, Any]:
-        """A prune level's float DeltaNetwork in closed loop: ``analyze.level_episodes`` whole
-        episodes on the evaluation seeds (the environment's time limit only), or, when that is
-        None, :meth:`delta_return`'s ``analyze.episodes`` capped at ``analyze.max_steps``."""
-        from rl2fpga.quantize.quantizer import run_stateful
-
-        n = self.cfg.analyze.level_episodes
-        if n is None:
-            return self.delta_return(net, _float_input, lambda y: y)
-        return run_stateful(_DeltaPolicy(net, _float_input, lambda y: y, self.spec), self.cfg.env, self.eval_seed, n, None)
+        """A prune level's float DeltaNetwork over ``analyze.level_episodes`` whole episodes (None:
+        as :meth:`delta_return`)."""
+        return self.delta_return(net, _float_input, lambda y: y, self.cfg.analyze.level_episodes)
 
     def layer_t(self, t: float) -> float | list[float]:
         """The sweep value ``t`` as the networks use it: the run's own T (quantize.threshold) is

@@ -7,6 +7,7 @@ CLI starts fast and a step that is not built yet is simply absent. A step is a p
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import time
@@ -24,6 +25,18 @@ __all__ = ["STEP_ORDER", "STEPS", "StepFn", "available_steps", "get_step", "run_
 StepFn = Callable[[Run, RunConfig], None]
 
 STEPS: dict[str, str] = {name: f"rl2fpga.stages.{name}:{name}_step" for name in STEP_ORDER}
+
+
+def blas_one_thread() -> contextlib.AbstractContextManager:
+    """NumPy's BLAS on one thread while a step runs. The golden model and the float
+    DeltaNetwork multiply small matrices once per agent step; OpenBLAS's second thread then costs
+    more than it gives, and far more on a machine whose cores TensorFlow or another run keeps
+    busy (`python -m benchmarks golden_step`: 1.1 ms per Atari step on one thread, 3.7-11.9 ms
+    on two beside a training run). TensorFlow's own thread pools are not BLAS's and stay as
+    they are."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _resolve(name: str) -> StepFn | None:
@@ -92,7 +105,8 @@ def run_pipeline(
             persist = None
         run.clear_done(name)
         t0 = time.perf_counter()
-        fn(run, cfg)
+        with blas_one_thread():
+            fn(run, cfg)
         dt = time.perf_counter() - t0
         run.mark_done(name, dt)
         times[name] = dt

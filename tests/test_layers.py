@@ -158,6 +158,37 @@ def test_dense_matvec_and_significant_equal_brute_force(seed: int) -> None:
     assert layer.reads_flattened((3, 2, 4)) and not layer.reads_flattened((24,))
 
 
+def test_matvec_is_exact_beyond_float64_integers() -> None:
+    """matvec multiplies in float64 only where every partial sum is provably below 2^53: values
+    whose products need more bits (up to 2^58, sums below 2^61) still come out exact, as Python
+    integers say."""
+    rng = np.random.default_rng(7)
+    for scale in (1, 2**30 + 1):  # small: the float path; huge: the int64 path
+        w = rng.integers(-128, 128, (6, 5)) * scale
+        layer = _dense(w, (6,))
+        x = rng.integers(0, 256, 6) if scale == 1 else rng.integers(-(2**20), 2**20, 6) + 2**20 + 1
+        exact = [sum(int(x[i]) * int(w[i, o]) for i in range(6)) for o in range(5)]
+        assert layer.matvec(x).tolist() == exact
+    # the float path itself, on products near 2^53 but sums below it, is exact too
+    w = np.full((2, 1), 2**26 + 1)
+    layer = _dense(w, (2,))
+    assert layer.matvec(np.array([2**25 + 3, 2**25 - 5])).tolist() == [(2**26 + 1) * (2**26 - 2)]
+
+
+def test_weights_are_frozen_once_used_and_replacing_them_takes_effect() -> None:
+    """The arrays derived from w (float copy, fan-out map) cannot go stale: w is read-only once
+    used, and a new w is used as soon as it is assigned."""
+    w = np.array([[1, 0], [0, 2], [3, 0]])
+    layer = _dense(w, (3,))
+    assert layer.matvec(np.array([1, 1, 1])).tolist() == [4, 2]
+    assert layer.significant(np.array([True, True, False])) == 2
+    with pytest.raises(ValueError, match="read-only"):
+        layer.w[0, 0] = 5
+    layer.w = np.array([[5, 1], [0, 2], [3, 0]])
+    assert layer.matvec(np.array([1, 1, 1])).tolist() == [8, 3]
+    assert layer.significant(np.array([True, True, False])) == 3
+
+
 def test_acc_bound_is_reached_by_an_extreme_input() -> None:
     rng = np.random.default_rng(3)
     w = rng.integers(-128, 128, (2, 2, 3, 4))

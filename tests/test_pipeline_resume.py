@@ -97,3 +97,22 @@ def test_sigint_during_a_real_step_then_resume(tmp_path):
     assert run.done("report") and (run.path / "summary.json").exists()
     assert {n: (run.path / n / ".done").read_text() for n in before} == before
     assert json.loads((run.path / "summary.json").read_text())["timings_s"] == {"train": 1.0, "prune": 1.0}
+
+
+def test_steps_run_with_numpy_blas_on_one_thread(tmp_path, fake_steps):
+    """Every step runs with NumPy's BLAS limited to one thread (the golden model's small
+    products: a second OpenBLAS thread costs more than it gives), and the limit ends with it."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    seen: list[list[int]] = []
+    fake_steps["prune"] = lambda run, cfg: seen.append(blas_threads())
+    cfg = RunConfig(name="r")
+    with threadpool_limits(limits=2, user_api="blas"):  # whatever the test session set
+        before = blas_threads()
+        assert before and max(before) == 2, f"NumPy's BLAS threads: {before}"
+        run_pipeline(Run.create(cfg, runs_dir=tmp_path), cfg, start="prune", stop="prune")
+        assert blas_threads() == before
+    assert seen == [[1] * len(before)]

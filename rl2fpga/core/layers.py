@@ -40,6 +40,9 @@ from rl2fpga.errors import Rl2fpgaError
 
 T = TypeVar("T")
 
+# integers of magnitude below 2^53 are exact in float64, and so is every sum that stays below it
+FLOAT_EXACT = 2**53
+
 
 @dataclass(frozen=True)
 class DeltaInput:
@@ -80,7 +83,7 @@ class Layer:
     def __post_init__(self) -> None:
         if type(self) is Layer:
             raise Rl2fpgaError(f"layer {self.name}: Layer is abstract; build a {' or '.join(LAYER_CLASSES)} layer")
-        self.w = np.asarray(self.w, dtype=np.int64)
+        self.w = np.array(self.w, dtype=np.int64)  # its own copy: frozen once used (_derived)
         self.b = np.asarray(self.b, dtype=np.int64)
         self.in_shape = tuple(int(s) for s in self.in_shape)
         self.stride = (int(self.stride[0]), int(self.stride[1]))
@@ -124,10 +127,6 @@ class Layer:
         """``w (*) x`` with this layer's geometry, no bias, in the dtype of the operands: ``w``
         has the shape of ``self.w`` and ``x`` the shape ``in_shape`` (the float DeltaNetwork
         reuses it with float weights)."""
-        raise NotImplementedError
-
-    def significant(self, changed: np.ndarray) -> int:
-        """(nonzero weight, changed input) pairs actually used; ``changed`` is a bool mask."""
         raise NotImplementedError
 
     def reads_flattened(self, prev_shape: tuple[int, ...]) -> bool:
@@ -207,9 +206,62 @@ class Layer:
         return int(self.acc_bound()).bit_length() + 1
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
-        """``W (*) x`` without bias, exact int64; x has ``in_shape``."""
+        """``W (*) x`` without bias, exact int64; x has ``in_shape``.
+
+        NumPy multiplies int64 matrices without BLAS (~10x slower than float64). When every
+        partial sum provably stays below 2^53 (max |x| times the largest sum of |w| over one
+        output's fan-in), the float64 product is the exact integer whatever order BLAS adds in,
+        so that path is taken; otherwise the int64 one."""
         x = np.ascontiguousarray(np.asarray(x, dtype=np.int64).reshape(self.in_shape))
+        x_max = int(np.abs(x).max(initial=0))
+        if x_max * self._w_abs_fanin_max() < FLOAT_EXACT:
+            return np.rint(self.apply(self._w_float(), x.astype(np.float64))).astype(np.int64)
         return self.apply(self.w, x)
+
+    def _derived(self) -> dict[str, Any]:
+        """Arrays derived from ``w`` (computed once, dropped when ``w`` is replaced). ``w`` is
+        made read-only here, so that no in-place edit can leave them stale: assign a new array
+        to ``w`` instead."""
+        cache = self.__dict__.get("_w_cache")
+        if cache is None or cache["w"] is not self.w:
+            self.w.setflags(write=False)
+            cache = {"w": self.w}
+            self.__dict__["_w_cache"] = cache
+        return cache
+
+    def _w_abs_fanin_max(self) -> int:
+        """max over outputs of sum |w| over the fan-in."""
+        d = self._derived()
+        if "wabs" not in d:
+            d["wabs"] = int(np.abs(self.w).sum(axis=self.fan_in_axes).max(initial=0))
+        return d["wabs"]
+
+    def _w_float(self) -> np.ndarray:
+        d = self._derived()
+        if "wfloat" not in d:
+            d["wfloat"] = self.w.astype(np.float64)
+        return d["wfloat"]
+
+    def fanout_map(self) -> np.ndarray:
+        """Nonzero weights that one changed input element meets, per element of ``in_shape``
+        (int64): :meth:`significant` sums it over the changed elements."""
+        d = self._derived()
+        if "fanout" not in d:
+            d["fanout"] = self._fanout_map()
+            d["fanout"].setflags(write=False)
+        return d["fanout"]
+
+    def _fanout_map(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def significant(self, changed: np.ndarray) -> int:
+        """(nonzero weight, changed input) pairs actually used; ``changed`` is a bool mask of
+        ``in_shape`` (or as many elements, flattened)."""
+        changed = np.asarray(changed, dtype=bool)
+        fan = self.fanout_map()
+        if changed.size != fan.size:
+            raise Rl2fpgaError(f"layer {self.name}: change mask of {changed.size} inputs for {fan.size} inputs")
+        return int(fan.reshape(-1)[changed.reshape(-1)].sum())
 
     def requantize(self, acc: np.ndarray) -> np.ndarray:
         """Output-format integers of accumulators ``acc`` (last axis = output channel)."""
@@ -275,11 +327,8 @@ class Dense(Layer):
     def apply(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
         return x.reshape(-1) @ w
 
-    def significant(self, changed: np.ndarray) -> int:
-        changed = np.asarray(changed, dtype=bool).reshape(-1)
-        if changed.size != self.w.shape[0]:
-            raise Rl2fpgaError(f"layer {self.name}: change mask of {changed.size} inputs for {self.w.shape[0]} inputs")
-        return int(self.fanout_nnz()[changed].sum())
+    def _fanout_map(self) -> np.ndarray:
+        return self.fanout_nnz().astype(np.int64).reshape(self.in_shape)
 
     def reads_flattened(self, prev_shape: tuple[int, ...]) -> bool:
         return len(prev_shape) > 1
@@ -332,19 +381,17 @@ class Conv2D(Layer):
         x = np.asarray(x).reshape(self.in_shape)
         return (self._patches(x) @ w.reshape(-1, self.n_out)).reshape(oh, ow, self.n_out)
 
-    def significant(self, changed: np.ndarray) -> int:
-        # each changed input meets the nonzero taps of every output whose receptive field holds it
-        c = np.asarray(changed, dtype=bool).reshape(self.in_shape).astype(np.int64)
-        nnz = self.fanout_nnz()
+    def _fanout_map(self) -> np.ndarray:
+        # each input element meets the nonzero taps of every output whose receptive field holds it
+        nnz = self.fanout_nnz().astype(np.int64)
         kh, kw, _, _ = self.w.shape
         oh, ow = self.out_hw
         sh, sw = self.stride
-        total = 0
+        fan = np.zeros(self.in_shape, dtype=np.int64)
         for i in range(kh):
             for j in range(kw):
-                sub = c[i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :]
-                total += int(sub.sum(axis=(0, 1)) @ nnz[i, j, :])
-        return total
+                fan[i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :] += nnz[i, j, :]
+        return fan
 
 
 # -- the one place a kind string becomes a class ----------------------------------------------

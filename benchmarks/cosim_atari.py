@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rl2fpga.hls.cosim.harness import BUILD_ROOT, run_engine
-    from rl2fpga.hls.cosim.latency import latency_stats
+    from rl2fpga.hls.cosim.latency import latency_stats, stage_times
     from rl2fpga.hls.engine.generator import generate
     from rl2fpga.rtl_tests.test_engine import atari_model
     from rl2fpga.train.frames import record
@@ -45,12 +45,16 @@ def main() -> None:
     s["input_bytes_per_beat"] = args.beat_bytes
     s["frame_stack"] = stack
     s["weight_sparsity"] = 1 - sum(layer.nnz() for layer in g.layers) / sum(layer.w.size for layer in g.layers)
+    s["stages"] = stage_times(res["per_frame"], [layer.name for layer in g.layers])
     print(json.dumps(s, indent=1))
     print(f"median {s['cycles']['median']:.0f} cycles = {s['microseconds']['median']:.1f} us; "
           f"dense-equivalent {s['dense_equivalent_cycles']:.0f} -> ratio 1/{1 / s['median_over_dense']:.0f}; "
           f"{s['median_over_lower_bound']:.2f}x the MAC bound, {s['median_over_roofline']:.2f}x the roofline "
           f"(median {s['roofline_cycles']['median']:.0f}); {args.beat_bytes}-byte beats, frame stack "
           f"{'in fabric' if stack else 'streamed'}; mismatches {res['mismatches']}")
+    if s["stages"]:
+        print("where the cycles go (median / mean per frame): " + ", ".join(
+            f"{n} {a:.0f}/{b:.0f}" for n, a, b in zip(s["stages"]["stages"], s["stages"]["median"], s["stages"]["mean"], strict=True)))
 
 
 if __name__ == "__main__":

@@ -249,6 +249,14 @@ def plot_cycles(s: dict[str, Any], frames: list[dict[str, Any]] | None) -> str |
     return _png(fig)
 
 
+def plot_stages(lat: dict[str, Any] | None) -> str | None:
+    from rl2fpga.hls.cosim.latency import stages_figure
+
+    if not lat or not lat.get("stages"):
+        return None
+    return _png(stages_figure(lat["stages"]))
+
+
 def plot_frontier(s: dict[str, Any]) -> str | None:
     """The compression frontier of the summary (return vs stored bytes, the front highlighted)."""
     from rl2fpga.plots import frontier_figure
@@ -363,6 +371,8 @@ def _plots(s: dict[str, Any], run: Run, a: RunArtifacts, cfg: RunConfig) -> list
         {"title": "Significant multiplications vs sparsity (cf. Fig. 8)", "png": plot_fraction_vs_sparsity(s, ana), "missing": "analyze step not run"},
         {"title": "Delta threshold sweep", "png": X.plot_threshold_sweep(a, cfg), "missing": "analyze step not run"},
         {"title": "Cycles per frame over real episodes", "png": plot_cycles(s, a.frames.frames if a.frames else None), "missing": "cosim step not run"},
+        {"title": "Where a frame's cycles go: input transfer, then what each layer still does after its input ended",
+         "png": plot_stages(data(a.latency)), "missing": "cosim step not run (or run before the stage probes)"},
         {"title": f"Resources vs {s['capacity']['device'] or cfg.hls.part} capacity (yosys estimate)",
          "png": X.plot_resources(s, s["capacity"]), "missing": "rtl step not run or part unknown"},
         {"title": "Size: dense fp32 vs stored", "png": plot_compression(data(a.compression)), "missing": "quantize step not run"},

@@ -30,6 +30,27 @@ def _check(res: dict, n: int) -> None:
     totals = assert_matches_golden(res, n)
     # the work really was sparse: some frame did fewer MACs than the first (dense) one
     assert min(totals) < totals[0]
+    _check_stage_marks(res)
+
+
+def _check_stage_marks(res: dict) -> None:
+    """The stage probes (where a frame's cycles go): the last input beat cannot come before one
+    beat per cycle allows; each event link's end marker follows the one before it (a layer ends
+    its frame only after its input has); the action beat comes no earlier; the stage times add up to
+    the cycles of every frame."""
+    from rl2fpga.hls.cosim.latency import stage_times
+
+    frames = res["per_frame"]
+    n_layers = len(frames[0]["macs"])
+    for f in frames:
+        m = f["marks"]
+        assert len(m) == n_layers + 2, m
+        assert m[0] >= f["input_bytes"] // res["beat_bytes"], (f["index"], m)
+        assert all(a <= b for a, b in zip(m, m[1:], strict=False)), (f["index"], m)
+        assert m[-1] <= f["cycles"], (f["index"], m, f["cycles"])
+    st = stage_times(frames, [f"l{k}" for k in range(n_layers)])
+    assert st is not None and len(st["mean"]) == n_layers + 3
+    assert abs(sum(st["mean"]) - st["mean_cycles"]) < 1e-6 * st["mean_cycles"]
 
 
 @pytest.mark.slow

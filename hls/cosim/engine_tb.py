@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,10 @@ class FrameResult:
     golden_action: int
     pad: int
     input_bytes: int = 0  # bytes streamed in for this frame
+    # frame cycle of the last input beat, then of each event link's end-of-frame marker (link 0
+    # leaves the input encoder, link k + 1 layer k): where the cycles go; empty for a top
+    # without these probes (rl2fpga_engine_top's mark_input / mark_links)
+    marks: list[int] = field(default_factory=list)
 
 
 class EngineTB:
@@ -232,6 +236,10 @@ class EngineTB:
         cycles = await self.axil.read(self.regs.cycles)
         action_reg = await self.axil.read(self.regs.action)
         pad = int(self.engine.pad_total.value)
+        marks: list[int] = []
+        if hasattr(self.engine, "mark_links"):
+            links = int(self.engine.mark_links.value)
+            marks = [int(self.engine.mark_input.value)] + [(links >> (32 * k)) & 0xFFFFFFFF for k in range(self.n_layers + 1)]
         ok = out == expect and events == stats.events and macs == stats.macs and action_reg == expect[-1]
         if not ok:
             self.dut._log.error(
@@ -239,7 +247,7 @@ class EngineTB:
                 index, out, expect, events, stats.events, macs, stats.macs, action_reg,
             )
         return FrameResult(index, ok, cycles, events, macs, stats.macs, stats.events, out[-1], expect[-1], pad,
-                           len(beats) * self.beat_bytes)
+                           len(beats) * self.beat_bytes, marks)
 
 
 @cocotb.test()
@@ -266,6 +274,7 @@ async def engine_vs_golden(dut: Any) -> None:
     out = {
         "frames": len(results),
         "mismatches": sum(not r.ok for r in results),
+        "beat_bytes": tb.beat_bytes,
         "per_frame": [r.__dict__ for r in results],
     }
     Path(cfg["result"]).write_text(json.dumps(out))

@@ -1,4 +1,5 @@
-"""Latency figures of a co-simulation: per-frame cycle statistics, the MAC and roofline bounds, the histogram."""
+"""Latency figures of a co-simulation: per-frame cycle statistics, the MAC and roofline bounds, the histogram,
+and where the cycles of a frame go (the stage each cycle waits on)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,60 @@ def latency_stats(per_frame: list[dict[str, Any]], dense_mults: list[int], lanes
         "significant_macs_total": int(sum(sum(f["golden_macs"]) for f in per_frame)),
         "padding_slots_total": int(sum(f.get("pad", 0) for f in per_frame)),
     }
+
+
+def stage_times(per_frame: list[dict[str, Any]], layer_names: list[str]) -> dict[str, Any] | None:
+    """Where a frame's cycles go, from the testbench's marks (the frame cycle of the last input
+    beat, then of each event link's end-of-frame marker): ``input`` = cycles until the last input
+    beat was accepted; ``encoder`` = from there until the encoder's end marker left; ``<layer>``
+    = from its input's end marker until its own (what is left of its MACs after its input ended,
+    its requantize walk and the events it sends: work the layers before it can no longer
+    overlap); ``output`` = from the last layer's marker until the action beat. Per stage the
+    median and the mean over frames (the means add up to the mean cycles per frame). None when
+    the frames carry no marks (a top without the probes)."""
+    frames = [f for f in per_frame if f.get("marks")]
+    if not frames or len(frames) != len(per_frame):
+        return None
+    names = ["input", "encoder", *layer_names, "output"]
+    rows = []
+    for f in frames:
+        m = [int(v) for v in f["marks"]]
+        if len(m) != len(layer_names) + 2:
+            raise ValueError(f"frame {f.get('index')}: {len(m)} stage marks for {len(layer_names)} layers")
+        bounds = [0, *m, int(f["cycles"])]
+        rows.append(np.diff(bounds))
+    t = np.array(rows, dtype=np.float64)
+    return {"stages": names,
+            "median": [float(v) for v in np.median(t, axis=0)],
+            "mean": [float(v) for v in t.mean(axis=0)],
+            "mean_cycles": float(np.mean([f["cycles"] for f in frames]))}
+
+
+def stages_figure(stages: dict[str, Any], title: str = "") -> Any:
+    """One horizontal bar of the mean cycles per frame, split by the stage they wait on."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2.6))
+    left = 0.0
+    colors = plt.get_cmap("tab10")
+    for i, (name, v) in enumerate(zip(stages["stages"], stages["mean"], strict=True)):
+        ax.barh(0, v, left=left, color=colors(i % 10), label=f"{name} {v:.0f}")
+        left += v
+    ax.set_yticks([])
+    ax.set_xlabel(f"cycles (mean over frames: {stages['mean_cycles']:.0f})")
+    ax.set_title(title or "where a frame's cycles go (the stage the frame waits on)")
+    ax.legend(ncol=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.45), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_stages(stages: dict[str, Any], path: Path) -> None:
+    from rl2fpga.plots import png_bytes
+
+    atomic_write_bytes(path, png_bytes(stages_figure(stages)))
 
 
 def plot_histogram(per_frame: list[dict[str, Any]], stats: dict[str, Any], path: Path) -> None:

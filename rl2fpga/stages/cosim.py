@@ -10,6 +10,8 @@ real episodes, with the latency distribution.
                      lanes) of each frame; their ratios
   frames.json        per frame: cycles, events and MACs per layer (engine and golden)
   latency_hist.png   histogram of cycles per frame with the dense and bound lines
+  latency_stages.png where the cycles of a frame go: input transfer, then the tail of each layer
+                     after its input ended (latency.json "stages": median and mean per stage)
   summary.json       frames, mismatches (must be 0), headline figures
 
 Frames come from seeded episodes of the run's environment (random policy); the engine state is
@@ -24,7 +26,7 @@ from __future__ import annotations
 from rl2fpga.artifacts import CosimFrames, CosimLatency, CosimSummary
 from rl2fpga.config import RunConfig
 from rl2fpga.errors import Rl2fpgaError
-from rl2fpga.hls.cosim.latency import latency_stats, plot_histogram
+from rl2fpga.hls.cosim.latency import latency_stats, plot_histogram, plot_stages, stage_times
 from rl2fpga.run import Run
 from rl2fpga.train.frames import record_frames
 
@@ -63,9 +65,14 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
         res = {**res, "mismatches": res["mismatches"] + stressed["mismatches"] + len(bad)}
     stats = latency_stats(res["per_frame"], golden.dense_mults(), design.lanes, cfg.rtl.clock_mhz,
                           design.input_bytes_per_beat)
+    stages = stage_times(res["per_frame"], [layer.name for layer in golden.layers])
+    if stages is not None:
+        stats["stages"] = stages
     CosimFrames(res["per_frame"]).save_in(out)
     CosimLatency(stats).save_in(out)
     plot_histogram(res["per_frame"], stats, out / "latency_hist.png")
+    if stages is not None:
+        plot_stages(stages, out / "latency_stages.png")
     summary = {
         "frames": res["frames"],
         "mismatches": res["mismatches"],

@@ -372,7 +372,7 @@ def _plots(s: dict[str, Any], run: Run, a: RunArtifacts, cfg: RunConfig) -> list
         {"title": "Delta threshold sweep", "png": X.plot_threshold_sweep(a, cfg), "missing": "analyze step not run"},
         {"title": "Cycles per frame over real episodes", "png": plot_cycles(s, a.frames.frames if a.frames else None), "missing": "cosim step not run"},
         {"title": "Where a frame's cycles go: input transfer, then what each layer still does after its input ended",
-         "png": plot_stages(data(a.latency)), "missing": "cosim step not run (or run before the stage probes)"},
+         "png": plot_stages(data(a.latency)), "missing": "no stage marks: no co-simulation yet, or one older than the stage probes"},
         {"title": f"Resources vs {s['capacity']['device'] or cfg.hls.part} capacity (yosys estimate)",
          "png": X.plot_resources(s, s["capacity"]), "missing": "rtl step not run or part unknown"},
         {"title": "Size: dense fp32 vs stored", "png": plot_compression(data(a.compression)), "missing": "quantize step not run"},

@@ -48,9 +48,10 @@ def _bias_bits(gm: GoldenModel, name: str, acc_bits: int, bias_bits: dict[str, i
     return acc_bits
 
 
-def compression(gm: GoldenModel, bias_bits: dict[str, int] | None = None, lanes: int = 4,
+def compression(gm: GoldenModel, bias_bits: dict[str, int] | None = None, lanes: int | list[int] = 4,
                 fmt: str = "auto", reference_fp32_bits: int | None = None) -> dict[str, Any]:
-    """Per-layer and total accounting of a golden model as the engine with ``lanes`` lanes
+    """Per-layer and total accounting of a golden model as the engine with ``lanes`` lanes (one
+    count, or one per layer)
     stores it in ``fmt`` (bias widths of the values-only figure from ``bias_bits`` or
     ``gm.meta['layers'][name]['b_fmt']``, else the accumulator width)."""
     from rl2fpga.hls.engine.generator import plan_images

@@ -180,7 +180,7 @@ def format_points(p: Played, cfg: RunConfig, method: str, reference_bits: int, r
     fmts = list(dict.fromkeys([*cfg.analyze.frontier_formats, *([cfg.rtl.format] if p.selected else [])]))
     out = []
     for fmt in fmts:
-        tot = compression(gm, lanes=cfg.rtl.lanes, fmt=fmt, reference_fp32_bits=reference_bits)["total"]
+        tot = compression(gm, lanes=cfg.rtl.lanes_arg, fmt=fmt, reference_fp32_bits=reference_bits)["total"]
         out.append({
             "id": f"{p.key}_{fmt}", "key": p.key, "method": method, "network": network, "level": lv["level"],
             "sparsity": float(lv["sparsity"]), "weight_sparsity": float(tot["sparsity"]), "weight_bits": bits[0] if len(set(bits)) == 1 else bits,

@@ -62,7 +62,7 @@ def compression_sweep(run: Run, cfg: RunConfig, spec: Any, out: Path, cands: Can
                 except Rl2fpgaError as e:  # e.g. float32 QKeras cannot be exact at this width
                     row["error"] = str(e)
                 else:
-                    comp = compression(res.golden, lanes=cfg.rtl.lanes, fmt=cfg.rtl.format,
+                    comp = compression(res.golden, lanes=cfg.rtl.lanes_arg, fmt=cfg.rtl.format,
                                        reference_fp32_bits=reference)["total"]
                     row.update({"return_mean": res.ev0["mean"], "return_mean_delta": res.evd["mean"],
                                 "ratio": comp["ratio"], "ratio_values_only": comp["ratio_values_only"],

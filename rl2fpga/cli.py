@@ -131,7 +131,7 @@ def _main(argv: list[str] | None) -> int:
     from rl2fpga.pipeline import run_pipeline
     from rl2fpga.run import Run
     from rl2fpga.safety import run_folder
-    from rl2fpga.validate import validate_config
+    from rl2fpga.validate import validate_config, validate_for_run
 
     cmdline = " ".join(["rl2fpga", *(sys.argv[1:] if argv is None else argv)])
     # everything is checked before the run folder is touched; the config is written when a
@@ -151,6 +151,7 @@ def _main(argv: list[str] | None) -> int:
             if args.cmd == "run" and args.start is None and run.layout.train_imported.exists():
                 args.start = "prune"  # an imported policy is never retrained
             cfg = apply_overrides(run.config(), args.set)
+            validate_for_run(cfg, run)
             target = run.path
         else:
             cfg = load_config(src)
@@ -175,6 +176,7 @@ def _main(argv: list[str] | None) -> int:
     stored = run.config()
     cfg = apply_overrides(stored, list(args.set) + _flag_overrides(args, args.cmd))
     validate_config(cfg)
+    validate_for_run(cfg, run)
     # what a step is asked to do this time (e.g. board --action build) is not saved as the run's config
     persisted = apply_overrides(cfg, [f"{k}={v}" for k, v in _transient(stored).items()])
     with session(), run_lock(run.path, cmdline):

@@ -368,7 +368,12 @@ class HlsConfig:
 @dataclass
 class RtlConfig:
     lanes: int = 4
-    """Parallel MAC lanes of the sparse delta engine."""
+    """Parallel MAC lanes of the sparse delta engine (of every layer, unless rtl.layer_lanes)."""
+    layer_lanes: list[int] = field(default_factory=list)
+    """MAC lanes of each layer in order (1..64), as hls4ml's per-layer reuse factor: more for a
+    layer whose fan-out lists are long (a large fully connected layer), fewer for a small output
+    layer; empty = rtl.lanes for every layer. The cosim step's latency.json "stages" shows which
+    layer a frame waits on."""
     input_bytes_per_beat: int = 8
     """Width of the AXI4-Stream input in bytes."""
     clock_mhz: float = 100.0
@@ -381,6 +386,11 @@ class RtlConfig:
     """Weight storage format of every layer: csc (absolute indices), rel (relative indices with
     filler entries), bitmap (a bit per position + the nonzero values), dense (values only); auto
     picks the smallest per layer by the bits of its memory images."""
+
+    @property
+    def lanes_arg(self) -> int | list[int]:
+        """What the generator and the size accounting take: rtl.layer_lanes, else rtl.lanes."""
+        return list(self.layer_lanes) if self.layer_lanes else self.lanes
 
 
 @dataclass

@@ -115,10 +115,17 @@ def _hls_section(a: RunArtifacts) -> dict[str, Any]:
     return {k: pick(data(a.hls), k) for k in ("backend", "csim_frames", "csim_mismatches")}
 
 
+def _lanes_text(per_layer: Any, lanes: Any) -> Any:
+    """The engine's lanes: the one count, or per layer as "16/16/16/32/4" when they differ."""
+    if isinstance(per_layer, list) and per_layer and len(set(per_layer)) > 1:
+        return "/".join(str(v) for v in per_layer)
+    return lanes
+
+
 def _rtl_section(a: RunArtifacts, cfg: RunConfig) -> dict[str, Any]:
     rtl, cos, lat = data(a.rtl), data(a.cosim), data(a.latency)
     return {
-        "lanes": pick(rtl, "lanes", default=pick(lat, "lanes")),
+        "lanes": _lanes_text(pick(rtl, "layer_lanes"), pick(rtl, "lanes", default=pick(lat, "lanes"))),
         "cosim_frames": pick(cos, "frames"),
         "cosim_mismatches": pick(cos, "mismatches"),
         "mac_mismatches": a.frames.mac_mismatches() if a.frames and a.frames.frames else None,

@@ -25,6 +25,26 @@ def _range(key: str, v: Any, lo: float | None = None, hi: float | None = None, l
         raise Rl2fpgaError(f"config key '{key}' = {v!r} is out of range; it must be {want}{hint}")
 
 
+def validate_for_run(cfg: RunConfig, run: Any) -> None:
+    """The checks that need the run's own model (a config for an existing run): per-layer lists
+    whose length is the model's layer count. Nothing is read but the golden model's
+    formats.json; a run without one (not quantized yet) is checked when its step runs."""
+    from rl2fpga.fsutil import read_json
+
+    if not cfg.rtl.layer_lanes:
+        return
+    path = run.layout.quantize_formats
+    if not path.is_file():
+        return
+    try:
+        names = [str(la["name"]) for la in read_json(path)["layers"]]
+    except (ValueError, KeyError, TypeError):
+        return  # a corrupt model is the golden loader's one-line error, when a step reads it
+    if len(cfg.rtl.layer_lanes) != len(names):
+        raise Rl2fpgaError(f"rtl.layer_lanes has {len(cfg.rtl.layer_lanes)} entries for {len(names)} layers "
+                           f"({', '.join(names)}); give one per layer")
+
+
 def validate_config(cfg: RunConfig, check_env: bool = True) -> None:
     """Raise :class:`Rl2fpgaError` (one line: key, value, allowed range) on the first bad value."""
     from rl2fpga.safety import check_env_id, check_run_name
@@ -165,6 +185,8 @@ def _check_hardware(cfg: RunConfig) -> None:
     _range("hls.max_mults_per_layer", h.max_mults_per_layer, 1)
     r = cfg.rtl
     _range("rtl.lanes", r.lanes, 1, 64)
+    for i, n in enumerate(r.layer_lanes):
+        _range(f"rtl.layer_lanes[{i}]", n, 1, 64)
     _range("rtl.input_bytes_per_beat", r.input_bytes_per_beat, 1, 128)
     _range("rtl.clock_mhz", r.clock_mhz, 0, lo_open=True)
     _range("cosim.frames", cfg.cosim.frames, 1)

@@ -85,6 +85,23 @@ def test_odd_cnn_borders_strides_lanes() -> None:
     _check(res, 40)
 
 
+@pytest.mark.slow
+def test_per_layer_lanes() -> None:
+    """Lanes per layer (rtl.layer_lanes): 2 on the conv, 7 (more than its 5 outputs: idle lanes)
+    and 1 on the hidden dense layers, 3 on the output; outputs, actions and MAC counters ==
+    golden under back-pressure, with a reset and a threshold write."""
+    rng = np.random.default_rng(12)
+    g = random_model(rng, (11, 12, 2), [("conv2d", 5, 3, 2), ("dense", 5), ("dense", 9), ("dense", 3)],
+                     sparsity=0.5, threshold=1, flatten=True)
+    frames = drifting_frames(rng, (11, 12, 2), 30, 0.08)
+    root = BUILD_ROOT / "tests" / "per_layer_lanes"
+    g.save(root / "golden")
+    design = generate(g, root / "rtl", lanes=[2, 7, 1, 3], input_bytes_per_beat=8)
+    res = run_engine(design, root / "golden", frames, root / "work", seed=5, idle=0.3, stall=0.3, resets=[13],
+                     threshold_writes={20: [(2, 0)]})
+    _check(res, 30)
+
+
 def stacked_walk(rng: np.random.Generator, n: int, h: int, w: int, k: int, p: float = 0.05) -> np.ndarray:
     """``n`` consecutive (h, w, k) frame stacks of a sparse random walk of pixels, built as
     train/envs.py's FrameStackLast does: at the start all k frames are the first frame, then

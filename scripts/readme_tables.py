@@ -59,6 +59,8 @@ def _n(v: Any, spec: str = "{:,.1f}") -> str:
         return str(v)
     if isinstance(v, int):
         return f"{v:,}"
+    if isinstance(v, str):  # e.g. lanes per layer, "16/16/16/32/4"
+        return v
     return spec.format(v)
 
 

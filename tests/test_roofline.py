@@ -24,3 +24,17 @@ def test_without_a_stream_width_the_roofline_is_the_mac_bound():
     frames = [{"cycles": 50, "golden_macs": [40, 8]}]
     s = latency_stats(frames, [100], lanes=4, clock_mhz=100.0)
     assert s["roofline_cycles"]["median"] == s["lower_bound_cycles"]["median"] == 12
+
+
+def test_per_layer_lanes_bound_sums_each_layers_macs_over_its_lanes():
+    """With lanes per layer the MAC bound is sum_k MACs_k / lanes_k (each layer's own lanes);
+    with equal counts it is the single-count bound."""
+    frames = [{"cycles": 90, "golden_macs": [40, 9, 6]}]
+    s = latency_stats(frames, [400, 90, 12], lanes=[4, 3, 1], clock_mhz=100.0)
+    assert s["lower_bound_cycles"]["median"] == 40 / 4 + 9 / 3 + 6 / 1 == 19
+    assert s["dense_equivalent_cycles"] == 100 + 30 + 12
+    assert s["lanes"] == [4, 3, 1]
+    same = latency_stats(frames, [400, 90, 12], lanes=[4, 4, 4], clock_mhz=100.0)
+    one = latency_stats(frames, [400, 90, 12], lanes=4, clock_mhz=100.0)
+    assert same["lower_bound_cycles"] == one["lower_bound_cycles"] and same["lanes"] == 4
+    assert same["dense_equivalent_cycles"] == one["dense_equivalent_cycles"] == 126

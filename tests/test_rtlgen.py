@@ -181,3 +181,37 @@ def test_rq_all_only_before_a_layer_taking_pairs(tmp_path) -> None:
     assert rq_all([8, 20, 2], 4) == [False, False, False]  # 5 words x 4 lanes = 20 > 16 accumulators
     assert rq_all([8, 16, 2], 4) == [False, True, False]  # 16: the largest
     assert rq_all([8, 8, 2], 4, short_path=False) == [False, False, False]
+
+
+def test_per_layer_lanes_reach_the_top_images_and_accounting(tmp_path) -> None:
+    """rtl.layer_lanes: each layer's LANES in the top, one weight image per lane of that layer,
+    bias rows of that layer's lane count, design.json/INFO lanes = the widest layer; the size
+    accounting (quantize's compression) counts the same images; a wrong list is one line."""
+    from rl2fpga.hls.engine.contract import lane_mem_file
+    from rl2fpga.hls.engine.formats import measure_images
+    from rl2fpga.hls.engine.generator import RtlDesign
+    from rl2fpga.quantize.compression import compression
+
+    rng = np.random.default_rng(8)
+    m = random_model(rng, (9, 9, 2), [("conv2d", 5, 3, 2), ("dense", 12), ("dense", 3)], sparsity=0.5,
+                     threshold=1, flatten=True)
+    per = [2, 5, 1]
+    d = generate(m, tmp_path / "per", lanes=per, input_bytes_per_beat=8)
+    assert d.layer_lanes == per and d.lanes == 5
+    top = (d.out_dir / "rl2fpga_engine_top.sv").read_text()
+    assert [int(v) for v in re.findall(r"\.LANES\((\d+)\)", top)] == per
+    assert f"32'h{(len(per) | (5 << 8) | (8 << 16)):08x}" in top  # INFO: layers, widest lanes, beat bytes
+    for plan, n in zip(d.layers, per, strict=True):
+        lane_images = {p.name for p in d.mem_files if p.name.startswith(plan.wmem_file) and p.name != plan.tab_file}
+        assert lane_images == {lane_mem_file(plan.wmem_file, lane) for lane in range(n)}
+        assert all((d.out_dir / name).exists() for name in lane_images)
+        assert plan.fb == -(-plan.n_out // n)
+    again = RtlDesign.load(d.out_dir)
+    assert again.layer_lanes == per and sorted(again.mem_files) == sorted(d.mem_files)
+    measured = sum(measure_images(d.out_dir).values())
+    assert measured == d.stored_bits == compression(m, lanes=per)["total"]["stored_bits"]
+    assert measured != compression(m, lanes=5)["total"]["stored_bits"]  # the lanes change the images
+    with pytest.raises(Rl2fpgaError, match=r"rtl.layer_lanes has 2 entries for 3 layers"):
+        generate(m, tmp_path / "short", lanes=[2, 5])
+    with pytest.raises(Rl2fpgaError, match=r"lanes = 65 \(layer .*\) is out of range; use 1..64 \(rtl.layer_lanes\)"):
+        generate(m, tmp_path / "wide", lanes=[2, 65, 1])

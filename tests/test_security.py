@@ -198,6 +198,8 @@ def test_name_of_a_finished_run_needs_force(tmp_path, capsys):
 @pytest.mark.parametrize("argv_tail, needle", [
     (["quantize", "{run}", "--bits", "40"], "quantize.weight_bits"),
     (["rtl", "{run}", "--lanes=65"], "rtl.lanes"),
+    (["rtl", "{run}", "--set", "rtl.layer_lanes=[4, 0]"], "rtl.layer_lanes[1]"),
+    (["rtl", "{run}", "--set", "rtl.layer_lanes=[4, 4, 4, 4, 4, 4, 4, 4, 4]"], "rtl.layer_lanes has 9 entries for"),
     (["run", "{run}", "--set", "quantize.weight_bits=6", "--from", "bogus"], "unknown step 'bogus'"),
     (["run", "{run}", "--from", "rtl", "--to", "quantize"], "comes after"),
     (["train", "--runs-dir", "{runs}", "--name", "g", "--steps", "-5"], "train.total_steps"),

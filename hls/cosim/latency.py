@@ -11,17 +11,29 @@ import numpy as np
 from rl2fpga.fsutil import atomic_write_bytes
 
 
-def latency_stats(per_frame: list[dict[str, Any]], dense_mults: list[int], lanes: int,
+def latency_stats(per_frame: list[dict[str, Any]], dense_mults: list[int], lanes: int | list[int],
                   clock_mhz: float, bytes_per_cycle: int = 0) -> dict[str, Any]:
     """Cycle distribution vs the dense-equivalent engine, the significant-MAC lower bound and
     the roofline max(significant MACs / lanes, input bytes / bytes per cycle) of each frame
-    (``bytes_per_cycle``: the input stream's bytes per beat at one beat per cycle)."""
+    (``bytes_per_cycle``: the input stream's bytes per beat at one beat per cycle). ``lanes``:
+    of every layer, or one count per layer (then the MAC bound is the sum over layers of each
+    layer's significant MACs over its lanes, the same figure when all layers have as many)."""
     cycles = np.array([f["cycles"] for f in per_frame], dtype=np.float64)
-    bound = np.array([np.ceil(sum(f["golden_macs"]) / lanes) for f in per_frame], dtype=np.float64)
+    uniform = isinstance(lanes, int | np.integer)
+    per = [int(lanes)] if uniform else [int(v) for v in lanes]
+    if not uniform and len(per) != len(dense_mults):
+        raise ValueError(f"{len(per)} lane counts for {len(dense_mults)} layers")
+
+    def over_lanes(macs: list[int]) -> float:
+        if uniform:
+            return float(np.ceil(sum(macs) / per[0]))
+        return float(np.ceil(sum(m / n for m, n in zip(macs, per, strict=True)) - 1e-9))
+
+    bound = np.array([over_lanes(f["golden_macs"]) for f in per_frame], dtype=np.float64)
     in_cycles = np.array([np.ceil(f.get("input_bytes", 0) / bytes_per_cycle) if bytes_per_cycle else 0.0
                           for f in per_frame], dtype=np.float64)
     roof = np.maximum(bound, in_cycles)
-    dense = float(np.ceil(sum(dense_mults) / lanes))
+    dense = over_lanes(dense_mults)
 
     def dist(x: np.ndarray) -> dict[str, float]:
         return {"min": float(x.min()), "median": float(np.median(x)), "p99": float(np.percentile(x, 99)),
@@ -31,7 +43,7 @@ def latency_stats(per_frame: list[dict[str, Any]], dense_mults: list[int], lanes
     med = float(np.median(cycles))
     return {
         "frames": len(per_frame),
-        "lanes": lanes,
+        "lanes": per[0] if len(set(per)) == 1 else per,
         "clock_mhz": clock_mhz,
         "cycles": dist(cycles),
         "microseconds": {k: v * us for k, v in dist(cycles).items()},
@@ -120,7 +132,8 @@ def plot_histogram(per_frame: list[dict[str, Any]], stats: dict[str, Any], path:
     ax.axvline(stats["lower_bound_cycles"]["median"], color="#228833", ls="--", label="lower bound (median)")
     ax.axvline(stats["dense_equivalent_cycles"], color="#cc3311", ls=":", label="dense equivalent")
     ax.set_xscale("log")
-    ax.set_xlabel(f"cycles per frame ({stats['lanes']} lanes)")
+    lanes = stats['lanes'] if isinstance(stats['lanes'], int) else '/'.join(map(str, stats['lanes']))
+    ax.set_xlabel(f"cycles per frame ({lanes} lanes)")
     ax.set_ylabel("frames")
     ax.legend()
     fig.tight_layout()

@@ -28,6 +28,7 @@ Models the engine cannot map are refused here with one line naming the problem a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,7 @@ class LayerPlan:
     b_bits: int = 0  # bias image field per lane (sign-extended to acc_bits); 0: acc_bits (older designs)
     module: str = "rl2fpga_layer"  # the SV module of the layer (rl2fpga_dense_layer: the short path)
     rq_all: bool = False  # short path: every accumulator word requantized in one step (see rq_all_words)
+    lanes: int = 0  # MAC lanes of this layer (0: the design's lanes, a design.json written before per-layer lanes)
 
     @property
     def has_table(self) -> bool:
@@ -171,6 +173,11 @@ class RtlDesign:
     contract: Contract = field(default_factory=Contract)  # register map and FIFO depths built in
 
     @property
+    def layer_lanes(self) -> list[int]:
+        """MAC lanes of each layer (``lanes``, the widest layer's, is what INFO reports)."""
+        return [p.lanes or self.lanes for p in self.layers]
+
+    @property
     def stored_bits(self) -> int:
         """Bits of the memory images the generator wrote (values, indices, pointers, biases)."""
         return int(sum(p.stored_bits for p in self.layers))
@@ -207,7 +214,7 @@ class RtlDesign:
                          mem_files=[folder / n for p in layers
                                     for n in ([p.tab_file] if p.has_table else []) + [p.bias_file]
                                     + ([p.shift_file] if p.shift_bits else [])
-                                    + [lane_mem_file(p.wmem_file, lane) for lane in range(int(d["lanes"]))]],
+                                    + [lane_mem_file(p.wmem_file, lane) for lane in range(p.lanes or int(d["lanes"]))]],
                          layers=layers, n_beats=int(d["input_beats"]),
                          frame_stack=bool(d.get("frame_stack", False)),
                          full_frame_beats=int(d.get("full_frame_beats", d["input_beats"])),
@@ -268,10 +275,27 @@ def conv_lists(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def check_mappable(golden: GoldenModel, lanes: int, input_bytes_per_beat: int) -> None:
+def layer_lanes(golden: GoldenModel, lanes: int | Sequence[int]) -> list[int]:
+    """The MAC lanes of every layer: one count for all, or one per layer (``rtl.layer_lanes``);
+    a count out of 1..64 or a list of the wrong length is a one-line error."""
+    n = len(golden.layers)
+    if isinstance(lanes, int | np.integer):
+        per = [int(lanes)] * n
+        where = "rtl.lanes"
+    else:
+        per = [int(v) for v in lanes]
+        where = "rtl.layer_lanes"
+        if len(per) != n:
+            raise Rl2fpgaError(f"{where} has {len(per)} entries for {n} layers ({', '.join(la.name for la in golden.layers)}); give one per layer")
+    for la, v in zip(golden.layers, per, strict=True):
+        if not 1 <= v <= 64:
+            raise Rl2fpgaError(f"rtl lanes = {v} (layer {la.name}) is out of range; use 1..64 ({where})")
+    return per
+
+
+def check_mappable(golden: GoldenModel, lanes: int | Sequence[int], input_bytes_per_beat: int) -> None:
     """Refuse what the engine cannot map, with one line naming problem and fix."""
-    if not 1 <= lanes <= 64:
-        raise Rl2fpgaError(f"rtl lanes = {lanes} is out of range; use 1..64 (rtl.lanes)")
+    layer_lanes(golden, lanes)
     eb = hw.elem_bytes(golden.in_fmt.bits) if golden.in_fmt.bits <= 16 else 0
     if eb == 0:
         raise Rl2fpgaError(f"network input of {golden.in_fmt.bits} bits is too wide for the engine; quantize the input to <= 16 bits")
@@ -367,7 +391,7 @@ def _plan_layer(golden: GoldenModel, k: int, lanes: int, fmt: str = "auto",
         wmem_file=f"{layer.name}_w", tab_file=f"{layer.name}_tab.mem", bias_file=f"{layer.name}_b.mem",
         format=store.fmt, format_id=fm.FORMAT_ID[store.fmt], entry_bits=store.entry_bits,
         run_bits=store.run_bits, list_len=store.list_len, fillers=store.fillers, stored_bits=images.bits(),
-        b_bits=b_bits,
+        b_bits=b_bits, lanes=lanes,
     )
     depth = out_h * out_w * fb
     xb = 1 if last else out_bits
@@ -389,28 +413,29 @@ def use_short_path(plan: LayerPlan) -> bool:
             and plan.wmem_depth <= SHORT_PATH_MAX_WORDS)
 
 
-def takes_pairs(plan: LayerPlan, lanes: int) -> bool:
+def takes_pairs(plan: LayerPlan) -> bool:
     """Whether a short-path layer takes two events per cycle (rl2fpga_dense_layer's PAIR: one
     accumulator word per lane and outputs filling at most half the lanes)."""
-    return plan.module == SHORT_PATH_MODULE and 2 * plan.n_out <= lanes
+    return plan.module == SHORT_PATH_MODULE and 2 * plan.n_out <= plan.lanes
 
 
-def rq_all_words(plan: LayerPlan, nxt: LayerPlan | None, lanes: int) -> bool:
+def rq_all_words(plan: LayerPlan, nxt: LayerPlan | None) -> bool:
     """Whether a short-path layer requantizes every accumulator word in one step (RQ_ALL): its
     next layer takes two events per cycle, so offering the changed outputs of all words at once
     (two per cycle) shortens the frame, and it has at most SHORT_PATH_RQ_ALL_MAX accumulators
     (the requantizers it costs). Otherwise one word per step (a consumer taking one event per
     cycle, or per word, keeps up with that anyway)."""
-    words = -(-plan.n_out // lanes)
-    return (plan.module == SHORT_PATH_MODULE and nxt is not None and takes_pairs(nxt, lanes)
-            and words * lanes <= SHORT_PATH_RQ_ALL_MAX)
+    words = -(-plan.n_out // plan.lanes)
+    return (plan.module == SHORT_PATH_MODULE and nxt is not None and takes_pairs(nxt)
+            and words * plan.lanes <= SHORT_PATH_RQ_ALL_MAX)
 
 
-def plan_images(golden: GoldenModel, lanes: int, fmt: str = "auto",
+def plan_images(golden: GoldenModel, lanes: int | Sequence[int], fmt: str = "auto",
                 run_bits: int | None = None) -> list[tuple[LayerPlan, fm.LayerImages]]:
     """Every layer's plan and memory images, as :func:`generate` writes them (the compression
-    accounting sums the same images' bits)."""
-    return [_plan_layer(golden, k, lanes, fmt, run_bits) for k in range(len(golden.layers))]
+    accounting sums the same images' bits); ``lanes``: one count for every layer or one each."""
+    per = layer_lanes(golden, lanes)
+    return [_plan_layer(golden, k, per[k], fmt, run_bits) for k in range(len(golden.layers))]
 
 
 def can_stack(golden: GoldenModel) -> bool:
@@ -492,12 +517,14 @@ def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_by
     )
 
 
-def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_bytes_per_beat: int = 8,
+def generate(golden: GoldenModel, out_dir: str | Path, lanes: int | Sequence[int] = 4, input_bytes_per_beat: int = 8,
              frame_stack: bool = False, contract: Contract | None = None, fmt: str = "auto",
              run_bits: int | None = None, short_path: bool = True) -> RtlDesign:
     """Write the engine for ``golden`` into ``out_dir``: the SystemVerilog sources (the package
     rendered from ``contract``, copied modules, generated top), the ``$readmemh`` images and
-    ``design.json``. ``frame_stack``: the input is a stack of frames (see :func:`can_stack`)
+    ``design.json``. ``lanes``: MAC lanes of every layer, or a list with one count per layer
+    (``rtl.layer_lanes``: e.g. more for a layer whose fan-out lists are long, fewer for an
+    output layer with a few units). ``frame_stack``: the input is a stack of frames (see :func:`can_stack`)
     kept in fabric; the host sends only the newest (rl2fpga_stack_encoder.sv). ``contract``:
     the register map and FIFO depths to build in (default :data:`contract.DEFAULT`). ``fmt``:
     the weight storage format of every layer (:mod:`.formats`; auto: the smallest per layer);
@@ -517,7 +544,8 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
             plan.mem_bits["dirty_lists"] = 0  # registers, every word requantized: no dirty lists
         plans.append(plan)
     for k, plan in enumerate(plans):
-        plan.rq_all = rq_all_words(plan, plans[k + 1] if k + 1 < len(plans) else None, lanes)
+        plan.rq_all = rq_all_words(plan, plans[k + 1] if k + 1 < len(plans) else None)
+    widest = max(p.lanes for p in plans)  # INFO's and design.json's lanes
     n_beats, full_beats, input_bits = _input_geometry(golden, input_bytes_per_beat, frame_stack)
     total_bits = sum(sum(p.mem_bits.values()) for p in plans) + input_bits
     if total_bits > XC7Z020_BRAM36 * BRAM36_BITS:
@@ -530,9 +558,9 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int = 4, input_byt
         atomic_write_text(out_dir / name, (RTL_SRC / name).read_text())
         sv_files.append(out_dir / name)
     sv_files.append(out_dir / f"{TOP}.sv")
-    atomic_write_text(sv_files[-1], _render_top(golden, plans, lanes, input_bytes_per_beat, frame_stack, ctr))
+    atomic_write_text(sv_files[-1], _render_top(golden, plans, widest, input_bytes_per_beat, frame_stack, ctr))
     design = RtlDesign(
-        out_dir=out_dir, top=TOP, lanes=lanes, input_bytes_per_beat=input_bytes_per_beat,
+        out_dir=out_dir, top=TOP, lanes=widest, input_bytes_per_beat=input_bytes_per_beat,
         sv_files=sv_files, mem_files=mem_files, layers=plans,
         n_beats=n_beats, frame_stack=frame_stack, full_frame_beats=full_beats, contract=ctr,
     )

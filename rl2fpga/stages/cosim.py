@@ -63,7 +63,7 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
         bad = [i for i, (a, b) in enumerate(zip(res["per_frame"], stressed["per_frame"], strict=True))
                if a.get("macs") != b.get("macs")]
         res = {**res, "mismatches": res["mismatches"] + stressed["mismatches"] + len(bad)}
-    stats = latency_stats(res["per_frame"], golden.dense_mults(), design.lanes, cfg.rtl.clock_mhz,
+    stats = latency_stats(res["per_frame"], golden.dense_mults(), design.layer_lanes, cfg.rtl.clock_mhz,
                           design.input_bytes_per_beat)
     stages = stage_times(res["per_frame"], [layer.name for layer in golden.layers])
     if stages is not None:
@@ -87,7 +87,7 @@ def cosim_step(run: Run, cfg: RunConfig) -> None:
         "backpressure": bp,
         "backpressure_mismatches": None if stressed is None else stressed["mismatches"],
         "backpressure_cycles_median": None if stressed is None else latency_stats(
-            stressed["per_frame"], golden.dense_mults(), design.lanes, cfg.rtl.clock_mhz,
+            stressed["per_frame"], golden.dense_mults(), design.layer_lanes, cfg.rtl.clock_mhz,
             design.input_bytes_per_beat)["cycles"]["median"],
     }
     CosimSummary(summary).save_in(out)

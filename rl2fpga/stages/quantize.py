@@ -142,7 +142,7 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     gm, level, ev0, evd, t_int = q.golden, q.level, q.ev0, q.evd, q.t_int
     # the engine's images of the model as quantized (thresholds 0), against the dense trained
     # agent (a small student's teacher)
-    comp = compression(gm, lanes=cfg.rtl.lanes, fmt=cfg.rtl.format, reference_fp32_bits=fp32_bits(dense_model))
+    comp = compression(gm, lanes=cfg.rtl.lanes_arg, fmt=cfg.rtl.format, reference_fp32_bits=fp32_bits(dense_model))
 
     gm.set_thresholds(t_int)
     gm.meta.update({"threshold": qc.threshold, "layer_thresholds": list(qc.layer_thresholds) or None, "threshold_int": t_int, "prune_level": level["level"],

@@ -44,7 +44,7 @@ def check_stored_bits(run: Run, folder: Path, planned: int) -> dict[str, Any]:
                            "a .mem file was written outside the image plan (hls/engine/formats.py), fix the generator")
     if reported is not None and int(reported) != measured:
         raise Rl2fpgaError(f"rtl: the memory images hold {measured} bits, quantize reported {reported} stored bits "
-                           "(rtl.lanes or rtl.format changed since); rerun `rl2fpga run --from quantize`")
+                           "(rtl.lanes, rtl.layer_lanes or rtl.format changed since); rerun `rl2fpga run --from quantize`")
     return {"bits": measured, "images": images, "equals_quantize_report": reported is not None}
 
 
@@ -67,10 +67,11 @@ def rtl_step(run: Run, cfg: RunConfig) -> None:
                                "input_bytes_per_beat": cfg.rtl.input_bytes_per_beat}
     with atomic_dir(run.layout.step("rtl")) as out:
         t0 = time.perf_counter()
-        design = generate(golden, out, lanes=cfg.rtl.lanes, input_bytes_per_beat=cfg.rtl.input_bytes_per_beat,
+        design = generate(golden, out, lanes=cfg.rtl.lanes_arg, input_bytes_per_beat=cfg.rtl.input_bytes_per_beat,
                           frame_stack=use_frame_stack(cfg, golden), fmt=cfg.rtl.format)
         summary["generate_s"] = round(time.perf_counter() - t0, 2)
         summary["design"] = design.summary()
+        summary["layer_lanes"] = design.layer_lanes
         summary["stored"] = check_stored_bits(run, out, design.stored_bits)
         summary["nnz"] = [layer.nnz() for layer in golden.layers]
         summary["dense_mults"] = golden.dense_mults()
@@ -94,4 +95,4 @@ def rtl_step(run: Run, cfg: RunConfig) -> None:
             console.print("[yellow]yosys not on PATH: resource estimate skipped")
         RtlSummary(summary).save_in(out)
         record_files(out)  # sha256 of every generated file, checked before any simulation
-    console.print(f"engine: {len(golden.layers)} layers, {cfg.rtl.lanes} lanes, lint {summary['lint']}")
+    console.print(f"engine: {len(golden.layers)} layers, lanes {' / '.join(map(str, design.layer_lanes))}, lint {summary['lint']}")

@@ -31,8 +31,8 @@ def blas_one_thread() -> contextlib.AbstractContextManager:
     """NumPy's BLAS on one thread while a step runs. The golden model and the float
     DeltaNetwork multiply small matrices once per agent step; OpenBLAS's second thread then costs
     more than it gives, and far more on a machine whose cores TensorFlow or another run keeps
-    busy (`python -m benchmarks golden_step`: 1.1 ms per Atari step on one thread, 3.7-11.9 ms
-    on two beside a training run). TensorFlow's own thread pools are not BLAS's and stay as
+    busy (`python -m benchmarks golden_step` beside a training run: 1.7 ms per Atari step on one
+    thread, 4.0-18.0 ms on two, 9.5 ms with int64 products). TensorFlow's own thread pools are not BLAS's and stay as
     they are."""
     from threadpoolctl import threadpool_limits
 

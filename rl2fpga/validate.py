@@ -30,6 +30,7 @@ def validate_for_run(cfg: RunConfig, run: Any) -> None:
     whose length is the model's layer count. Nothing is read but the golden model's
     formats.json; a run without one (not quantized yet) is checked when its step runs."""
     from rl2fpga.fsutil import read_json
+    from rl2fpga.hls.engine.generator import check_lanes_count
 
     if not cfg.rtl.layer_lanes:
         return
@@ -40,9 +41,7 @@ def validate_for_run(cfg: RunConfig, run: Any) -> None:
         names = [str(la["name"]) for la in read_json(path)["layers"]]
     except (ValueError, KeyError, TypeError):
         return  # a corrupt model is the golden loader's one-line error, when a step reads it
-    if len(cfg.rtl.layer_lanes) != len(names):
-        raise Rl2fpgaError(f"rtl.layer_lanes has {len(cfg.rtl.layer_lanes)} entries for {len(names)} layers "
-                           f"({', '.join(names)}); give one per layer")
+    check_lanes_count(len(cfg.rtl.layer_lanes), names)
 
 
 def validate_config(cfg: RunConfig, check_env: bool = True) -> None:

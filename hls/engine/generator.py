@@ -275,6 +275,12 @@ def conv_lists(w: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def check_lanes_count(n_given: int, names: list[str]) -> None:
+    """One entry of rtl.layer_lanes per layer, or a one-line error naming the layers."""
+    if n_given != len(names):
+        raise Rl2fpgaError(f"rtl.layer_lanes has {n_given} entries for {len(names)} layers ({', '.join(names)}); give one per layer")
+
+
 def layer_lanes(golden: GoldenModel, lanes: int | Sequence[int]) -> list[int]:
     """The MAC lanes of every layer: one count for all, or one per layer (``rtl.layer_lanes``);
     a count out of 1..64 or a list of the wrong length is a one-line error."""
@@ -285,8 +291,7 @@ def layer_lanes(golden: GoldenModel, lanes: int | Sequence[int]) -> list[int]:
     else:
         per = [int(v) for v in lanes]
         where = "rtl.layer_lanes"
-        if len(per) != n:
-            raise Rl2fpgaError(f"{where} has {len(per)} entries for {n} layers ({', '.join(la.name for la in golden.layers)}); give one per layer")
+        check_lanes_count(len(per), [la.name for la in golden.layers])
     for la, v in zip(golden.layers, per, strict=True):
         if not 1 <= v <= 64:
             raise Rl2fpgaError(f"rtl lanes = {v} (layer {la.name}) is out of range; use 1..64 ({where})")

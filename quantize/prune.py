@@ -9,8 +9,9 @@
 * :func:`gradual` (the 2025 paper): sparsity follows ``s_t = s_f - s_f (1 - t/n)^3``
   (tfmot's ``PolynomialDecay(power=3)``, computed by :func:`~rl2fpga.quantize.sparsity.cubic_sparsity`
   and tested equal to tfmot's); the masks come from tfmot's ``prune_low_magnitude``
-  (``ConstantSparsity`` at each step's target, then ``strip_pruning``), and the agent retrains
-  in the environment between steps.
+  (``ConstantSparsity`` at each step's target, then ``strip_pruning``) or, with ``prune.allocation``
+  erk or global, from :func:`allocated_masks`; between steps the agent retrains in the
+  environment or is distilled from the dense agent (``prune.finetune``).
 * :func:`during_training` (the 2025 paper's way, Graesser et al. 2022): one training run per
   target sparsity from the train config, with gradual magnitude pruning of the deployed network
   inside the run (:mod:`rl2fpga.quantize.sparsity`: cubic schedule, global / uniform / ERK
@@ -37,6 +38,7 @@ from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.fsutil import atomic_save_npz, atomic_write_json, read_json
 from rl2fpga.quantize.sparsity import (
     PruneSchedule,
+    allocate,
     cubic_sparsity,
     drop_smallest,
     drop_smallest_global,
@@ -112,6 +114,23 @@ def tfmot_masks(model: tf.keras.Model, sparsity: float, include_output: bool = T
     wrapped(x, training=True)  # one conditional mask update at step 0
     stripped = sk.strip_pruning(wrapped)
     return {la.name: np.asarray(la.get_weights()[0]) != 0 for la in prunable_layers(stripped, include_output)}
+
+
+def allocated_masks(model: tf.keras.Model, masks: dict[str, np.ndarray], sparsity: float, allocation: str,
+                    include_output: bool = True) -> dict[str, np.ndarray]:
+    """``masks`` pruned further to ``sparsity`` spread by ``allocation`` over the layers
+    (:func:`~rl2fpga.quantize.sparsity.allocate`: ``erk`` per-layer targets, ``global`` one
+    magnitude ranking over every kernel, ``uniform`` every layer the target): the smallest alive
+    weights go, pruned ones never come back (a layer already past its target keeps its mask)."""
+    layers = prunable_layers(model, include_output)
+    kernels = {la.name: np.asarray(la.get_weights()[0]) for la in layers}
+    alive = {n: np.asarray(masks.get(n, np.ones(w.shape, bool)), bool) for n, w in kernels.items()}
+    if allocation == "global":
+        want = int(round(sparsity * sum(w.size for w in kernels.values())))
+        return drop_smallest_global(kernels, alive, want - sum(int((~a).sum()) for a in alive.values()))
+    targets = allocate({n: w.shape for n, w in kernels.items()}, sparsity, allocation)
+    return {n: drop_smallest(w, alive[n], int(round(targets[n] * w.size)) - int((~alive[n]).sum()))
+            for n, w in kernels.items()}
 
 
 def _copy_into_wrapped(src: tf.keras.Model, wrapped: tf.keras.Model) -> None:
@@ -258,9 +277,9 @@ DISTILL_SEED_OFFSET = 50_000  # episodes whose states a pruned network is distil
 
 def distiller(cfg: RunConfig, teacher: tf.keras.Model, spec: Any, progress: bool = False) -> Retrain:
     """``prune.finetune = distill``: a pruned network recovers by learning the dense agent's
-    outputs (Q-values, or the actor's mean) on the states the dense agent visits, then once more
-    with the states the pruned agent itself visits added (DAgger), ``prune.distill_steps`` Adam
-    steps each; no environment reward is used, so it cannot drift the way RL fine-tuning of a
+    outputs (Q-values, or the actor's mean) on the states the dense agent visits, then
+    ``prune.distill_dagger_rounds`` times more with the states the pruned agent itself now visits
+    added (DAgger), ``prune.distill_steps`` Adam steps each; no environment reward is used, so it cannot drift the way RL fine-tuning of a
     SAC actor against re-learning critics does. The ``steps`` argument is ignored.
 
     DQN: ``prune.distill_temperature`` distills softmax(Q / T) instead of the Q-values (what the
@@ -294,10 +313,13 @@ def distiller(cfg: RunConfig, teacher: tf.keras.Model, spec: Any, progress: bool
         kw = {"batch": 256, "temperature": temperature, "input_scale": PIXEL_SCALE if pixels else None}
         # the QAT distillation loop, on a float student (its QKeras snapping is a no-op here)
         x = states
-        distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt, **kw)
-        x = np.concatenate([x, visit(student, 1000)])  # DAgger: + the student's own states
-        loss = float(np.mean(distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt + 1, **kw)[-20:]))
-        info = {"steps": 2 * pc.distill_steps, "attempt": attempt, "distill_states": int(len(x)), "distill_loss": loss}
+        losses = distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt, **kw)
+        for r in range(1, pc.distill_dagger_rounds + 1):  # DAgger: + the student's own states
+            x = np.concatenate([x, visit(student, 1000 * r)])
+            losses = distill(student, teacher, x, masks, pc.distill_steps, cfg.seed + attempt + r, **kw)
+        loss = float(np.mean(losses[-20:])) if losses else float("nan")
+        info = {"steps": (1 + pc.distill_dagger_rounds) * pc.distill_steps, "attempt": attempt,
+                "distill_states": int(len(x)), "distill_loss": loss}
         if rl is not None:  # its result is evaluated on the same seeds as every level
             student, ev_rl = rl(student, masks, pc.distill_rl_steps, attempt)
             ev = {k: ev_rl[k] for k in ("returns", "mean", "std", "lengths")}
@@ -371,7 +393,9 @@ def gradual(
     log: Callable[[str], None] = print,
 ) -> list[Level]:
     """Gradual magnitude pruning on the cubic schedule: ``rounds`` pruning steps spread over
-    ``retrain_steps`` environment steps; each step's model is a level."""
+    ``retrain_steps`` environment steps; each step's model is a level. ``prune.allocation``
+    spreads each step's sparsity over the layers: uniform (tfmot's masks, every layer the
+    target), erk or global (:func:`allocated_masks`)."""
     pc = cfg.prune
     n = max(1, pc.rounds)
     masks = {la.name: np.ones(la.get_weights()[0].shape, bool) for la in prunable_layers(dense, pc.prune_output_layer)}
@@ -380,8 +404,11 @@ def gradual(
     steps = max(1, pc.retrain_steps // n)
     for t in range(1, n + 1):
         target = cubic_sparsity(t, n, pc.final_sparsity)
-        new = tfmot_masks(current, target, pc.prune_output_layer)
-        masks = {k: masks[k] & new[k] for k in masks}  # pruned weights never come back
+        if pc.allocation == "uniform":
+            new = tfmot_masks(current, target, pc.prune_output_layer)
+            masks = {k: masks[k] & new[k] for k in masks}  # pruned weights never come back
+        else:
+            masks = allocated_masks(current, masks, target, pc.allocation, pc.prune_output_layer)
         start = tf.keras.models.clone_model(current)
         start.set_weights(current.get_weights())
         apply_masks(start, masks)

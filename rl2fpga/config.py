@@ -166,7 +166,8 @@ class PruneConfig:
     """during_training: the final sparsity of each level's training run (level i = sparsities[i-1];
     level 0 is the dense train run); each value in [0, 1)."""
     allocation: Literal["global", "uniform", "erk"] = "erk"
-    """during_training: per-layer sparsity; uniform = every layer the target, erk =
+    """during_training and gradual: per-layer sparsity; uniform = every layer the target (gradual:
+    tfmot's per-layer masks), erk =
     Erdos-Renyi-Kernel (density ~ sum(shape) / prod(shape), scaled to the target in weight
     count, layers over density 1 kept dense), global = one magnitude ranking over all layers."""
     begin_step: int | None = None
@@ -184,7 +185,8 @@ class PruneConfig:
     """How a pruned network recovers: rl = retrain in the environment (retrain_steps);
     distill = learn the dense agent's outputs on states the dense and the pruned agent visit."""
     distill_steps: int = 5000
-    """distill: Adam steps per level and per round (two rounds: dense states, then + own states)."""
+    """distill: Adam steps per level and per round (the dense agent's states, then
+    distill_dagger_rounds rounds each adding the pruned agent's own states)."""
     distill_episodes: int = 5
     """distill: episodes whose states are distilled on (per round)."""
     distill_max_steps: int | None = None
@@ -193,6 +195,10 @@ class PruneConfig:
     distill_temperature: float | None = None
     """distill, DQN: learn the dense agent's softmax(Q / T) at this temperature T (cross-entropy,
     policy distillation) instead of its Q-values (squared error; None)."""
+    distill_dagger_rounds: int = 1
+    """distill: DAgger rounds after the round on the dense agent's states; each adds the states
+    the pruned agent now visits (distill_episodes more, labelled by the dense agent) and runs
+    distill_steps more Adam steps."""
     distill_rl_steps: int = 0
     """distill: environment steps of RL fine-tuning after the distillation (masks kept, no
     epsilon-random phase, as gradual pruning's retraining; 0: none)."""

@@ -124,6 +124,7 @@ def _check_prune(cfg: RunConfig) -> None:
     _range("prune.distill_steps", p.distill_steps, 0)
     _range("prune.distill_episodes", p.distill_episodes, 1)
     _range("prune.student_dagger_rounds", p.student_dagger_rounds, 0)
+    _range("prune.distill_dagger_rounds", p.distill_dagger_rounds, 0)
     _range("prune.student_prune_rounds", p.student_prune_rounds, 0)
     _range("prune.student_select_episodes", p.student_select_episodes, 0)
     if p.student_temperature is not None:

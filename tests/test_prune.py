@@ -82,6 +82,38 @@ def test_tfmot_masks_hit_the_target_per_layer():
         assert w[~mk].max() <= w[mk].min()
 
 
+def test_allocated_masks_erk_and_global_for_gradual_pruning():
+    m = _model(4)  # kernels 4x32, 32x16, 16x2
+    kernels = {la.name: np.abs(la.get_weights()[0]) for la in P.prunable_layers(m)}
+    total = sum(w.size for w in kernels.values())
+    # erk: the per-layer counts of the ERK densities (worked out here from the formula:
+    # density_l = eps * sum(shape_l) / size_l, eps so that the alive weights are 10 % of all)
+    raw = {n: sum(w.shape) / w.size for n, w in kernels.items()}
+    eps = 0.1 * total / sum(raw[n] * w.size for n, w in kernels.items())
+    assert all(eps * r <= 1.0 for r in raw.values())  # no layer capped at this density
+    erk = P.allocated_masks(m, {}, 0.9, "erk")
+    for n, w in kernels.items():
+        assert int(erk[n].sum()) == w.size - int(round((1 - eps * raw[n]) * w.size)), n
+        assert w[~erk[n]].max() <= w[erk[n]].min()  # the smallest of each layer went
+    # denser where the ERK ratio is larger (the small output layer) than uniform pruning leaves it
+    assert erk["out"].mean() > 0.1 > erk[max(kernels, key=lambda n: kernels[n].size)].mean()
+    # a further step keeps every pruned weight pruned and reaches the new target
+    erk2 = P.allocated_masks(m, erk, 0.95, "erk")
+    assert all(not (erk2[n] & ~erk[n]).any() for n in kernels)
+    assert abs(sum(int((~a).sum()) for a in erk2.values()) / total - 0.95) < 0.01
+    # global: one threshold over every layer, the count exact
+    g = P.allocated_masks(m, {}, 0.6, "global")
+    assert sum(int((~a).sum()) for a in g.values()) == int(round(0.6 * total))
+    alive = np.concatenate([kernels[n][g[n]] for n in kernels])
+    dead = np.concatenate([kernels[n][~g[n]] for n in kernels])
+    assert dead.max() <= alive.min()
+    # uniform: every layer the target
+    u = P.allocated_masks(m, {}, 0.5, "uniform")
+    assert all(int((~u[n]).sum()) == int(round(0.5 * w.size)) for n, w in kernels.items())
+    # the output layer left out: no mask for it
+    assert "out" not in P.allocated_masks(m, {}, 0.5, "erk", include_output=False)
+
+
 def test_select_level_sparsest_that_keeps_return():
     lv = [P.Level(i, i, s, {}, r, 0.0, s) for i, (s, r) in enumerate([(0, 500), (0.2, 480), (0.5, 476), (0.8, 300), (0.9, 490)])]
     assert P.select_level(lv, 0.95).index == 4
@@ -119,6 +151,35 @@ def test_imp_rewinds_and_writes_levels(tmp_path):
     model, masks, rec = P.load_level(tmp_path, 3)
     assert rec["level"] == 3 and P.measured_sparsity(model)[0] == pytest.approx(levels[3].sparsity)
     assert set(masks) == {"fc1", "fc2", "out"}
+
+
+@pytest.mark.parametrize("allocation", ["uniform", "erk"])
+def test_gradual_levels_follow_the_allocation(tmp_path, allocation):
+    cfg = RunConfig()
+    cfg.prune.rounds, cfg.prune.final_sparsity, cfg.prune.allocation = 3, 0.9, allocation
+    dense = _model(6)
+    seen = []
+
+    def fake_retrain(model, masks, steps, attempt=0):
+        seen.append({k: v.copy() for k, v in masks.items()})
+        return model, {"mean": 1.0, "std": 0.0, "returns": [1.0]}
+
+    pdir = tmp_path / "prune"
+    pdir.mkdir()
+    levels = P.gradual(dense, {"mean": 1.0, "std": 0.0}, fake_retrain, cfg, pdir, log=lambda s: None)
+    shapes = {la.name: la.get_weights()[0].shape for la in P.prunable_layers(dense)}
+    for t, masks in enumerate(seen, start=1):
+        target = P.cubic_sparsity(t, 3, 0.9)
+        per = P.allocate(shapes, target, allocation)
+        for n, mk in masks.items():
+            size = int(np.prod(shapes[n]))
+            assert abs(int((~mk).sum()) - per[n] * size) <= 1.5, (t, n)  # each layer at its own target
+        if t > 1:
+            assert all(not (masks[n] & ~seen[t - 2][n]).any() for n in masks)  # never regrown
+        assert levels[t].sparsity == pytest.approx(sum(int((~m).sum()) for m in masks.values())
+                                                   / sum(m.size for m in masks.values()))
+    if allocation == "erk":  # the small output layer stays denser than the target
+        assert seen[-1]["out"].mean() > 0.1 + 0.05
 
 
 def test_load_level_errors(tmp_path):

@@ -107,3 +107,12 @@ def test_dqn_distill_on_atari_frames():
     assert after < 0.5 * before, (before, after)
     assert 40 < ev["distill_states"] <= 80  # 40 teacher states + the student's own (DAgger)
     _zeros_kept(student, masks)
+    # more DAgger rounds: each adds the student's states of that round and more Adam steps
+    cfg3 = apply_overrides(cfg, ["prune.distill_dagger_rounds=3", "prune.distill_steps=20"])
+    student3, ev3 = P.distiller(cfg3, teacher, env_spec(cfg3.env))(pruned, masks, 0)
+    _zeros_kept(student3, masks)
+    cfg0 = apply_overrides(cfg, ["prune.distill_dagger_rounds=0", "prune.distill_steps=20"])
+    ev0 = P.distiller(cfg0, teacher, env_spec(cfg0.env))(pruned, masks, 0)[1]
+    n0 = ev0["distill_states"]  # the teacher's states only (an episode may end before 40 steps)
+    assert ev0["steps"] == 20 and 0 < n0 <= 40 and n0 < ev["distill_states"] <= n0 + 40
+    assert ev3["steps"] == 4 * 20 and ev["distill_states"] < ev3["distill_states"] <= n0 + 3 * 40

@@ -384,6 +384,56 @@ def imp(
     return levels
 
 
+PARTIAL_RECORD = "partial.json"
+
+
+def partial_key(cfg: RunConfig, dense: tf.keras.Model, dense_eval: dict[str, Any]) -> str:
+    """What a finished gradual level depends on: the prune and env sections, the seed, the
+    evaluation's episode count and algorithm, the dense agent's weights and its return."""
+    import hashlib
+    import json
+
+    from rl2fpga.config import to_dict
+
+    h = hashlib.sha256(json.dumps({"prune": to_dict(cfg.prune), "env": to_dict(cfg.env), "seed": cfg.seed,
+                                   "algo": cfg.train.algo, "eval_episodes": cfg.train.eval_episodes,
+                                   "dense_return": float(dense_eval["mean"])}, sort_keys=True, default=str).encode())
+    for w in dense.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def _resumed_levels(partial: Path, key: str, prune_dir: Path, n: int, sf: float,
+                    log: Callable[[str], None]) -> list[tuple[Level, tf.keras.Model, dict[str, np.ndarray]]]:
+    """The finished levels a killed gradual run left in ``partial`` (same ``key``), copied into
+    ``prune_dir`` in order; anything that does not match or does not load ends the list there
+    (those levels are simply computed again)."""
+    from rl2fpga.safety import load_keras_model, load_npz
+
+    try:
+        rec = read_json(partial / PARTIAL_RECORD)
+    except Rl2fpgaError:
+        return []
+    if not isinstance(rec, dict) or rec.get("key") != key or not isinstance(rec.get("levels"), list):
+        return []
+    out: list[tuple[Level, tf.keras.Model, dict[str, np.ndarray]]] = []
+    for t, target in enumerate(rec["levels"], start=1):
+        if t > n or not isinstance(target, float) or abs(target - cubic_sparsity(t, n, sf)) > 1e-12:
+            break
+        d = partial / level_name(t)
+        try:
+            model = load_keras_model(d / "model.keras")
+            masks = {k: v.astype(bool) for k, v in load_npz(d / "masks.npz", "prune masks").items()}
+            ev = read_json(d / "eval.json")
+            if not isinstance(ev, dict) or not all(isinstance(ev.get(k), (int, float)) for k in ("mean", "std")):
+                break
+        except (Rl2fpgaError, OSError, ValueError):
+            break
+        out.append((save_level(prune_dir, t, t, target, model, masks, ev), model, masks))
+        log(f"gradual step {t}/{n}: resumed from {partial.name} (sparsity {out[-1][0].sparsity:.3f}, return {out[-1][0].eval_return_mean:.1f})")
+    return out
+
+
 def gradual(
     dense: tf.keras.Model,
     dense_eval: dict[str, Any],
@@ -391,18 +441,32 @@ def gradual(
     cfg: RunConfig,
     prune_dir: Path,
     log: Callable[[str], None] = print,
+    partial: Path | None = None,
 ) -> list[Level]:
     """Gradual magnitude pruning on the cubic schedule: ``rounds`` pruning steps spread over
     ``retrain_steps`` environment steps; each step's model is a level. ``prune.allocation``
     spreads each step's sparsity over the layers: uniform (tfmot's masks, every layer the
-    target), erk or global (:func:`allocated_masks`)."""
+    target), erk or global (:func:`allocated_masks`).
+
+    ``partial``: a folder that keeps every finished level (with a key of what it depends on,
+    :func:`partial_key`); a run killed part-way and started again with the same inputs takes
+    those levels from it and goes on with the next step. The caller removes it on success."""
+    import shutil
+
     pc = cfg.prune
     n = max(1, pc.rounds)
     masks = {la.name: np.ones(la.get_weights()[0].shape, bool) for la in prunable_layers(dense, pc.prune_output_layer)}
     levels = [save_level(prune_dir, 0, 0, 0.0, dense, masks, dense_eval)]
     current = dense
     steps = max(1, pc.retrain_steps // n)
-    for t in range(1, n + 1):
+    key = partial_key(cfg, dense, dense_eval) if partial is not None else ""
+    done = _resumed_levels(partial, key, prune_dir, n, pc.final_sparsity, log) if partial is not None else []
+    for lv, model, m in done:
+        levels.append(lv)
+        current, masks = model, m
+    if partial is not None and not done:
+        shutil.rmtree(partial, ignore_errors=True)
+    for t in range(len(done) + 1, n + 1):
         target = cubic_sparsity(t, n, pc.final_sparsity)
         if pc.allocation == "uniform":
             new = tfmot_masks(current, target, pc.prune_output_layer)
@@ -415,6 +479,9 @@ def gradual(
         current, ev = retrain(start, masks, steps)
         lv = save_level(prune_dir, t, t, target, current, masks, ev)
         levels.append(lv)
+        if partial is not None:  # the level first, then the record that names it
+            shutil.copytree(prune_dir / level_name(t), partial / level_name(t), dirs_exist_ok=True)
+            atomic_write_json(partial / PARTIAL_RECORD, {"key": key, "levels": [x.target_sparsity for x in levels[1:]]})
         log(f"gradual step {t}/{n}: sparsity {lv.sparsity:.3f} (target {target:.3f}), return {lv.eval_return_mean:.1f}")
     return levels
 

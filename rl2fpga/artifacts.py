@@ -134,6 +134,12 @@ class RunLayout:
     def prune_selected(self) -> Path:
         return self.file(PruneSelected)
 
+    @property
+    def prune_partial(self) -> Path:
+        """Gradual pruning's finished levels while the step runs (a killed step resumes from
+        them); removed when the step succeeds."""
+        return self.root / ".prune.partial"
+
     # -- quantize ---------------------------------------------------------------------------
     @property
     def quantize_golden(self) -> Path:

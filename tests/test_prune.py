@@ -182,6 +182,60 @@ def test_gradual_levels_follow_the_allocation(tmp_path, allocation):
         assert seen[-1]["out"].mean() > 0.1 + 0.05
 
 
+def test_gradual_resumes_after_its_last_finished_level(tmp_path):
+    cfg = RunConfig()
+    cfg.prune.rounds, cfg.prune.final_sparsity, cfg.prune.allocation = 3, 0.9, "erk"
+    dense = _model(7)
+    dense_eval = {"mean": 1.0, "std": 0.0}
+    partial = tmp_path / ".prune.partial"
+    calls = []
+
+    def retrain(model, masks, steps, attempt=0):  # changes the weights, so levels differ
+        calls.append(len(calls))
+        out = tf.keras.models.clone_model(model)
+        out.set_weights([w * 0.5 if w.ndim > 1 else w + 1.0 for w in model.get_weights()])
+        P.apply_masks(out, masks)
+        return out, {"mean": 10.0 - len(calls), "std": 0.5, "returns": [1.0]}
+
+    def killed_at_third(model, masks, steps, attempt=0):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill part-way through the step
+        return retrain(model, masks, steps, attempt)
+
+    (tmp_path / "a").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        P.gradual(dense, dense_eval, killed_at_third, cfg, tmp_path / "a", log=lambda s: None, partial=partial)
+    assert calls == [0, 1] and (partial / "partial.json").is_file()
+    # started again with the same inputs: levels 1 and 2 come from the partial folder
+    (tmp_path / "b").mkdir()
+    resumed = P.gradual(dense, dense_eval, retrain, cfg, tmp_path / "b", log=lambda s: None, partial=partial)
+    assert calls == [0, 1, 2]
+    # the same levels as a run never killed
+    calls.clear()
+    (tmp_path / "c").mkdir()
+    whole = P.gradual(dense, dense_eval, retrain, cfg, tmp_path / "c", log=lambda s: None)
+    assert calls == [0, 1, 2]
+    assert [lv.to_json() for lv in resumed] == [lv.to_json() for lv in whole]
+    for t in (1, 2, 3):
+        wb = np.load(tmp_path / "b" / P.level_name(t) / "masks.npz")
+        wc = np.load(tmp_path / "c" / P.level_name(t) / "masks.npz")
+        assert all(np.array_equal(wb[k], wc[k]) for k in wc.files)
+        kb, kc = (tf.keras.models.load_model(tmp_path / x / P.level_name(t) / "model.keras").get_weights() for x in "bc")
+        assert all(np.array_equal(u, v) for u, v in zip(kb, kc))
+    # other inputs (a changed schedule): the partial levels are not used, and are replaced
+    cfg.prune.final_sparsity = 0.8
+    calls.clear()
+    (tmp_path / "d").mkdir()
+    P.gradual(dense, dense_eval, retrain, cfg, tmp_path / "d", log=lambda s: None, partial=partial)
+    assert calls == [0, 1, 2]
+    # a corrupt level file: that level and the ones after it are computed again
+    (partial / P.level_name(2) / "masks.npz").write_bytes(b"not a zip")
+    calls.clear()
+    (tmp_path / "e").mkdir()
+    P.gradual(dense, dense_eval, retrain, cfg, tmp_path / "e", log=lambda s: None, partial=partial)
+    assert calls == [0, 1]
+
+
 def test_load_level_errors(tmp_path):
     (tmp_path / "prune").mkdir()
     with pytest.raises(Rl2fpgaError, match="missing"):

@@ -1,10 +1,12 @@
 """The ``prune`` stage: ``prune/level_XX/{model.keras, masks.npz, eval.json}``, ``levels.json``,
 ``selected.json`` (see :mod:`rl2fpga.quantize.prune`; ``during_training`` trains one agent per
 target sparsity, each level's time in ``levels.json``). Writes into a temp folder that replaces
-``prune/`` only on success."""
+``prune/`` only on success; gradual pruning also keeps each finished level in ``.prune.partial``
+so that a killed step, run again with the same inputs, resumes after its last finished level."""
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
@@ -53,7 +55,7 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
             rewind_to = load_keras_model(rewind_path)
             levels = P.imp(dense, dense_eval, rewind_to, retrain, cfg, out)
         elif pc.method == "gradual":
-            levels = P.gradual(dense, dense_eval, retrain, cfg, out)
+            levels = P.gradual(dense, dense_eval, retrain, cfg, out, partial=run.layout.prune_partial)
         elif pc.method == "during_training":
             levels = P.during_training(dense, dense_eval, cfg, out)
         elif pc.method == "student":
@@ -70,4 +72,5 @@ def prune_step(run: Run, cfg: RunConfig) -> None:
             "dense_return_mean": levels[0].eval_return_mean, "max_sparsity": max(lv.sparsity for lv in levels),
             "seconds": round(time.perf_counter() - t0, 2),
         }).save_in(out)
+    shutil.rmtree(run.layout.prune_partial, ignore_errors=True)  # its levels are in prune/ now
     print(f"prune: {len(levels)} levels, selected level {sel.index} (sparsity {sel.sparsity:.3f}, return {sel.eval_return_mean:.1f})")

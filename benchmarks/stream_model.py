@@ -7,7 +7,7 @@ later rows go on in other accumulator banks), each with 1, 2 or 4 events per cyc
 What the model takes from the golden model on real frames (exact): each layer's changed inputs
 per frame in raster order, every event's list length per lane (csc lists of the input class
 (y % SH, x % SW, c) over every candidate tap, border taps included, as the generator lays them
-out; a dense-format layer: one cycle per event), the dirty accumulator words per lane and row,
+out; a dense-format layer, the short path: one event per event port per cycle), the dirty accumulator words per lane and row,
 and the outputs sent. What it assumes (the engine's throughputs, FIFOs unbounded): one input
 beat per cycle (8 pixels, frame stack in fabric), the encoder, each list lookup and each link
 ``--events-per-cycle`` events per cycle (today's engine: 1), one list entry per lane per cycle,
@@ -48,7 +48,8 @@ class LayerFrame:
 
 def list_lengths(layer, lanes: int) -> tuple[np.ndarray, str]:
     """The words each lane walks per list, from the store the generator writes (its format
-    chosen the same way, ``rtl.format: auto``); a dense-format layer: one cycle per event."""
+    chosen the same way, ``rtl.format: auto``); a dense-format layer (the short path, one-cycle
+    MACs): 0 here, its events are paced by the lookup alone."""
     from rl2fpga.hls.engine import formats as fm
     from rl2fpga.hls.engine.generator import conv_lists
 
@@ -56,7 +57,7 @@ def list_lengths(layer, lanes: int) -> tuple[np.ndarray, str]:
     w2 = conv_lists(layer.w, tuple(layer.stride)) if conv else layer.w.reshape(-1, layer.n_out)
     store = fm.choose(w2 if conv else w2[:, None, :], lanes, layer.w_fmt.bits)
     if store.fmt == "dense":
-        return np.ones((w2.shape[0], lanes), np.int64), store.fmt
+        return np.zeros((w2.shape[0], lanes), np.int64), store.fmt
     return np.asarray(store.length, np.int64), store.fmt
 
 

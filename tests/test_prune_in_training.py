@@ -18,6 +18,7 @@ from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.quantize import sparsity as S
 from rl2fpga.quantize.prune import level_schedules, load_level, magnitude_masks
 from rl2fpga.train.networks import mlp
+from rl2fpga.validate import validate_config
 
 SHAPES = {"a": (4, 64), "b": (64, 64), "c": (64, 2)}  # CartPole's 4-64-64-2 Q-network, 4480 weights
 
@@ -193,6 +194,9 @@ def test_bad_config_values_are_one_line_errors():
     with pytest.raises(Rl2fpgaError) as e:
         level_schedules(_cfg(**{"prune.sparsities": "[]"}))
     assert "prune.sparsities" in _one_line(e)
+    with pytest.raises(Rl2fpgaError) as e:
+        validate_config(_cfg(**{"prune.distill_dagger_rounds": -1}), check_env=False)
+    assert "prune.distill_dagger_rounds" in _one_line(e)
     # defaults: 20 % and 80 % of train.total_steps
     s = level_schedules(_cfg(**{"train.total_steps": 1000, "prune.sparsities": "[0.5]"}))[0]
     assert (s.begin, s.end, s.final) == (200, 800, 0.5)

@@ -257,6 +257,25 @@ def _reduction(fraction: float | None) -> str:
     return "not run" if not fraction else f"{1 / fraction:,.1f}x"
 
 
+def _engine_cell(rtl: dict[str, Any]) -> str:
+    """The deployed model's co-simulation: median cycles per frame against the dense-equivalent
+    cycles, the significant-MAC lower bound and the roofline (input transfer), with its check."""
+    cyc = rtl.get("cycles_median")
+    if not cyc:
+        return "not run"
+    parts = [f"{cyc:,.0f}"]
+    if rtl.get("cycles_dense"):
+        parts.append(f"1/{rtl['cycles_dense'] / cyc:,.0f} of dense")
+    if rtl.get("cycles_bound_median"):
+        parts.append(f"{cyc / rtl['cycles_bound_median']:.2f}x the MAC bound")
+    if rtl.get("cycles_roofline_median"):
+        parts.append(f"{cyc / rtl['cycles_roofline_median']:.2f}x the roofline")
+    mm = (rtl.get("cosim_mismatches"), rtl.get("mac_mismatches"))
+    check = (f"{_n(rtl.get('cosim_frames'))} frames, {_n(mm[0])} mismatches, MAC counters "
+             + ("== golden" if mm[1] == 0 else f"{_n(mm[1])} off"))
+    return ", ".join(parts) + f" ({check})"
+
+
 def render_atari(excerpts: dict[str, dict[str, Any]]) -> str:
     """One row per DQN Atari run (the 2023 paper's six games, issue 16)."""
     runs = [(name, e, _atari_game(e.get("env"))) for name, e in excerpts.items()]
@@ -275,7 +294,7 @@ def render_atari(excerpts: dict[str, dict[str, Any]]) -> str:
             f"{_n(dense)} +- {_n(_se(std, n))} ({_n(n)}) | {level} | "
             + (f"{100 * sel['sparsity']:.1f} %: " if sel.get("sparsity") is not None else "")
             + f"{_n(sel.get('eval_return_mean_delta'))} | {_n(red) + 'x' if red else 'not run'} | "
-            f"{PAPER_ATARI.get(game, '20-100x (all games)')} |")
+            f"{_engine_cell(e.get('rtl') or {})} | {PAPER_ATARI.get(game, '20-100x (all games)')} |")
     if not rows:
         return "No DQN Atari run excerpts in docs/summaries yet: rows appear as the runs land."
     return "\n".join([
@@ -285,13 +304,16 @@ def render_atari(excerpts: dict[str, dict[str, Any]]) -> str:
         "every prune level with delta updates (the float DeltaNetwork at the run's T, analyze.level_episodes) and the "
         "deployed model (its golden integer model with delta updates). A level keeps the return when its return with "
         "delta updates is at most 5 % of the dense return (or one standard deviation of it, whichever is wider) below "
-        "it; its reduction is 1 / its fraction of the dense agent's multiplications that are significant. The paper's "
-        "figures are the 2023 paper's (fraction of significant multiplications vs dense).",
+        "it; its reduction is 1 / its fraction of the dense agent's multiplications that are significant. The engine "
+        "column is the deployed model's co-simulation (Verilator, real frames): median cycles per frame with the input "
+        "transfer, against the dense-equivalent cycles, the significant-MAC lower bound and the roofline (max of the "
+        "input transfer and the MAC bound). The paper's figures are the 2023 paper's (fraction of significant "
+        "multiplications vs dense).",
         "",
         "| game | random policy | dense return +- s.e. (episodes) | sparsest level keeping the return: its return with delta | "
         "its significant-multiplication reduction | deployed model: sparsity, golden return with delta | "
-        "its reduction (golden) | paper |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "its reduction (golden) | engine: median cycles per frame | paper |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
         *rows,
     ])
 

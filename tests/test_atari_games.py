@@ -132,6 +132,16 @@ def test_atari_table_rows_and_the_within_5_percent_selection(tmp_path: Path) -> 
     assert "| none | - |" in k
     assert "81.0 %: 15.0 | 125.0x |" in b  # the deployed model: its golden reduction vs the dense agent
     assert "0.018 -> 0.009" in b and "20-100x (all games)" in e and "20-100x (all games)" in k
+    assert all(r.count("|") == 10 for r in rows)  # nine columns
+    assert "| not run |" in e  # no co-simulation in its excerpt
+    # the engine column from the excerpt's rtl section: cycles vs dense, the bound and the roofline
+    brk["rtl"] = {"cycles_median": 1800.0, "cycles_dense": 360000.0, "cycles_bound_median": 600.0,
+                  "cycles_roofline_median": 900.0, "cosim_frames": 200, "cosim_mismatches": 0, "mac_mismatches": 0}
+    b2 = next(ln for ln in rt.render_atari({"breakout": brk}).splitlines() if ln.startswith("| ["))
+    assert ("| 1,800, 1/200 of dense, 3.00x the MAC bound, 2.00x the roofline (200 frames, 0 mismatches, "
+            "MAC counters == golden) |") in b2
+    brk["rtl"]["mac_mismatches"] = 3
+    assert "MAC counters 3 off" in rt.render_atari({"breakout": brk})
 
 
 def test_atari_table_without_runs_and_in_the_readme(tmp_path: Path) -> None:

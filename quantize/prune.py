@@ -279,8 +279,9 @@ def distiller(cfg: RunConfig, teacher: tf.keras.Model, spec: Any, progress: bool
     """``prune.finetune = distill``: a pruned network recovers by learning the dense agent's
     outputs (Q-values, or the actor's mean) on the states the dense agent visits, then
     ``prune.distill_dagger_rounds`` times more with the states the pruned agent itself now visits
-    added (DAgger), ``prune.distill_steps`` Adam steps each; no environment reward is used, so it cannot drift the way RL fine-tuning of a
-    SAC actor against re-learning critics does. The ``steps`` argument is ignored.
+    added (DAgger), ``prune.distill_steps`` Adam steps each; no environment reward is used, so it
+    cannot drift the way RL fine-tuning of a SAC actor against re-learning critics does. The
+    ``steps`` argument is ignored.
 
     DQN: ``prune.distill_temperature`` distills softmax(Q / T) instead of the Q-values (what the
     greedy action depends on, not the common state value), and ``prune.distill_rl_steps`` adds a
@@ -403,8 +404,8 @@ def partial_key(cfg: RunConfig, dense: tf.keras.Model, dense_eval: dict[str, Any
     return h.hexdigest()
 
 
-def _resumed_levels(partial: Path, key: str, prune_dir: Path, n: int, sf: float,
-                    log: Callable[[str], None]) -> list[tuple[Level, tf.keras.Model, dict[str, np.ndarray]]]:
+def _resumed_levels(partial: Path, key: str, prune_dir: Path, n: int, sf: float, shapes: list[tuple[int, ...]],
+                    include_output: bool, log: Callable[[str], None]) -> list[tuple[Level, tf.keras.Model, dict[str, np.ndarray]]]:
     """The finished levels a killed gradual run left in ``partial`` (same ``key``), copied into
     ``prune_dir`` in order; anything that does not match or does not load ends the list there
     (those levels are simply computed again)."""
@@ -427,6 +428,10 @@ def _resumed_levels(partial: Path, key: str, prune_dir: Path, n: int, sf: float,
             ev = read_json(d / "eval.json")
             if not isinstance(ev, dict) or not all(isinstance(ev.get(k), (int, float)) for k in ("mean", "std")):
                 break
+            kernels = {la.name: la.get_weights()[0].shape for la in prunable_layers(model, include_output)}
+            if ({k: v.shape for k, v in masks.items()} != kernels
+                    or [w.shape for w in model.get_weights()] != shapes):
+                break  # not this network's level: computed again
         except (Rl2fpgaError, OSError, ValueError):
             break
         out.append((save_level(prune_dir, t, t, target, model, masks, ev), model, masks))
@@ -460,7 +465,9 @@ def gradual(
     current = dense
     steps = max(1, pc.retrain_steps // n)
     key = partial_key(cfg, dense, dense_eval) if partial is not None else ""
-    done = _resumed_levels(partial, key, prune_dir, n, pc.final_sparsity, log) if partial is not None else []
+    shapes = [w.shape for w in dense.get_weights()]
+    done = (_resumed_levels(partial, key, prune_dir, n, pc.final_sparsity, shapes, pc.prune_output_layer, log)
+            if partial is not None else [])
     for lv, model, m in done:
         levels.append(lv)
         current, masks = model, m

@@ -234,6 +234,12 @@ def test_gradual_resumes_after_its_last_finished_level(tmp_path):
     (tmp_path / "e").mkdir()
     P.gradual(dense, dense_eval, retrain, cfg, tmp_path / "e", log=lambda s: None, partial=partial)
     assert calls == [0, 1]
+    # masks of another shape (an edited folder): recomputed, not a numpy error
+    np.savez(partial / P.level_name(1) / "masks.npz", fc1=np.ones((3, 3), bool), fc2=np.ones((2, 2), bool), out=np.ones((1, 1), bool))
+    calls.clear()
+    (tmp_path / "f").mkdir()
+    P.gradual(dense, dense_eval, retrain, cfg, tmp_path / "f", log=lambda s: None, partial=partial)
+    assert calls == [0, 1, 2]
 
 
 def test_load_level_errors(tmp_path):

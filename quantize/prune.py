@@ -43,6 +43,7 @@ from rl2fpga.quantize.sparsity import (
     drop_smallest,
     drop_smallest_global,
     prunable_layers,
+    prune_to_counts,
 )
 
 # ----------------------------------------------------------------------------- masks
@@ -126,11 +127,11 @@ def allocated_masks(model: tf.keras.Model, masks: dict[str, np.ndarray], sparsit
     kernels = {la.name: np.asarray(la.get_weights()[0]) for la in layers}
     alive = {n: np.asarray(masks.get(n, np.ones(w.shape, bool)), bool) for n, w in kernels.items()}
     if allocation == "global":
-        want = int(round(sparsity * sum(w.size for w in kernels.values())))
-        return drop_smallest_global(kernels, alive, want - sum(int((~a).sum()) for a in alive.values()))
-    targets = allocate({n: w.shape for n, w in kernels.items()}, sparsity, allocation)
-    return {n: drop_smallest(w, alive[n], int(round(targets[n] * w.size)) - int((~alive[n]).sum()))
-            for n, w in kernels.items()}
+        want = {"*": int(round(sparsity * sum(w.size for w in kernels.values())))}
+    else:
+        targets = allocate({n: w.shape for n, w in kernels.items()}, sparsity, allocation)
+        want = {n: int(round(targets[n] * w.size)) for n, w in kernels.items()}
+    return prune_to_counts(kernels, alive, want)
 
 
 def _copy_into_wrapped(src: tf.keras.Model, wrapped: tf.keras.Model) -> None:

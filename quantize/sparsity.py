@@ -106,6 +106,15 @@ def drop_smallest_global(kernels: dict[str, np.ndarray], alive: dict[str, np.nda
     return new
 
 
+def prune_to_counts(kernels: dict[str, np.ndarray], alive: dict[str, np.ndarray], want: dict[str, int]) -> dict[str, np.ndarray]:
+    """``alive`` with the smallest alive weights pruned until each layer has ``want[name]`` pruned
+    weights (or, under the single key ``*``, the network has that many: one ranking over every
+    layer); pruned weights never come back, a layer already past its count keeps its mask."""
+    if "*" in want:
+        return drop_smallest_global(kernels, alive, want["*"] - sum(int((~a).sum()) for a in alive.values()))
+    return {n: drop_smallest(kernels[n], a, want[n] - int((~a).sum())) for n, a in alive.items()}
+
+
 # ----------------------------------------------------------------------------- schedule
 
 
@@ -200,12 +209,7 @@ class MaskPruner:
     def update(self, t: int) -> None:
         """Masks for step ``t``: prune the smallest alive weights up to the schedule's counts."""
         kernels = {n: la.kernel.numpy() for n, la in self.layers.items()}
-        want = self.counts(t)
-        if "*" in want:
-            done = sum(int((~a).sum()) for a in self.alive.values())
-            self.alive = drop_smallest_global(kernels, self.alive, want["*"] - done)
-        else:
-            self.alive = {n: drop_smallest(kernels[n], a, want[n] - int((~a).sum())) for n, a in self.alive.items()}
+        self.alive = prune_to_counts(kernels, self.alive, self.counts(t))
         for n, m in self.alive.items():
             mf = m.astype(np.float32)
             self.vars[n].assign(mf)

@@ -264,6 +264,11 @@ class QuantizeConfig:
     """Cap on steps per calibration episode."""
     check_states: int = 1000
     """Visited states on which the step checks golden == QKeras on integers."""
+    level: int | None = None
+    """Deploy this prune level (its index in prune/levels.json, 0 = dense) instead of the prune
+    step's selection, with no fallback; null = the selection. For a level the selection rule
+    passes over (e.g. a less sparse one whose return with delta updates must stay closer to
+    dense)."""
     fallback_levels: int = 2
     """When the selected level's golden agent with delta updates keeps less than
     prune.keep_return_fraction of the dense return, try up to this many less sparse levels."""

@@ -155,6 +155,7 @@ def _check_quantize(cfg: RunConfig) -> None:
     _range("quantize.calib_episodes", q.calib_episodes, 1)
     _range("quantize.calib_max_steps", q.calib_max_steps, 1)
     _range("quantize.check_states", q.check_states, 1)
+    _range("quantize.level", q.level, 0, hint=" (a prune level index; null = the prune selection)")
     _range("quantize.fallback_levels", q.fallback_levels, 0)
     _range("quantize.dagger_rounds", q.dagger_rounds, 0)
     _range("quantize.advantage_weight", q.advantage_weight, 0)

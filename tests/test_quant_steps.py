@@ -152,3 +152,31 @@ def test_keeps_return_fraction_for_positive_and_negative_returns():
     assert keeps_return(475.0, 500.0, 0.95) and not keeps_return(474.0, 500.0, 0.95)
     # negative returns (Pendulum): at most 5 % worse
     assert keeps_return(-1050.0, -1000.0, 0.95) and not keeps_return(-1051.0, -1000.0, 0.95)
+
+
+def test_quantize_level_overrides_the_prune_selection():
+    """quantize.level deploys the named prune level alone; null keeps selection + fallback."""
+    from rl2fpga.artifacts import PruneSelected
+    from rl2fpga.config import QuantizeConfig
+    from rl2fpga.errors import Rl2fpgaError
+    from rl2fpga.stages.quantize import levels_to_try
+
+    levels = [{"level": i, "sparsity": s, "eval_return_mean": r, "nonzero_weights": n}
+              for i, (s, r, n) in enumerate([(0.0, 18.6, 1000), (0.53, 20.1, 470), (0.8, 17.0, 200), (0.9, 16.0, 100)])]
+    sel = PruneSelected({"level": 3, "sparsity": 0.9})
+    qc = QuantizeConfig(fallback_levels=2)
+    assert levels_to_try(levels, sel, qc, 0.95) == [3, 1, 0]  # level 2 lost the return in float: skipped
+    assert levels_to_try(levels, sel, QuantizeConfig(level=1, fallback_levels=2), 0.95) == [1]
+    with pytest.raises(Rl2fpgaError, match=r"quantize.level=7 is not a prune level.*0, 1, 2, 3"):
+        levels_to_try(levels, sel, QuantizeConfig(level=7), 0.95)
+
+
+def test_quantize_level_missing_is_one_line_error(tmp_path, capsys):
+    run = _run(tmp_path, prune__method="none")
+    _fake_train(run)
+    assert _cli(["prune", str(run.path)], capsys)[0] == 0
+    rc, errs = _cli(["quantize", str(run.path), "--set", "quantize.level=2"], capsys)
+    assert rc == 2 and len(errs) == 1 and "quantize.level=2" in errs[0] and "use one of 0" in errs[0], errs
+    assert not (run.path / "quantize").exists()
+    rc, errs = _cli(["quantize", str(run.path), "--set", "quantize.level=-1"], capsys)
+    assert rc == 2 and len(errs) == 1 and "quantize.level" in errs[0], errs

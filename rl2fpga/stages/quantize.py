@@ -48,6 +48,17 @@ def _candidates(levels: list[dict[str, Any]], selected: PruneSelected, keep: flo
     return [selected.level] + [lv["level"] for lv in passing][:fallback]
 
 
+def levels_to_try(levels: list[dict[str, Any]], selected: PruneSelected, qc: QuantizeConfig, keep: float) -> list[int]:
+    """The prune levels to quantize in order: ``quantize.level`` alone when set (no fallback),
+    else the prune selection and up to ``quantize.fallback_levels`` less sparse ones."""
+    if qc.level is None:
+        return _candidates(levels, selected, keep, qc.fallback_levels)
+    if any(lv["level"] == qc.level for lv in levels):
+        return [qc.level]
+    raise Rl2fpgaError(f"quantize.level={qc.level} is not a prune level of this run; use one of "
+                       f"{', '.join(str(lv['level']) for lv in levels)} (prune/levels.json) or null for the prune selection")
+
+
 def _first_keeping(run: Run, cfg: RunConfig, spec: Any, candidates: list[int],
                    dense_ret: float) -> tuple[QuantizedLevel, list[dict[str, Any]]]:
     """Quantize the candidates in order until one keeps the return (else the best tried);
@@ -107,6 +118,8 @@ def _summary(cfg: RunConfig, q: QuantizedLevel, comp: dict[str, Any], tried: lis
         "eval_return_mean": ev0["mean"],
         "eval_return_mean_delta": evd["mean"],
         "levels_tried": tried,
+        # quantize.level: the user chose the level; else the prune step's selection (+ fallback)
+        "level_chosen_by": "quantize.level" if qc.level is not None else "prune selection",
         # the selected model against the dense agent: far below it is flagged, not hidden
         "dense_return_mean": dense_ret,
         "return_below_dense": not keeps_return(evd["mean"], dense_ret, keep),
@@ -137,7 +150,7 @@ def quantize_step(run: Run, cfg: RunConfig) -> None:
     t0 = time.perf_counter()
     dense_ret = float(levels[0]["eval_return_mean"])
     keep = cfg.prune.keep_return_fraction
-    candidates = _candidates(levels, selected, keep, qc.fallback_levels)
+    candidates = levels_to_try(levels, selected, qc, keep)
     q, tried = _first_keeping(run, cfg, spec, candidates, dense_ret)
     gm, level, ev0, evd, t_int = q.golden, q.level, q.ev0, q.evd, q.t_int
     # the engine's images of the model as quantized (thresholds 0), against the dense trained

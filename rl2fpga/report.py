@@ -89,6 +89,8 @@ def _compression_section(a: RunArtifacts) -> dict[str, Any]:
         "stored_bits": pick(comp, "stored_bits"),
         "ratio": pick(comp, "ratio"),
         "ratio_values_only": pick(comp, "ratio_values_only"),
+        # the quantized model's zero weights (pruned, or rounded to zero by the weight format)
+        "zero_fraction": pick(comp, "sparsity"),
         # storage format per layer (csc | rel | dense), the smallest by the bits of its images
         "format": pick(comp, "format"),
         # analyze.sweep_bits: the largest compression over levels x bits keeping the return

@@ -283,7 +283,7 @@ def render_atari(excerpts: dict[str, dict[str, Any]]) -> str:
     order = {g: i for i, g in enumerate(ATARI_GAMES)}
     rows = []
     for name, e, game in sorted(runs, key=lambda r: (order.get(r[2], len(order)), r[2], r[0])):
-        tr, sel, mult = (e.get(k) or {} for k in ("train", "selected", "multiplications"))
+        tr, sel, mult, comp = (e.get(k) or {} for k in ("train", "selected", "multiplications", "compression"))
         dense, std, n = tr.get("eval_return_mean"), tr.get("eval_return_std"), tr.get("eval_episodes")
         best = sparsest_keeping(e.get("levels") or [], dense, std) if dense is not None else None
         level = (f"{100 * best['sparsity']:.1f} %: {_n(best['eval_return_mean_delta'])} | "
@@ -292,9 +292,12 @@ def render_atari(excerpts: dict[str, dict[str, Any]]) -> str:
         rows.append(
             f"| [{game}](configs/{name}.yaml) | {_n(tr.get('random_return_mean'))} | "
             f"{_n(dense)} +- {_n(_se(std, n))} ({_n(n)}) | {level} | "
-            + (f"{100 * sel['sparsity']:.1f} %: " if sel.get("sparsity") is not None else "")
+            + (f"{100 * sel['sparsity']:.1f} %" if sel.get("sparsity") is not None else "")
+            + (f" ({100 * comp['zero_fraction']:.1f} % zero at {_bits(sel)} bits)" if comp.get("zero_fraction") is not None else "")
+            + (": " if sel.get("sparsity") is not None else "")
             + f"{_n(sel.get('eval_return_mean_delta'))} | {_n(red) + 'x' if red else 'not run'} | "
-            f"{_engine_cell(e.get('rtl') or {})} | {PAPER_ATARI.get(game, '20-100x (all games)')} |")
+            + (f"{_n(comp['ratio'])}x | " if comp.get("ratio") else "not run | ")
+            + f"{_engine_cell(e.get('rtl') or {})} | {PAPER_ATARI.get(game, '20-100x (all games)')} |")
     if not rows:
         return "No DQN Atari run excerpts in docs/summaries yet: rows appear as the runs land."
     return "\n".join([
@@ -302,7 +305,9 @@ def render_atari(excerpts: dict[str, dict[str, Any]]) -> str:
         "`python scripts/readme_tables.py` from `docs/summaries/*.json`. Returns are over the same seeded evaluation "
         "episodes (seeds 10000..; the episode count in brackets) for the random policy, the dense agent (+- s.e.), "
         "every prune level with delta updates (the float DeltaNetwork at the run's T, analyze.level_episodes) and the "
-        "deployed model (its golden integer model with delta updates). A level keeps the return when its return with "
+        "deployed model (its golden integer model with delta updates; its sparsity is the prune level's, then the share "
+        "of weights that are zero once quantized). Its size is the dense fp32 agent's bits over every bit of the engine's "
+        "memory images (values, indices, pointers, biases). A level keeps the return when its return with "
         "delta updates is at most 5 % of the dense return (or one standard deviation of it, whichever is wider) below "
         "it; its reduction is 1 / its fraction of the dense agent's multiplications that are significant. The engine "
         "column is the deployed model's co-simulation (Verilator, real frames): median cycles per frame with the input "
@@ -312,8 +317,8 @@ def render_atari(excerpts: dict[str, dict[str, Any]]) -> str:
         "",
         "| game | random policy | dense return +- s.e. (episodes) | sparsest level keeping the return: its return with delta | "
         "its significant-multiplication reduction | deployed model: sparsity, golden return with delta | "
-        "its reduction (golden) | engine: median cycles per frame | paper |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "its reduction (golden) | its size vs fp32, every bit | engine: median cycles per frame | paper |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
         *rows,
     ])
 

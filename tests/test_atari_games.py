@@ -110,7 +110,8 @@ def _excerpt(env: str, dense: float, std: float, levels: list[tuple[float, float
             "train": {"eval_return_mean": dense, "eval_return_std": std, "eval_episodes": 25, "random_return_mean": 1.5},
             "levels": [{"level": i, "sparsity": s, "eval_return_mean": dense, "eval_return_mean_delta": d, "significant_fraction": f}
                        for i, (s, d, f) in enumerate(levels)],
-            "selected": {"level": 2, "sparsity": 0.81, "eval_return_mean_delta": 15.0, "threshold": 0.01},
+            "selected": {"level": 2, "sparsity": 0.81, "eval_return_mean_delta": 15.0, "threshold": 0.01, "weight_bits": 8,
+                         "layer_weight_bits": [8, 8, 8, 4, 8]},
             "multiplications": {"reduction": 120.0, "reduction_vs_reference": 125.0}}
 
 
@@ -130,10 +131,14 @@ def test_atari_table_rows_and_the_within_5_percent_selection(tmp_path: Path) -> 
     assert "| 53.0 %: 19.0 | 80.0x |" in b  # 1 / 0.0125
     assert "| 81.0 %: 80.0 | 25.0x |" in e and "| 4.0 %" not in e  # 1 / 0.04
     assert "| none | - |" in k
-    assert "81.0 %: 15.0 | 125.0x |" in b  # the deployed model: its golden reduction vs the dense agent
+    assert "81.0 %: 15.0 | 125.0x | not run |" in b  # the deployed model: its golden reduction vs the dense agent, no size
     assert "0.018 -> 0.009" in b and "20-100x (all games)" in e and "20-100x (all games)" in k
-    assert all(r.count("|") == 10 for r in rows)  # nine columns
-    assert "| not run |" in e  # no co-simulation in its excerpt
+    assert all(r.count("|") == 11 for r in rows)  # ten columns
+    assert "| not run | not run |" in e  # no quantize sizes nor co-simulation in its excerpt
+    # the deployed model's zero share once quantized and its size counting every stored bit
+    brk["compression"] = {"zero_fraction": 0.934, "ratio": 24.87}
+    b1 = next(ln for ln in rt.render_atari({"breakout": brk}).splitlines() if ln.startswith("| ["))
+    assert "| 81.0 % (93.4 % zero at 8/8/8/4/8 bits): 15.0 | 125.0x | 24.9x |" in b1
     # the engine column from the excerpt's rtl section: cycles vs dense, the bound and the roofline
     brk["rtl"] = {"cycles_median": 1800.0, "cycles_dense": 360000.0, "cycles_bound_median": 600.0,
                   "cycles_roofline_median": 900.0, "cosim_frames": 200, "cosim_mismatches": 0, "mac_mismatches": 0}

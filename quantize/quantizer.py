@@ -10,6 +10,8 @@ integer model as the agent.
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
@@ -173,6 +175,24 @@ class GoldenPolicy:
     def reset(self) -> None:
         self.gm.reset()
 
+    # what a worker process of run_stateful hands back: the statistics and input saturation of
+    # its episodes, merged in episode order
+    def worker_mark(self) -> tuple[int, dict[str, int]]:
+        return len(self.stats), dataclasses.asdict(self.gm.saturation)
+
+    def worker_state(self, mark: tuple[int, dict[str, int]]) -> tuple[list[Any], dict[str, int]]:
+        n, sat = mark
+        now = dataclasses.asdict(self.gm.saturation)
+        added = {k: now[k] - sat[k] for k in now if k != "max_per_frame"}
+        return self.stats[n:], {**added, "max_per_frame": now["max_per_frame"]}
+
+    def merge_worker_state(self, state: tuple[list[Any], dict[str, int]]) -> None:
+        stats, sat = state
+        self.stats.extend(stats)
+        s = self.gm.saturation
+        for k, v in sat.items():
+            setattr(s, k, max(s.max_per_frame, v) if k == "max_per_frame" else getattr(s, k) + v)
+
     def __call__(self, obs: np.ndarray) -> Any:
         y, st = self.gm.step(self.gm.quantize_input(obs), incremental=True)
         self.stats.append(st)
@@ -181,15 +201,65 @@ class GoldenPolicy:
         return squash_action(self.gm.output_float(y), self.low, self.high)
 
 
-def run_stateful(policy: Any, env_cfg: Any, seed: int, episodes: int, max_steps: int | None = None) -> dict[str, Any]:
-    """Episodes ``seed + i`` with a stateful policy (``reset()`` at every episode start)."""
+def run_stateful(policy: Any, env_cfg: Any, seed: int, episodes: int, max_steps: int | None = None,
+                 workers: int | None = None) -> dict[str, Any]:
+    """Episodes ``seed + i`` with a stateful policy (``reset()`` at every episode start).
+
+    ``workers`` (default ``env_cfg.eval_workers``) > 1 plays contiguous shares of the episodes in
+    forked processes (the policy is copied, never pickled, and must not call TensorFlow): each
+    episode is reset with its own seed, so the returns are those of one process. A policy with
+    ``worker_mark`` / ``worker_state`` / ``merge_worker_state`` gets what each worker's episodes
+    added to it back, in episode order."""
     from rl2fpga.train.envs import make_env
     from rl2fpga.train.rollout import rollout
 
-    env = make_env(env_cfg, seed, training=False)
-    try:
-        eps = rollout(env, policy, seed=seed, episodes=episodes, max_steps=max_steps, on_reset=lambda _: policy.reset())
-    finally:
-        env.close()
+    workers = min(int(workers or getattr(env_cfg, "eval_workers", 1) or 1), episodes)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        eps = _forked_episodes(policy, env_cfg, seed, episodes, max_steps, workers)
+    else:
+        env = make_env(env_cfg, seed, training=False)
+        try:
+            eps = rollout(env, policy, seed=seed, episodes=episodes, max_steps=max_steps, on_reset=lambda _: policy.reset())
+        finally:
+            env.close()
     returns, lengths = [e.total for e in eps], [e.length for e in eps]
     return {"returns": returns, "mean": float(np.mean(returns)), "std": float(np.std(returns)), "lengths": lengths}
+
+
+# the job forked workers inherit: (policy, env config, seed, max_steps); set only while a pool runs
+_FORKED_JOB: tuple[Any, Any, int, int | None] | None = None
+
+
+def _forked_share(share: tuple[int, int]) -> tuple[list[Any], Any]:
+    """In a worker: episodes ``seed + first .. seed + first + n - 1`` of the inherited job."""
+    from rl2fpga.train.envs import make_env
+    from rl2fpga.train.rollout import rollout
+
+    assert _FORKED_JOB is not None
+    policy, env_cfg, seed, max_steps = _FORKED_JOB
+    first, n = share
+    mark = policy.worker_mark() if hasattr(policy, "worker_mark") else None
+    env = make_env(env_cfg, seed + first, training=False)
+    try:
+        eps = rollout(env, policy, seed=seed + first, episodes=n, max_steps=max_steps, on_reset=lambda _: policy.reset())
+    finally:
+        env.close()
+    return eps, (policy.worker_state(mark) if mark is not None else None)
+
+
+def _forked_episodes(policy: Any, env_cfg: Any, seed: int, episodes: int, max_steps: int | None, workers: int) -> list[Any]:
+    global _FORKED_JOB
+    bounds = np.linspace(0, episodes, workers + 1).round().astype(int)
+    shares = [(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    _FORKED_JOB = (policy, env_cfg, seed, max_steps)
+    try:
+        with multiprocessing.get_context("fork").Pool(len(shares)) as pool:
+            results = pool.map(_forked_share, shares, chunksize=1)
+    finally:
+        _FORKED_JOB = None
+    eps: list[Any] = []
+    for share_eps, state in results:
+        eps.extend(share_eps)
+        if state is not None:
+            policy.merge_worker_state(state)
+    return eps

@@ -105,6 +105,10 @@ class EnvConfig:
     """Atari: up to this many no-ops at reset."""
     sticky_actions: float = 0.25
     """Atari: repeat_action_probability (v5 default 0.25)."""
+    eval_workers: int = 1
+    """Processes that play a seeded evaluation of the golden model or the float DeltaNetwork
+    (quantize, analyze) side by side, each a contiguous share of the episodes; the returns and
+    counts are the same for any number (1: in this process)."""
     kwargs: dict[str, bool | int | float | str] = field(default_factory=dict)
     """Keyword arguments for the environment's constructor (gymnasium.make), scalars only, e.g.
     {include_cfrc_ext_in_observation: false} for Ant-v5's 27 observations; file or render

@@ -64,6 +64,7 @@ def _check_env(cfg: RunConfig) -> None:
     _range("env.frame_skip", cfg.env.frame_skip, 1)
     _range("env.noop_max", cfg.env.noop_max, 0)
     _range("env.sticky_actions", cfg.env.sticky_actions, 0, 1)
+    _range("env.eval_workers", cfg.env.eval_workers, 1, 64)
     from rl2fpga.safety import check_env_kwargs
 
     check_env_kwargs(cfg.env.kwargs, cfg.env.id)

@@ -390,14 +390,17 @@ PARTIAL_RECORD = "partial.json"
 
 
 def partial_key(cfg: RunConfig, dense: tf.keras.Model, dense_eval: dict[str, Any]) -> str:
-    """What a finished gradual level depends on: the prune and env sections, the seed, the
+    """What a finished gradual level depends on: the prune and env sections (but
+    env.eval_workers), the seed, the
     evaluation's episode count and algorithm, the dense agent's weights and its return."""
     import hashlib
     import json
 
     from rl2fpga.config import to_dict
 
-    h = hashlib.sha256(json.dumps({"prune": to_dict(cfg.prune), "env": to_dict(cfg.env), "seed": cfg.seed,
+    # env.eval_workers changes how evaluations are played, not their results (nor older keys)
+    env = {k: v for k, v in to_dict(cfg.env).items() if k != "eval_workers"}
+    h = hashlib.sha256(json.dumps({"prune": to_dict(cfg.prune), "env": env, "seed": cfg.seed,
                                    "algo": cfg.train.algo, "eval_episodes": cfg.train.eval_episodes,
                                    "dense_return": float(dense_eval["mean"])}, sort_keys=True, default=str).encode())
     for w in dense.get_weights():

@@ -294,3 +294,14 @@ def test_distill_pulls_a_float_pruned_student_to_the_teacher_and_keeps_zeros():
     assert err() < 0.5 * before
     for name, m in masks.items():
         assert not np.asarray(student.get_layer(name).kernel)[~m].any(), name
+
+
+def test_partial_key_ignores_eval_workers_only():
+    """env.eval_workers plays the same episodes in more processes: finished levels stay valid."""
+    dense, ev = _model(7), {"mean": 1.0, "std": 0.0}
+    cfg = RunConfig()
+    key = P.partial_key(cfg, dense, ev)
+    cfg.env.eval_workers = 2
+    assert P.partial_key(cfg, dense, ev) == key
+    cfg.env.sticky_actions = 0.0
+    assert P.partial_key(cfg, dense, ev) != key

@@ -51,7 +51,9 @@ def test_game_config_evaluates_every_level_on_30_episodes(name: str) -> None:
     assert (p.method, p.finetune, p.rounds, p.final_sparsity) == ("gradual", "distill", 4, 0.92)
     assert (p.distill_steps, p.distill_episodes, p.distill_temperature, p.keep_return_fraction) == (4000, 5, 0.01, 0.95)
     assert (t.algo, t.network, t.eval_episodes, q.delta_episodes, a.level_episodes) == ("dqn", "atari", 30, 30, 30)
-    assert (q.weight_bits, q.threshold, q.fallback_levels) == (8, 0.01, 0)
+    # Breakout falls back to less sparse levels until the golden agent with delta updates keeps
+    # the return (its 53 % level, measured to fit); the others keep the selected level
+    assert (q.weight_bits, q.threshold, q.fallback_levels) == (8, 0.01, 2 if name == "breakout" else 0)
     assert cfg.env.max_episode_steps == 4500 and a.frontier is False
     study = {0.001, 0.005, 0.01, 0.05}
     assert study <= set(a.thresholds) if name in ("krull", "spaceinvaders") else 0.01 in a.thresholds

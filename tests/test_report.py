@@ -38,7 +38,7 @@ def _fake_run(tmp_path):
     w("quantize", "summary.json", {
         "prune_level": 3, "sparsity": 0.488, "weight_bits": 8, "act_bits": 8, "threshold": 0.01,
         "threshold_int": [3, 1, 0], "eval_return_mean": 497.0, "eval_return_mean_delta": 495.0,
-        "compression": {"dense_fp32_bits": 32000, "stored_bits": 1000, "ratio": 32.0,
+        "compression": {"dense_fp32_bits": 32000, "stored_bits": 1000, "ratio": 32.0, "sparsity": 0.75,
                         "format": {"fc1": "rel", "out": "dense"}},
         "golden_equals_qkeras_states": 1000, "float32_exact_proved": True,
     })
@@ -78,7 +78,7 @@ def test_summary_has_every_key_with_the_step_values(tmp_path):
     assert s["rtl"]["lut"] == 1234 and s["rtl"]["cosim_frames"] == 4 and s["rtl"]["cycles_bound_median"] == 60
     assert s["rtl"]["cycles_p99"] == 120 and s["rtl"]["cycles_dense"] == 1088 and s["rtl"]["mac_mismatches"] == 0
     assert s["selected"]["threshold_int"] == [3, 1, 0] and s["selected"]["sparsity"] == 0.488
-    assert s["compression"] == {"dense_bits": 32000, "stored_bits": 1000, "ratio": 32.0, "ratio_values_only": None,
+    assert s["compression"] == {"dense_bits": 32000, "stored_bits": 1000, "ratio": 32.0, "ratio_values_only": None, "zero_fraction": 0.75,
                                 "format": {"fc1": "rel", "out": "dense"}, "sweep_best_ratio": None, "sweep_best_ratio_values_only": None, "sweep_best": None,
                                 "frontier": None, "frontier_candidates": None, "frontier_setup": None}
     assert [x["eval_return_mean_delta"] for x in s["levels"]] == [490, 489, 488, 487]

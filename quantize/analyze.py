@@ -138,7 +138,7 @@ class _Analysis:
         g_ret: dict[str, Any] = {"mean": None}
         if t == 0 or math.isclose(t, qc.threshold):  # closed-loop integer episodes are slow on Atari
             g_ret = self.delta_return(g, g.quantize_input, g.output_float)
-        f_ret = self.delta_return(fnet, self.float_input, lambda y: y)
+        f_ret = self.delta_return(fnet, self.float_input, lambda y: y, self.cfg.analyze.threshold_episodes)
         row = {
             "T": t, "T_int": t_int, "below_input_lsb": below,
             "float_significant_mean": float(f_counts.sum(1).mean()),
@@ -151,6 +151,7 @@ class _Analysis:
             "float_delta_return_mean": f_ret["mean"],
             "golden_delta_return_std": g_ret.get("std"),
             "float_delta_return_std": f_ret["std"],
+            "float_delta_returns": f_ret["returns"],
         }
         return row, f_counts, g_counts
 

@@ -324,6 +324,11 @@ class AnalyzeConfig:
     environment's time limit (env.max_episode_steps); set it to train.eval_episodes to judge every
     level on the episodes its float return was (Atari: 30). None: analyze.episodes episodes
     capped at analyze.max_steps (cheap, noisy)."""
+    threshold_episodes: int | None = None
+    """Episodes of the threshold study (Fig. 8 of the 2023 paper for Krull and SpaceInvaders): the
+    selected level's float DeltaNetwork at every T of analyze.thresholds in closed loop, whole
+    episodes on the evaluation seeds (as level_episodes). None: analyze.episodes episodes capped at
+    analyze.max_steps (cheap, noisy)."""
     sweep_bits: list[int] = field(default_factory=list)
     """Compression sweep: quantize every prune level that keeps the return with its weights at
     each of these widths (e.g. [8, 6, 4]; activations stay at quantize.act_bits) and report

@@ -192,8 +192,10 @@ def plot_threshold_sweep(a: RunArtifacts, cfg: RunConfig) -> str | None:
     fr = [(t, x.get("float_delta_return_mean"), x.get("float_delta_return_std") or 0) for t, x in zip(T, rows)
           if x.get("float_delta_return_mean") is not None]
     if fr:
+        n = max((len(x.get("float_delta_returns") or []) for x in rows), default=0)
         handles.append(ax2.errorbar([a for a, _, _ in fr], [b for _, b, _ in fr], yerr=[c for _, _, c in fr], fmt="^:",
-                                    color="tab:orange", capsize=3, label="return, float delta (mean +- std)"))
+                                    color="tab:orange", capsize=3,
+                                    label="return, float delta (mean +- std" + (f", {n} episodes)" if n else ")")))
     gr = [(t, x["golden_delta_return_mean"]) for t, x in zip(T, rows) if x.get("golden_delta_return_mean") is not None]
     if gr:
         handles += ax2.plot([a for a, _ in gr], [b for _, b in gr], "D", color="tab:red", ms=6, label="return, golden integer")

@@ -172,6 +172,7 @@ def _check_analyze(cfg: RunConfig) -> None:
         _range(f"analyze.thresholds[{i}]", th, 0)
     _range("analyze.episodes", a.episodes, 1)
     _range("analyze.level_episodes", a.level_episodes, 1, hint=" (or null for analyze.episodes)")
+    _range("analyze.threshold_episodes", a.threshold_episodes, 1, hint=" (or null for analyze.episodes)")
     _range("analyze.max_steps", a.max_steps, 1)
     for i, b in enumerate(a.sweep_bits):
         _range(f"analyze.sweep_bits[{i}]", b, 2, 16)

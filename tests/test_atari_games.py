@@ -57,6 +57,8 @@ def test_game_config_evaluates_every_level_on_30_episodes(name: str) -> None:
     assert cfg.env.max_episode_steps == 4500 and a.frontier is False
     study = {0.001, 0.005, 0.01, 0.05}
     assert study <= set(a.thresholds) if name in ("krull", "spaceinvaders") else 0.01 in a.thresholds
+    # the threshold study's returns over the same 30 whole episodes for the paper's two games
+    assert a.threshold_episodes == (30 if name in ("krull", "spaceinvaders") else None)
 
 
 def _level_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str], level_episodes: int | None) -> tuple[Run, list[dict]]:
@@ -176,3 +178,28 @@ def test_benchmark_assembles_a_commit_that_imports_from_its_own_tree(tmp_path: P
     assert got["config"] == str(pkg / "rl2fpga" / "config.py")
     assert got["train"] == str(pkg / "rl2fpga" / "train" / "__init__.py")  # train/ mapped in as rl2fpga.train
     assert (src / "configs" / "breakout.yaml").exists()
+
+
+@pytest.mark.slow
+def test_threshold_study_plays_threshold_episodes_whole_episodes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """analyze.threshold_episodes: the selected level's float DeltaNetwork at every T over that
+    many whole evaluation episodes (the threshold study); at T = 0 it is the float agent."""
+    from rl2fpga.quantize.prune import load_level
+    from rl2fpga.train.evaluate import evaluate, greedy_policy
+
+    cfg = RunConfig()
+    cfg.name, cfg.seed, cfg.prune.method = "th", 0, "none"
+    cfg.train.eval_episodes = 3
+    q = cfg.quantize
+    q.weight_bits, q.threshold, q.qat_steps, q.calib_episodes, q.delta_episodes, q.check_states = 8, 0.01, 30, 1, 1, 30
+    cfg.analyze.episodes, cfg.analyze.max_steps, cfg.analyze.level_episodes = 1, 5, 1
+    cfg.analyze.thresholds, cfg.analyze.threshold_episodes, cfg.analyze.frontier = [0.0, 0.05], 3, False
+    run = Run.create(cfg, runs_dir=tmp_path)
+    fake_train(run)
+    for step in ("prune", "quantize", "analyze"):
+        assert main([step, str(run.path)]) == 0, capsys.readouterr().err
+    per_t = json.loads((run.path / "analyze" / "summary.json").read_text())["per_threshold"]
+    assert sorted(per_t) == ["0", "0.01", "0.05"]
+    assert all(len(row["float_delta_returns"]) == 3 for row in per_t.values())
+    ref = evaluate(greedy_policy(load_level(run.path, 0)[0]), run.config().env, 10_000, 3)
+    assert per_t["0"]["float_delta_returns"] == ref.returns and max(ref.returns) > 5  # uncapped (max_steps = 5)

@@ -210,18 +210,11 @@ def run_stateful(policy: Any, env_cfg: Any, seed: int, episodes: int, max_steps:
     episode is reset with its own seed, so the returns are those of one process. A policy with
     ``worker_mark`` / ``worker_state`` / ``merge_worker_state`` gets what each worker's episodes
     added to it back, in episode order."""
-    from rl2fpga.train.envs import make_env
-    from rl2fpga.train.rollout import rollout
-
     workers = min(int(workers or getattr(env_cfg, "eval_workers", 1) or 1), episodes)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         eps = _forked_episodes(policy, env_cfg, seed, episodes, max_steps, workers)
     else:
-        env = make_env(env_cfg, seed, training=False)
-        try:
-            eps = rollout(env, policy, seed=seed, episodes=episodes, max_steps=max_steps, on_reset=lambda _: policy.reset())
-        finally:
-            env.close()
+        eps = _episodes(policy, env_cfg, seed, episodes, max_steps)
     returns, lengths = [e.total for e in eps], [e.length for e in eps]
     return {"returns": returns, "mean": float(np.mean(returns)), "std": float(np.std(returns)), "lengths": lengths}
 
@@ -230,20 +223,25 @@ def run_stateful(policy: Any, env_cfg: Any, seed: int, episodes: int, max_steps:
 _FORKED_JOB: tuple[Any, Any, int, int | None] | None = None
 
 
-def _forked_share(share: tuple[int, int]) -> tuple[list[Any], Any]:
-    """In a worker: episodes ``seed + first .. seed + first + n - 1`` of the inherited job."""
+def _episodes(policy: Any, env_cfg: Any, seed: int, episodes: int, max_steps: int | None) -> list[Any]:
+    """Episodes ``seed .. seed + episodes - 1`` in this process, on an environment of its own."""
     from rl2fpga.train.envs import make_env
     from rl2fpga.train.rollout import rollout
 
+    env = make_env(env_cfg, seed, training=False)
+    try:
+        return rollout(env, policy, seed=seed, episodes=episodes, max_steps=max_steps, on_reset=lambda _: policy.reset())
+    finally:
+        env.close()
+
+
+def _forked_share(share: tuple[int, int]) -> tuple[list[Any], Any]:
+    """In a worker: episodes ``seed + first .. seed + first + n - 1`` of the inherited job."""
     assert _FORKED_JOB is not None
     policy, env_cfg, seed, max_steps = _FORKED_JOB
     first, n = share
     mark = policy.worker_mark() if hasattr(policy, "worker_mark") else None
-    env = make_env(env_cfg, seed + first, training=False)
-    try:
-        eps = rollout(env, policy, seed=seed + first, episodes=n, max_steps=max_steps, on_reset=lambda _: policy.reset())
-    finally:
-        env.close()
+    eps = _episodes(policy, env_cfg, seed + first, n, max_steps)
     return eps, (policy.worker_state(mark) if mark is not None else None)
 
 

@@ -56,9 +56,12 @@ def test_workers_default_to_the_env_config_and_a_policy_without_state() -> None:
             self.t += 1
             return int(self.t % 3 == 0)
 
-    one = run_stateful(Counting(), EnvConfig(id="CartPole-v1"), 5, 4)
-    two = run_stateful(Counting(), EnvConfig(id="CartPole-v1", eval_workers=2), 5, 4)
+    here, forked = Counting(), Counting()
+    one = run_stateful(here, EnvConfig(id="CartPole-v1"), 5, 4)
+    two = run_stateful(forked, EnvConfig(id="CartPole-v1", eval_workers=2), 5, 4)
     assert one["returns"] == two["returns"] and one["lengths"] == two["lengths"]
+    # env.eval_workers=2 played the episodes in workers: this process's copy never stepped
+    assert here.t == one["lengths"][-1] and forked.t == 0
 
 
 def test_eval_workers_below_one_is_refused() -> None:

@@ -89,7 +89,7 @@ def render(name: str, e: dict[str, Any]) -> str:
     qk = next((c for c in (e.get("checks") or []) if c["check"].startswith("QKeras")), {})
     clock = rtl.get("clock_mhz") or 100.0
     host = lat.get("host_us") or {}
-    rows = [
+    rows: list[tuple[str, str]] = [
         ("dense agent, greedy return", f"{_n(tr.get('eval_return_mean'))} +- {_n(tr.get('eval_return_std'))} after {_n(tr.get('steps'))} steps ({_n(t.get('train'), '{:.0f}')} s)"),
         ("selected model" if sel.get("network") else "selected prune level",
          (f"{sel['network']}, " if sel.get("network") else "")
@@ -119,6 +119,11 @@ def render(name: str, e: dict[str, Any]) -> str:
         *_da4ml_rows(e),
         ("host latency per step through the driver (p50 / p99)", f"{_n(host.get('p50'), '{:,.0f}')} / {_n(host.get('p99'), '{:,.0f}')} us ({lat.get('host_target') or '-'}: the simulator's speed, not a board's)"),
     ]
+    # a run that stopped early (`--to analyze`): the later steps' rows are left out and named once
+    figures = {"hls": hls.get("csim_frames"), "rtl": rtl.get("lut"), "cosim": rtl.get("cosim_frames"),
+               "board": brd.get("steps"), "da4ml": (e.get("backends") or {}).get("da4ml")}
+    not_run = [step for step in _LATE_STEPS if step not in t and not figures[step]]
+    rows = [r for r in rows if not any(step in not_run for step in _row_steps(r[0]))]
     load = f"; load average {m['load_average']:.1f} when it started" if m.get("load_average") else ""
     lines = [
         f"Measured by `{m.get('command') or 'make demo'}` on {m.get('date') or '?'}: {mach.get('cpu') or 'unknown CPU'}, {mach.get('cores')} cores "
@@ -130,6 +135,7 @@ def render(name: str, e: dict[str, Any]) -> str:
         "| --- | --- |",
         *[f"| {a} | {b} |" for a, b in rows],
         "",
+        *([f"Not run (the command stops before them): {', '.join(not_run)}.", ""] if not_run else []),
         "Step times: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items())
         + (f" ({sum(t.values()) / 60:.1f} min in all)" if m.get("command") else "") + "."
         + (f" `make demo` took {m['make_demo_seconds'] / 60:.1f} min in all (set-up included)" if m.get("make_demo_seconds") else "")
@@ -138,6 +144,19 @@ def render(name: str, e: dict[str, Any]) -> str:
            if m.get("run_log_bytes") else ""),
     ]
     return "\n".join(lines)
+
+
+_LATE_STEPS = ("hls", "rtl", "cosim", "board", "da4ml")
+
+
+def _row_steps(figure: str) -> tuple[str, ...]:
+    """The pipeline steps a row of ``render`` reports (its figure is ``not run`` without them)."""
+    for prefix, steps in (("hls4ml C simulation", ("hls",)), ("RTL co-simulation", ("cosim",)),
+                          ("yosys", ("rtl",)), ("closed loop", ("board",)), ("host latency", ("board",)),
+                          ("da4ml", ("da4ml",))):
+        if figure.startswith(prefix):
+            return steps
+    return ()
 
 
 def _da4ml_rows(e: dict[str, Any]) -> list[tuple[str, str]]:

@@ -129,3 +129,21 @@ def test_mujoco_table_has_a_row_per_sac_excerpt(tmp_path: Path) -> None:
     (tmp_path / "s" / "w.json").write_text(json.dumps(exc("Walker2d-v5", "sac", 200.0, 50.0, 190.0, 150.0)))
     out = rt.regenerate(readme, tmp_path / "s")
     assert "OLD-NUMBERS" not in out and "[Walker2d-v5](configs/w.yaml)" in out
+
+
+def test_a_run_stopped_at_analyze_names_its_missing_steps_instead_of_not_run_rows(tmp_path: Path) -> None:
+    rt = _readme_tables()
+    run = _fake_run(tmp_path)
+    report_step(run, run.config())
+    e = rt.excerpt(run.path)
+    full = rt.render("fake", e)
+    assert "hls4ml C simulation vs golden" in full and "stops before them): hls" not in full
+    e["timings_s"] = {"train": 10.0, "prune": 20.0, "quantize": 5.0, "analyze": 7.0}
+    for key in ("hls", "rtl", "board", "backends"):  # what a run stopped at analyze has of them
+        e[key] = {}
+    short = rt.render("fake", e)
+    assert "not run frames" not in short and "not run LUT" not in short  # no rows of "not run" figures
+    for figure in ("hls4ml C simulation", "RTL co-simulation", "yosys", "closed loop", "host latency"):
+        assert figure not in short, figure
+    assert "Not run (the command stops before them): hls, rtl, cosim, board, da4ml." in short
+    assert "QKeras == golden" in short and "train 10 s, prune 20 s" in short

@@ -12,7 +12,11 @@ the loop as it was at a commit instead, side by side with the new default, alter
 
     python -m benchmarks train_atari --skip-env --baseline-commit d159a6f --steps 1500 --repeats 2
 
-(d159a6f is the last commit before the speed work of issue 16, 579e253.) The commit's tree is
+(d159a6f is the last commit before the speed work of issue 16, 579e253.) ``--baseline-cli-env``
+adds a third column: the same commit's loop in the environment its ``rl2fpga run`` set before
+TensorFlow was imported (read from the commit's ``rl2fpga/cli.py``: its literal
+``os.environ.setdefault`` calls; d159a6f's set ``TF_ENABLE_ONEDNN_OPTS=0``, which turns oneDNN's
+kernels off, so that column is the loop as users ran it then). The commit's tree is
 unpacked with ``git archive`` into a temporary folder, its packages are assembled as its
 pyproject's ``package-dir`` map installs them (rl2fpga plus train, quantize, hls, board,
 rtl_tests as subpackages), and a child process of the same Python, with the editable install's
@@ -45,14 +49,15 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "configs" / "breakout.yaml"
 # what the child process runs: the commit's package first on sys.path, the editable install's finder gone
 CHILD = """
-import json, sys
+import json, os, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
 pkg, src, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path[:0] = [pkg, src]
 import rl2fpga
 import rl2fpga.config
 import rl2fpga.train
-out = {"rl2fpga": rl2fpga.__file__, "config": rl2fpga.config.__file__, "train": rl2fpga.train.__file__}
+out = {"rl2fpga": rl2fpga.__file__, "config": rl2fpga.config.__file__, "train": rl2fpga.train.__file__,
+       "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
 if mode == "time":
     from benchmarks._train_util import learning_rate_steps_per_s
     cfg = rl2fpga.config.load_config(src + "/configs/breakout.yaml")
@@ -79,10 +84,29 @@ def baseline_package(commit: str, tmp: Path, repo: Path = REPO) -> tuple[Path, P
     return pkg, src
 
 
-def run_child(pkg: Path, src: Path, mode: str, steps: int = 0) -> dict:
-    """The child process (``mode``: probe = imports only, time = the commit's training loop)."""
+def cli_environment(src: Path) -> dict[str, str]:
+    """The environment variables a commit's ``rl2fpga/cli.py`` set with literal
+    ``os.environ.setdefault("KEY", "VALUE")`` calls (read with ``ast``, never run)."""
+    import ast
+
+    path = src / "rl2fpga" / "cli.py"
+    if not path.is_file():
+        sys.exit(f"error: {path} not found; --baseline-cli-env needs a commit with rl2fpga/cli.py")
+    out: dict[str, str] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "setdefault"
+                and ast.unparse(node.func.value) == "os.environ" and len(node.args) == 2
+                and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)):
+            out.setdefault(node.args[0].value, node.args[1].value)
+    return out
+
+
+def run_child(pkg: Path, src: Path, mode: str, steps: int = 0, env: dict[str, str] | None = None) -> dict:
+    """The child process (``mode``: probe = imports only, time = the commit's training loop);
+    ``env``: variables set as ``os.environ.setdefault`` would (this process's values win)."""
+    child_env = {**(env or {}), **os.environ}
     r = subprocess.run([sys.executable, "-c", CHILD, str(pkg), str(src), mode, str(steps)], cwd=pkg.parent,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=child_env)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if r.returncode != 0 or not lines:
         sys.exit(f"error: the baseline child failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
@@ -102,6 +126,8 @@ def main() -> None:
     ap.add_argument("--skip-env", action="store_true", help="only time the training loops")
     ap.add_argument("--baseline-commit", metavar="SHA",
                     help="time the loop as it was at this commit (e.g. d159a6f) instead of --baseline-set's")
+    ap.add_argument("--baseline-cli-env", action="store_true",
+                    help="with --baseline-commit: also time that loop in the environment its rl2fpga run set")
     args = ap.parse_args()
 
     import numpy as np
@@ -150,8 +176,9 @@ def _time_one(name: str, c, args: argparse.Namespace, baseline: tuple[Path, Path
     from benchmarks._train_util import learning_rate_steps_per_s
 
     load0, cpu = os.getloadavg()[0], {}
-    if name == "today" and baseline is not None:
-        learning, ms = run_child(*baseline, "time", args.steps)["learning"], None
+    if name.startswith("today") and baseline is not None:
+        env = cli_environment(baseline[1]) if name == "today-cli" else None
+        learning, ms = run_child(*baseline, "time", args.steps, env)["learning"], None
     else:
         learning, _ = learning_rate_steps_per_s(c, warmup=1000, steps=args.steps, cpu=cpu)
         ms = cpu["ms_per_step"]
@@ -173,13 +200,20 @@ def _time_loops(cfg, args: argparse.Namespace, baseline: tuple[Path, Path] | Non
 
     dc = cfg.train.dqn
     base = apply_overrides(cfg, args.baseline_set)
+    if args.baseline_cli_env and baseline is None:
+        sys.exit("error: --baseline-cli-env needs --baseline-commit (the commit whose rl2fpga/cli.py sets the environment)")
     label = f"commit {args.baseline_commit}" if baseline else "today"
-    rows: dict[str, list[tuple[float, float | None, float]]] = {"today": [], "new": []}
+    cli_env = cli_environment(baseline[1]) if baseline is not None and args.baseline_cli_env else None
+    cli_label = f"{label} as its rl2fpga run ran it ({' '.join(f'{k}={v}' for k, v in cli_env.items()) or 'no variables'})" if cli_env is not None else ""
+    names = ["today", *(["today-cli"] if cli_env is not None else []), "new"]
+    rows: dict[str, list[tuple[float, float | None, float]]] = {k: [] for k in names}
+    shown = {"today": label, "today-cli": cli_label, "new": "new"}
     for r in range(args.repeats):
-        for name, c in (("today", base), ("new", cfg)):
+        for name in names:
+            c = cfg if name == "new" else base
             rows[name].append(_time_one(name, c, args, baseline))
             ms = rows[name][-1][1]
-            print(f"  repeat {r + 1}: {label if name == 'today' else name:5s} {rows[name][-1][0]:6.1f} agent steps/s, "
+            print(f"  repeat {r + 1}: {shown[name]:5s} {rows[name][-1][0]:6.1f} agent steps/s, "
                   + (f"{ms:.2f} CPU ms per agent step " if ms is not None else "")
                   + f"(load average {rows[name][-1][2]:.1f})", flush=True)
     med = {k: float(np.median([v[0] for v in rows[k]])) for k in rows}
@@ -196,7 +230,9 @@ def _time_loops(cfg, args: argparse.Namespace, baseline: tuple[Path, Path] | Non
           + (f" = {cpu_med['today'] / cpu_med['new']:.2f}x less" if not baseline else "")
           + f"; 200k agent steps ~ {200_000 / med['new'] / 60:.0f} min "
           f"({label} ~ {200_000 / med['today'] / 60:.0f} min)\n"
-          f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          + (f"  {cli_label}: {med['today-cli']:.0f} agent steps/s; new = {med['new'] / med['today-cli']:.2f}x it\n"
+             if cli_env is not None else "")
+          + f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

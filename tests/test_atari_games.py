@@ -180,6 +180,34 @@ def test_benchmark_assembles_a_commit_that_imports_from_its_own_tree(tmp_path: P
     assert (src / "configs" / "breakout.yaml").exists()
 
 
+def test_benchmark_times_a_commit_in_the_environment_its_cli_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--baseline-cli-env: the literal os.environ.setdefault calls of the commit's rl2fpga/cli.py
+    (read, never run) reach the child; a value this process already has wins, as setdefault does."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from benchmarks.train_atari import baseline_package, cli_environment, run_child
+    finally:
+        sys.path.pop(0)
+    fake = tmp_path / "fake" / "rl2fpga"
+    fake.mkdir(parents=True)
+    (fake / "cli.py").write_text(
+        "import os\n"
+        "def _quiet_tf() -> None:\n"
+        "    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')\n"
+        "    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')\n"
+        "    os.environ.setdefault(name_from_somewhere, '1')\n"  # not a literal: ignored
+        "    other.setdefault('NOT_ENV', '1')\n"
+        "raise SystemExit('never run')\n")
+    assert cli_environment(tmp_path / "fake") == {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    pkg, src = baseline_package("HEAD", tmp_path / "b")
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert run_child(pkg, src, "probe")["onednn"] is None
+    assert run_child(pkg, src, "probe", env={"TF_ENABLE_ONEDNN_OPTS": "0"})["onednn"] == "0"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert run_child(pkg, src, "probe", env={"TF_ENABLE_ONEDNN_OPTS": "0"})["onednn"] == "1"
+    assert cli_environment(REPO).get("TF_ENABLE_ONEDNN_OPTS") == "1"  # today's CLI turns oneDNN on
+
+
 @pytest.mark.slow
 def test_threshold_study_plays_threshold_episodes_whole_episodes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """analyze.threshold_episodes: the selected level's float DeltaNetwork at every T over that

@@ -75,6 +75,14 @@ def _readme_tables():  # noqa: ANN202
     return readme_tables
 
 
+def _fake_excerpt(tmp_path: Path):  # noqa: ANN202
+    """The readme_tables module and the excerpt of a reported fake run."""
+    rt = _readme_tables()
+    run = _fake_run(tmp_path)
+    report_step(run, run.config())
+    return rt, rt.excerpt(run.path)
+
+
 def test_readme_tables_are_regenerated_from_the_committed_excerpt() -> None:
     rt = _readme_tables()
     text = (REPO / "README.md").read_text()
@@ -86,10 +94,7 @@ def test_readme_tables_are_regenerated_from_the_committed_excerpt() -> None:
 
 
 def test_readme_table_quotes_the_excerpt(tmp_path: Path) -> None:
-    rt = _readme_tables()
-    run = _fake_run(tmp_path)
-    report_step(run, run.config())
-    e = rt.excerpt(run.path)
+    rt, e = _fake_excerpt(tmp_path)
     md = rt.render("fake", e)
     assert "**20.0x fewer**" in md and "**32.0x**" in md and "1,234 LUT" in md
     assert e["measured"]["machine"]["cpu"] in md
@@ -132,10 +137,7 @@ def test_mujoco_table_has_a_row_per_sac_excerpt(tmp_path: Path) -> None:
 
 
 def test_a_run_stopped_at_analyze_names_its_missing_steps_instead_of_not_run_rows(tmp_path: Path) -> None:
-    rt = _readme_tables()
-    run = _fake_run(tmp_path)
-    report_step(run, run.config())
-    e = rt.excerpt(run.path)
+    rt, e = _fake_excerpt(tmp_path)
     full = rt.render("fake", e)
     assert "hls4ml C simulation vs golden" in full and "stops before them): hls" not in full
     e["timings_s"] = {"train": 10.0, "prune": 20.0, "quantize": 5.0, "analyze": 7.0}

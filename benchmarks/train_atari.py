@@ -23,9 +23,18 @@ rtl_tests as subpackages), and a child process of the same Python, with the edit
 finder removed from ``sys.meta_path``, times that commit's own
 ``benchmarks._train_util.learning_rate_steps_per_s`` on that commit's configs/breakout.yaml
 (warm-up 1000 steps, then ``--steps``); the temporary folder is removed afterwards. Its CPU
-milliseconds per step are not measured (the old helper does not return them). Keep ``--steps``
-in the thousands: the timed difference includes one-time costs (graph tracing, the env threads'
-start), which swamp a few hundred steps (200 steps once read 0.53x where 1,500 read 1.79x)."""
+milliseconds per step are not measured (the old helper does not return them).
+
+Each figure is the extra time of a run that learns for ``--steps`` steps over one that only plays
+the warm-up, so it includes one-time costs (graph tracing, oneDNN's kernel generation, the env
+thread's start): they swamp a few hundred steps (200 steps once read 0.53x where 1,500 read
+1.79x) and still weigh on a few thousand. ``--steady`` also times 3x ``--steps`` and reports
+the rate between the two lengths, which excludes them, as a training run of 100k+ steps does.
+By default epsilon starts at its initial value (the timed steps are almost all random actions,
+which skip action selection); ``--greedy`` sets it at its final value from the first learning step,
+as after ``exploration_steps`` (the second half of a 200k-step
+Breakout run; ~72 % of its actions are greedy). The overrides apply
+to every loop, a baseline commit's included (through its own ``apply_overrides``)."""
 
 from __future__ import annotations
 
@@ -40,6 +49,7 @@ import tarfile
 import tempfile
 import time
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -51,17 +61,18 @@ CONFIG = REPO / "configs" / "breakout.yaml"
 CHILD = """
 import json, os, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-pkg, src, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+pkg, src, mode, job = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 sys.path[:0] = [pkg, src]
 import rl2fpga
 import rl2fpga.config
 import rl2fpga.train
 out = {"rl2fpga": rl2fpga.__file__, "config": rl2fpga.config.__file__, "train": rl2fpga.train.__file__,
        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+cfg = rl2fpga.config.apply_overrides(rl2fpga.config.load_config(src + "/configs/breakout.yaml"), job["sets"])
+out["exploration_steps"] = cfg.train.dqn.exploration_steps
 if mode == "time":
     from benchmarks._train_util import learning_rate_steps_per_s
-    cfg = rl2fpga.config.load_config(src + "/configs/breakout.yaml")
-    out["learning"], out["overall"] = learning_rate_steps_per_s(cfg, warmup=1000, steps=int(sys.argv[4]))[:2]
+    out["learning"] = [learning_rate_steps_per_s(cfg, warmup=1000, steps=s)[0] for s in job["steps"]]
 print("RESULT " + json.dumps(out), flush=True)
 """
 
@@ -101,11 +112,15 @@ def cli_environment(src: Path) -> dict[str, str]:
     return out
 
 
-def run_child(pkg: Path, src: Path, mode: str, steps: int = 0, env: dict[str, str] | None = None) -> dict:
-    """The child process (``mode``: probe = imports only, time = the commit's training loop);
-    ``env``: variables set as ``os.environ.setdefault`` would (this process's values win)."""
+def run_child(pkg: Path, src: Path, mode: str, steps: Sequence[int] = (), env: dict[str, str] | None = None,
+              sets: Sequence[str] = ()) -> dict:
+    """The child process (``mode``: probe = imports only, time = the commit's training loop on its
+    configs/breakout.yaml with ``sets`` applied, once per entry of ``steps``: "learning" is the
+    list of its steps/s); ``env``: variables set as ``os.environ.setdefault`` would (this
+    process's values win)."""
     child_env = {**(env or {}), **os.environ}
-    r = subprocess.run([sys.executable, "-c", CHILD, str(pkg), str(src), mode, str(steps)], cwd=pkg.parent,
+    job = json.dumps({"steps": [int(s) for s in steps], "sets": list(sets)})
+    r = subprocess.run([sys.executable, "-c", CHILD, str(pkg), str(src), mode, job], cwd=pkg.parent,
                        capture_output=True, text=True, env=child_env)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if r.returncode != 0 or not lines:
@@ -128,6 +143,12 @@ def main() -> None:
                     help="time the loop as it was at this commit (e.g. d159a6f) instead of --baseline-set's")
     ap.add_argument("--baseline-cli-env", action="store_true",
                     help="with --baseline-commit: also time that loop in the environment its rl2fpga run set")
+    ap.add_argument("--steady", action="store_true",
+                    help="also time 3x --steps and report the rate between the two lengths: one-time costs "
+                         "(graph tracing, kernel generation, thread start) excluded, as in a long training run")
+    ap.add_argument("--greedy", action="store_true",
+                    help="epsilon at its final value from the first learning step (every loop acts greedily, "
+                         "as after exploration_steps, most of a training run); default: from its initial value")
     args = ap.parse_args()
 
     import numpy as np
@@ -171,18 +192,40 @@ def main() -> None:
     time_loops(cfg, args)
 
 
-def _time_one(name: str, c, args: argparse.Namespace, baseline: tuple[Path, Path] | None) -> tuple[float, float | None, float]:  # noqa: ANN001
-    """(agent steps/s while learning, CPU ms per agent step or None, mean load average) of one loop."""
+def steady_rate(steps: Sequence[int], rates: Sequence[float]) -> float:
+    """Agent steps/s between two learning lengths: the runs' learning times are ``steps / rates``
+    (each including the same one-time costs: graph tracing, oneDNN's kernel generation, the env
+    thread's start), so their difference is the time of ``steps[1] - steps[0]`` steps alone."""
+    (s1, s2), (r1, r2) = steps, rates
+    return (s2 - s1) / max(s2 / r2 - s1 / r1, 1e-9)
+
+
+GREEDY = ["train.dqn.exploration_steps=1"]  # epsilon at its final value from the first learning step
+
+
+def _time_one(name: str, c, args: argparse.Namespace, baseline: tuple[Path, Path] | None) -> dict:  # noqa: ANN001
+    """One loop's figures: "first" (agent steps/s over the first ``--steps`` steps of learning),
+    "steady" (with ``--steady``: between ``--steps`` and 3x as many; else None), "ms" / "ms_steady"
+    (CPU ms per agent step over the same spans; None for a baseline commit, whose helper does not
+    measure them) and "load" (mean load average)."""
     from benchmarks._train_util import learning_rate_steps_per_s
 
-    load0, cpu = os.getloadavg()[0], {}
+    steps = [args.steps, 3 * args.steps] if args.steady else [args.steps]
+    load0, ms = os.getloadavg()[0], None
     if name.startswith("today") and baseline is not None:
         env = cli_environment(baseline[1]) if name == "today-cli" else None
-        learning, ms = run_child(*baseline, "time", args.steps, env)["learning"], None
+        rates = run_child(*baseline, "time", steps, env, GREEDY if args.greedy else ())["learning"]
     else:
-        learning, _ = learning_rate_steps_per_s(c, warmup=1000, steps=args.steps, cpu=cpu)
-        ms = cpu["ms_per_step"]
-    return learning, ms, (load0 + os.getloadavg()[0]) / 2
+        rates, ms = [], []
+        for n in steps:
+            cpu: dict[str, float] = {}
+            rates.append(learning_rate_steps_per_s(c, warmup=1000, steps=n, cpu=cpu)[0])
+            ms.append(cpu["ms_per_step"])
+    out = {"first": rates[0], "steady": steady_rate(steps, rates) if args.steady else None,
+           "ms": ms[0] if ms else None, "ms_steady": None, "load": (load0 + os.getloadavg()[0]) / 2}
+    if ms and args.steady:  # CPU ms of the extra steps alone, as for the rate
+        out["ms_steady"] = (ms[1] * steps[1] - ms[0] * steps[0]) / (steps[1] - steps[0])
+    return out
 
 
 def time_loops(cfg, args: argparse.Namespace) -> None:  # noqa: ANN001
@@ -198,6 +241,8 @@ def _time_loops(cfg, args: argparse.Namespace, baseline: tuple[Path, Path] | Non
 
     from rl2fpga.config import apply_overrides
 
+    if args.greedy:
+        cfg = apply_overrides(cfg, GREEDY)
     dc = cfg.train.dqn
     base = apply_overrides(cfg, args.baseline_set)
     if args.baseline_cli_env and baseline is None:
@@ -206,22 +251,29 @@ def _time_loops(cfg, args: argparse.Namespace, baseline: tuple[Path, Path] | Non
     cli_env = cli_environment(baseline[1]) if baseline is not None and args.baseline_cli_env else None
     cli_label = f"{label} as its rl2fpga run ran it ({' '.join(f'{k}={v}' for k, v in cli_env.items()) or 'no variables'})" if cli_env is not None else ""
     names = ["today", *(["today-cli"] if cli_env is not None else []), "new"]
-    rows: dict[str, list[tuple[float, float | None, float]]] = {k: [] for k in names}
+    rows: dict[str, list[dict]] = {k: [] for k in names}
     shown = {"today": label, "today-cli": cli_label, "new": "new"}
+    span = f"steps {args.steps}..{3 * args.steps} of learning"
     for r in range(args.repeats):
         for name in names:
-            c = cfg if name == "new" else base
-            rows[name].append(_time_one(name, c, args, baseline))
-            ms = rows[name][-1][1]
-            print(f"  repeat {r + 1}: {shown[name]:5s} {rows[name][-1][0]:6.1f} agent steps/s, "
-                  + (f"{ms:.2f} CPU ms per agent step " if ms is not None else "")
-                  + f"(load average {rows[name][-1][2]:.1f})", flush=True)
-    med = {k: float(np.median([v[0] for v in rows[k]])) for k in rows}
-    cpu_med = {k: float(np.median([v[1] for v in rows[k]])) if rows[k][0][1] is not None else float("nan") for k in rows}
+            got = _time_one(name, cfg if name == "new" else base, args, baseline)
+            rows[name].append(got)
+            print(f"  repeat {r + 1}: {shown[name]:5s} {got['first']:6.1f} agent steps/s over the first {args.steps} steps of learning"
+                  + (f", {got['ms']:.2f} CPU ms per agent step" if got["ms"] is not None else "")
+                  + (f"; {got['steady']:6.1f} over {span}" if got["steady"] is not None else "")
+                  + (f", {got['ms_steady']:.2f} CPU ms" if got["ms_steady"] is not None else "")
+                  + f" (load average {got['load']:.1f})", flush=True)
+    key = "steady" if args.steady else "first"
+    med = {k: float(np.median([v[key] for v in rows[k]])) for k in rows}
+    cpu_key = "ms_steady" if args.steady else "ms"
+    cpu_med = {k: float(np.median([v[cpu_key] for v in rows[k]])) if rows[k][0][cpu_key] is not None else float("nan")
+               for k in rows}
     bd = base.train.dqn
     what = (f"the loop at commit {args.baseline_commit} (its configs/breakout.yaml)" if baseline
             else f"num_envs {bd.num_envs}, learner {bd.learner_dtype}")
-    print(f"dqn while learning (train_freq {dc.train_freq}, batch {dc.batch_size}, {cfg.train.network} CNN), "
+    over = (span + " (one-time costs excluded)") if args.steady else f"the first {args.steps} steps of learning"
+    print(f"dqn while learning (train_freq {dc.train_freq}, batch {dc.batch_size}, {cfg.train.network} CNN"
+          + (", epsilon at its final value" if args.greedy else ", epsilon from its initial value") + f"), {over}, "
           f"median of {args.repeats}:\n"
           f"  {label}: {what}: {med['today']:.0f} agent steps/s"
           + (f", {cpu_med['today']:.2f} CPU ms per agent step" if not baseline else "") + "\n"

@@ -178,6 +178,24 @@ def test_benchmark_assembles_a_commit_that_imports_from_its_own_tree(tmp_path: P
     assert got["config"] == str(pkg / "rl2fpga" / "config.py")
     assert got["train"] == str(pkg / "rl2fpga" / "train" / "__init__.py")  # train/ mapped in as rl2fpga.train
     assert (src / "configs" / "breakout.yaml").exists()
+    assert got["exploration_steps"] == load_config(src / "configs" / "breakout.yaml").train.dqn.exploration_steps > 1
+    assert run_child(pkg, src, "probe", sets=["train.dqn.exploration_steps=1"])["exploration_steps"] == 1  # --greedy
+
+
+def test_benchmark_steady_rate_removes_the_one_time_costs() -> None:
+    """--steady: two learning lengths with the same one-time cost C and per-step cost p give 1 / p,
+    which neither length's own rate S / (C + p S) does."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from benchmarks.train_atari import steady_rate
+    finally:
+        sys.path.pop(0)
+    one_time, per_step = 4.0, 1 / 300
+    steps = [3000, 9000]
+    rates = [s / (one_time + per_step * s) for s in steps]
+    assert rates[0] < 220 and rates[1] < 270  # each length alone reads low
+    assert steady_rate(steps, rates) == pytest.approx(300.0, rel=1e-9)
+    assert steady_rate([2000, 6000], [250.0, 250.0]) == pytest.approx(250.0)  # no one-time cost: unchanged
 
 
 def test_benchmark_times_a_commit_in_the_environment_its_cli_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import resource
 import time
 
+from benchmarks._marks import StepMarks
+from benchmarks._marks import cpu_seconds as _cpu_seconds
 from rl2fpga.config import RunConfig, apply_overrides
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and its waited-for children (async env workers), user + system."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+def bench_sets(algo: str, warmup: int) -> list[str]:
+    """Overrides of every timed run: learning from step ``warmup + 1``, no evaluations but the
+    final one-episode selection, episodes capped at 1,000 agent steps."""
+    return [f"train.{algo}.learning_starts={warmup}", "train.eval_every=0", "train.eval_episodes=1",
+            "train.early_stop_return=null", "env.max_episode_steps=1000"]
 
 
 def learning_rate_steps_per_s(cfg: RunConfig, warmup: int, steps: int, cpu: dict[str, float] | None = None) -> tuple[float, float]:
@@ -22,9 +24,7 @@ def learning_rate_steps_per_s(cfg: RunConfig, warmup: int, steps: int, cpu: dict
     and worker processes; less sensitive than wall time to other jobs on a shared machine)."""
     from rl2fpga.train.trainer import train
 
-    algo = cfg.train.algo
-    sets = [f"train.{algo}.learning_starts={warmup}", "train.eval_every=0", "train.eval_episodes=1",
-            "train.early_stop_return=null", "env.max_episode_steps=1000"]
+    sets = bench_sets(cfg.train.algo, warmup)
     short = apply_overrides(cfg, [*sets, f"train.total_steps={warmup}"])
     full = apply_overrides(cfg, [*sets, f"train.total_steps={warmup + steps}"])
     times, cpus = [], []
@@ -36,3 +36,16 @@ def learning_rate_steps_per_s(cfg: RunConfig, warmup: int, steps: int, cpu: dict
     if cpu is not None:
         cpu["ms_per_step"] = 1e3 * (cpus[1] - cpus[0]) / steps
     return steps / max(times[1] - times[0], 1e-9), (warmup + steps) / times[1]
+
+
+def in_run_rate(cfg: RunConfig, warmup: int, first: int, last: int) -> tuple[float, float]:
+    """(agent steps/s, CPU ms per agent step) between learning steps ``first`` and ``last`` of one
+    run of ``warmup + last`` steps (learning from step ``warmup + 1``), read at the run's own
+    progress-bar updates (:class:`benchmarks._marks.StepMarks`)."""
+    from rl2fpga.train.trainer import train
+
+    total = warmup + last
+    run = apply_overrides(cfg, [*bench_sets(cfg.train.algo, warmup), f"train.total_steps={total}"])
+    with StepMarks(total, [warmup + first, total]) as marks:
+        train(run, None, progress=False)
+    return marks.rate(warmup + first, total), marks.cpu_ms(warmup + first, total)

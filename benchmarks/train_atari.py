@@ -11,6 +11,8 @@ shared speed-ups (packed replay sampling, ...), so it is not the loop issue 16 m
 the loop as it was at a commit instead, side by side with the new default, alternating:
 
     python -m benchmarks train_atari --skip-env --baseline-commit d159a6f --steps 1500 --repeats 2
+    python -m benchmarks train_atari --skip-env --baseline-commit d159a6f --baseline-cli-env \
+        --steps 2000 --repeats 4 --in-run --greedy
 
 (d159a6f is the last commit before the speed work of issue 16, 579e253.) ``--baseline-cli-env``
 adds a third column: the same commit's loop in the environment its ``rl2fpga run`` set before
@@ -30,6 +32,12 @@ the warm-up, so it includes one-time costs (graph tracing, oneDNN's kernel gener
 thread's start): they swamp a few hundred steps (200 steps once read 0.53x where 1,500 read
 1.79x) and still weigh on a few thousand. ``--steady`` also times 3x ``--steps`` and reports
 the rate between the two lengths, which excludes them, as a training run of 100k+ steps does.
+That difference of two runs' times carries both runs' start-up jitter (tracing, env creation: a
+few seconds either way on a busy machine), so ``--in-run`` instead times each loop in ONE run of
+1,000 + 3x ``--steps`` steps, with the wall and CPU clocks read at the loop's own progress-bar
+updates at learning steps ``--steps`` and 3x ``--steps`` (``benchmarks/_marks.py``; a baseline
+commit's loop is read the same way in its child process), and also prints each repeat's ratio of
+the same repeat's runs and the lowest of them.
 By default epsilon starts at its initial value (the timed steps are almost all random actions,
 which skip action selection); ``--greedy`` sets it at its final value from the first learning step,
 as after ``exploration_steps`` (the second half of a 200k-step
@@ -73,6 +81,20 @@ out["exploration_steps"] = cfg.train.dqn.exploration_steps
 if mode == "time":
     from benchmarks._train_util import learning_rate_steps_per_s
     out["learning"] = [learning_rate_steps_per_s(cfg, warmup=1000, steps=s)[0] for s in job["steps"]]
+if mode == "marks":  # one run, clocks read at its progress bar (benchmarks/_marks.py of this tree, by path)
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("rl2fpga_bench_marks", job["marks_file"])
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
+    try:
+        from rl2fpga.train.trainer import train
+    except ImportError:  # the module's name before the trainer split (d159a6f)
+        from rl2fpga.train.steps import train
+    w, a, b = job["warmup"], job["first"], job["last"]
+    run = rl2fpga.config.apply_overrides(cfg, job["bench_sets"] + [f"train.total_steps={w + b}"])
+    with mk.StepMarks(w + b, [w + a, w + b]) as m:
+        train(run, None, progress=False)
+    out["marks"] = [m.rate(w + a, w + b), m.cpu_ms(w + a, w + b)]
 print("RESULT " + json.dumps(out), flush=True)
 """
 
@@ -113,13 +135,21 @@ def cli_environment(src: Path) -> dict[str, str]:
 
 
 def run_child(pkg: Path, src: Path, mode: str, steps: Sequence[int] = (), env: dict[str, str] | None = None,
-              sets: Sequence[str] = ()) -> dict:
+              sets: Sequence[str] = (), marks: tuple[int, int, int] | None = None) -> dict:
     """The child process (``mode``: probe = imports only, time = the commit's training loop on its
     configs/breakout.yaml with ``sets`` applied, once per entry of ``steps``: "learning" is the
-    list of its steps/s); ``env``: variables set as ``os.environ.setdefault`` would (this
-    process's values win)."""
+    list of its steps/s; marks = one run of that loop, ``marks`` = (warmup, first, last):
+    "marks" is [agent steps/s, CPU ms per agent step] between learning steps first and last);
+    ``env``: variables set as ``os.environ.setdefault`` would (this process's values win)."""
+    from benchmarks._train_util import bench_sets
+
     child_env = {**(env or {}), **os.environ}
-    job = json.dumps({"steps": [int(s) for s in steps], "sets": list(sets)})
+    job = {"steps": [int(s) for s in steps], "sets": list(sets)}
+    if marks is not None:
+        w, a, b = (int(x) for x in marks)
+        job.update(warmup=w, first=a, last=b, bench_sets=bench_sets("dqn", w),
+                   marks_file=str(Path(__file__).with_name("_marks.py")))
+    job = json.dumps(job)
     r = subprocess.run([sys.executable, "-c", CHILD, str(pkg), str(src), mode, job], cwd=pkg.parent,
                        capture_output=True, text=True, env=child_env)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -146,6 +176,10 @@ def main() -> None:
     ap.add_argument("--steady", action="store_true",
                     help="also time 3x --steps and report the rate between the two lengths: one-time costs "
                          "(graph tracing, kernel generation, thread start) excluded, as in a long training run")
+    ap.add_argument("--in-run", action="store_true",
+                    help="time each loop in ONE run of warmup + 3x --steps learning steps, between learning steps "
+                         "--steps and 3x --steps, read at the loop's own progress-bar updates: one-time costs "
+                         "excluded without subtracting two runs' times (less noise than --steady)")
     ap.add_argument("--greedy", action="store_true",
                     help="epsilon at its final value from the first learning step (every loop acts greedily, "
                          "as after exploration_steps, most of a training run); default: from its initial value")
@@ -210,8 +244,18 @@ def _time_one(name: str, c, args: argparse.Namespace, baseline: tuple[Path, Path
     measure them) and "load" (mean load average)."""
     from benchmarks._train_util import learning_rate_steps_per_s
 
-    steps = [args.steps, 3 * args.steps] if args.steady else [args.steps]
     load0, ms = os.getloadavg()[0], None
+    if args.in_run:
+        marks = (1000, args.steps, 3 * args.steps)
+        if name.startswith("today") and baseline is not None:
+            env = cli_environment(baseline[1]) if name == "today-cli" else None
+            rate, cpu = run_child(*baseline, "marks", (), env, GREEDY if args.greedy else (), marks)["marks"]
+        else:
+            from benchmarks._train_util import in_run_rate
+
+            rate, cpu = in_run_rate(c, *marks)
+        return {"first": None, "steady": rate, "ms": None, "ms_steady": cpu, "load": (load0 + os.getloadavg()[0]) / 2}
+    steps = [args.steps, 3 * args.steps] if args.steady else [args.steps]
     if name.startswith("today") and baseline is not None:
         env = cli_environment(baseline[1]) if name == "today-cli" else None
         rates = run_child(*baseline, "time", steps, env, GREEDY if args.greedy else ())["learning"]
@@ -241,6 +285,8 @@ def _time_loops(cfg, args: argparse.Namespace, baseline: tuple[Path, Path] | Non
 
     from rl2fpga.config import apply_overrides
 
+    if args.in_run and args.steady:
+        sys.exit("error: --in-run and --steady are two ways of excluding one-time costs; pass one")
     if args.greedy:
         cfg = apply_overrides(cfg, GREEDY)
     dc = cfg.train.dqn
@@ -258,32 +304,42 @@ def _time_loops(cfg, args: argparse.Namespace, baseline: tuple[Path, Path] | Non
         for name in names:
             got = _time_one(name, cfg if name == "new" else base, args, baseline)
             rows[name].append(got)
-            print(f"  repeat {r + 1}: {shown[name]:5s} {got['first']:6.1f} agent steps/s over the first {args.steps} steps of learning"
+            print(f"  repeat {r + 1}: {shown[name]:5s} "
+                  + (f"{got['first']:6.1f} agent steps/s over the first {args.steps} steps of learning"
+                     if got["first"] is not None else "")
                   + (f", {got['ms']:.2f} CPU ms per agent step" if got["ms"] is not None else "")
-                  + (f"; {got['steady']:6.1f} over {span}" if got["steady"] is not None else "")
+                  + (f"; {got['steady']:6.1f} over {span}" if got["steady"] is not None and got["first"] is not None else "")
+                  + (f"{got['steady']:6.1f} agent steps/s over {span} of one run" if got["first"] is None else "")
                   + (f", {got['ms_steady']:.2f} CPU ms" if got["ms_steady"] is not None else "")
                   + f" (load average {got['load']:.1f})", flush=True)
-    key = "steady" if args.steady else "first"
+    key = "steady" if args.steady or args.in_run else "first"
     med = {k: float(np.median([v[key] for v in rows[k]])) for k in rows}
-    cpu_key = "ms_steady" if args.steady else "ms"
+    cpu_key = "ms_steady" if args.steady or args.in_run else "ms"
     cpu_med = {k: float(np.median([v[cpu_key] for v in rows[k]])) if rows[k][0][cpu_key] is not None else float("nan")
                for k in rows}
     bd = base.train.dqn
     what = (f"the loop at commit {args.baseline_commit} (its configs/breakout.yaml)" if baseline
             else f"num_envs {bd.num_envs}, learner {bd.learner_dtype}")
-    over = (span + " (one-time costs excluded)") if args.steady else f"the first {args.steps} steps of learning"
+    over = (f"{span} of one run" if args.in_run else span + " (one-time costs excluded)") if args.steady or args.in_run \
+        else f"the first {args.steps} steps of learning"
     print(f"dqn while learning (train_freq {dc.train_freq}, batch {dc.batch_size}, {cfg.train.network} CNN"
           + (", epsilon at its final value" if args.greedy else ", epsilon from its initial value") + f"), {over}, "
           f"median of {args.repeats}:\n"
           f"  {label}: {what}: {med['today']:.0f} agent steps/s"
-          + (f", {cpu_med['today']:.2f} CPU ms per agent step" if not baseline else "") + "\n"
+          + (f", {cpu_med['today']:.2f} CPU ms per agent step" if cpu_med["today"] == cpu_med["today"] else "") + "\n"
           f"  new:   num_envs {dc.num_envs} ({dc.vector_mode}), learner {dc.learner_dtype}: {med['new']:.0f} agent steps/s "
           f"= {med['new'] / med['today']:.2f}x, {cpu_med['new']:.2f} CPU ms per agent step"
-          + (f" = {cpu_med['today'] / cpu_med['new']:.2f}x less" if not baseline else "")
+          + (f" = {cpu_med['today'] / cpu_med['new']:.2f}x less" if cpu_med["today"] == cpu_med["today"] else "")
           + f"; 200k agent steps ~ {200_000 / med['new'] / 60:.0f} min "
           f"({label} ~ {200_000 / med['today'] / 60:.0f} min)\n"
-          + (f"  {cli_label}: {med['today-cli']:.0f} agent steps/s; new = {med['new'] / med['today-cli']:.2f}x it\n"
+          + (f"  {cli_label}: {med['today-cli']:.0f} agent steps/s"
+             + (f", {cpu_med['today-cli']:.2f} CPU ms per agent step" if cpu_med["today-cli"] == cpu_med["today-cli"] else "")
+             + f"; new = {med['new'] / med['today-cli']:.2f}x it\n"
              if cli_env is not None else "")
+          + "".join(f"  new / {shown[k]}, per repeat (same repeat's runs): "
+                    + ", ".join(f"{n[key] / t[key]:.2f}x" for n, t in zip(rows["new"], rows[k], strict=True))
+                    + f"; lowest {min(n[key] / t[key] for n, t in zip(rows['new'], rows[k], strict=True)):.2f}x\n"
+                    for k in names[:-1])
           + f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -249,3 +249,53 @@ def test_threshold_study_plays_threshold_episodes_whole_episodes(tmp_path: Path,
     assert all(len(row["float_delta_returns"]) == 3 for row in per_t.values())
     ref = evaluate(greedy_policy(load_level(run.path, 0)[0]), run.config().env, 10_000, 3)
     assert per_t["0"]["float_delta_returns"] == ref.returns and max(ref.returns) > 5  # uncapped (max_steps = 5)
+
+
+def _bench_import(name: str):  # noqa: ANN202
+    sys.path.insert(0, str(REPO))
+    try:
+        return __import__(f"benchmarks.{name}", fromlist=["_"])
+    finally:
+        sys.path.pop(0)
+
+
+def test_step_marks_read_the_clocks_where_the_runs_bar_passes_each_mark() -> None:
+    """--in-run: the first step count at or past each mark of the bar whose total is the run's,
+    with the clock then; other bars are ignored, tqdm's own update still runs and is restored."""
+    import io
+
+    from tqdm import std as tqdm_std
+    from tqdm.auto import tqdm
+
+    marks_mod = _bench_import("_marks")
+    ticks = iter(range(0, 1000, 10))  # each clock read is 10 s after the one before
+    orig = tqdm_std.tqdm.update
+    run, other = tqdm(total=100, file=io.StringIO()), tqdm(total=7, disable=True)  # drawn / not drawn
+    with marks_mod.StepMarks(100, [20, 100], clock=lambda: float(next(ticks))) as m:
+        for _ in range(13):  # 8 agent steps per iteration: counts 8, 16, 24, ..., 104
+            run.update(8)
+            other.update(50)  # a bar of another total never counts
+        assert m.at[20][:2] == (24, 0.0) and m.at[100][:2] == (104, 10.0)
+        assert m.rate(20, 100) == pytest.approx((104 - 24) / 10.0)
+        assert m.cpu_ms(20, 100) >= 0.0
+    assert tqdm_std.tqdm.update is orig and run.n == 104  # tqdm's update ran; restored afterwards
+    short = marks_mod.StepMarks(100, [20, 100])
+    with short:
+        run2 = tqdm(total=100, disable=True)
+        run2.update(30)
+    with pytest.raises(RuntimeError, match=r"never reached step marks \[100\]"):
+        short.rate(20, 100)
+    with pytest.raises(ValueError, match="must rise"):
+        marks_mod.StepMarks(100, [50, 20])
+
+
+@pytest.mark.slow
+def test_benchmark_child_times_a_commits_loop_in_one_run(tmp_path: Path) -> None:
+    """--in-run with --baseline-commit: the child runs that tree's own training loop once on its
+    configs/breakout.yaml and reads the clocks at its progress bar (HEAD's tree: the vector loop)."""
+    train_atari = _bench_import("train_atari")
+    pkg, src = train_atari.baseline_package("HEAD", tmp_path / "b")
+    got = train_atari.run_child(pkg, src, "marks", sets=["train.dqn.exploration_steps=1"], marks=(64, 16, 48))
+    assert got["train"] == str(pkg / "rl2fpga" / "train" / "__init__.py")
+    rate, cpu_ms = got["marks"]
+    assert rate > 0 and cpu_ms > 0

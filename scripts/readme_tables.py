@@ -49,7 +49,43 @@ def excerpt(run_dir: Path, wall_s: float | None = None, console_log: Path | None
     if command:
         out["measured"]["command"] = command
     out["measured"]["make_demo_log_bytes"] = console_log.stat().st_size if console_log and console_log.exists() else None
+    out["threshold_study"] = threshold_study(run_dir)
     return out
+
+
+def threshold_study(run_dir: Path) -> list[dict[str, Any]] | None:
+    """The analyze step's rows per delta threshold T (the 2023 paper's Fig. 8 on the deployed
+    level): T, its integer thresholds, the golden and float fractions of significant
+    multiplications and the float DeltaNetwork's return over its episodes; None without an
+    analyze step or with fewer than three thresholds."""
+    path = run_dir / "analyze" / "summary.json"
+    if not path.is_file():
+        return None
+    rows = (json.loads(path.read_text()).get("per_threshold") or {}).values()
+    if len(rows) < 3:
+        return None
+    keys = ("T", "T_int", "golden_fraction", "float_fraction", "float_delta_return_mean", "float_delta_return_std",
+            "golden_delta_return_mean")
+    return [{**{k: r.get(k) for k in keys}, "episodes": len(r.get("float_delta_returns") or [])}
+            for r in sorted(rows, key=lambda r: float(r.get("T") or 0.0))]
+
+
+def render_threshold_study(study: list[dict[str, Any]] | None) -> list[str]:
+    """The block's threshold-study table (no lines when the excerpt has none)."""
+    if not study:
+        return []
+    n = max(r.get("episodes") or 0 for r in study)
+    lines = [f"Threshold study on the deployed level (analyze; returns of the float DeltaNetwork over {n} whole episodes, "
+             "the same seeds at every T; T = 0 is the network without delta updates):", "",
+             "| T | T_int | significant multiplications (golden) | fewer than dense | return with delta updates (float) | golden return "
+             "(played at T = 0 and the deployed T only) |",
+             "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    for r in study:
+        frac = r.get("golden_fraction")
+        lines.append(f"| {r['T']:g} | {r.get('T_int')} | {_n(None if frac is None else 100 * frac, '{:.2f}')} % | "
+                     f"{_reduction(frac)} | {_n(r.get('float_delta_return_mean'))} +- {_n(r.get('float_delta_return_std'))} | "
+                     + ("-" if r.get("golden_delta_return_mean") is None else _n(r["golden_delta_return_mean"])) + " |")
+    return [*lines, ""]
 
 
 def _n(v: Any, spec: str = "{:,.1f}") -> str:
@@ -135,6 +171,7 @@ def render(name: str, e: dict[str, Any]) -> str:
         "| --- | --- |",
         *[f"| {a} | {b} |" for a, b in rows],
         "",
+        *render_threshold_study(e.get("threshold_study")),
         *([f"Not run (the command stops before them): {', '.join(not_run)}.", ""] if not_run else []),
         "Step times: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items())
         + (f" ({sum(t.values()) / 60:.1f} min in all)" if m.get("command") else "") + "."

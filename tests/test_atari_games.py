@@ -299,3 +299,26 @@ def test_benchmark_child_times_a_commits_loop_in_one_run(tmp_path: Path) -> None
     assert got["train"] == str(pkg / "rl2fpga" / "train" / "__init__.py")
     rate, cpu_ms = got["marks"]
     assert rate > 0 and cpu_ms > 0
+
+
+def test_threshold_study_reaches_the_games_block_from_the_runs_analyze(tmp_path: Path) -> None:
+    """The excerpt keeps analyze's per-threshold rows (sorted by T, episodes counted from the
+    returns); the game's README block shows them as a table; fewer than three thresholds: none."""
+    rt = _readme_tables()
+    run = tmp_path / "krull"
+    (run / "analyze").mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"name": "krull", "provenance": {}}))
+    rows = {str(t): {"T": t, "T_int": [int(t * 200)] * 5, "golden_fraction": f, "float_fraction": f * 1.1,
+                     "float_delta_return_mean": r, "float_delta_return_std": 50.0, "float_delta_returns": [r] * 30,
+                     "golden_delta_return_mean": (r - 1 if t in (0.0, 0.01) else None)}
+            for t, f, r in [(0.05, 0.004, 2500.0), (0.0, 0.05, 3300.0), (0.01, 0.018, 3100.0), (0.001, 0.03, 3250.0)]}
+    (run / "analyze" / "summary.json").write_text(json.dumps({"per_threshold": rows}))
+    e = rt.excerpt(run)
+    assert [r["T"] for r in e["threshold_study"]] == [0.0, 0.001, 0.01, 0.05]
+    assert {r["episodes"] for r in e["threshold_study"]} == {30}
+    md = rt.render("krull", e)
+    assert "over 30 whole episodes" in md
+    assert "| 0.05 | [10, 10, 10, 10, 10] | 0.40 % | 250.0x | 2,500.0 +- 50.0 | - |" in md
+    assert "| 0.01 | [2, 2, 2, 2, 2] | 1.80 % | 55.6x | 3,100.0 +- 50.0 | 3,099.0 |" in md
+    (run / "analyze" / "summary.json").write_text(json.dumps({"per_threshold": {"0": rows["0.0"], "0.01": rows["0.01"]}}))
+    assert rt.excerpt(run)["threshold_study"] is None and "Threshold study" not in rt.render("krull", rt.excerpt(run))

@@ -100,6 +100,35 @@ def test_chain_forward_float32_equals_keras_and_bfloat16_is_close():
         assert all(w.dtype == tf.float32 for w in model.weights)
 
 
+def test_chain_forward_takes_uint8_pixels_as_network_input_gives_them():
+    """The bfloat16 learner feeds uint8 stacks straight in: one cast, then * 2^-8 (exact), the same
+    numbers as network_input's float32 pixels cast to the learner's dtype."""
+    from rl2fpga.train.evaluate import network_input
+
+    tf.keras.utils.set_random_seed(0)
+    model = cnn(4, "atari")
+    px = tf.constant(np.random.default_rng(2).integers(0, 256, (3, 84, 84, 4), dtype=np.uint8))
+    for dtype in (tf.bfloat16, tf.float32):
+        f = chain_forward(model, dtype)
+        assert np.array_equal(f(px).numpy(), f(network_input(px)).numpy())
+
+
+def test_fused_adam_of_the_bfloat16_learner_is_kerass_adam():
+    """The bfloat16 learner's optimizer (Keras's legacy Adam: one ResourceApplyAdam per variable)
+    takes the same steps as tf.keras.optimizers.Adam from the same gradients."""
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((64, 32)).astype(np.float32)
+    grads = [rng.standard_normal((64, 32)).astype(np.float32) * s for s in (1.0, 0.01, 5.0)]
+    out = []
+    for opt in (tf.keras.optimizers.legacy.Adam(learning_rate=1e-3), tf.keras.optimizers.Adam(learning_rate=1e-3)):
+        v = tf.Variable(w0)
+        for g in grads:
+            opt.apply_gradients([(tf.constant(g), v)])
+        out.append(v.numpy())
+    assert not np.allclose(out[0], w0)
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-5, atol=1e-7)
+
+
 def _tiny(**sets) -> RunConfig:
     base = {
         "train.total_steps": 1200, "train.eval_every": 600, "train.eval_episodes": 2,

@@ -102,7 +102,9 @@ def chain_forward(model: tf.keras.Model, dtype: tf.DType = tf.bfloat16):
             raise ValueError(f"chain_forward: layer {layer.name} ({type(layer).__name__}) is not Conv2D, Flatten or Dense")
 
     def forward(x: tf.Tensor) -> tf.Tensor:
-        h = tf.cast(x, dtype)
+        # uint8 pixels p: p * 2^-8 (network_input's values), cast once; exact in bfloat16 (8
+        # significant bits) and float32
+        h = tf.cast(x, dtype) * PIXEL_SCALE if x.dtype == tf.uint8 else tf.cast(x, dtype)
         for op, layer in steps:
             h = op(h, layer)
             if op is flatten:

@@ -5,8 +5,8 @@ bar's ``update(n)`` once per iteration with the agent steps it just took, whethe
 bar draws. :class:`StepMarks` wraps ``tqdm.std.tqdm.update`` for the run's bar (the one whose
 ``total`` is the run's length) and stores, for each mark, the first step count at or past it with
 the clocks then. The rate between two marks of one run excludes the one-time costs before the
-first (graph tracing, kernel generation, thread start) without subtracting two runs' times,
-which is where the noise of the two-run figure comes from.
+first (graph tracing, kernel generation, thread start) without subtracting two runs' times (and
+with them both runs' start-up jitter); the machine's own swings still show in every figure.
 
 No imports from rl2fpga or benchmarks: a child process of another commit's tree loads this file
 by its path (its own ``benchmarks`` package is that commit's)."""

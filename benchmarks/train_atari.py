@@ -238,27 +238,24 @@ GREEDY = ["train.dqn.exploration_steps=1"]  # epsilon at its final value from th
 
 
 def _time_one(name: str, c, args: argparse.Namespace, baseline: tuple[Path, Path] | None) -> dict:  # noqa: ANN001
-    """One loop's figures: "first" (agent steps/s over the first ``--steps`` steps of learning),
-    "steady" (with ``--steady``: between ``--steps`` and 3x as many; else None), "ms" / "ms_steady"
-    (CPU ms per agent step over the same spans; None for a baseline commit, whose helper does not
-    measure them) and "load" (mean load average)."""
-    from benchmarks._train_util import learning_rate_steps_per_s
+    """One loop's figures: "first" (agent steps/s over the first ``--steps`` steps of learning;
+    None with ``--in-run``), "steady" (with ``--steady`` or ``--in-run``: between ``--steps`` and 3x
+    as many; else None), "ms" / "ms_steady" (CPU ms per agent step over the same spans; None for a
+    baseline commit's two-run figures, whose helper does not measure them) and "load" (mean load
+    average)."""
+    from benchmarks._train_util import in_run_rate, learning_rate_steps_per_s
 
     load0, ms = os.getloadavg()[0], None
+    child = name.startswith("today") and baseline is not None  # the commit's own loop, in a child process
+    env = cli_environment(baseline[1]) if child and name == "today-cli" else None
+    sets = GREEDY if args.greedy else ()
     if args.in_run:
         marks = (1000, args.steps, 3 * args.steps)
-        if name.startswith("today") and baseline is not None:
-            env = cli_environment(baseline[1]) if name == "today-cli" else None
-            rate, cpu = run_child(*baseline, "marks", (), env, GREEDY if args.greedy else (), marks)["marks"]
-        else:
-            from benchmarks._train_util import in_run_rate
-
-            rate, cpu = in_run_rate(c, *marks)
+        rate, cpu = run_child(*baseline, "marks", (), env, sets, marks)["marks"] if child else in_run_rate(c, *marks)
         return {"first": None, "steady": rate, "ms": None, "ms_steady": cpu, "load": (load0 + os.getloadavg()[0]) / 2}
     steps = [args.steps, 3 * args.steps] if args.steady else [args.steps]
-    if name.startswith("today") and baseline is not None:
-        env = cli_environment(baseline[1]) if name == "today-cli" else None
-        rates = run_child(*baseline, "time", steps, env, GREEDY if args.greedy else ())["learning"]
+    if child:
+        rates = run_child(*baseline, "time", steps, env, sets)["learning"]
     else:
         rates, ms = [], []
         for n in steps:

@@ -19,9 +19,19 @@ from collections.abc import Callable, Sequence
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and its waited-for children, user + system."""
+    """CPU time of this process, its waited-for children and its live ones (e.g. environment
+    worker processes), user + system."""
+    import psutil
+
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    live = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+            live += t.user + t.system
+        except psutil.NoSuchProcess:  # ended (and maybe waited for) since the listing
+            pass
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime + live
 
 
 class StepMarks:

@@ -59,8 +59,11 @@ class DQNConfig:
     target_update_interval, exploration_steps, eval_every) is in agent steps over all copies."""
     vector_mode: Literal["sync", "thread", "async"] = "sync"
     """num_envs > 1: sync steps the copies, then learns; thread steps them in a background
-    thread and async in worker processes while the learner runs the gradient steps (which then
-    sample the replay as it was before that step of all copies)."""
+    thread and async in env_workers worker processes while the learner runs the gradient steps
+    (which then sample the replay as it was before that step of all copies). thread and async
+    give the same run, bit for bit; async leaves this process's GIL to the learner."""
+    env_workers: int = 1
+    """vector_mode async: worker processes, each stepping an equal share of the num_envs copies."""
     learner_dtype: Literal["float32", "bfloat16"] = "float32"
     """Compute type of the learner's forward and backward passes; bfloat16 uses oneDNN's
     AVX512-BF16 (or AMX) kernels. The weights, the acting network and the saved model stay float32."""

@@ -12,7 +12,7 @@ import tensorflow as tf
 from rl2fpga.config import EnvConfig, RunConfig, apply_overrides
 from rl2fpga.errors import Rl2fpgaError
 from rl2fpga.train.dqn import train_dqn
-from rl2fpga.train.envs import make_env, make_vector_env
+from rl2fpga.train.envs import ProcessVectorEnv, make_env, make_vector_env
 from rl2fpga.train.networks import chain_forward, cnn, mlp, weight_layers
 from rl2fpga.train.replay import VectorReplay, interleave_channels
 
@@ -180,3 +180,85 @@ def test_vector_bf16_dqn_keeps_pruned_weights_zero():
         assert np.all(k[masks[layer.name] == 0] == 0.0)
         assert np.count_nonzero(k[masks[layer.name] == 1]) == int(masks[layer.name].sum())
     assert not _same(res.model, start)
+
+
+def _assert_same_step(a: tuple, b: tuple, t: int) -> None:
+    """Two vector envs' step results (obs, rewards, terminated, truncated, info) are the same."""
+    for x, y in zip(a[:4], b[:4]):
+        assert x.dtype == y.dtype and np.array_equal(x, y), t
+    ia, ib = a[4], b[4]
+    assert sorted(ia) == sorted(ib), t
+    if "final_obs" in ia:
+        assert np.array_equal(ia["_final_obs"], ib["_final_obs"]), t
+        for i in np.flatnonzero(ia["_final_obs"]):
+            assert np.array_equal(ia["final_obs"][i], ib["final_obs"][i]), (t, i)
+        ea, eb = ia["final_info"], ib["final_info"]
+        assert sorted(ea) == sorted(eb), t
+        if "episode" in ea:
+            assert np.array_equal(ea["_episode"], eb["_episode"]), t
+            for i in np.flatnonzero(ea["_episode"]):
+                assert ea["episode"]["r"][i] == eb["episode"]["r"][i] and ea["episode"]["l"][i] == eb["episode"]["l"][i]
+
+
+@pytest.mark.slow
+def test_process_vector_env_equals_the_sync_vector_env():
+    """5 copies in 3 worker processes (slices of 2, 1, 2): every observation, reward, episode end,
+    final observation and episode record equals the in-process vector env's, across life losses,
+    truncations (60-step episodes) and the resets inside the step that ended an episode."""
+    env_cfg = EnvConfig(id="ALE/Breakout-v5", max_episode_steps=60)
+    sync = make_vector_env(env_cfg, 3, 5, training=True, mode="sync")
+    procs = make_vector_env(env_cfg, 3, 5, training=True, mode="async", workers=3)
+    assert isinstance(procs, ProcessVectorEnv) and [b - a for a, b in procs._slices] == [2, 1, 2]
+    try:
+        oa, _ = sync.reset(seed=3)
+        ob, _ = procs.reset(seed=3)
+        assert np.array_equal(oa, ob)
+        rng = np.random.default_rng(0)
+        ends = episodes = 0
+        for t in range(300):
+            actions = rng.integers(4, size=5).astype(np.int32)
+            a = sync.step(actions)
+            procs.step_async(actions)
+            b = procs.step_wait()
+            _assert_same_step(a, b, t)
+            ends += int(np.sum(a[2] | a[3]))
+            episodes += int(np.sum(a[4].get("final_info", {}).get("_episode", 0)))
+        assert ends >= 20 and episodes >= 5  # life losses and truncated games happened
+    finally:
+        sync.close()
+        procs.close()
+    assert procs._shm is None and not procs._procs
+
+
+@pytest.mark.slow
+def test_process_vector_env_reports_a_dead_worker_and_cleans_up():
+    procs = make_vector_env(EnvConfig(id="ALE/Breakout-v5"), 0, 2, training=True, mode="async", workers=2)
+    name = procs._shm.name
+    procs.reset(seed=0)
+    worker = procs._procs[1]
+    worker.kill()
+    worker.join()
+    with pytest.raises(Rl2fpgaError, match="environment worker process ended.*vector_mode=thread"):
+        procs.step(np.zeros(2, np.int32))
+    procs.close()
+    assert not any(p.is_alive() for p in (worker,))
+    from multiprocessing import shared_memory
+
+    with pytest.raises(FileNotFoundError):
+        shared_memory.SharedMemory(name=name)  # unlinked
+
+
+@pytest.mark.slow
+def test_async_dqn_is_the_thread_run_bit_for_bit():
+    """Copies in worker processes (async) or in a thread: the learner sees the same transitions in
+    the same order, so the same seed gives the same weights and returns."""
+    sets = {"train.dqn.learner_dtype": "bfloat16", "train.eval_every": 0}
+    a = train_dqn(_tiny(**sets, **{"train.dqn.vector_mode": "thread"}), None, progress=False)
+    b = train_dqn(_tiny(**sets, **{"train.dqn.vector_mode": "async", "train.dqn.env_workers": 2}), None, progress=False)
+    assert _same(a.model, b.model) and a.eval.returns == b.eval.returns
+    assert [e for e in a.metrics["episodes"]] == [e for e in b.metrics["episodes"]]
+
+
+def test_bad_env_workers():
+    with pytest.raises(Rl2fpgaError, match="env_workers"):
+        train_dqn(_tiny(**{"train.dqn.env_workers": 0, "train.dqn.vector_mode": "async"}), None, progress=False)

@@ -77,6 +77,8 @@ def train_dqn(
     check_algo("dqn", spec)
     if dc.num_envs < 1:
         raise Rl2fpgaError(f"train.dqn.num_envs={dc.num_envs} must be at least 1")
+    if dc.env_workers < 1:
+        raise Rl2fpgaError(f"train.dqn.env_workers={dc.env_workers} must be at least 1")
     if spec.is_atari and tc.network == "mlp":
         raise Rl2fpgaError(f"{spec.id} has image observations; set train.network=atari (or nature)")
     if not spec.is_atari and tc.network != "mlp":
@@ -247,10 +249,11 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
     inside it, in that order, as the single-env loop does them step by step. Training stops at
     the first iteration reaching ``total`` (at most N - 1 steps more).
 
-    ``vector_mode`` thread / async: the copies step in a background thread / worker processes
-    while the learner runs that iteration's gradient steps, so those steps sample the replay as
-    it was before the iteration (at most N agent steps older than in the sync order; still
-    seeded: the replay is only written by this thread, after the step)."""
+    ``vector_mode`` thread / async: the copies step in a background thread / ``env_workers``
+    worker processes while the learner runs that iteration's gradient steps, so those steps
+    sample the replay as it was before the iteration (at most N agent steps older than in the
+    sync order; still seeded: the replay is only written by this thread, after the step). Both
+    give the same run; async keeps the emulators (which hold the GIL) out of this process."""
     dc, tc = cfg.train.dqn, cfg.train
     n_envs = dc.num_envs
     eval_after = dc.learning_starts if eval_after is None else eval_after
@@ -279,7 +282,7 @@ def _train_vector(cfg: RunConfig, out_dir: Path | None, spec, q_net: tf.keras.Mo
         return loss, q_mean
 
     envs = make_vector_env(cfg.env, cfg.seed, n_envs, training=True,
-                           mode="async" if dc.vector_mode == "async" else "sync")
+                           mode="async" if dc.vector_mode == "async" else "sync", workers=dc.env_workers)
     overlap = dc.vector_mode != "sync"
     pool = ThreadPoolExecutor(max_workers=1) if dc.vector_mode == "thread" else None
     offsets = np.arange(1, n_envs + 1)

@@ -255,13 +255,14 @@ def check_algo(algo: str, spec: EnvSpec) -> None:
 
 
 def make_vector_env(env_cfg: EnvConfig, seed: int, num_envs: int, training: bool,
-                    mode: str = "sync") -> gym.vector.VectorEnv:
+                    mode: str = "sync", workers: int = 1) -> gym.vector.VectorEnv | ProcessVectorEnv:
     """``num_envs`` copies of :func:`make_env` (the very same wrappers, so the same preprocessing)
     in a Gymnasium vector env that resets a finished copy within the step that ended it
     (``AutoresetMode.SAME_STEP``: ``info["final_obs"]`` holds the final observations, and
     ``info["final_info"]`` the final infos, e.g. ``episode``). Copy ``i`` uses seed ``seed + i``
     (reset the vector env once with ``seed``). ``mode``: sync steps the copies one after the other
-    in this process, async in worker processes (spawned, so no TF state is forked)."""
+    in this process, async in ``workers`` worker processes (:class:`ProcessVectorEnv`: the same
+    observations, rewards and infos, bit for bit)."""
     from functools import partial
 
     fns = [partial(make_env, env_cfg, seed + i, training) for i in range(num_envs)]
@@ -269,5 +270,186 @@ def make_vector_env(env_cfg: EnvConfig, seed: int, num_envs: int, training: bool
     if mode == "sync":
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=same_step)
     if mode == "async":
-        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=same_step, context="spawn")
+        return ProcessVectorEnv(env_cfg, seed, num_envs, training, workers)
     raise Rl2fpgaError(f"unknown vector env mode '{mode}'; use sync or async")
+
+
+# ------------------------------------------------------------------------------ worker processes
+
+
+def _merge_infos(parts: list[dict], sizes: list[int]) -> dict:
+    """Concatenate the batched infos of consecutive slices of copies (a key that one slice lacks
+    is filled as Gymnasium's vector envs fill it: False / 0 / None per copy)."""
+    out: dict[str, Any] = {}
+    keys = list(dict.fromkeys(k for p in parts for k in p))
+    for key in keys:
+        present = [p[key] for p in parts if key in p]
+        if all(isinstance(v, dict) for v in present):
+            out[key] = _merge_infos([p.get(key, {}) for p in parts], sizes)
+            continue
+        like = np.asarray(present[0])
+        cols = []
+        for p, n in zip(parts, sizes):
+            if key in p:
+                cols.append(np.asarray(p[key]))
+            elif like.dtype == object:
+                cols.append(np.full(n, None, dtype=object))
+            else:
+                cols.append(np.zeros((n, *like.shape[1:]), dtype=like.dtype))
+        if any(c.dtype == object for c in cols):
+            merged = np.empty(sum(sizes), dtype=object)
+            merged[:] = [x for c in cols for x in c]
+            out[key] = merged
+        else:
+            out[key] = np.concatenate(cols)
+    return out
+
+
+def _env_worker(conn: Any, env_cfg: EnvConfig, seeds: list[int], training: bool, shm_name: str, offset: int) -> None:
+    """One worker process: a SyncVectorEnv of its copies (seeds ``seeds``), observations written
+    into the shared block at ``offset``, everything else sent back through the pipe."""
+    import signal
+    from functools import partial
+    from multiprocessing import shared_memory
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes us
+    from multiprocessing import resource_tracker
+
+    shm = shared_memory.SharedMemory(name=shm_name)
+    # the parent owns (and unlinks) the block; Python 3.11 registers every attach with the shared
+    # resource tracker, which would warn of a leak and unlink it again at exit
+    resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001
+    envs = buf = None
+    try:
+        envs = gym.vector.SyncVectorEnv([partial(make_env, env_cfg, s, training) for s in seeds],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        buf = np.ndarray((len(seeds), *envs.single_observation_space.shape), envs.single_observation_space.dtype,
+                         buffer=shm.buf, offset=offset)
+        while True:
+            cmd, data = conn.recv()
+            if cmd == "step":
+                obs, rew, term, trunc, info = envs.step(data)
+                buf[:] = obs
+                conn.send(("ok", (rew, term, trunc, info)))
+            elif cmd == "reset":
+                obs, info = envs.reset(seed=data)
+                buf[:] = obs
+                conn.send(("ok", info))
+            elif cmd == "close":
+                conn.send(("ok", None))
+                break
+    except Exception as e:  # noqa: BLE001 (reported to the parent, which raises it)
+        try:
+            conn.send(("error", f"{type(e).__name__}: {e}"))
+        except (BrokenPipeError, OSError):
+            pass
+    finally:
+        if envs is not None:
+            envs.close()
+        del buf
+        shm.close()
+
+
+class ProcessVectorEnv:
+    """``num_envs`` copies of :func:`make_env` stepped in ``workers`` spawned processes, each a
+    :class:`gymnasium.vector.SyncVectorEnv` of a contiguous slice of the copies (copy ``i`` seeded
+    ``seed + i``, ``AutoresetMode.SAME_STEP``): the same observations, rewards and infos as
+    ``make_vector_env(..., mode="sync")`` (and the same order of reset seeds), with the emulators
+    running outside this process's GIL: ALE holds the GIL while it emulates, so copies stepped in
+    a background thread stall the learner's Python between its TensorFlow calls (in the DQN loop
+    the replay sampling took ~3x longer while a thread stepped the copies). Observations come back
+    through one shared-memory block (each worker writes its rows), the rest through a pipe per
+    worker; :meth:`step_async` / :meth:`step_wait` let the caller learn while the copies step."""
+
+    def __init__(self, env_cfg: EnvConfig, seed: int, num_envs: int, training: bool, workers: int):
+        import multiprocessing as mp
+        from multiprocessing import shared_memory
+
+        probe = make_env(env_cfg, seed, training)
+        self.single_observation_space, self.single_action_space = probe.observation_space, probe.action_space
+        probe.close()
+        self.num_envs = int(num_envs)
+        workers = max(1, min(int(workers), self.num_envs))
+        bounds = np.linspace(0, self.num_envs, workers + 1).round().astype(int)
+        self._slices = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        shape, dtype = self.single_observation_space.shape, self.single_observation_space.dtype
+        self._shm = shared_memory.SharedMemory(create=True, size=max(1, self.num_envs * int(np.prod(shape)) * np.dtype(dtype).itemsize))
+        self._obs = np.ndarray((self.num_envs, *shape), dtype, buffer=self._shm.buf)
+        ctx = mp.get_context("spawn")
+        self._conns, self._procs = [], []
+        try:
+            for a, b in self._slices:
+                parent, child = ctx.Pipe()
+                p = ctx.Process(target=_env_worker, args=(child, env_cfg, [seed + i for i in range(a, b)], training,
+                                                          self._shm.name, a * self._obs[0].nbytes), daemon=True)
+                p.start()
+                child.close()
+                self._conns.append(parent)
+                self._procs.append(p)
+        except BaseException:
+            self.close()
+            raise
+
+    def _send(self, cmd: str, parts: list[Any]) -> None:
+        for conn, data in zip(self._conns, parts):
+            try:
+                conn.send((cmd, data))
+            except (BrokenPipeError, OSError):
+                raise Rl2fpgaError(self._died()) from None
+
+    def _died(self) -> str:
+        codes = [p.exitcode for p in self._procs if not p.is_alive()]
+        return (f"an environment worker process ended (exit codes {codes}); rerun, or set "
+                "train.dqn.vector_mode=thread to step the copies in this process")
+
+    def _gather(self) -> list[Any]:
+        out = []
+        for conn in self._conns:
+            try:
+                status, data = conn.recv()
+            except (EOFError, OSError):
+                raise Rl2fpgaError(self._died()) from None
+            if status == "error":
+                raise Rl2fpgaError(f"environment worker failed: {data}")
+            out.append(data)
+        return out
+
+    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict]:
+        self._send("reset", [None if seed is None else seed + a for a, _ in self._slices])
+        infos = self._gather()
+        return self._obs.copy(), _merge_infos(infos, [b - a for a, b in self._slices])
+
+    def step_async(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions)
+        self._send("step", [actions[a:b] for a, b in self._slices])
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        parts = self._gather()
+        sizes = [b - a for a, b in self._slices]
+        rew = np.concatenate([p[0] for p in parts])
+        term = np.concatenate([p[1] for p in parts])
+        trunc = np.concatenate([p[2] for p in parts])
+        return self._obs.copy(), rew, term, trunc, _merge_infos([p[3] for p in parts], sizes)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        self.step_async(actions)
+        return self.step_wait()
+
+    def close(self) -> None:
+        for conn in self._conns:
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for p in self._procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+        for conn in self._conns:
+            conn.close()
+        self._conns, self._procs = [], []
+        if getattr(self, "_shm", None) is not None:
+            del self._obs
+            self._shm.close()
+            self._shm.unlink()
+            self._shm = None

@@ -313,12 +313,9 @@ def _env_worker(conn: Any, env_cfg: EnvConfig, seeds: list[int], training: bool,
     from multiprocessing import shared_memory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes us
-    from multiprocessing import resource_tracker
-
+    # the parent owns the block and unlinks it; this attach registers the same name with the
+    # parent's resource tracker (a spawned child shares it), which the parent's unlink clears
     shm = shared_memory.SharedMemory(name=shm_name)
-    # the parent owns (and unlinks) the block; Python 3.11 registers every attach with the shared
-    # resource tracker, which would warn of a leak and unlink it again at exit
-    resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001
     envs = buf = None
     try:
         envs = gym.vector.SyncVectorEnv([partial(make_env, env_cfg, s, training) for s in seeds],

@@ -259,6 +259,28 @@ def _bench_import(name: str):  # noqa: ANN202
         sys.path.pop(0)
 
 
+def test_benchmark_cpu_clock_counts_live_child_processes() -> None:
+    """The training benchmark's CPU clock includes children still running (the environment worker
+    processes of vector_mode async), not only those already waited for."""
+    import subprocess
+    import time
+
+    import psutil
+
+    cpu_seconds = _bench_import("_marks").cpu_seconds
+    burn = "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\nsys.stdin.read()"
+    c0 = cpu_seconds()
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE)
+    try:
+        proc = psutil.Process(child.pid)
+        while sum(proc.cpu_times()[:2]) < 0.4:  # the child has burnt its CPU and now waits
+            time.sleep(0.02)
+        assert cpu_seconds() - c0 >= 0.4
+    finally:
+        child.communicate(b"")
+    assert child.returncode == 0
+
+
 def test_step_marks_read_the_clocks_where_the_runs_bar_passes_each_mark() -> None:
     """--in-run: the first step count at or past each mark of the bar whose total is the run's,
     with the clock then; other bars are ignored, tqdm's own update still runs and is restored."""

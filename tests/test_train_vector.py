@@ -235,13 +235,14 @@ def test_process_vector_env_reports_a_dead_worker_and_cleans_up():
     procs = make_vector_env(EnvConfig(id="ALE/Breakout-v5"), 0, 2, training=True, mode="async", workers=2)
     name = procs._shm.name
     procs.reset(seed=0)
-    worker = procs._procs[1]
+    other, worker = procs._procs
     worker.kill()
     worker.join()
     with pytest.raises(Rl2fpgaError, match="environment worker process ended.*vector_mode=thread"):
         procs.step(np.zeros(2, np.int32))
+    assert other.is_alive()
     procs.close()
-    assert not any(p.is_alive() for p in (worker,))
+    assert not other.is_alive() and not procs._procs
     from multiprocessing import shared_memory
 
     with pytest.raises(FileNotFoundError):
@@ -256,7 +257,7 @@ def test_async_dqn_is_the_thread_run_bit_for_bit():
     a = train_dqn(_tiny(**sets, **{"train.dqn.vector_mode": "thread"}), None, progress=False)
     b = train_dqn(_tiny(**sets, **{"train.dqn.vector_mode": "async", "train.dqn.env_workers": 2}), None, progress=False)
     assert _same(a.model, b.model) and a.eval.returns == b.eval.returns
-    assert [e for e in a.metrics["episodes"]] == [e for e in b.metrics["episodes"]]
+    assert a.metrics["episodes"] == b.metrics["episodes"] and len(a.metrics["episodes"]) > 10
 
 
 def test_bad_env_workers():

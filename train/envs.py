@@ -265,10 +265,9 @@ def make_vector_env(env_cfg: EnvConfig, seed: int, num_envs: int, training: bool
     observations, rewards and infos, bit for bit)."""
     from functools import partial
 
-    fns = [partial(make_env, env_cfg, seed + i, training) for i in range(num_envs)]
-    same_step = gym.vector.AutoresetMode.SAME_STEP
     if mode == "sync":
-        return gym.vector.SyncVectorEnv(fns, autoreset_mode=same_step)
+        return gym.vector.SyncVectorEnv([partial(make_env, env_cfg, seed + i, training) for i in range(num_envs)],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     if mode == "async":
         return ProcessVectorEnv(env_cfg, seed, num_envs, training, workers)
     raise Rl2fpgaError(f"unknown vector env mode '{mode}'; use sync or async")

@@ -56,17 +56,20 @@ def excerpt(run_dir: Path, wall_s: float | None = None, console_log: Path | None
 def threshold_study(run_dir: Path) -> list[dict[str, Any]] | None:
     """The analyze step's rows per delta threshold T (the 2023 paper's Fig. 8 on the deployed
     level): T, its integer thresholds, the golden and float fractions of significant
-    multiplications and the float DeltaNetwork's return over its episodes; None without an
-    analyze step or with fewer than three thresholds."""
+    multiplications, the float DeltaNetwork's return over its episodes and the golden model's
+    over analyze's recorded episodes (``golden_episodes``: analyze.episodes, each capped at
+    analyze.max_steps); None without an analyze step or with fewer than three thresholds."""
     path = run_dir / "analyze" / "summary.json"
     if not path.is_file():
         return None
-    rows = (json.loads(path.read_text()).get("per_threshold") or {}).values()
+    summary = json.loads(path.read_text())
+    rows = (summary.get("per_threshold") or {}).values()
     if len(rows) < 3:
         return None
     keys = ("T", "T_int", "golden_fraction", "float_fraction", "float_delta_return_mean", "float_delta_return_std",
             "golden_delta_return_mean")
-    return [{**{k: r.get(k) for k in keys}, "episodes": len(r.get("float_delta_returns") or [])}
+    return [{**{k: r.get(k) for k in keys}, "episodes": len(r.get("float_delta_returns") or []),
+             "golden_episodes": summary.get("episodes")}
             for r in sorted(rows, key=lambda r: float(r.get("T") or 0.0))]
 
 
@@ -75,10 +78,12 @@ def render_threshold_study(study: list[dict[str, Any]] | None) -> list[str]:
     if not study:
         return []
     n = max(r.get("episodes") or 0 for r in study)
+    g = study[0].get("golden_episodes")
+    golden = ("golden return (played at T = 0 and the deployed T only" if g is None else
+              f"golden return over analyze's {g} recorded episodes (each capped at analyze.max_steps; T = 0 and the deployed T only")
     lines = [f"Threshold study on the deployed level (analyze; returns of the float DeltaNetwork over {n} whole episodes, "
              "the same seeds at every T; T = 0 is the network without delta updates):", "",
-             "| T | T_int | significant multiplications (golden) | fewer than dense | return with delta updates (float) | golden return "
-             "(played at T = 0 and the deployed T only) |",
+             f"| T | T_int | significant multiplications (golden) | fewer than dense | return with delta updates (float) | {golden}) |",
              "| ---: | --- | ---: | ---: | ---: | ---: |"]
     for r in study:
         frac = r.get("golden_fraction")

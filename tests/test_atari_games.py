@@ -334,12 +334,13 @@ def test_threshold_study_reaches_the_games_block_from_the_runs_analyze(tmp_path:
                      "float_delta_return_mean": r, "float_delta_return_std": 50.0, "float_delta_returns": [r] * 30,
                      "golden_delta_return_mean": (r - 1 if t in (0.0, 0.01) else None)}
             for t, f, r in [(0.05, 0.004, 2500.0), (0.0, 0.05, 3300.0), (0.01, 0.018, 3100.0), (0.001, 0.03, 3250.0)]}
-    (run / "analyze" / "summary.json").write_text(json.dumps({"per_threshold": rows}))
+    (run / "analyze" / "summary.json").write_text(json.dumps({"per_threshold": rows, "episodes": 2}))
     e = rt.excerpt(run)
     assert [r["T"] for r in e["threshold_study"]] == [0.0, 0.001, 0.01, 0.05]
     assert {r["episodes"] for r in e["threshold_study"]} == {30}
     md = rt.render("krull", e)
     assert "over 30 whole episodes" in md
+    assert "golden return over analyze's 2 recorded episodes (each capped at analyze.max_steps" in md  # not the 30
     assert "| 0.05 | [10, 10, 10, 10, 10] | 0.40 % | 250.0x | 2,500.0 +- 50.0 | - |" in md
     assert "| 0.01 | [2, 2, 2, 2, 2] | 1.80 % | 55.6x | 3,100.0 +- 50.0 | 3,099.0 |" in md
     (run / "analyze" / "summary.json").write_text(json.dumps({"per_threshold": {"0": rows["0.0"], "0.01": rows["0.01"]}}))

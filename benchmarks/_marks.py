@@ -17,12 +17,12 @@ import resource
 import time
 from collections.abc import Callable, Sequence
 
+import psutil
+
 
 def cpu_seconds() -> float:
     """CPU time of this process, its waited-for children and its live ones (e.g. environment
     worker processes), user + system."""
-    import psutil
-
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     live = 0.0
     for child in psutil.Process().children(recursive=True):

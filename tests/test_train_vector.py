@@ -182,22 +182,31 @@ def test_vector_bf16_dqn_keeps_pruned_weights_zero():
     assert not _same(res.model, start)
 
 
+def _same_info(a: dict, b: dict, where: str) -> None:
+    """Two batched infos are the same: the same keys, at every depth, and equal values per copy
+    (object arrays such as final_obs compared element by element; an episode's wall-clock
+    duration aside)."""
+    assert sorted(a) == sorted(b), where
+    for key in a:
+        if where.endswith("/episode") and key == "t":
+            continue  # RecordEpisodeStatistics' wall-clock seconds of the episode: differs run to run
+        x, y = a[key], b[key]
+        if isinstance(x, dict):
+            _same_info(x, y, f"{where}/{key}")
+            continue
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape, f"{where}/{key}"
+        if x.dtype == object:
+            assert all((u is None and v is None) or np.array_equal(u, v) for u, v in zip(x, y)), f"{where}/{key}"
+        else:
+            assert np.array_equal(x, y), f"{where}/{key}"
+
+
 def _assert_same_step(a: tuple, b: tuple, t: int) -> None:
     """Two vector envs' step results (obs, rewards, terminated, truncated, info) are the same."""
     for x, y in zip(a[:4], b[:4]):
         assert x.dtype == y.dtype and np.array_equal(x, y), t
-    ia, ib = a[4], b[4]
-    assert sorted(ia) == sorted(ib), t
-    if "final_obs" in ia:
-        assert np.array_equal(ia["_final_obs"], ib["_final_obs"]), t
-        for i in np.flatnonzero(ia["_final_obs"]):
-            assert np.array_equal(ia["final_obs"][i], ib["final_obs"][i]), (t, i)
-        ea, eb = ia["final_info"], ib["final_info"]
-        assert sorted(ea) == sorted(eb), t
-        if "episode" in ea:
-            assert np.array_equal(ea["_episode"], eb["_episode"]), t
-            for i in np.flatnonzero(ea["_episode"]):
-                assert ea["episode"]["r"][i] == eb["episode"]["r"][i] and ea["episode"]["l"][i] == eb["episode"]["l"][i]
+    _same_info(a[4], b[4], f"step {t}")
 
 
 @pytest.mark.slow

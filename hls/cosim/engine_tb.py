@@ -146,9 +146,9 @@ def pack_frame(x: np.ndarray, bits: int, signed: bool, beat_bytes: int) -> list[
     return hw.beats(hw.pack_frame(x, bits, signed, beat_bytes), beat_bytes)
 
 
-def pack_stack(x: np.ndarray, beat_bytes: int, full: bool) -> list[int]:
+def pack_stack(x: np.ndarray, beat_bytes: int, full: bool, bottom_up: bool = False) -> list[int]:
     """A frame-stacked input (h, w, K) as beats: the newest plane, or (``full``) all K."""
-    return hw.beats(hw.stack_packet(x, beat_bytes, full), beat_bytes)
+    return hw.beats(hw.stack_packet(x, beat_bytes, full, bottom_up), beat_bytes)
 
 
 # ------------------------------------------------------------------------------ TB
@@ -189,6 +189,7 @@ class EngineTB:
         if self.engine is dut:
             cocotb.start_soon(Clock(self.clk, 10, units="ns").start())
         self.stack = False  # frame-stack engine (INFO bit 24), read after reset
+        self.bottom_up = False  # rows sent last to first (INFO bit 25)
         self.need_full = True
 
     async def reset(self) -> None:
@@ -201,7 +202,9 @@ class EngineTB:
         self.golden.reset()
         self.need_full = True
         await self.wait_idle()
-        self.stack = bool(await self.axil.read(self.regs.info) & hw.INFO_FRAME_STACK)
+        info = await self.axil.read(self.regs.info)
+        self.stack = bool(info & hw.INFO_FRAME_STACK)
+        self.bottom_up = bool(info & hw.INFO_BOTTOM_UP)
 
     async def wait_idle(self) -> None:
         while (await self.axil.read(self.regs.status)) & hw.STATUS_BUSY:
@@ -222,7 +225,7 @@ class EngineTB:
     async def frame(self, index: int, x: np.ndarray) -> FrameResult:
         g = self.golden
         if self.stack:
-            beats = pack_stack(x, self.beat_bytes, self.need_full)
+            beats = pack_stack(x, self.beat_bytes, self.need_full, self.bottom_up)
             self.need_full = False
         else:
             beats = pack_frame(x, g.in_fmt.bits, g.in_fmt.signed, self.beat_bytes)

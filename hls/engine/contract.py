@@ -50,6 +50,7 @@ STATUS_BUSY = 0x1
 STATUS_DONE = 0x2  # a frame finished since the last read of STATUS
 STATUS_ERROR = 0x4  # stream error (TLAST misplaced) since the last read of STATUS
 INFO_FRAME_STACK = 1 << 24  # INFO: bits 7:0 layers, 15:8 lanes, 23:16 input bytes per beat
+INFO_BOTTOM_UP = 1 << 25  # INFO: the host sends each plane's rows bottom up (rtl.row_order)
 
 # event links between stages: field widths of the packed payload {y, x, c, value}
 EVENT_Y_BITS = 8  # row coordinate: feature maps up to 255 high
@@ -209,11 +210,13 @@ def unpack_frame(data: bytes, bits: int, signed: bool, n_elems: int) -> np.ndarr
     return np.frombuffer(data[: n_elems * dt.itemsize], dtype=dt).astype(np.int64)
 
 
-def stack_packet(x: np.ndarray, beat_bytes: int, full: bool) -> bytes:
+def stack_packet(x: np.ndarray, beat_bytes: int, full: bool, bottom_up: bool = False) -> bytes:
     """A frame-stacked input (h, w, K) for a frame-stack engine: the newest frame (channel
     K - 1), or (``full``) all K frames oldest first, one byte per pixel, each plane zero-padded
-    to whole beats."""
+    to whole beats; ``bottom_up`` (INFO_BOTTOM_UP): each plane's rows last to first."""
     x = np.asarray(x)
+    if bottom_up:
+        x = x[::-1]
     planes = range(x.shape[-1]) if full else [x.shape[-1] - 1]
     return b"".join(pack_frame(np.ascontiguousarray(x[..., k]), 8, False, beat_bytes) for k in planes)
 
@@ -296,6 +299,7 @@ def render_sv_package(contract: Contract = DEFAULT) -> str:
         bits={name: value.bit_length() - 1 for name, value in (
             ("CTRL_RESET_STATE", CTRL_RESET_STATE), ("CTRL_RESET_COUNTERS", CTRL_RESET_COUNTERS),
             ("CTRL_FULL_FRAME", CTRL_FULL_FRAME), ("STATUS_BUSY", STATUS_BUSY), ("STATUS_DONE", STATUS_DONE),
-            ("STATUS_ERROR", STATUS_ERROR), ("INFO_FRAME_STACK", INFO_FRAME_STACK))},
+            ("STATUS_ERROR", STATUS_ERROR), ("INFO_FRAME_STACK", INFO_FRAME_STACK),
+            ("INFO_BOTTOM_UP", INFO_BOTTOM_UP))},
         ev={"YW": EVENT_Y_BITS, "XW": EVENT_X_BITS, "CW": EVENT_C_BITS, "VW": EVENT_V_BITS},
         list_fifo_depth=contract.list_fifo_depth, set_fifo_depth=contract.set_fifo_depth)

@@ -133,6 +133,8 @@ class LayerPlan:
     b_bits: int = 0  # bias image field per lane (sign-extended to acc_bits); 0: acc_bits (older designs)
     module: str = "rl2fpga_layer"  # the SV module of the layer (rl2fpga_dense_layer: the short path)
     rq_all: bool = False  # short path: every accumulator word requantized in one step (see rq_all_words)
+    rows: bool = False  # row schedule: each output row walked once final (conv; see generate)
+    mark_out: bool = False  # row schedule: a row marker after each output row (the next layer is a row-scheduled conv)
     lanes: int = 0  # MAC lanes of this layer (0: the design's lanes, a design.json written before per-layer lanes)
 
     @property
@@ -170,6 +172,8 @@ class RtlDesign:
     n_beats: int
     frame_stack: bool = False  # the host sends the newest frame; full_frame_beats after a reset
     full_frame_beats: int = 0
+    schedule: str = "frame"  # frame: every layer walks after its input's end; rows: conv rows as they are final
+    row_order: str = "top_down"  # bottom_up: the host sends each plane's rows bottom up
     contract: Contract = field(default_factory=Contract)  # register map and FIFO depths built in
 
     @property
@@ -218,6 +222,7 @@ class RtlDesign:
                          layers=layers, n_beats=int(d["input_beats"]),
                          frame_stack=bool(d.get("frame_stack", False)),
                          full_frame_beats=int(d.get("full_frame_beats", d["input_beats"])),
+                         schedule=str(d.get("schedule", "frame")), row_order=str(d.get("row_order", "top_down")),
                          contract=Contract.from_dict(d.get("contract")))
         except (KeyError, TypeError, ValueError) as e:
             raise Rl2fpgaError(f"{folder}/design.json is corrupt ({e}); rerun `rl2fpga rtl`") from None
@@ -234,6 +239,8 @@ class RtlDesign:
             "input_beats": self.n_beats,
             "frame_stack": self.frame_stack,
             "full_frame_beats": self.full_frame_beats or self.n_beats,
+            "schedule": self.schedule,
+            "row_order": self.row_order,
             "sv_files": [p.name for p in self.sv_files],
             "layers": [
                 {k: v for k, v in dataclasses.asdict(p).items() if k not in ("wmem_file", "tab_file", "bias_file", "shift_file")}
@@ -484,6 +491,24 @@ def _check_budget(golden: GoldenModel, frame_stack: bool, ctr: Contract) -> None
         raise Rl2fpgaError(f"{n} layers > {ctr.regs.max_layers} registers in the map; use fewer layers")
 
 
+SCHEDULES = ("frame", "rows")
+ROW_ORDERS = ("top_down", "bottom_up")
+
+
+def check_schedule(golden: GoldenModel, frame_stack: bool, schedule: str, row_order: str) -> None:
+    """rtl.schedule and rtl.row_order fit this model and input stage (one-line errors)."""
+    if schedule not in SCHEDULES:
+        raise Rl2fpgaError(f"rtl.schedule = {schedule!r} is not one of {', '.join(SCHEDULES)}; set rtl.schedule")
+    if row_order not in ROW_ORDERS:
+        raise Rl2fpgaError(f"rtl.row_order = {row_order!r} is not one of {', '.join(ROW_ORDERS)}; set rtl.row_order")
+    if (schedule == "rows" or row_order == "bottom_up") and not frame_stack:
+        raise Rl2fpgaError(
+            f"rtl.schedule = {schedule} with rtl.row_order = {row_order} needs the frame-stack input stage (rtl.frame_stack on an Atari frame stack); set rtl.schedule=frame and rtl.row_order=top_down"
+        )
+    if schedule == "rows" and golden.layers[0].w.ndim != 4:
+        raise Rl2fpgaError("rtl.schedule = rows needs a convolution as the first layer; set rtl.schedule=frame")
+
+
 def _input_geometry(golden: GoldenModel, beat_bytes: int, frame_stack: bool) -> tuple[int, int, int]:
     """(beats of a frame, beats of a full frame, bits the input stage keeps in fabric)."""
     in_bits = golden.in_fmt.bits
@@ -496,7 +521,7 @@ def _input_geometry(golden: GoldenModel, beat_bytes: int, frame_stack: bool) -> 
 
 
 def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_bytes: int, frame_stack: bool,
-                ctr: Contract) -> str:
+                ctr: Contract, row_order: str = "top_down") -> str:
     import jinja2
 
     in_shape = golden.in_shape if len(golden.in_shape) == 3 else (1, 1, int(np.prod(golden.in_shape)))
@@ -504,7 +529,10 @@ def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_by
         loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
     )
     thresh_init = "{" + ", ".join(f"32'd{t}" for t in reversed(golden.thresholds)) + "}"
-    info = len(plans) | (lanes << 8) | (beat_bytes << 16) | (hw.INFO_FRAME_STACK if frame_stack else 0)
+    desc = row_order == "bottom_up"
+    info = (len(plans) | (lanes << 8) | (beat_bytes << 16) | (hw.INFO_FRAME_STACK if frame_stack else 0)
+            | (hw.INFO_BOTTOM_UP if desc else 0))
+    first = plans[0]
     return env.get_template("rl2fpga_engine_top.sv.j2").render(
         header=GENERATED_HEADER,
         model_name=str(golden.meta.get("name", "model")),
@@ -518,13 +546,16 @@ def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_by
         short_module=SHORT_PATH_MODULE,
         enc={"eb": hw.elem_bytes(golden.in_fmt.bits), "in_bits": golden.in_fmt.bits,
              "in_signed": int(golden.in_fmt.signed), "stack": frame_stack,
-             "h": in_shape[0], "w": in_shape[1], "c": in_shape[2]},
+             "h": in_shape[0], "w": in_shape[1], "c": in_shape[2],
+             "mark": int(first.rows), "mark_sh": first.sh, "mark_ph": 0 if desc else (first.kh - 1) % first.sh},
+        desc=int(desc),
     )
 
 
 def generate(golden: GoldenModel, out_dir: str | Path, lanes: int | Sequence[int] = 4, input_bytes_per_beat: int = 8,
              frame_stack: bool = False, contract: Contract | None = None, fmt: str = "auto",
-             run_bits: int | None = None, short_path: bool = True) -> RtlDesign:
+             run_bits: int | None = None, short_path: bool = True, schedule: str = "frame",
+             row_order: str = "top_down") -> RtlDesign:
     """Write the engine for ``golden`` into ``out_dir``: the SystemVerilog sources (the package
     rendered from ``contract``, copied modules, generated top), the ``$readmemh`` images and
     ``design.json``. ``lanes``: MAC lanes of every layer, or a list with one count per layer
@@ -535,9 +566,15 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int | Sequence[int
     the weight storage format of every layer (:mod:`.formats`; auto: the smallest per layer);
     ``run_bits``: rel's index width (default: the smallest layer). ``short_path``: small
     dense-format dense layers take rl2fpga_dense_layer (:func:`use_short_path`); False: every
-    layer the general rl2fpga_layer (comparisons, the by-module resource check)."""
+    layer the general rl2fpga_layer (comparisons, the by-module resource check). ``schedule``:
+    frame (every layer walks its dirty accumulators once its input's end marker has passed) or
+    rows (a conv layer walks each output row as soon as the input rows it reads are in, while
+    the frame still streams in; needs the frame stack). ``row_order``: bottom_up = the host sends
+    each plane's rows bottom up (the rows that change least last: with rows, what is left after
+    the last beat is their chain; needs the frame stack)."""
     ctr = contract or hw.DEFAULT
     check_mappable(golden, lanes, input_bytes_per_beat)
+    check_schedule(golden, frame_stack, schedule, row_order)
     _check_budget(golden, frame_stack, ctr)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -550,6 +587,9 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int | Sequence[int
         plans.append(plan)
     for k, plan in enumerate(plans):
         plan.rq_all = rq_all_words(plan, plans[k + 1] if k + 1 < len(plans) else None)
+        plan.rows = schedule == "rows" and plan.kind == "conv2d" and plan.module != SHORT_PATH_MODULE
+    for k, plan in enumerate(plans):
+        plan.mark_out = plan.rows and k + 1 < len(plans) and plans[k + 1].rows
     widest = max(p.lanes for p in plans)  # INFO's and design.json's lanes
     n_beats, full_beats, input_bits = _input_geometry(golden, input_bytes_per_beat, frame_stack)
     total_bits = sum(sum(p.mem_bits.values()) for p in plans) + input_bits
@@ -563,11 +603,12 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int | Sequence[int
         atomic_write_text(out_dir / name, (RTL_SRC / name).read_text())
         sv_files.append(out_dir / name)
     sv_files.append(out_dir / f"{TOP}.sv")
-    atomic_write_text(sv_files[-1], _render_top(golden, plans, widest, input_bytes_per_beat, frame_stack, ctr))
+    atomic_write_text(sv_files[-1], _render_top(golden, plans, widest, input_bytes_per_beat, frame_stack, ctr, row_order))
     design = RtlDesign(
         out_dir=out_dir, top=TOP, lanes=widest, input_bytes_per_beat=input_bytes_per_beat,
         sv_files=sv_files, mem_files=mem_files, layers=plans,
         n_beats=n_beats, frame_stack=frame_stack, full_frame_beats=full_beats, contract=ctr,
+        schedule=schedule, row_order=row_order,
     )
     atomic_write_json(out_dir / "design.json", {"generator": f"rl2fpga {__version__}", **design.summary()})
     return design

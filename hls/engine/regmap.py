@@ -11,6 +11,7 @@ from rl2fpga.hls.engine.contract import (  # noqa: F401  (re-exported names)
     CTRL_RESET_COUNTERS,
     CTRL_RESET_STATE,
     ENGINE_ID,
+    INFO_BOTTOM_UP,
     INFO_FRAME_STACK,
     REGS,
     STATUS_BUSY,

@@ -32,6 +32,7 @@ module rl2fpga_lane
     parameter int    LEN_BITS   = 4,
     parameter int    WMEM_DEPTH = 16,
     parameter int    FB_BITS    = 1,   // accumulator-word index bits (contract.fb_bits)
+    parameter bit    ROWS       = 0,   // row schedule: a dirty list per output row
     parameter int    TAP_BITS   = 0,   // tap index bits of an entry (contract.tap_bits)
     parameter int    FORMAT     = 0,   // weight storage format (rl2fpga_list_walker)
     parameter int    ENTRY_BITS = TAP_BITS + FB_BITS + W_BITS,
@@ -44,7 +45,9 @@ module rl2fpga_lane
     parameter int    AW         = DEPTH > 1 ? $clog2(DEPTH) : 1,
     parameter int    OYW        = OUT_H > 1 ? $clog2(OUT_H) : 1,
     parameter int    OXW        = OUT_W > 1 ? $clog2(OUT_W) : 1,
-    parameter int    DLW        = OYW + OXW + FB_BITS   // dirty list entry {oy, ox, fb}
+    parameter int    DLW        = OYW + OXW + FB_BITS,  // dirty list entry {oy, ox, fb}
+    parameter int    NR         = ROWS ? OUT_H : 1,     // dirty lists
+    parameter int    ROWW       = ROWS ? OUT_W * FB : DEPTH  // entries per dirty list
 ) (
     input  logic                clk,
     input  logic                rst_n,
@@ -61,7 +64,9 @@ module rl2fpga_lane
     output logic                busy,
     output logic                busy_early,        // busy but for the last MAC stage (M2)
     output logic                mac,               // a MAC this cycle
-    output logic [AW:0]         dcount_next,       // dirty list length after this cycle's append
+    output logic [AW:0]         dcount_next,       // walk_row's dirty list length after this cycle's append
+    input  logic [OYW-1:0]      walk_row,          // the row being finalized (ROWS; else 0)
+    input  logic                clear_row,         // its dirty list is done (ROWS)
     // requantize / sweep control (rl2fpga_layer_ctrl)
     input  logic                adv,
     input  logic                rq_issue,
@@ -186,28 +191,36 @@ module rl2fpga_lane
   end
 
   // ---------------------------------------------------------- dirty list
-  logic [AW:0] dcount;  // entries in the dirty list
-  // the requantize phase's first read (rq_k = 0) may race the last MAC's append of that
-  // entry (the cycle the MACs finish): it then takes the appended entry
+  // one list (row schedule: one per output row, entries of row r at r * ROWW); the requantize
+  // phase's first read (rq_k = 0) may race the last MAC's append of that entry (the cycle the
+  // MACs finish): it then takes the appended entry
+  localparam int RW = NR > 1 ? $clog2(NR) : 1;
+  logic [AW:0]    dcnt[NR];  // entries in each dirty list
   logic [DLW-1:0] dlist[DEPTH];
   logic [DLW-1:0] dl_rd, dl_mem, dl_fwd_pos;
-  logic           dl_we, dl_fwd;
-  assign dl_we = phase == rl2fpga_pkg::S_MAC && mac_push;
+  logic           dl_we, dl_fwd, app_walked;
+  logic [RW-1:0]  app_r, walk_r;
+  assign app_r      = ROWS ? RW'(m2_pos[DLW-1 -: OYW]) : '0;
+  assign walk_r     = ROWS ? RW'(walk_row) : '0;
+  assign dl_we      = phase == rl2fpga_pkg::S_MAC && mac_push;
+  assign app_walked = dl_we && app_r == walk_r;
   always_ff @(posedge clk) begin
-    if (dl_we) dlist[AW'(dcount)] <= m2_pos;
-    if (rq_issue && !sweep_mode) dl_mem <= dlist[AW'(rq_k)];
+    if (dl_we) dlist[AW'(32'(app_r) * ROWW + 32'(dcnt[app_r]))] <= m2_pos;
+    if (rq_issue && !sweep_mode) dl_mem <= dlist[AW'(32'(walk_r) * ROWW + 32'(rq_k))];
   end
   always_ff @(posedge clk) begin
     if (rq_issue && !sweep_mode) begin
-      dl_fwd     <= dl_we && dcount == rq_k;
+      dl_fwd     <= app_walked && dcnt[walk_r] == rq_k;
       dl_fwd_pos <= m2_pos;
     end
   end
   assign dl_rd = dl_fwd ? dl_fwd_pos : dl_mem;
-  assign dcount_next = dcount + (AW + 1)'(dl_we);
+  assign dcount_next = dcnt[walk_r] + (AW + 1)'(app_walked);
   always_ff @(posedge clk) begin
-    if (!rst_n || clear_dirty) dcount <= '0;
-    else dcount <= dcount_next;
+    for (int r = 0; r < NR; r++) begin
+      if (!rst_n || clear_dirty || (clear_row && RW'(r) == walk_r)) dcnt[r] <= '0;
+      else if (dl_we && RW'(r) == app_r) dcnt[r] <= dcnt[r] + 1'b1;
+    end
   end
 
   // ---------------------------------------------------------- requantize

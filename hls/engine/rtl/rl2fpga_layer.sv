@@ -59,6 +59,11 @@ module rl2fpga_layer
     // table; 1 rel {run, w} words (fillers w = 0) + table; 2 dense: w of every position, no
     // table; 3 bitmap: w words of the nonzeros + {bitmap, ptr} table (LEN_BITS = bitmap bits)
     parameter int    FORMAT     = 0,
+    // schedule (rl2fpga_layer_ctrl): ROWS walks each output row once it is final (conv), rows
+    // arriving bottom up if DESC; MARK_OUT sends a row marker after each output row
+    parameter bit    ROWS       = 0,
+    parameter bit    DESC       = 0,
+    parameter bit    MARK_OUT   = 0,
     parameter int    ENTRY_BITS = TAP_BITS + FB_BITS + W_BITS,  // one stored word
     parameter int    RUN_BITS   = 0,   // rel: relative index bits
     parameter int    LIST_LEN   = 1,   // dense: words per list part; bitmap: its bits (taps x FB)
@@ -131,6 +136,9 @@ module rl2fpga_layer
   // ================================================================ control
   rl2fpga_pkg::phase_t                  phase;
   logic                    adv, rq_issue, sweep_mode, r2_valid, clear_dirty, rq_done;
+  logic                    clear_row, mark_valid;
+  logic [OYW-1:0]          walk_row;
+  logic [EW-1:0]           mark_payload;
   logic [AW:0]             rq_k;
   logic [DLW-1:0]          r1_sw, sw_entry;
   logic [LANES-1:0]        lane_space, lane_busy, lane_busy_early, lane_mac, rq_mask;
@@ -144,11 +152,14 @@ module rl2fpga_layer
   assign lanes_space = &lane_space;
 
   rl2fpga_layer_ctrl #(
-      .OUT_H(OUT_H), .OUT_W(OUT_W), .FB(FB), .FB_BITS(FB_BITS), .LANES(LANES), .LAST(LAST)
+      .OUT_H(OUT_H), .OUT_W(OUT_W), .FB(FB), .FB_BITS(FB_BITS), .LANES(LANES), .LAST(LAST),
+      .ROWS(ROWS), .DESC(DESC), .MARK_OUT(MARK_OUT), .KH(KH), .SH(SH)
   ) u_ctrl (
-      .clk, .rst_n, .state_reset, .force_all_dirty, .busy, .in_valid, .in_last, .in_ready,
+      .clk, .rst_n, .state_reset, .force_all_dirty, .busy, .in_valid, .in_last,
+      .in_rowmark(in_payload[VW-1:0] != '0), .in_row(in_payload[EW-1 -: YW]), .in_ready,
       .issue, .lanes_space, .t1_valid, .lane_busy, .lane_busy_early, .lane_mac, .lane_dcount, .phase, .adv,
       .rq_issue, .rq_k, .sweep_mode, .r1_sw, .r2_valid, .sw_entry, .clear_dirty,
+      .clear_row, .walk_row, .mark_valid, .mark_payload,
       .any_send(|rq_mask), .set_space(32'(set_count) < SD), .set_empty(set_count == '0),
       .ser_valid, .out_ready, .rq_done, .last_events, .last_macs, .last_pad
   );
@@ -163,13 +174,13 @@ module rl2fpga_layer
         .W_BITS(W_BITS), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .OUT_SIGNED(OUT_SIGNED),
         .SHIFT(SHIFT), .SHIFT_BITS(SHIFT_BITS), .SHIFT_FILE(SHIFT_FILE), .RELU(RELU), .LAST(LAST),
         .PTR_BITS(PTR_BITS), .LEN_BITS(LEN_BITS), .WMEM_DEPTH(WMEM_DEPTH), .FB_BITS(FB_BITS),
-        .TAP_BITS(TAP_BITS), .FORMAT(FORMAT), .ENTRY_BITS(ENTRY_BITS), .RUN_BITS(RUN_BITS),
+        .TAP_BITS(TAP_BITS), .FORMAT(FORMAT), .ROWS(ROWS), .ENTRY_BITS(ENTRY_BITS), .RUN_BITS(RUN_BITS),
         .WMEM_FILE(WMEM_FILE)
     ) u_lane (
         .clk, .rst_n, .phase, .threshold, .t1_valid, .t1_marker, .t1_qy, .t1_qx, .t1_value,
         .t1_tab(tab_rd[l*TEW +: TEW]), .space(lane_space[l]), .busy(lane_busy[l]),
         .busy_early(lane_busy_early[l]), .mac(lane_mac[l]),
-        .dcount_next(lane_dcount[l*(AW+1) +: AW+1]), .adv, .rq_issue, .rq_k,
+        .dcount_next(lane_dcount[l*(AW+1) +: AW+1]), .walk_row, .clear_row, .adv, .rq_issue, .rq_k,
         .sweep_mode, .r1_sw, .r2_valid, .sw_entry,
         .sw_bias(ACC_BITS'($signed(bias_rom[sw_entry[FB_BITS-1:0]][l*B_BITS +: B_BITS]))), .clear_dirty,
         .rq_mask(rq_mask[l]), .rq_payload(rq_payload[l*EW +: EW])
@@ -206,7 +217,7 @@ module rl2fpga_layer
       .out_payload (ser_payload)
   );
 
-  assign out_valid   = ser_valid || rq_done;
+  assign out_valid   = ser_valid || mark_valid;
   assign out_last    = !ser_valid;
-  assign out_payload = ser_payload;
+  assign out_payload = ser_valid ? ser_payload : mark_payload;
 endmodule

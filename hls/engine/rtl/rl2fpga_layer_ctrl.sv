@@ -4,6 +4,14 @@
 // two-stage pipeline (r1: entry, r2: accumulator word) that stalls only while a set of changed
 // outputs cannot be queued; then the end marker goes out. A state reset sweeps every
 // accumulator back to its bias. Also keeps the layer's event, MAC and padding counters.
+//
+// Row schedule (ROWS = 1, conv layers): the input link also carries a row marker (`last` with
+// value 1 and the row in y) after each input row the layer needs. Rows arrive in order, top
+// down (DESC = 0) or bottom up (DESC = 1), so the marker of input row y finalizes output row oy
+// (y = oy * SH + KH - 1, or y = oy * SH bottom up): no later event touches it. Its MACs done,
+// the layer walks that row's dirty list (or, in sweep mode, every word of the row), sends its
+// changed outputs and, if MARK_OUT, a row marker of its own; then it takes events again. The
+// frame's end marker then finds every row walked and is passed on.
 module rl2fpga_layer_ctrl
 #(
     parameter int OUT_H   = 1,
@@ -12,12 +20,18 @@ module rl2fpga_layer_ctrl
     parameter int FB_BITS = 1,
     parameter int LANES   = 4,
     parameter bit LAST    = 0,
+    parameter bit ROWS    = 0,   // row schedule (conv)
+    parameter bit DESC    = 0,   // rows arrive bottom up
+    parameter bit MARK_OUT = 0,  // send a row marker after each output row
+    parameter int KH      = 1,
+    parameter int SH      = 1,
     // derived; not to be overridden
     parameter int DEPTH   = OUT_H * OUT_W * FB,
     parameter int AW      = DEPTH > 1 ? $clog2(DEPTH) : 1,
     parameter int OYW     = OUT_H > 1 ? $clog2(OUT_H) : 1,
     parameter int OXW     = OUT_W > 1 ? $clog2(OUT_W) : 1,
-    parameter int DLW     = OYW + OXW + FB_BITS
+    parameter int DLW     = OYW + OXW + FB_BITS,
+    parameter int ROWW    = ROWS ? OUT_W * FB : DEPTH  // words a walk covers in sweep mode
 ) (
     input  logic                  clk,
     input  logic                  rst_n,
@@ -27,6 +41,8 @@ module rl2fpga_layer_ctrl
     // events in
     input  logic                  in_valid,
     input  logic                  in_last,
+    input  logic                  in_rowmark,   // in_last is a row marker (ROWS)
+    input  logic [rl2fpga_pkg::YW-1:0] in_row,  // its input row
     output logic                  in_ready,
     output logic                  issue,        // an event (or the marker) is taken
     input  logic                  lanes_space,  // every lane's list FIFO takes one more list
@@ -45,13 +61,17 @@ module rl2fpga_layer_ctrl
     output logic                  r2_valid,
     output logic [DLW-1:0]        sw_entry,     // {oy, ox, fb} of the sweep
     output logic                  clear_dirty,
+    output logic                  clear_row,    // the walked row's dirty list is done (ROWS)
+    output logic [OYW-1:0]        walk_row,     // the output row being finalized (ROWS; else 0)
     // events out
     input  logic                  any_send,     // some lane sends an output this cycle
     input  logic                  set_space,    // the set FIFO takes one more set
     input  logic                  set_empty,
     input  logic                  ser_valid,
     input  logic                  out_ready,
-    output logic                  rq_done,      // the end marker is being offered
+    output logic                  rq_done,      // the walk is over: its marker may go out
+    output logic                  mark_valid,   // a marker is offered
+    output logic [rl2fpga_pkg::EW-1:0] mark_payload,  // 0: end of frame; value 1: end of row y
     // counters of the last finished frame
     output logic [31:0]           last_events,
     output logic [31:0]           last_macs,
@@ -63,6 +83,25 @@ module rl2fpga_layer_ctrl
   logic [OXW-1:0] sw_ox;
   logic [FB_BITS-1:0] sw_fb;
   logic [31:0]    word_macs, idle_lanes, run_events, run_macs, run_pad;
+  logic           row_walk, frame_open, fin_row, cur_sweep, rq_finish;
+  logic [OYW-1:0] fin_oy, wrow;
+
+  // the output row a row marker finalizes (if any)
+  always_comb begin
+    int y;
+    y       = 32'(in_row);
+    fin_row = 1'b0;
+    fin_oy  = '0;
+    if (ROWS) begin
+      if (DESC) begin
+        fin_row = y % SH == 0 && y / SH < OUT_H;
+        fin_oy  = OYW'(y / SH);
+      end else begin
+        fin_row = y >= KH - 1 && (y - KH + 1) % SH == 0 && (y - KH + 1) / SH < OUT_H;
+        fin_oy  = OYW'((y - KH + 1) / SH);
+      end
+    end
+  end
 
   assign sw_entry   = {sw_oy, sw_ox, sw_fb};
   assign in_ready   = phase == rl2fpga_pkg::S_MAC && !marker_inflight && lanes_space;
@@ -70,12 +109,19 @@ module rl2fpga_layer_ctrl
   // sweep mode is latched for the requantize phase (a threshold write during it counts for the
   // next frame); rq_k and the sweep coordinates are 0 throughout the MAC phase, so the phase's
   // first word is issued in the cycle the MACs finish (rq_first)
-  assign sweep_mode  = phase == rl2fpga_pkg::S_RQ ? rq_sweep : all_dirty || LAST;
+  // (row schedule: the sweep flag is latched at the frame's first row walk and holds for the frame)
+  assign cur_sweep   = (ROWS && frame_open) ? rq_sweep : all_dirty || LAST;
+  assign sweep_mode  = phase == rl2fpga_pkg::S_RQ ? rq_sweep : cur_sweep;
   assign adv         = !r2_valid || !any_send || set_space;
-  assign first_total = (all_dirty || LAST) ? (AW + 1)'(DEPTH) : dcount_max;
+  assign first_total = (ROWS && !row_walk) ? '0 : cur_sweep ? (AW + 1)'(ROWW) : dcount_max;
   assign rq_first    = phase == rl2fpga_pkg::S_MAC && macs_done && first_total != '0;
   assign rq_issue    = (phase == rl2fpga_pkg::S_RQ && rq_k < rq_total && adv) || rq_first;
   assign rq_done    = phase == rl2fpga_pkg::S_RQ && rq_k == rq_total && !r1_valid && !r2_valid && set_empty && !ser_valid;
+  // a row walk without a marker of its own ends as soon as its outputs are out
+  assign mark_valid   = rq_done && (!row_walk || MARK_OUT);
+  assign rq_finish    = rq_done && (out_ready || !mark_valid);
+  assign mark_payload = row_walk ? {rl2fpga_pkg::YW'(walk_row), rl2fpga_pkg::XW'(0), rl2fpga_pkg::CW'(0), rl2fpga_pkg::VW'(1)} : '0;
+  assign clear_row    = ROWS && row_walk && rq_finish;
 
   always_comb begin
     dcount_max = '0;
@@ -92,7 +138,8 @@ module rl2fpga_layer_ctrl
   // accumulator and dirty-list entry at this clock edge, before the requantize phase reads them
   assign macs_done   = marker_inflight && !t1_valid && !(|lane_busy_early);
   assign sweep_end   = 32'(sw_oy) == OUT_H - 1 && 32'(sw_ox) == OUT_W - 1 && 32'(sw_fb) == FB - 1;
-  assign clear_dirty = (rq_done && out_ready) || (phase == rl2fpga_pkg::S_SWEEP && sweep_end);
+  assign walk_row    = ROWS ? wrow : '0;
+  assign clear_dirty = (!ROWS && rq_done && out_ready) || (phase == rl2fpga_pkg::S_SWEEP && sweep_end);
   assign busy = phase != rl2fpga_pkg::S_MAC || marker_inflight || t1_valid || (|lane_busy);
 
   task automatic sweep_step();
@@ -128,27 +175,43 @@ module rl2fpga_layer_ctrl
       sw_oy           <= '0;
       sw_ox           <= '0;
       sw_fb           <= '0;
+      row_walk        <= 1'b0;
+      frame_open      <= 1'b0;
+      wrow            <= '0;
     end else begin
       if (force_all_dirty) all_dirty <= 1'b1;
       case (phase)
         rl2fpga_pkg::S_MAC: begin
           if (issue && !in_last) run_events <= run_events + 1;
-          if (issue && in_last) marker_inflight <= 1'b1;
+          // a row marker that finalizes no row is only taken
+          if (issue && in_last && (!ROWS || !in_rowmark || fin_row)) marker_inflight <= 1'b1;
+          if (ROWS && issue && in_last) begin
+            row_walk <= in_rowmark;
+            if (in_rowmark && fin_row) begin
+              wrow  <= fin_oy;
+              sw_oy <= fin_oy;
+            end
+          end
           run_macs <= run_macs + word_macs;
           run_pad  <= run_pad + idle_lanes;
           if (macs_done) begin
-            // every lane has done the frame's MACs: start requantizing
-            last_events     <= run_events;
-            last_macs       <= run_macs + word_macs;
-            last_pad        <= run_pad + idle_lanes;
-            run_events      <= '0;
-            run_macs        <= '0;
-            run_pad         <= '0;
+            // every lane has done the frame's (row schedule: the row's) MACs: start requantizing
+            if (!ROWS || !row_walk) begin
+              last_events     <= run_events;
+              last_macs       <= run_macs + word_macs;
+              last_pad        <= run_pad + idle_lanes;
+              run_events      <= '0;
+              run_macs        <= '0;
+              run_pad         <= '0;
+            end
             marker_inflight <= 1'b0;
             phase           <= rl2fpga_pkg::S_RQ;
             rq_total        <= first_total;
-            rq_sweep        <= all_dirty || LAST;
-            all_dirty       <= force_all_dirty;
+            if (!ROWS || (row_walk && !frame_open)) begin
+              rq_sweep  <= all_dirty || LAST;
+              all_dirty <= force_all_dirty;
+            end
+            if (ROWS && row_walk) frame_open <= 1'b1;
             // the first word (k = 0, sweep entry 0) is issued now
             r1_valid        <= rq_first;
             r1_sw           <= sw_entry;
@@ -171,12 +234,14 @@ module rl2fpga_layer_ctrl
             rq_k <= rq_k + 1'b1;
             sweep_step();
           end
-          if (rq_done && out_ready) begin
+          if (rq_finish) begin
             phase <= rl2fpga_pkg::S_MAC;
             rq_k  <= '0;
             sw_oy <= '0;
             sw_ox <= '0;
             sw_fb <= '0;
+            if (ROWS && !row_walk) frame_open <= 1'b0;  // the frame's end marker left
+            row_walk <= 1'b0;
           end
         end
         default: begin  // S_SWEEP

@@ -16,6 +16,11 @@
 // kept frame (slot k holds channel k of the next frame).
 //
 // State reset (`state_reset`) sweeps x_hat to 0 (`busy` meanwhile) and expects a full frame.
+//
+// Row schedule: MARK = 1 sends a row marker (`last`, value 1, the row in y) after the events of
+// each input row y with y % MARK_SH == MARK_PH (the rows that finalize a row of layer 0); a
+// marker follows the events of the beat that completes its row. DESC = 1: the host sends each
+// plane's rows bottom up (row IN_H - 1 first), and events carry the true row.
 module rl2fpga_stack_encoder
 #(
     parameter int BYTES     = 8,    // stream width in bytes = pixels per beat
@@ -23,7 +28,11 @@ module rl2fpga_stack_encoder
     parameter bit IN_SIGNED = 0,
     parameter int IN_H      = 1,
     parameter int IN_W      = 1,
-    parameter int IN_C      = 4     // K, frames in the stack (>= 2)
+    parameter int IN_C      = 4,    // K, frames in the stack (>= 2)
+    parameter bit MARK      = 0,
+    parameter int MARK_SH   = 1,
+    parameter int MARK_PH   = 0,
+    parameter bit DESC      = 0
 ) (
     input  logic             clk,
     input  logic             rst_n,
@@ -104,7 +113,19 @@ module rl2fpga_stack_encoder
   logic [PW-1:0] ser_payload;
   logic          s0_go, s0_cmp, accept, last_beat, full_now;
 
-  assign s0_go         = s0_valid && (s0_fill || ser_can_load);
+  // row markers: the row the compared beat completes (in arrival order), if it needs a marker
+  logic          mark_pending, beat_mark;
+  logic [YW-1:0] mark_y, beat_y;
+  always_comb begin
+    int rows_b, rows_a, y;
+    rows_b    = 32'(s0_beat) * P / IN_W;
+    rows_a    = (32'(s0_beat) * P + P < NPIX ? 32'(s0_beat) * P + P : NPIX) / IN_W;
+    y         = DESC ? IN_H - rows_a : rows_a - 1;
+    beat_y    = YW'(y);
+    beat_mark = MARK && rows_a > rows_b && y % MARK_SH == MARK_PH;
+  end
+
+  assign s0_go         = s0_valid && !mark_pending && (s0_fill || ser_can_load);
   assign s0_cmp        = s0_go && !s0_fill;
   assign s_axis_tready = !sweeping && !ending && (in_frame || start_ok) && (!s0_valid || s0_go);
   assign accept        = s_axis_tvalid && s_axis_tready;
@@ -179,13 +200,15 @@ module rl2fpga_stack_encoder
 
   assign ev_flat  = ser_payload[PW-1 -: FW];
   assign ev_value = ser_payload[VW-1:0];
-  assign marker   = ending && !s0_valid && !ser_valid;
-  assign ev_valid = ser_valid || marker;
+  logic          rmark;
+  logic [YW-1:0] ev_y;
+  assign rmark    = mark_pending && !ser_valid;
+  assign marker   = ending && !s0_valid && !ser_valid && !mark_pending;
+  assign ev_valid = ser_valid || rmark || marker;
   assign ev_last  = !ser_valid;
-  assign ev_payload = {YW'(32'(ev_flat) / (IN_W * K)),
-                       XW'((32'(ev_flat) / K) % IN_W),
-                       CW'(32'(ev_flat) % K),
-                       ev_value};
+  assign ev_y     = DESC ? YW'(IN_H - 1 - 32'(ev_flat) / (IN_W * K)) : YW'(32'(ev_flat) / (IN_W * K));
+  assign ev_payload = ser_valid ? {ev_y, XW'((32'(ev_flat) / K) % IN_W), CW'(32'(ev_flat) % K), ev_value}
+                    : rmark ? {mark_y, XW'(0), CW'(0), VW'(1)} : '0;
 
   // ---------------------------------------------------------------- sequencing
   always_ff @(posedge clk) begin
@@ -200,6 +223,7 @@ module rl2fpga_stack_encoder
       beat         <= '0;
       plane        <= '0;
       s0_valid     <= 1'b0;
+      mark_pending <= 1'b0;
     end else begin
       if (state_reset && !in_frame && !ending) begin
         sweeping   <= 1'b1;
@@ -237,6 +261,12 @@ module rl2fpga_stack_encoder
         end
       end
       if (marker && ev_ready) ending <= 1'b0;
+      if (s0_cmp && beat_mark) begin
+        mark_pending <= 1'b1;
+        mark_y       <= beat_y;
+      end else if (rmark && ev_ready) begin
+        mark_pending <= 1'b0;
+      end
     end
   end
 endmodule

@@ -67,6 +67,9 @@ module rl2fpga_layer_ctrl
     input  logic                  any_send,     // some lane sends an output this cycle
     input  logic                  set_space,    // the set FIFO takes one more set
     input  logic                  set_empty,
+    input  logic [$clog2(rl2fpga_pkg::SET_FIFO_DEPTH+1)-1:0] set_count,
+    input  logic                  set_pop,      // a queued set goes to the serializer
+    output logic                  hold_sets,    // a row marker goes first
     input  logic                  ser_valid,
     input  logic                  out_ready,
     output logic                  rq_done,      // the walk is over: its marker may go out
@@ -84,7 +87,9 @@ module rl2fpga_layer_ctrl
   logic [FB_BITS-1:0] sw_fb;
   logic [31:0]    word_macs, idle_lanes, run_events, run_macs, run_pad;
   logic           row_walk, frame_open, fin_row, cur_sweep, rq_finish;
-  logic [OYW-1:0] fin_oy, wrow;
+  logic [OYW-1:0] fin_oy, wrow, mk_row;
+  logic           walk_drained, row_end, mk_valid, mk_send;
+  logic [$clog2(rl2fpga_pkg::SET_FIFO_DEPTH+1)-1:0] mk_ahead;  // sets to send before the marker
 
   // the output row a row marker finalizes (if any)
   always_comb begin
@@ -116,11 +121,17 @@ module rl2fpga_layer_ctrl
   assign first_total = (ROWS && !row_walk) ? '0 : cur_sweep ? (AW + 1)'(ROWW) : dcount_max;
   assign rq_first    = phase == rl2fpga_pkg::S_MAC && macs_done && first_total != '0;
   assign rq_issue    = (phase == rl2fpga_pkg::S_RQ && rq_k < rq_total && adv) || rq_first;
-  assign rq_done    = phase == rl2fpga_pkg::S_RQ && rq_k == rq_total && !r1_valid && !r2_valid && set_empty && !ser_valid;
-  // a row walk without a marker of its own ends as soon as its outputs are out
-  assign mark_valid   = rq_done && (!row_walk || MARK_OUT);
-  assign rq_finish    = rq_done && (out_ready || !mark_valid);
-  assign mark_payload = row_walk ? {rl2fpga_pkg::YW'(walk_row), rl2fpga_pkg::XW'(0), rl2fpga_pkg::CW'(0), rl2fpga_pkg::VW'(1)} : '0;
+  assign walk_drained = phase == rl2fpga_pkg::S_RQ && rq_k == rq_total && !r1_valid && !r2_valid;
+  assign rq_done      = walk_drained && set_empty && !ser_valid && !mk_valid;
+  // a row walk ends once its words are walked (its outputs may still wait to be sent: MACs go
+  // on meanwhile); its row marker waits in mk_* until the sets queued before it have been sent,
+  // while later sets wait behind it (hold_sets). One marker waits at a time.
+  assign row_end      = ROWS && row_walk && walk_drained && (!MARK_OUT || !mk_valid);
+  assign mk_send      = mk_valid && mk_ahead == '0 && !ser_valid;
+  assign hold_sets    = mk_valid && mk_ahead == '0;
+  assign mark_valid   = (rq_done && !row_walk) || mk_send;
+  assign rq_finish    = row_walk ? row_end : rq_done && out_ready;
+  assign mark_payload = mk_send ? {rl2fpga_pkg::YW'(mk_row), rl2fpga_pkg::XW'(0), rl2fpga_pkg::CW'(0), rl2fpga_pkg::VW'(1)} : '0;
   assign clear_row    = ROWS && row_walk && rq_finish;
 
   always_comb begin
@@ -178,8 +189,19 @@ module rl2fpga_layer_ctrl
       row_walk        <= 1'b0;
       frame_open      <= 1'b0;
       wrow            <= '0;
+      mk_valid        <= 1'b0;
+      mk_ahead        <= '0;
+      mk_row          <= '0;
     end else begin
       if (force_all_dirty) all_dirty <= 1'b1;
+      if (MARK_OUT && row_end) begin
+        mk_valid <= 1'b1;
+        mk_row   <= wrow;
+        mk_ahead <= set_count - (set_pop ? 1'b1 : 1'b0);
+      end else begin
+        if (mk_valid && set_pop && mk_ahead != '0) mk_ahead <= mk_ahead - 1'b1;
+        if (mk_send && out_ready) mk_valid <= 1'b0;
+      end
       case (phase)
         rl2fpga_pkg::S_MAC: begin
           if (issue && !in_last) run_events <= run_events + 1;

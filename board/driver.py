@@ -317,6 +317,8 @@ class EngineDriver:
         info = self.ip.read(self.regs.info)
         hw = {"layers": info & 0xFF, "lanes": (info >> 8) & 0xFF, "input_bytes_per_beat": (info >> 16) & 0xFF,
               "frame_stack": bool(info & contract.INFO_FRAME_STACK)}
+        # rows sent last to first (rtl.row_order = bottom_up): what the hardware says it takes
+        self.bottom_up = bool(info & contract.INFO_BOTTOM_UP)
         want = {"layers": self.n_layers, "lanes": self.lanes, "input_bytes_per_beat": self.bytes_per_beat,
                 "frame_stack": self.frame_stack}
         for k in hw:
@@ -379,7 +381,8 @@ class EngineDriver:
         newest = self._kept is not None and np.array_equal(x[..., :-1], self._kept[..., 1:])
         if not newest and self._kept is not None:
             self.ip.write(self.regs.ctrl, contract.CTRL_FULL_FRAME)
-        planes = [x[..., -1]] if newest else [x[..., i] for i in range(k)]
+        rows = x[::-1] if self.bottom_up else x
+        planes = [rows[..., -1]] if newest else [rows[..., i] for i in range(k)]
         for i, plane in enumerate(planes):
             self.in_buf[i * self.plane_bytes : i * self.plane_bytes + h * w] = plane.reshape(-1).astype(np.uint8)
         self._kept = x.copy()

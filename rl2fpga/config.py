@@ -405,6 +405,14 @@ class RtlConfig:
     """Run yosys synth_xilinx for the resource estimate."""
     frame_stack: bool = True
     """Atari: keep the frame stack in the engine, the host sends only the newest frame."""
+    schedule: Literal["frame", "rows"] = "frame"
+    """frame: every layer walks its changed accumulators once its input's end marker has
+    passed; rows (frame stack only): a conv layer walks each output row as soon as the input
+    rows it reads are in, while the frame still streams in."""
+    row_order: Literal["top_down", "bottom_up"] = "top_down"
+    """Order in which the host sends each frame's rows (frame stack only). With the rows
+    schedule, what is left after the last beat is the chain of the last rows: bottom_up puts
+    Breakout's score and bricks, which change least, last."""
     format: Literal["auto", "csc", "rel", "bitmap", "dense"] = "auto"
     """Weight storage format of every layer: csc (absolute indices), rel (relative indices with
     filler entries), bitmap (a bit per position + the nonzero values), dense (values only); auto

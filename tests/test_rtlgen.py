@@ -112,10 +112,29 @@ def test_refuses_bad_beat_width(tmp_path) -> None:
         generate(m, tmp_path, input_bytes_per_beat=3)
 
 
+def test_refuses_schedules_the_input_stage_cannot_feed(tmp_path) -> None:
+    """rtl.schedule = rows and rtl.row_order = bottom_up need the frame-stack encoder (row
+    markers, row labels) and rows a conv first layer; unknown names are refused by name."""
+    rng = np.random.default_rng(2)
+    cnn = random_model(rng, (9, 9, 4), [("conv2d", 3, 3, 2), ("dense", 3)], sparsity=0.5)
+    for kw in ({"schedule": "rows"}, {"row_order": "bottom_up"}):
+        with pytest.raises(Rl2fpgaError, match="needs the frame-stack input stage"):
+            generate(cnn, tmp_path / "a", frame_stack=False, **kw)
+    with pytest.raises(Rl2fpgaError, match="rtl.schedule = 'bars'"):
+        generate(cnn, tmp_path / "b", frame_stack=True, schedule="bars")
+    with pytest.raises(Rl2fpgaError, match="rtl.row_order = 'left'"):
+        generate(cnn, tmp_path / "c", frame_stack=True, row_order="left")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    d = generate(cnn, tmp_path / "d", frame_stack=True, schedule="rows", row_order="bottom_up")
+    assert [p.rows for p in d.layers] == [True, False] and not any(p.mark_out for p in d.layers)
+    top = (tmp_path / "d" / f"{d.top}.sv").read_text()
+    assert ".MARK(1), .MARK_SH(2), .MARK_PH(0), .DESC(1)" in top
+
+
 @pytest.mark.verilator
 @pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
 @pytest.mark.parametrize("kind,beat_bytes", [("mlp", 8), ("mlp", 4), ("mlp", 2), ("cnn", 16), ("short", 8),
-                                              ("short_wide", 8)])
+                                              ("short_wide", 8), ("rows", 8)])
 def test_lint_clean(tmp_path, kind: str, beat_bytes: int) -> None:
     rng = np.random.default_rng(3)
     if kind == "short":  # every layer on the short path, per-channel shifts, padding outputs
@@ -133,6 +152,11 @@ def test_lint_clean(tmp_path, kind: str, beat_bytes: int) -> None:
         m = random_model(rng, (4,), [("dense", 64), ("dense", 64), ("dense", 2)], sparsity=0.9,
                          in_fmt=Fmt(16, 5, True))
         d = generate(m, tmp_path, lanes=4, input_bytes_per_beat=beat_bytes)
+    elif kind == "rows":  # the row schedule, rows bottom up, frame stack in fabric
+        m = random_model(rng, (13, 11, 4), [("conv2d", 5, 3, 2), ("conv2d", 6, 2, 1), ("dense", 7), ("dense", 3)],
+                         sparsity=0.7)
+        d = generate(m, tmp_path, lanes=3, input_bytes_per_beat=beat_bytes, frame_stack=True, schedule="rows",
+                     row_order="bottom_up")
     else:
         m = random_model(rng, (13, 11, 3), [("conv2d", 5, 3, 2), ("conv2d", 6, 2, 1), ("dense", 7), ("dense", 3)],
                          sparsity=0.7)

@@ -68,7 +68,8 @@ def rtl_step(run: Run, cfg: RunConfig) -> None:
     with atomic_dir(run.layout.step("rtl")) as out:
         t0 = time.perf_counter()
         design = generate(golden, out, lanes=cfg.rtl.lanes_arg, input_bytes_per_beat=cfg.rtl.input_bytes_per_beat,
-                          frame_stack=use_frame_stack(cfg, golden), fmt=cfg.rtl.format)
+                          frame_stack=use_frame_stack(cfg, golden), fmt=cfg.rtl.format,
+                          schedule=cfg.rtl.schedule, row_order=cfg.rtl.row_order)
         summary["generate_s"] = round(time.perf_counter() - t0, 2)
         summary["design"] = design.summary()
         summary["layer_lanes"] = design.layer_lanes

@@ -65,7 +65,9 @@ module rl2fpga_lane
     output logic                busy_early,        // busy but for the last MAC stage (M2)
     output logic                mac,               // a MAC this cycle
     output logic [AW:0]         dcount_next,       // walk_row's dirty list length after this cycle's append
-    input  logic [OYW-1:0]      walk_row,          // the row being finalized (ROWS; else 0)
+    // verilator lint_off UNUSEDSIGNAL
+    input  logic [OYW-1:0]      walk_row,          // the row being finalized (ROWS; else 0, unused)
+    // verilator lint_on UNUSEDSIGNAL
     input  logic                clear_row,         // its dirty list is done (ROWS)
     // requantize / sweep control (rl2fpga_layer_ctrl)
     input  logic                adv,

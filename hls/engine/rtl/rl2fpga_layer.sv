@@ -135,7 +135,7 @@ module rl2fpga_layer
 
   // ================================================================ control
   rl2fpga_pkg::phase_t                  phase;
-  logic                    adv, rq_issue, sweep_mode, r2_valid, clear_dirty, rq_done;
+  logic                    adv, rq_issue, sweep_mode, r2_valid, clear_dirty;
   logic                    clear_row, mark_valid, hold_sets;
   logic [OYW-1:0]          walk_row;
   logic [EW-1:0]           mark_payload;
@@ -161,7 +161,7 @@ module rl2fpga_layer
       .rq_issue, .rq_k, .sweep_mode, .r1_sw, .r2_valid, .sw_entry, .clear_dirty,
       .clear_row, .walk_row, .mark_valid, .mark_payload,
       .any_send(|rq_mask), .set_space(32'(set_count) < SD), .set_empty(set_count == '0),
-      .set_count, .set_pop, .hold_sets, .ser_valid, .out_ready, .rq_done, .last_events, .last_macs, .last_pad
+      .set_count, .set_pop, .hold_sets, .ser_valid, .out_ready, .last_events, .last_macs, .last_pad
   );
 
   // ================================================================ lanes

@@ -72,7 +72,6 @@ module rl2fpga_layer_ctrl
     output logic                  hold_sets,    // a row marker goes first
     input  logic                  ser_valid,
     input  logic                  out_ready,
-    output logic                  rq_done,      // the walk is over: its marker may go out
     output logic                  mark_valid,   // a marker is offered
     output logic [rl2fpga_pkg::EW-1:0] mark_payload,  // 0: end of frame; value 1: end of row y
     // counters of the last finished frame
@@ -88,8 +87,9 @@ module rl2fpga_layer_ctrl
   logic [31:0]    word_macs, idle_lanes, run_events, run_macs, run_pad;
   logic           row_walk, frame_open, fin_row, cur_sweep, rq_finish;
   logic [OYW-1:0] fin_oy, wrow, mk_row;
-  logic           walk_drained, row_end, mk_valid, mk_send;
-  logic [$clog2(rl2fpga_pkg::SET_FIFO_DEPTH+1)-1:0] mk_ahead;  // sets to send before the marker
+  logic           walk_drained, row_end, mk_valid, mk_send, rq_done;
+  localparam int SCW = $clog2(rl2fpga_pkg::SET_FIFO_DEPTH + 1);
+  logic [SCW-1:0] mk_ahead;  // sets to send before the marker
 
   // the output row a row marker finalizes (if any)
   always_comb begin
@@ -197,9 +197,9 @@ module rl2fpga_layer_ctrl
       if (MARK_OUT && row_end) begin
         mk_valid <= 1'b1;
         mk_row   <= wrow;
-        mk_ahead <= set_count - (set_pop ? 1'b1 : 1'b0);
+        mk_ahead <= set_count - SCW'(set_pop);
       end else begin
-        if (mk_valid && set_pop && mk_ahead != '0) mk_ahead <= mk_ahead - 1'b1;
+        if (mk_valid && set_pop && mk_ahead != '0) mk_ahead <= mk_ahead - SCW'(1);
         if (mk_send && out_ready) mk_valid <= 1'b0;
       end
       case (phase)

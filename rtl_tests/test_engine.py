@@ -121,14 +121,15 @@ def stacked_walk(rng: np.random.Generator, n: int, h: int, w: int, k: int, p: fl
 def test_row_schedule(row_order: str) -> None:
     """Row schedule: each conv layer walks an output row as soon as the input rows it reads are
     in (row markers on the links), rows sent top down or bottom up. Outputs, events and MACs ==
-    golden through resets (sweep frames), back-pressure, strides that leave input rows unused
+    golden through resets and threshold writes (sweep frames), back-pressure, strides that leave input rows unused
     (13 rows, 3x3 / 2: row 12 feeds nothing; then 2x2 / 3 over 6 rows) and a dense tail."""
     rng = np.random.default_rng(7)
     g = random_model(rng, (13, 15, 4), [("conv2d", 6, 3, 2), ("conv2d", 5, 2, 3), ("conv2d", 4, 1, 1),
                                         ("dense", 9), ("dense", 3)], sparsity=0.6, threshold=1)
     frames = stacked_walk(rng, 30, 13, 15, 4)
     res = _cosim(f"rows_{row_order}", g, frames, lanes=3, beat_bytes=8, frame_stack=True, seed=6, idle=0.3,
-                 stall=0.3, resets=[11], schedule="rows", row_order=row_order)
+                 stall=0.3, resets=[11], threshold_writes={19: [(1, 0), (2, 2)]}, schedule="rows",
+                 row_order=row_order)
     _check(res, 30)
 
 

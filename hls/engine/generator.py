@@ -587,7 +587,7 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int | Sequence[int
         plans.append(plan)
     for k, plan in enumerate(plans):
         plan.rq_all = rq_all_words(plan, plans[k + 1] if k + 1 < len(plans) else None)
-        plan.rows = schedule == "rows" and plan.kind == "conv2d" and plan.module != SHORT_PATH_MODULE
+        plan.rows = schedule == "rows" and golden.layers[k].w.ndim == 4 and plan.module != SHORT_PATH_MODULE
     for k, plan in enumerate(plans):
         plan.mark_out = plan.rows and k + 1 < len(plans) and plans[k + 1].rows
     widest = max(p.lanes for p in plans)  # INFO's and design.json's lanes

@@ -492,6 +492,8 @@ def _check_budget(golden: GoldenModel, frame_stack: bool, ctr: Contract) -> None
 
 
 SCHEDULES = ("frame", "rows")
+LINK0_FIFO_DEPTH = 32  # row schedule: events the encoder may send ahead while layer 0 walks a row
+ENCODER_SET_QUEUE = 8  # row schedule: compared beats' event sets queued in the frame-stack encoder
 ROW_ORDERS = ("top_down", "bottom_up")
 
 
@@ -547,8 +549,10 @@ def _render_top(golden: GoldenModel, plans: list[LayerPlan], lanes: int, beat_by
         enc={"eb": hw.elem_bytes(golden.in_fmt.bits), "in_bits": golden.in_fmt.bits,
              "in_signed": int(golden.in_fmt.signed), "stack": frame_stack,
              "h": in_shape[0], "w": in_shape[1], "c": in_shape[2],
-             "mark": int(first.rows), "mark_sh": first.sh, "mark_ph": 0 if desc else (first.kh - 1) % first.sh},
+             "mark": int(first.rows), "mark_sh": first.sh, "mark_ph": 0 if desc else (first.kh - 1) % first.sh,
+             "setq": ENCODER_SET_QUEUE if first.rows else 0},
         desc=int(desc),
+        link_fifo=LINK0_FIFO_DEPTH if first.rows else 0,
     )
 
 

@@ -69,6 +69,7 @@ module rl2fpga_lane
     input  logic [OYW-1:0]      walk_row,          // the row being finalized (ROWS; else 0, unused)
     // verilator lint_on UNUSEDSIGNAL
     input  logic                clear_row,         // its dirty list is done (ROWS)
+    input  logic                hold,              // a row is being walked: lists wait (ROWS)
     // requantize / sweep control (rl2fpga_layer_ctrl)
     input  logic                adv,
     input  logic                rq_issue,
@@ -106,7 +107,7 @@ module rl2fpga_lane
       .FORMAT(FORMAT), .W_BITS(W_BITS), .FB(FB), .FB_BITS(FB_BITS), .ENTRY_BITS(ENTRY_BITS),
       .RUN_BITS(RUN_BITS), .WMEM_FILE(WMEM_FILE)
   ) u_walk (
-      .clk, .rst_n, .t1_valid, .t1_marker, .t1_qy, .t1_qx, .t1_value,
+      .clk, .rst_n, .hold, .t1_valid, .t1_marker, .t1_qy, .t1_qx, .t1_value,
       .t1_len(t1_tab[LEN_BITS+PTR_BITS-1 -: LEN_BITS]), .t1_ptr(t1_tab[PTR_BITS-1:0]),
       .space, .busy(walk_busy), .cur_valid, .cur_qy, .cur_qx, .cur_value, .w_rd
   );

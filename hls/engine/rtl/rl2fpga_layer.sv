@@ -136,7 +136,7 @@ module rl2fpga_layer
   // ================================================================ control
   rl2fpga_pkg::phase_t                  phase;
   logic                    adv, rq_issue, sweep_mode, r2_valid, clear_dirty;
-  logic                    clear_row, mark_valid, hold_sets;
+  logic                    clear_row, mark_valid, hold_sets, lanes_hold;
   logic [OYW-1:0]          walk_row;
   logic [EW-1:0]           mark_payload;
   logic [AW:0]             rq_k;
@@ -159,7 +159,7 @@ module rl2fpga_layer
       .in_rowmark(in_payload[VW-1:0] != '0), .in_row(in_payload[EW-1 -: YW]), .in_ready,
       .issue, .lanes_space, .t1_valid, .lane_busy, .lane_busy_early, .lane_mac, .lane_dcount, .phase, .adv,
       .rq_issue, .rq_k, .sweep_mode, .r1_sw, .r2_valid, .sw_entry, .clear_dirty,
-      .clear_row, .walk_row, .mark_valid, .mark_payload,
+      .clear_row, .walk_row, .lanes_hold, .mark_valid, .mark_payload,
       .any_send(|rq_mask), .set_space(32'(set_count) < SD), .set_empty(set_count == '0),
       .set_count, .set_pop, .hold_sets, .ser_valid, .out_ready, .last_events, .last_macs, .last_pad
   );
@@ -180,7 +180,7 @@ module rl2fpga_layer
         .clk, .rst_n, .phase, .threshold, .t1_valid, .t1_marker, .t1_qy, .t1_qx, .t1_value,
         .t1_tab(tab_rd[l*TEW +: TEW]), .space(lane_space[l]), .busy(lane_busy[l]),
         .busy_early(lane_busy_early[l]), .mac(lane_mac[l]),
-        .dcount_next(lane_dcount[l*(AW+1) +: AW+1]), .walk_row, .clear_row, .adv, .rq_issue, .rq_k,
+        .dcount_next(lane_dcount[l*(AW+1) +: AW+1]), .walk_row, .clear_row, .hold(lanes_hold), .adv, .rq_issue, .rq_k,
         .sweep_mode, .r1_sw, .r2_valid, .sw_entry,
         .sw_bias(ACC_BITS'($signed(bias_rom[sw_entry[FB_BITS-1:0]][l*B_BITS +: B_BITS]))), .clear_dirty,
         .rq_mask(rq_mask[l]), .rq_payload(rq_payload[l*EW +: EW])

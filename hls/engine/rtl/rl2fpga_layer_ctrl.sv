@@ -63,6 +63,7 @@ module rl2fpga_layer_ctrl
     output logic                  clear_dirty,
     output logic                  clear_row,    // the walked row's dirty list is done (ROWS)
     output logic [OYW-1:0]        walk_row,     // the output row being finalized (ROWS; else 0)
+    output logic                  lanes_hold,   // a row is being walked: the lanes' lists wait
     // events out
     input  logic                  any_send,     // some lane sends an output this cycle
     input  logic                  set_space,    // the set FIFO takes one more set
@@ -109,7 +110,10 @@ module rl2fpga_layer_ctrl
   end
 
   assign sw_entry   = {sw_oy, sw_ox, sw_fb};
-  assign in_ready   = phase == rl2fpga_pkg::S_MAC && !marker_inflight && lanes_space;
+  // row schedule: while a row is walked, events (not markers) go on into the lanes' list FIFOs
+  // (they are for later rows, which the walk does not touch); the lanes hold them until it ends
+  assign lanes_hold = ROWS && phase == rl2fpga_pkg::S_RQ && row_walk;
+  assign in_ready   = lanes_space && ((phase == rl2fpga_pkg::S_MAC && !marker_inflight) || (lanes_hold && !in_last));
   assign issue      = in_valid && in_ready;
   // sweep mode is latched for the requantize phase (a threshold write during it counts for the
   // next frame); rq_k and the sweep coordinates are 0 throughout the MAC phase, so the phase's
@@ -256,6 +260,7 @@ module rl2fpga_layer_ctrl
             rq_k <= rq_k + 1'b1;
             sweep_step();
           end
+          if (issue) run_events <= run_events + 1;  // (only while a row is walked)
           if (rq_finish) begin
             phase <= rl2fpga_pkg::S_MAC;
             rq_k  <= '0;

@@ -9,6 +9,8 @@
 //   2 dense  the word is w; p counts the list's positions (fb wraps at FB into the next tap);
 //   3 bitmap the word is w; the list's "len" is its bitmap of positions p = tap * FB + fb: each
 //            cycle takes the lowest set bit (one cycle per nonzero, as csc) and clears it.
+// `hold` (the layer walks a row of its accumulators) stops the walker where it is; lists keep
+// queueing in the FIFO meanwhile.
 module rl2fpga_list_walker
 #(
     parameter int LANE       = 0,   // selects the weight image: WMEM_FILE + "aa" + LANE + ".mem"
@@ -26,6 +28,7 @@ module rl2fpga_list_walker
 ) (
     input  logic                clk,
     input  logic                rst_n,
+    input  logic                hold,
     // list from the lookup (T1)
     input  logic                t1_valid,
     input  logic                t1_marker,
@@ -60,8 +63,9 @@ module rl2fpga_list_walker
 
   // a list that arrives while the FIFO is empty and the walker takes its next list this cycle
   // goes straight to the walker (bypass: no cycle in the FIFO)
-  logic load, bypass;
-  assign bypass = t1_valid && !t1_marker && t1_len != '0 && q_count == '0 && (!cur_valid || last_entry);
+  logic load, bypass, cur_on;  // cur_on: a list part is being walked (cur_valid: and not held)
+  assign cur_valid = cur_on && !hold;
+  assign bypass = t1_valid && !t1_marker && t1_len != '0 && q_count == '0 && !hold && (!cur_on || last_entry);
   assign q_push = t1_valid && !t1_marker && t1_len != '0 && !bypass;
   assign space  = 32'(q_count) + (t1_valid ? 1 : 0) < QD;
 
@@ -82,9 +86,9 @@ module rl2fpga_list_walker
   logic [LEN_BITS-1:0] next_left;
   assign next_left  = FORMAT == 3 ? cur_left & (cur_left - 1'b1) : cur_left - 1'b1;
   assign last_entry = FORMAT == 3 ? next_left == '0 : cur_left == LEN_BITS'(1);
-  assign q_pop = q_count != '0 && (!cur_valid || last_entry);
+  assign q_pop = q_count != '0 && !hold && (!cur_on || last_entry);
   assign load  = q_pop || bypass;
-  assign busy  = q_count != '0 || cur_valid;
+  assign busy  = q_count != '0 || cur_on;
 
   if (FORMAT == 1) begin : g_rel
     logic                  cur_first, rd_first;
@@ -126,14 +130,14 @@ module rl2fpga_list_walker
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
-      cur_valid <= 1'b0;
+      cur_on <= 1'b0;
     end else if (load) begin
-      cur_valid <= 1'b1;
+      cur_on <= 1'b1;
       {cur_qy, cur_qx, cur_value, cur_ptr, cur_left} <= q_pop ? q_head : {t1_qy, t1_qx, t1_value, t1_ptr, t1_len};
     end else if (cur_valid) begin
       cur_ptr  <= cur_ptr + 1'b1;
       cur_left <= next_left;
-      if (last_entry) cur_valid <= 1'b0;
+      if (last_entry) cur_on <= 1'b0;
     end
   end
 endmodule

@@ -20,7 +20,9 @@
 // Row schedule: MARK = 1 sends a row marker (`last`, value 1, the row in y) after the events of
 // each input row y with y % MARK_SH == MARK_PH (the rows that finalize a row of layer 0); a
 // marker follows the events of the beat that completes its row. DESC = 1: the host sends each
-// plane's rows bottom up (row IN_H - 1 first), and events carry the true row.
+// plane's rows bottom up (row IN_H - 1 first), and events carry the true row. SETQ > 0: the
+// event sets of compared beats (and their row markers) wait in a queue of SETQ sets for the
+// serializer, so the stream goes on at a beat per cycle while a burst of events is sent.
 module rl2fpga_stack_encoder
 #(
     parameter int BYTES     = 8,    // stream width in bytes = pixels per beat
@@ -32,7 +34,8 @@ module rl2fpga_stack_encoder
     parameter bit MARK      = 0,
     parameter int MARK_SH   = 1,
     parameter int MARK_PH   = 0,
-    parameter bit DESC      = 0
+    parameter bit DESC      = 0,
+    parameter int SETQ      = 0     // > 0: compared beats' event sets queue here for the serializer
 ) (
     input  logic             clk,
     input  logic             rst_n,
@@ -125,7 +128,50 @@ module rl2fpga_stack_encoder
     beat_mark = MARK && rows_a > rows_b && y % MARK_SH == MARK_PH;
   end
 
-  assign s0_go         = s0_valid && !mark_pending && (s0_fill || ser_can_load);
+  // what the serializer loads next: the compared beat's set (SETQ = 0) or the queue's head
+  logic              ser_load, ld_mark, sq_space;
+  logic [NE-1:0]     ld_mask;
+  logic [NE*PW-1:0]  ld_payload;
+  logic [YW-1:0]     ld_y;
+  logic [$clog2(SETQ + 2)-1:0] sq_count;
+  if (SETQ > 0) begin : g_setq
+    localparam int SQW = BW + NE + NE * DW + 1 + YW;  // {beat, mask, deltas, mark, y}
+    logic [NE*DW-1:0] cmp_d;
+    logic [SQW-1:0]   sq_head;
+    logic [BW-1:0]    hd_beat;
+    always_comb begin
+      for (int i = 0; i < NE; i++) cmp_d[i*DW +: DW] = cmp_payload[i*PW +: DW];
+    end
+    rl2fpga_fifo #(.DEPTH(SETQ), .W(SQW)) u_setq (
+        .clk, .rst_n,
+        .push     (s0_cmp && (|cmp_mask || beat_mark)),
+        .push_data({s0_beat, cmp_mask, cmp_d, beat_mark, beat_y}),
+        .pop      (ser_load),
+        .head     (sq_head),
+        .count    (sq_count)
+    );
+    assign {hd_beat, ld_mask} = sq_head[SQW-1 -: BW + NE];
+    assign {ld_mark, ld_y}    = sq_head[YW:0];
+    always_comb begin
+      for (int i = 0; i < NE; i++) begin
+        logic [DW-1:0] d;
+        d = sq_head[YW + 1 + i*DW +: DW];
+        ld_payload[i*PW +: PW] = {FW'(32'(hd_beat) * NE + i), VW'($signed(d))};
+      end
+    end
+    assign sq_space = 32'(sq_count) < SETQ;
+    assign ser_load = sq_count != '0 && ser_can_load && !mark_pending;
+  end else begin : g_direct
+    assign sq_count   = '0;
+    assign sq_space   = 1'b1;
+    assign ser_load   = s0_cmp;
+    assign ld_mask    = cmp_mask;
+    assign ld_payload = cmp_payload;
+    assign ld_mark    = beat_mark;
+    assign ld_y       = beat_y;
+  end
+
+  assign s0_go = s0_valid && (SETQ > 0 ? s0_fill || sq_space : !mark_pending && (s0_fill || ser_can_load));
   assign s0_cmp        = s0_go && !s0_fill;
   assign s_axis_tready = !sweeping && !ending && (in_frame || start_ok) && (!s0_valid || s0_go);
   assign accept        = s_axis_tvalid && s_axis_tready;
@@ -185,9 +231,9 @@ module rl2fpga_stack_encoder
   rl2fpga_serializer #(.N(NE), .PW(PW)) u_ser (
       .clk, .rst_n,
       .can_load    (ser_can_load),
-      .load        (s0_cmp),
-      .load_mask   (cmp_mask),
-      .load_payload(cmp_payload),
+      .load        (ser_load),
+      .load_mask   (ld_mask),
+      .load_payload(ld_payload),
       .out_valid   (ser_valid),
       .out_ready   (ev_ready),
       .out_payload (ser_payload)
@@ -203,7 +249,7 @@ module rl2fpga_stack_encoder
   logic          rmark;
   logic [YW-1:0] ev_y;
   assign rmark    = mark_pending && !ser_valid;
-  assign marker   = ending && !s0_valid && !ser_valid && !mark_pending;
+  assign marker   = ending && !s0_valid && sq_count == '0 && !ser_valid && !mark_pending;
   assign ev_valid = ser_valid || rmark || marker;
   assign ev_last  = !ser_valid;
   assign ev_y     = DESC ? YW'(IN_H - 1 - 32'(ev_flat) / (IN_W * K)) : YW'(32'(ev_flat) / (IN_W * K));
@@ -261,9 +307,9 @@ module rl2fpga_stack_encoder
         end
       end
       if (marker && ev_ready) ending <= 1'b0;
-      if (s0_cmp && beat_mark) begin
+      if (ser_load && ld_mark) begin
         mark_pending <= 1'b1;
-        mark_y       <= beat_y;
+        mark_y       <= ld_y;
       end else if (rmark && ev_ready) begin
         mark_pending <= 1'b0;
       end

@@ -197,32 +197,40 @@ module rl2fpga_lane
   // one list (row schedule: one per output row, entries of row r at r * ROWW); the requantize
   // phase's first read (rq_k = 0) may race the last MAC's append of that entry (the cycle the
   // MACs finish): it then takes the appended entry
-  localparam int RW = NR > 1 ? $clog2(NR) : 1;
-  logic [AW:0]    dcnt[NR];  // entries in each dirty list
+  localparam int RW  = NR > 1 ? $clog2(NR) : 1;
+  localparam int RCW = $clog2(ROWW + 1);  // bits of one list's length
+  logic [RCW-1:0] dcnt[NR];  // entries in each dirty list
+  logic [RCW-1:0] app_cnt, walk_cnt;
   logic [DLW-1:0] dlist[DEPTH];
   logic [DLW-1:0] dl_rd, dl_mem, dl_fwd_pos;
   logic           dl_we, dl_fwd, app_walked;
   logic [RW-1:0]  app_r, walk_r;
   assign app_r      = ROWS ? RW'(m2_pos[DLW-1 -: OYW]) : '0;
   assign walk_r     = ROWS ? RW'(walk_row) : '0;
+  assign app_cnt    = dcnt[app_r];
+  assign walk_cnt   = dcnt[walk_r];
   assign dl_we      = phase == rl2fpga_pkg::S_MAC && mac_push;
   assign app_walked = dl_we && app_r == walk_r;
   always_ff @(posedge clk) begin
-    if (dl_we) dlist[AW'(32'(app_r) * ROWW + 32'(dcnt[app_r]))] <= m2_pos;
+    if (dl_we) dlist[AW'(32'(app_r) * ROWW + 32'(app_cnt))] <= m2_pos;
     if (rq_issue && !sweep_mode) dl_mem <= dlist[AW'(32'(walk_r) * ROWW + 32'(rq_k))];
   end
   always_ff @(posedge clk) begin
     if (rq_issue && !sweep_mode) begin
-      dl_fwd     <= app_walked && dcnt[walk_r] == rq_k;
+      dl_fwd     <= app_walked && (AW + 1)'(walk_cnt) == rq_k;
       dl_fwd_pos <= m2_pos;
     end
   end
   assign dl_rd = dl_fwd ? dl_fwd_pos : dl_mem;
-  assign dcount_next = dcnt[walk_r] + (AW + 1)'(app_walked);
+  assign dcount_next = (AW + 1)'(walk_cnt) + (AW + 1)'(app_walked);
+  // one append per cycle: one incrementer, written to the appended list's counter (appends
+  // happen in the MAC phase, a walked row's list is cleared at the end of its walk)
+  logic [RCW-1:0] app_next;
+  assign app_next = app_cnt + 1'b1;
   always_ff @(posedge clk) begin
     for (int r = 0; r < NR; r++) begin
       if (!rst_n || clear_dirty || (clear_row && RW'(r) == walk_r)) dcnt[r] <= '0;
-      else if (dl_we && RW'(r) == app_r) dcnt[r] <= dcnt[r] + 1'b1;
+      else if (dl_we && RW'(r) == app_r) dcnt[r] <= app_next;
     end
   end
 

@@ -87,34 +87,25 @@ def test_cartpole_verilator_episodes_equal_golden(tmp_path):
     assert bad["engine"] == "verilator" and bad["output_mismatches"] > 0
 
 
-def test_breakout_500_steps_through_verilator(tmp_path):
-    """The papers' Atari CNN, random-pruned to 90 %, 500 consecutive agent steps of Breakout."""
+@pytest.mark.parametrize("steps,gen", [
+    (500, {}),
+    # the row schedule with rows sent bottom up, frame stack in fabric: the PYNQ driver reads INFO
+    # bit 25 from the engine and sends each plane's rows last to first (a top-down packet would
+    # not match: the engine would see every frame upside down)
+    (300, {"frame_stack": True, "schedule": "rows", "row_order": "bottom_up"}),
+], ids=["frame", "rows_bottom_up"])
+def test_breakout_through_verilator(tmp_path, steps: int, gen: dict):
+    """The papers' Atari CNN, random-pruned to 90 %, consecutive agent steps of Breakout in
+    closed loop through the driver, the simulated DMA and the Verilator engine."""
     from rl2fpga.board.play import make_backend, play
 
     model = random_model(np.random.default_rng(0), (84, 84, 4), ATARI_CNN, sparsity=0.9, threshold=2)
-    run = make_run(tmp_path, model, ["env.id=ALE/Breakout-v5", "seed=0", "board.episodes=20", "board.max_steps=500"])
+    run = make_run(tmp_path, model, ["env.id=ALE/Breakout-v5", "seed=0", "board.episodes=20",
+                                     f"board.max_steps={steps}"], **gen)
     cfg = run.config()
     backend, engine = make_backend(run, cfg, model)
     assert engine == "verilator"
-    log = play(cfg, model, backend, step_budget=500)
-    assert sum(log.steps) == 500
+    log = play(cfg, model, backend, step_budget=steps)
+    assert sum(log.steps) == steps
     assert log.action_mismatches == 0 and log.output_mismatches == 0 and log.mac_mismatches == 0, log.first_mismatch
-    assert len(log.cycles) == 500 and min(log.cycles) > 0
-
-
-def test_breakout_bottom_up_rows_through_the_driver(tmp_path):
-    """The row schedule with rows sent bottom up, frame stack in fabric: the PYNQ driver reads
-    INFO bit 25 from the engine and sends each plane's rows last to first; 300 agent steps of
-    Breakout in closed loop equal the golden model (a top-down packet would not: the engine
-    would see every frame upside down)."""
-    from rl2fpga.board.play import make_backend, play
-
-    model = random_model(np.random.default_rng(0), (84, 84, 4), ATARI_CNN, sparsity=0.9, threshold=2)
-    run = make_run(tmp_path, model, ["env.id=ALE/Breakout-v5", "seed=0", "board.episodes=20", "board.max_steps=300"],
-                   frame_stack=True, schedule="rows", row_order="bottom_up")
-    cfg = run.config()
-    backend, engine = make_backend(run, cfg, model)
-    assert engine == "verilator"
-    log = play(cfg, model, backend, step_budget=300)
-    assert sum(log.steps) == 300
-    assert log.action_mismatches == 0 and log.output_mismatches == 0 and log.mac_mismatches == 0, log.first_mismatch
+    assert len(log.cycles) == steps and min(log.cycles) > 0

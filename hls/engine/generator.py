@@ -64,6 +64,7 @@ SV_MODULES = [
     "rl2fpga_axil_regs.sv",
 ]
 STACK_MODULE = "rl2fpga_stack_encoder.sv"  # frame-stacked inputs only
+SET_QUEUE_MODULE = "rl2fpga_set_queue.sv"  # the frame-stack encoder's event-set queue
 # short path (rl2fpga_dense_layer.sv): a dense layer stored in the dense format whose
 # accumulators (lanes x fb words) and weights (words per lane) are small enough for registers
 # and LUT memory; larger layers use rl2fpga_layer.sv (block RAM, dirty lists)
@@ -603,7 +604,7 @@ def generate(golden: GoldenModel, out_dir: str | Path, lanes: int | Sequence[int
         )
     atomic_write_text(out_dir / PACKAGE_FILE, hw.render_sv_package(ctr))
     sv_files = [out_dir / PACKAGE_FILE]
-    for name in SV_MODULES + ([STACK_MODULE] if frame_stack else []):
+    for name in SV_MODULES + ([STACK_MODULE, SET_QUEUE_MODULE] if frame_stack else []):
         atomic_write_text(out_dir / name, (RTL_SRC / name).read_text())
         sv_files.append(out_dir / name)
     sv_files.append(out_dir / f"{TOP}.sv")

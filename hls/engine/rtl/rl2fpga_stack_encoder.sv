@@ -129,47 +129,14 @@ module rl2fpga_stack_encoder
   end
 
   // what the serializer loads next: the compared beat's set (SETQ = 0) or the queue's head
-  logic              ser_load, ld_mark, sq_space;
+  logic              ser_load, ld_mark, sq_space, sq_empty;
   logic [NE-1:0]     ld_mask;
   logic [NE*PW-1:0]  ld_payload;
   logic [YW-1:0]     ld_y;
-  logic [$clog2(SETQ + 2)-1:0] sq_count;
-  if (SETQ > 0) begin : g_setq
-    localparam int SQW = BW + NE + NE * DW + 1 + YW;  // {beat, mask, deltas, mark, y}
-    logic [NE*DW-1:0] cmp_d;
-    logic [SQW-1:0]   sq_head;
-    logic [BW-1:0]    hd_beat;
-    always_comb begin
-      for (int i = 0; i < NE; i++) cmp_d[i*DW +: DW] = cmp_payload[i*PW +: DW];
-    end
-    rl2fpga_fifo #(.DEPTH(SETQ), .W(SQW)) u_setq (
-        .clk, .rst_n,
-        .push     (s0_cmp && (|cmp_mask || beat_mark)),
-        .push_data({s0_beat, cmp_mask, cmp_d, beat_mark, beat_y}),
-        .pop      (ser_load),
-        .head     (sq_head),
-        .count    (sq_count)
-    );
-    assign {hd_beat, ld_mask} = sq_head[SQW-1 -: BW + NE];
-    assign {ld_mark, ld_y}    = sq_head[YW:0];
-    always_comb begin
-      for (int i = 0; i < NE; i++) begin
-        logic [DW-1:0] d;
-        d = sq_head[YW + 1 + i*DW +: DW];
-        ld_payload[i*PW +: PW] = {FW'(32'(hd_beat) * NE + i), VW'($signed(d))};
-      end
-    end
-    assign sq_space = 32'(sq_count) < SETQ;
-    assign ser_load = sq_count != '0 && ser_can_load && !mark_pending;
-  end else begin : g_direct
-    assign sq_count   = '0;
-    assign sq_space   = 1'b1;
-    assign ser_load   = s0_cmp;
-    assign ld_mask    = cmp_mask;
-    assign ld_payload = cmp_payload;
-    assign ld_mark    = beat_mark;
-    assign ld_y       = beat_y;
-  end
+  rl2fpga_set_queue #(.SETQ(SETQ), .NE(NE), .BW(BW), .FW(FW), .DW(DW)) u_setq (
+      .clk, .rst_n, .s0_cmp, .s0_beat, .cmp_mask, .cmp_payload, .beat_mark, .beat_y,
+      .ser_can_load, .mark_pending, .ser_load, .ld_mask, .ld_payload, .ld_mark, .ld_y, .sq_space, .sq_empty
+  );
 
   assign s0_go = s0_valid && (SETQ > 0 ? s0_fill || sq_space : !mark_pending && (s0_fill || ser_can_load));
   assign s0_cmp        = s0_go && !s0_fill;
@@ -249,7 +216,7 @@ module rl2fpga_stack_encoder
   logic          rmark;
   logic [YW-1:0] ev_y;
   assign rmark    = mark_pending && !ser_valid;
-  assign marker   = ending && !s0_valid && sq_count == '0 && !ser_valid && !mark_pending;
+  assign marker   = ending && !s0_valid && sq_empty && !ser_valid && !mark_pending;
   assign ev_valid = ser_valid || rmark || marker;
   assign ev_last  = !ser_valid;
   assign ev_y     = DESC ? YW'(IN_H - 1 - 32'(ev_flat) / (IN_W * K)) : YW'(32'(ev_flat) / (IN_W * K));
